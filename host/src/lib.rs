@@ -1,0 +1,10 @@
+//! rtrouter: a userspace router with netfilter's semantics.
+//!
+//! Layers, lowest first; a lower layer never imports a higher one:
+//! - [`ruleset`]: the iptables-restore language and the TOML-declared rules, parsed into a
+//!   source form and validated once into the form the engine runs.
+//! - [`config`]: `router.toml`, the whole router's configuration.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod ruleset;

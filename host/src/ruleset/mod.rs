@@ -1,0 +1,300 @@
+//! The ruleset: netfilter's tables, chains and rules, in two forms.
+//!
+//! [`Ruleset`] is the source form: chain names, rule texts and where each rule came from. It is
+//! what the iptables-restore parser ([`restore`]) builds and what `save` prints.
+//! [`validate`] turns it into a [`ValidRuleset`]: chains addressed by index, jump targets
+//! resolved, loops refused, depth bounded, and every target checked against the tables and
+//! hooks netfilter allows it in. The evaluator only accepts the valid form.
+
+pub mod ext;
+pub mod lex;
+pub mod matches;
+pub mod restore;
+pub mod rule;
+pub mod targets;
+pub mod validate;
+pub mod value;
+
+pub use rule::{Iface, Loc, Rule};
+pub use validate::{validate, ChainId, Env, ValidRuleset};
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// The four tables, in the order their hooks run (raw before mangle before nat before filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableKind {
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+}
+
+impl TableKind {
+    pub const ALL: [TableKind; 4] = [
+        TableKind::Raw,
+        TableKind::Mangle,
+        TableKind::Nat,
+        TableKind::Filter,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Raw => "raw",
+            TableKind::Mangle => "mangle",
+            TableKind::Nat => "nat",
+            TableKind::Filter => "filter",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// The built-in chains of this table, as netfilter has them.
+    pub fn builtin_hooks(self) -> &'static [Hook] {
+        use Hook::*;
+        match self {
+            TableKind::Raw => &[Prerouting, Output],
+            TableKind::Mangle => &[Prerouting, Input, Forward, Output, Postrouting],
+            TableKind::Nat => &[Prerouting, Input, Output, Postrouting],
+            TableKind::Filter => &[Input, Forward, Output],
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for TableKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The five netfilter hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 5] = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+
+    pub fn chain_name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+
+    pub fn from_chain_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.chain_name() == s)
+    }
+
+    pub fn bit(self) -> HookMask {
+        1 << (self as u8)
+    }
+}
+
+/// A set of hooks, bit `Hook as u8`.
+pub type HookMask = u8;
+
+pub mod hooks {
+    use super::HookMask;
+    pub const PREROUTING: HookMask = 1 << 0;
+    pub const INPUT: HookMask = 1 << 1;
+    pub const FORWARD: HookMask = 1 << 2;
+    pub const OUTPUT: HookMask = 1 << 3;
+    pub const POSTROUTING: HookMask = 1 << 4;
+    pub const ALL: HookMask = 0x1f;
+}
+
+/// What a built-in chain does with a packet that falls off its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Accept,
+    Drop,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Accept => "ACCEPT",
+            Policy::Drop => "DROP",
+        }
+    }
+}
+
+/// A chain in source form. Built-in chains have a policy, user chains do not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chain {
+    pub name: String,
+    pub policy: Option<Policy>,
+    pub counters: (u64, u64),
+    pub rules: Vec<Rule>,
+}
+
+/// One table in source form: built-in chains in hook order, then user chains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub kind: TableKind,
+    pub chains: Vec<Chain>,
+}
+
+impl Table {
+    /// A table as netfilter creates it: built-in chains, ACCEPT policies, no rules.
+    pub fn new(kind: TableKind) -> Self {
+        Table {
+            kind,
+            chains: kind
+                .builtin_hooks()
+                .iter()
+                .map(|h| Chain {
+                    name: h.chain_name().to_string(),
+                    policy: Some(Policy::Accept),
+                    counters: (0, 0),
+                    rules: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        self.chains.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+}
+
+/// The source form of a whole ruleset: the tables that were loaded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ruleset {
+    /// Indexed by `TableKind::index`; `None` for a table no input mentioned.
+    pub tables: [Option<Table>; 4],
+}
+
+impl Ruleset {
+    pub fn table(&self, k: TableKind) -> Option<&Table> {
+        self.tables[k.index()].as_ref()
+    }
+
+    /// The table, created empty if no input mentioned it yet.
+    pub fn table_mut(&mut self, k: TableKind) -> &mut Table {
+        self.tables[k.index()].get_or_insert_with(|| Table::new(k))
+    }
+
+    /// The iptables-save form. `counters` prints each rule's `[packets:bytes]`, taken from
+    /// `rule_counters(table, chain index, rule index)` when given, else from the rule itself.
+    pub fn save(
+        &self,
+        counters: Option<&dyn Fn(TableKind, usize, usize) -> (u64, u64)>,
+        with_rule_counters: bool,
+    ) -> String {
+        let mut out = String::from("# Generated by rtrouter\n");
+        for t in self.tables.iter().flatten() {
+            let _ = writeln!(out, "*{}", t.kind);
+            // Built-ins in hook order, then user chains sorted by name, as iptables-save does.
+            let mut order: Vec<usize> = (0..t.chains.len()).collect();
+            order.sort_by(|&a, &b| {
+                let (ca, cb) = (&t.chains[a], &t.chains[b]);
+                (
+                    ca.policy.is_none(),
+                    if ca.policy.is_none() {
+                        ca.name.as_str()
+                    } else {
+                        ""
+                    },
+                    a,
+                )
+                    .cmp(&(
+                        cb.policy.is_none(),
+                        if cb.policy.is_none() {
+                            cb.name.as_str()
+                        } else {
+                            ""
+                        },
+                        b,
+                    ))
+            });
+            for &i in &order {
+                let c = &t.chains[i];
+                let policy = c.policy.map_or("-", Policy::name);
+                let _ = writeln!(
+                    out,
+                    ":{} {} [{}:{}]",
+                    c.name, policy, c.counters.0, c.counters.1
+                );
+            }
+            for &i in &order {
+                let c = &t.chains[i];
+                for (j, r) in c.rules.iter().enumerate() {
+                    let cnt = with_rule_counters
+                        .then(|| counters.map_or(r.counters, |f| f(t.kind, i, j)));
+                    out.push_str(&r.save_line(&c.name, cnt));
+                    out.push('\n');
+                }
+            }
+            out.push_str("COMMIT\n");
+        }
+        out.push_str("# Completed\n");
+        out
+    }
+}
+
+/// An error in a ruleset or config: where, the offending word, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {msg}{}", token_hint(.token))]
+pub struct Error {
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+    /// The word the error is about (empty when it is about a missing word).
+    pub token: String,
+    pub msg: String,
+}
+
+fn token_hint(t: &str) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(" (at `{t}')")
+    }
+}
+
+/// Every error found in one input, in order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Errors(pub Vec<Error>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}

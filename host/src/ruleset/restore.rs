@@ -1,0 +1,534 @@
+//! The iptables-restore language: `*table`, `:CHAIN POLICY [p:b]`, rule commands, `COMMIT`.
+//!
+//! A script is applied to a copy of the current ruleset and the copy is returned only if every
+//! line was good, so a bad script changes nothing. Without `noflush`, a `*table` section
+//! replaces that table: its chains are flushed and its user chains deleted before the section's
+//! lines apply, as iptables-restore does; tables the script does not name are kept.
+
+use super::ext::RuleError;
+use super::lex::{tokenize, Token};
+use super::rule::{parse_rule, Loc};
+use super::targets::Target;
+use super::{Chain, Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
+use std::sync::Arc;
+
+/// The most errors collected from one input before giving up on it.
+const MAX_ERRORS: usize = 100;
+
+/// Applies the iptables-restore `text` (named `file` in errors) to `base`.
+pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<Ruleset, Errors> {
+    let file: Arc<str> = Arc::from(file);
+    let mut out = base.clone();
+    let mut errors = Vec::new();
+    // The table being built, with the line of its `*table`.
+    let mut open: Option<(Table, u32, bool)> = None;
+    let mut last_line = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let line = (i + 1) as u32;
+        last_line = line;
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let err = |col: usize, token: &str, msg: String| Error {
+            file: file.clone(),
+            line,
+            col: col as u32,
+            token: token.to_string(),
+            msg,
+        };
+        let toks = match tokenize(raw) {
+            Ok(t) => t,
+            Err(q) => {
+                errors.push(err(q.col, "\"", "unterminated quote".into()));
+                continue;
+            }
+        };
+        let first = &toks[0];
+        if let Some(name) = first.text.strip_prefix('*') {
+            if let Some((t, l, _)) = &open {
+                errors.push(err(
+                    first.col,
+                    &first.text,
+                    format!(
+                        "table `{}' (line {l}) was not committed before this line",
+                        t.kind
+                    ),
+                ));
+            }
+            let Some(kind) = TableKind::from_name(name) else {
+                errors.push(err(
+                    first.col,
+                    &first.text,
+                    format!("unknown table `{name}' (expected raw, mangle, nat or filter)"),
+                ));
+                open = None;
+                continue;
+            };
+            if toks.len() > 1 {
+                errors.push(err(
+                    toks[1].col,
+                    &toks[1].text,
+                    "unexpected word after the table name".into(),
+                ));
+            }
+            let table = if noflush {
+                out.table(kind).cloned().unwrap_or_else(|| Table::new(kind))
+            } else {
+                // Flush: keep the built-ins' policies, drop every rule and user chain.
+                let mut t = Table::new(kind);
+                if let Some(old) = out.table(kind) {
+                    for c in &mut t.chains {
+                        c.policy = old.chain(&c.name).and_then(|o| o.policy);
+                    }
+                }
+                t
+            };
+            open = Some((table, line, true));
+            continue;
+        }
+        let Some((table, _, ok)) = open.as_mut() else {
+            errors.push(err(
+                first.col,
+                &first.text,
+                "no table specified: expected `*raw', `*mangle', `*nat' or `*filter' first".into(),
+            ));
+            continue;
+        };
+        if first.text == "COMMIT" {
+            if *ok {
+                let kind = table.kind;
+                out.tables[kind.index()] = Some(std::mem::replace(table, Table::new(kind)));
+            }
+            open = None;
+            continue;
+        }
+        let res = if let Some(decl) = first.text.strip_prefix(':') {
+            declare_chain(table, decl, &toks)
+        } else {
+            command(table, &toks, &file, line)
+        };
+        if let Err((idx, msg)) = res {
+            *ok = false;
+            let (col, token) = match toks.get(idx) {
+                Some(t) => (t.col, t.text.as_str()),
+                None => (raw.chars().count() + 1, ""),
+            };
+            errors.push(err(col, token, msg));
+        }
+    }
+    if let Some((t, l, _)) = open {
+        errors.push(Error {
+            file: file.clone(),
+            line: last_line.max(l),
+            col: 1,
+            token: String::new(),
+            msg: format!(
+                "COMMIT expected: table `{}' opened on line {l} was never committed",
+                t.kind
+            ),
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Errors(errors))
+    }
+}
+
+type LineResult = Result<(), (usize, String)>;
+
+/// `:NAME POLICY [packets:bytes]`.
+fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
+    let policy = toks.get(1).map(|t| t.text.as_str()).ok_or((
+        0,
+        "chain declaration needs a policy (ACCEPT, DROP or -)".to_string(),
+    ))?;
+    let counters = match toks.get(2) {
+        Some(t) => parse_counters(&t.text)
+            .ok_or((2, "bad counters, expected [packets:bytes]".to_string()))?,
+        None => (0, 0),
+    };
+    if toks.len() > 3 {
+        return Err((3, "unexpected word after the chain's counters".into()));
+    }
+    let builtin =
+        Hook::from_chain_name(name).is_some_and(|h| table.kind.builtin_hooks().contains(&h));
+    if builtin {
+        let c = table.chain_mut(name).expect("built-in chains always exist");
+        c.counters = counters;
+        match policy {
+            "ACCEPT" => c.policy = Some(Policy::Accept),
+            "DROP" => c.policy = Some(Policy::Drop),
+            "-" => {}
+            _ => {
+                return Err((
+                    1,
+                    format!("bad policy `{policy}' (expected ACCEPT, DROP or -)"),
+                ))
+            }
+        }
+        return Ok(());
+    }
+    if policy != "-" {
+        return Err((
+            1,
+            format!(
+                "can't set policy `{policy}' on user chain `{name}': built-in chain policy only"
+            ),
+        ));
+    }
+    check_chain_name(name).map_err(|m| (0, m))?;
+    match table.chain_mut(name) {
+        Some(c) => {
+            c.rules.clear();
+            c.counters = counters;
+        }
+        None => table.chains.push(Chain {
+            name: name.to_string(),
+            policy: None,
+            counters,
+            rules: Vec::new(),
+        }),
+    }
+    Ok(())
+}
+
+fn parse_counters(s: &str) -> Option<(u64, u64)> {
+    let (p, b) = s.strip_prefix('[')?.strip_suffix(']')?.split_once(':')?;
+    Some((p.parse().ok()?, b.parse().ok()?))
+}
+
+/// Names netfilter allows for user chains.
+pub fn check_chain_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 28 {
+        return Err(format!("chain name `{name}' must be 1 to 28 characters"));
+    }
+    if name.starts_with(['-', '!']) || name.contains(char::is_whitespace) {
+        return Err(format!("invalid chain name `{name}'"));
+    }
+    if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE")
+        || Hook::from_chain_name(name).is_some()
+    {
+        return Err(format!("chain name `{name}' is reserved"));
+    }
+    Ok(())
+}
+
+/// One rule command line: `[p:b] -A CHAIN rule…`, `-I`, `-D`, `-R`, `-N`, `-X`, `-F`, `-Z`,
+/// `-P`, `-E`.
+fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> LineResult {
+    let mut i = 0;
+    let mut counters = None;
+    if toks[0].text.starts_with('[') {
+        counters = Some(
+            parse_counters(&toks[0].text)
+                .ok_or((0, "bad counters, expected [packets:bytes]".to_string()))?,
+        );
+        i = 1;
+    }
+    let cmd = toks
+        .get(i)
+        .ok_or((i, "a command is required after the counters".to_string()))?;
+    let cmd_idx = i;
+    let chain_arg = |j: usize| toks.get(j).map(|t| t.text.as_str());
+    let need_chain = |j: usize| -> Result<&str, (usize, String)> {
+        chain_arg(j).ok_or((cmd_idx, format!("{} needs a chain name", cmd.text)))
+    };
+    let existing = |t: &Table, j: usize| -> Result<usize, (usize, String)> {
+        let name = need_chain(j)?;
+        t.chains
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or((j, format!("chain `{name}' does not exist")))
+    };
+    let loc = Loc {
+        file: file.clone(),
+        line,
+        col: cmd.col as u32,
+        target_col: cmd.col as u32,
+    };
+    let rules = |start: usize| -> Result<Vec<super::Rule>, (usize, String)> {
+        let mut rs =
+            parse_rule(toks, start, loc.clone()).map_err(|RuleError { at, msg }| (at, msg))?;
+        if let Some(c) = counters {
+            for r in &mut rs {
+                r.counters = c;
+            }
+        }
+        Ok(rs)
+    };
+    let no_more = |j: usize| -> LineResult {
+        match toks.get(j) {
+            Some(_) => Err((j, "unexpected word".into())),
+            None => Ok(()),
+        }
+    };
+    let position =
+        |j: usize| -> Option<usize> { chain_arg(j).and_then(|s| s.parse::<usize>().ok()) };
+    match cmd.text.as_str() {
+        "-A" | "--append" => {
+            let c = existing(table, i + 1)?;
+            let rs = rules(i + 2)?;
+            table.chains[c].rules.extend(rs);
+        }
+        "-I" | "--insert" => {
+            let c = existing(table, i + 1)?;
+            let (at, start) = match position(i + 2) {
+                Some(n) => (n, i + 3),
+                None => (1, i + 2),
+            };
+            let len = table.chains[c].rules.len();
+            if at == 0 || at > len + 1 {
+                return Err((
+                    i + 2,
+                    format!("index of insertion too big (chain has {len} rules)"),
+                ));
+            }
+            let rs = rules(start)?;
+            table.chains[c].rules.splice(at - 1..at - 1, rs);
+        }
+        "-R" | "--replace" => {
+            let c = existing(table, i + 1)?;
+            let n = position(i + 2).ok_or((i + 2, "-R needs a rule number".to_string()))?;
+            let len = table.chains[c].rules.len();
+            if n == 0 || n > len {
+                return Err((
+                    i + 2,
+                    format!("index of replacement too big (chain has {len} rules)"),
+                ));
+            }
+            let mut rs = rules(i + 3)?;
+            if rs.len() != 1 {
+                return Err((
+                    i + 3,
+                    "-R takes a rule with one source and one destination".into(),
+                ));
+            }
+            table.chains[c].rules[n - 1] = rs.remove(0);
+        }
+        "-D" | "--delete" => {
+            let c = existing(table, i + 1)?;
+            if let Some(n) = position(i + 2) {
+                no_more(i + 3)?;
+                let len = table.chains[c].rules.len();
+                if n == 0 || n > len {
+                    return Err((
+                        i + 2,
+                        format!("index of deletion too big (chain has {len} rules)"),
+                    ));
+                }
+                table.chains[c].rules.remove(n - 1);
+            } else {
+                for r in rules(i + 2)? {
+                    let pos = table.chains[c].rules.iter().position(|x| *x == r);
+                    let pos = pos.ok_or((
+                        i + 2,
+                        "bad rule (does a matching rule exist in that chain?)".to_string(),
+                    ))?;
+                    table.chains[c].rules.remove(pos);
+                }
+            }
+        }
+        "-N" | "--new-chain" => {
+            let name = need_chain(i + 1)?;
+            no_more(i + 2)?;
+            check_chain_name(name).map_err(|m| (i + 1, m))?;
+            if table.chain(name).is_some() {
+                return Err((i + 1, format!("chain `{name}' already exists")));
+            }
+            table.chains.push(Chain {
+                name: name.to_string(),
+                policy: None,
+                counters: (0, 0),
+                rules: Vec::new(),
+            });
+        }
+        "-X" | "--delete-chain" => {
+            no_more(i + 2)?;
+            let victims: Vec<usize> = match chain_arg(i + 1) {
+                Some(_) => {
+                    let c = existing(table, i + 1)?;
+                    if table.chains[c].policy.is_some() {
+                        return Err((i + 1, "can't delete a built-in chain".into()));
+                    }
+                    vec![c]
+                }
+                None => (0..table.chains.len())
+                    .filter(|&c| table.chains[c].policy.is_none())
+                    .collect(),
+            };
+            for &c in &victims {
+                let name = &table.chains[c].name;
+                if !table.chains[c].rules.is_empty() && victims.len() == 1 {
+                    return Err((
+                        i + 1,
+                        format!("chain `{name}' is not empty: flush it first"),
+                    ));
+                }
+                let referenced = table.chains.iter().enumerate().any(|(k, ch)| {
+                    !victims.contains(&k)
+                        && ch.rules.iter().any(
+                            |r| matches!(&r.target, Target::Jump(t) | Target::Goto(t) if t == name),
+                        )
+                });
+                if referenced {
+                    return Err((
+                        i + 1,
+                        format!("chain `{name}' is still referenced by a rule"),
+                    ));
+                }
+            }
+            let mut k = 0;
+            table.chains.retain(|_| {
+                k += 1;
+                !victims.contains(&(k - 1))
+            });
+        }
+        "-F" | "--flush" | "-Z" | "--zero" => {
+            no_more(i + 2)?;
+            let flush = cmd.text.starts_with("-F") || cmd.text == "--flush";
+            let which: Vec<usize> = match chain_arg(i + 1) {
+                Some(_) => vec![existing(table, i + 1)?],
+                None => (0..table.chains.len()).collect(),
+            };
+            for c in which {
+                let ch = &mut table.chains[c];
+                if flush {
+                    ch.rules.clear();
+                } else {
+                    ch.counters = (0, 0);
+                    ch.rules.iter_mut().for_each(|r| r.counters = (0, 0));
+                }
+            }
+        }
+        "-P" | "--policy" => {
+            let c = existing(table, i + 1)?;
+            no_more(i + 3)?;
+            if table.chains[c].policy.is_none() {
+                return Err((i + 1, "only built-in chains have a policy".into()));
+            }
+            table.chains[c].policy = Some(match chain_arg(i + 2) {
+                Some("ACCEPT") => Policy::Accept,
+                Some("DROP") => Policy::Drop,
+                _ => return Err((i + 2, "bad policy (expected ACCEPT or DROP)".into())),
+            });
+        }
+        "-E" | "--rename-chain" => {
+            let c = existing(table, i + 1)?;
+            let new =
+                chain_arg(i + 2).ok_or((i + 1, "-E needs the old and the new name".to_string()))?;
+            no_more(i + 3)?;
+            if table.chains[c].policy.is_some() {
+                return Err((i + 1, "can't rename a built-in chain".into()));
+            }
+            check_chain_name(new).map_err(|m| (i + 2, m))?;
+            if table.chain(new).is_some() {
+                return Err((i + 2, format!("chain `{new}' already exists")));
+            }
+            let old = std::mem::replace(&mut table.chains[c].name, new.to_string());
+            for r in table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+                if let Target::Jump(t) | Target::Goto(t) = &mut r.target {
+                    if *t == old {
+                        *t = new.to_string();
+                    }
+                }
+            }
+        }
+        "-t" | "--table" => {
+            return Err((
+                i,
+                "-t is not allowed in iptables-restore input: use a `*table' line".into(),
+            ))
+        }
+        other => {
+            return Err((
+                i,
+                format!(
+                    "unknown command `{other}' (expected -A, -I, -D, -R, -N, -X, -F, -Z, -P or -E)"
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "*filter\n:INPUT DROP [3:4]\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+
+    #[test]
+    fn loads_and_saves() {
+        let rs = restore(&Ruleset::default(), GOOD, "t", false).unwrap();
+        let s = rs.save(None, false);
+        assert!(s.contains(":INPUT DROP [3:4]\n"), "{s}");
+        assert!(
+            s.contains("-A FOO -p tcp -m tcp --dport 22 -j ACCEPT\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_changes_nothing_and_names_its_place() {
+        let base = restore(&Ruleset::default(), GOOD, "t", false).unwrap();
+        let bad = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n";
+        let e = restore(&base, bad, "bad.rules", false).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        let e = &e.0[0];
+        assert_eq!(
+            (&*e.file, e.line, e.col, e.token.as_str()),
+            ("bad.rules", 3, 25, "99999")
+        );
+    }
+
+    #[test]
+    fn missing_commit_is_an_error() {
+        let e = restore(
+            &Ruleset::default(),
+            "*nat\n-A PREROUTING -j ACCEPT\n",
+            "t",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.0[0].msg.contains("COMMIT"));
+    }
+
+    #[test]
+    fn without_noflush_a_table_is_replaced() {
+        let base = restore(&Ruleset::default(), GOOD, "t", false).unwrap();
+        let rs = restore(&base, "*filter\n-A INPUT -j DROP\nCOMMIT\n", "t", false).unwrap();
+        let f = rs.table(TableKind::Filter).unwrap();
+        assert!(f.chain("FOO").is_none());
+        assert_eq!(
+            f.chain("INPUT").unwrap().policy,
+            Some(Policy::Drop),
+            "policy kept"
+        );
+        let rs = restore(&base, "*filter\n-A INPUT -j DROP\nCOMMIT\n", "t", true).unwrap();
+        assert_eq!(
+            rs.table(TableKind::Filter)
+                .unwrap()
+                .chain("INPUT")
+                .unwrap()
+                .rules
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn insert_delete_replace_rename() {
+        let script = "*filter\n:A - [0:0]\n-A INPUT -j ACCEPT\n-I INPUT -j DROP\n-I INPUT 2 -p udp -j A\n-D INPUT -j DROP\n-R INPUT 2 -j RETURN\n-E A B\nCOMMIT\n";
+        let rs = restore(&Ruleset::default(), script, "t", false).unwrap();
+        let s = rs.save(None, false);
+        assert!(
+            s.contains("-A INPUT -p udp -j B\n-A INPUT -j RETURN\n"),
+            "{s}"
+        );
+    }
+}

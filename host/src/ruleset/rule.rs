@@ -1,0 +1,487 @@
+//! One rule: the base IPv4 match (`-s -d -i -o -p -f`), `-m` matches and one target; how the
+//! words after `-A CHAIN` become rules, and how a rule prints in `iptables-save` form.
+
+use super::ext::{bang, Cursor, Neg, PResult, RuleError};
+use super::lex::Token;
+use super::matches::{Match, Partial, RuleProto};
+use super::targets::{PartialTarget, Target};
+use super::value::{parse_protocol, protocol_name, Ipv4Net};
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Where a rule came from, for errors and the tracer.
+#[derive(Debug, Clone, Default)]
+pub struct Loc {
+    pub file: Arc<str>,
+    pub line: u32,
+    /// Column of the rule's first word (`-A`).
+    pub col: u32,
+    /// Column of the `-j`/`-g` word, or of the first word if there is none.
+    pub target_col: u32,
+}
+
+/// An interface name as `-i`/`-o` take it: `eth+` matches every name starting with `eth`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Iface {
+    pub name: String,
+    pub wildcard: bool,
+}
+
+impl Iface {
+    pub fn matches(&self, name: &str) -> bool {
+        if self.wildcard {
+            name.starts_with(&self.name)
+        } else {
+            name == self.name
+        }
+    }
+}
+
+/// A rule as loaded. Equality ignores where it came from and its counters.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub src: Option<Neg<Ipv4Net>>,
+    pub dst: Option<Neg<Ipv4Net>>,
+    pub in_iface: Option<Neg<Iface>>,
+    pub out_iface: Option<Neg<Iface>>,
+    /// `-p`; `None` is any protocol (`-p all`).
+    pub proto: Option<Neg<u8>>,
+    /// `-f`: `Some(false)` only non-first fragments, `Some(true)` (`! -f`) only first ones.
+    pub frag: Option<bool>,
+    pub matches: Vec<Match>,
+    pub target: Target,
+    /// Packets and bytes given with `-c` or `[p:b]`.
+    pub counters: (u64, u64),
+    pub loc: Loc,
+}
+
+impl PartialEq for Rule {
+    fn eq(&self, o: &Self) -> bool {
+        self.src == o.src
+            && self.dst == o.dst
+            && self.in_iface == o.in_iface
+            && self.out_iface == o.out_iface
+            && self.proto == o.proto
+            && self.frag == o.frag
+            && self.matches == o.matches
+            && self.target == o.target
+    }
+}
+
+impl Rule {
+    pub fn proto(&self) -> RuleProto {
+        match self.proto {
+            Some(p) => RuleProto {
+                proto: p.v,
+                inv: p.inv,
+            },
+            None => RuleProto {
+                proto: 0,
+                inv: false,
+            },
+        }
+    }
+
+    /// The rule's text after `-A CHAIN`, as iptables-save prints it (leading space included).
+    pub fn save_spec(&self, out: &mut String) {
+        for (opt, a) in [("-s", &self.src), ("-d", &self.dst)] {
+            if let Some(a) = a {
+                let _ = write!(out, "{} {opt} {}", a.bang(), a.v);
+            }
+        }
+        for (opt, i) in [("-i", &self.in_iface), ("-o", &self.out_iface)] {
+            if let Some(i) = i {
+                let _ = write!(
+                    out,
+                    "{} {opt} {}{}",
+                    i.bang(),
+                    i.v.name,
+                    if i.v.wildcard { "+" } else { "" }
+                );
+            }
+        }
+        if let Some(p) = self.proto {
+            let _ = match protocol_name(p.v) {
+                Some(n) => write!(out, "{} -p {n}", p.bang()),
+                None => write!(out, "{} -p {}", p.bang(), p.v),
+            };
+        }
+        if let Some(inv) = self.frag {
+            let _ = write!(out, "{} -f", bang(inv));
+        }
+        for m in &self.matches {
+            m.save(out);
+        }
+        self.target.save(out);
+    }
+
+    /// `-A CHAIN …` as one line, with `[p:b] ` in front when `counters` is set.
+    pub fn save_line(&self, chain: &str, counters: Option<(u64, u64)>) -> String {
+        let mut s = String::new();
+        if let Some((p, b)) = counters {
+            let _ = write!(s, "[{p}:{b}] ");
+        }
+        let _ = write!(s, "-A {chain}");
+        self.save_spec(&mut s);
+        s
+    }
+}
+
+/// Names of short options that take a value and may have it attached (`-ptcp`).
+fn short_takes_value(c: char) -> bool {
+    matches!(c, 's' | 'd' | 'i' | 'o' | 'p' | 'm' | 'j' | 'g' | 'c')
+}
+
+/// Parses the words `toks[start..]` of one rule. An address list (`-s a,b`) gives one rule per
+/// address combination, as iptables does.
+pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> {
+    let mut c = Cursor::new(toks);
+    c.pos = start;
+    let mut srcs: Option<(bool, Vec<Ipv4Net>)> = None;
+    let mut dsts: Option<(bool, Vec<Ipv4Net>)> = None;
+    let mut rule = Rule {
+        src: None,
+        dst: None,
+        in_iface: None,
+        out_iface: None,
+        proto: None,
+        frag: None,
+        matches: Vec::new(),
+        target: Target::None,
+        counters: (0, 0),
+        loc,
+    };
+    let mut proto_seen = false;
+    let mut partials: Vec<(Partial, usize)> = Vec::new();
+    let mut target: Option<(PartialTarget, usize)> = None;
+    let mut pending_inv: Option<usize> = None;
+
+    while let Some(word) = c.next_word() {
+        let at = c.pos - 1;
+        if word == "!" {
+            if pending_inv.is_some() {
+                return Err(RuleError {
+                    at,
+                    msg: "multiple consecutive ! not allowed".into(),
+                });
+            }
+            pending_inv = Some(at);
+            continue;
+        }
+        let inv = pending_inv.take().is_some();
+        c.opt_at = at;
+        let opt: String = if let Some(long) = word.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((o, v)) => {
+                    c.set_pending(Some(v.to_string()));
+                    o.to_string()
+                }
+                None => long.to_string(),
+            }
+        } else if let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = short.chars();
+            let ch = chars.next().unwrap_or('-');
+            let rest = chars.as_str();
+            if !rest.is_empty() {
+                if !short_takes_value(ch) {
+                    return c.err(format!("unknown option `{word}'"));
+                }
+                c.set_pending(Some(rest.to_string()));
+            }
+            ch.to_string()
+        } else {
+            return c.err(format!("bad argument `{word}'"));
+        };
+
+        match opt.as_str() {
+            "s" | "source" | "src" | "d" | "destination" | "dst" => {
+                let is_src = opt.starts_with('s');
+                let mut inv = inv;
+                let v = c.value_inv(&opt, &mut inv)?;
+                let mut nets = Vec::new();
+                for part in v.split(',') {
+                    match Ipv4Net::parse(part) {
+                        Some(n) => nets.push(n),
+                        None => {
+                            return c.err_value(format!(
+                                "host/network `{part}' not found (host names are not resolved)"
+                            ))
+                        }
+                    }
+                }
+                if inv && nets.len() > 1 {
+                    return c.err_value(
+                        "! not allowed with multiple source or destination IP addresses",
+                    );
+                }
+                let slot = if is_src { &mut srcs } else { &mut dsts };
+                if slot.is_some() {
+                    return c.err(format!(
+                        "multiple -{} flags not allowed",
+                        if is_src { 's' } else { 'd' }
+                    ));
+                }
+                *slot = Some((inv, nets));
+            }
+            "i" | "in-interface" | "o" | "out-interface" => {
+                let is_in = opt.starts_with('i');
+                let mut inv = inv;
+                let v = c.value_inv(&opt, &mut inv)?;
+                if v.len() > 15 {
+                    return c.err_value(format!(
+                        "interface name `{v}' must be shorter than IFNAMSIZ (15)"
+                    ));
+                }
+                if v.is_empty() || v.contains(['/', ' ']) {
+                    return c.err_value(format!("bad interface name `{v}'"));
+                }
+                let slot = if is_in {
+                    &mut rule.in_iface
+                } else {
+                    &mut rule.out_iface
+                };
+                if slot.is_some() {
+                    return c.err(format!(
+                        "multiple -{} flags not allowed",
+                        if is_in { 'i' } else { 'o' }
+                    ));
+                }
+                let (name, wildcard) = match v.strip_suffix('+') {
+                    Some(n) => (n.to_string(), true),
+                    None => (v, false),
+                };
+                // `-i +` matches every interface and iptables-save drops it; `! -i +` stays.
+                if !(wildcard && name.is_empty() && !inv) {
+                    *slot = Some(Neg::new(inv, Iface { name, wildcard }));
+                }
+            }
+            "p" | "protocol" => {
+                let mut inv = inv;
+                let v = c.value_inv(&opt, &mut inv)?;
+                if proto_seen {
+                    return c.err("multiple -p flags not allowed");
+                }
+                proto_seen = true;
+                let p = parse_protocol(&v).map_or_else(
+                    || c.err_value(format!("unknown protocol `{v}' specified")),
+                    Ok,
+                )?;
+                if p == 0 && inv {
+                    return c.err_value("rule would never match protocol");
+                }
+                if p != 0 {
+                    rule.proto = Some(Neg::new(inv, p));
+                }
+            }
+            "f" | "fragment" => {
+                if rule.frag.is_some() {
+                    return c.err("multiple -f flags not allowed");
+                }
+                rule.frag = Some(inv);
+            }
+            "m" | "match" => {
+                if inv {
+                    return c.err("unexpected ! before -m");
+                }
+                let name = c.value(&opt)?;
+                let Some(p) = Partial::start(&name) else {
+                    return c.err_value(unknown_match(&name));
+                };
+                partials.push((p, at));
+            }
+            "j" | "jump" | "g" | "goto" => {
+                if inv {
+                    return c.err("unexpected ! before -j");
+                }
+                let name = c.value(&opt)?;
+                if target.is_some() {
+                    return c.err("multiple -j flags not allowed");
+                }
+                let t = if opt.starts_with('g') {
+                    if is_builtin_target(&name) {
+                        return c.err_value(format!("goto needs a user chain, not `{name}'"));
+                    }
+                    PartialTarget::start(&name).map(|mut t| {
+                        t.target = Target::Goto(name.clone());
+                        t
+                    })
+                } else {
+                    PartialTarget::start(&name)
+                };
+                let t = t.or_else(|e| c.err_value(e))?;
+                rule.loc.target_col = toks[at].col as u32;
+                target = Some((t, at));
+            }
+            "c" | "set-counters" => {
+                let v = c.value(&opt)?;
+                let (p, b) = match v.split_once(',') {
+                    Some((p, b)) => (p.to_string(), b.to_string()),
+                    None => (v, c.value(&opt)?),
+                };
+                let num = |s: &str| super::value::parse_uint(s, 0, u64::MAX);
+                match (num(&p), num(&b)) {
+                    (Some(p), Some(b)) => rule.counters = (p, b),
+                    _ => return c.err_value(
+                        "-c takes packet and byte counters: -c PACKETS BYTES or -c PACKETS,BYTES",
+                    ),
+                }
+            }
+            _ if word.starts_with("--") => {
+                if let Some((t, _)) = target.as_mut() {
+                    if t.option(&opt, inv, &mut c)? {
+                        continue;
+                    }
+                }
+                let mut taken = false;
+                for (p, _) in partials.iter_mut().rev() {
+                    if p.option(&opt, inv, &mut c)? {
+                        taken = true;
+                        break;
+                    }
+                }
+                if taken {
+                    continue;
+                }
+                // iptables loads the protocol's match on its first unknown option.
+                let implicit = rule.proto.filter(|p| !p.inv).and_then(|p| match p.v {
+                    6 => Some("tcp"),
+                    17 => Some("udp"),
+                    1 => Some("icmp"),
+                    132 => Some("sctp"),
+                    _ => None,
+                });
+                if let Some(name) =
+                    implicit.filter(|n| !partials.iter().any(|(p, _)| partial_name(p) == Some(*n)))
+                {
+                    let mut p = Partial::start(name).expect("protocol matches exist");
+                    if p.option(&opt, inv, &mut c)? {
+                        partials.push((p, at));
+                        continue;
+                    }
+                }
+                return c.err(format!("unknown option `{word}'"));
+            }
+            _ => return c.err(format!("unknown option `{word}'")),
+        }
+        if c.take_pending().is_some() {
+            return c.err(format!("option `{word}' takes no value"));
+        }
+    }
+    if let Some(at) = pending_inv {
+        return Err(RuleError {
+            at,
+            msg: "`!' must be followed by an option".into(),
+        });
+    }
+    let proto = rule.proto();
+    for (p, at) in partials {
+        let m = p.finish(proto).map_err(|msg| RuleError { at, msg })?;
+        rule.matches.push(m);
+    }
+    if let Some((t, at)) = target {
+        let syn = rule.matches.iter().any(|m| match m {
+            Match::Tcp(t) => t.flags.is_some_and(|f| !f.inv && f.v.1 & 0x02 != 0),
+            _ => false,
+        });
+        rule.target = t.finish(proto, syn).map_err(|msg| RuleError { at, msg })?;
+    }
+    let srcs = srcs.unwrap_or((false, vec![]));
+    let dsts = dsts.unwrap_or((false, vec![]));
+    let mut out = Vec::new();
+    let s_opts: Vec<Option<Neg<Ipv4Net>>> = if srcs.1.is_empty() {
+        vec![None]
+    } else {
+        srcs.1.iter().map(|n| Some(Neg::new(srcs.0, *n))).collect()
+    };
+    let d_opts: Vec<Option<Neg<Ipv4Net>>> = if dsts.1.is_empty() {
+        vec![None]
+    } else {
+        dsts.1.iter().map(|n| Some(Neg::new(dsts.0, *n))).collect()
+    };
+    for s in &s_opts {
+        for d in &d_opts {
+            let mut r = rule.clone();
+            // `-s 0.0.0.0/0` matches everything; iptables-save leaves it out.
+            r.src = s.filter(|n| n.inv || n.v.mask != 0);
+            r.dst = d.filter(|n| n.inv || n.v.mask != 0);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn partial_name(p: &Partial) -> Option<&'static str> {
+    match p {
+        Partial::Done(m) => Some(m.name()),
+        _ => None,
+    }
+}
+
+fn is_builtin_target(name: &str) -> bool {
+    matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE")
+}
+
+fn unknown_match(name: &str) -> String {
+    match name {
+        "mac" => "match `mac' is not applicable: rtrouter's interfaces are TUN devices, which carry no Ethernet header".into(),
+        "wasm" => "wasm plugin matches (-m wasm) are not available yet in this build".into(),
+        n => format!("match `{n}' is not supported by rtrouter"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::lex::tokenize;
+
+    fn one(s: &str) -> Result<String, String> {
+        let toks = tokenize(s).unwrap();
+        parse_rule(&toks, 0, Loc::default())
+            .map(|rs| {
+                let mut o = String::new();
+                rs[0].save_spec(&mut o);
+                o.trim_start().to_string()
+            })
+            .map_err(|e| e.msg)
+    }
+
+    #[test]
+    fn implicit_protocol_match_is_loaded() {
+        assert_eq!(
+            one("-p tcp --dport 80 -j ACCEPT").unwrap(),
+            "-p tcp -m tcp --dport 80 -j ACCEPT"
+        );
+        assert_eq!(
+            one("-p udp ! --sport 53").unwrap(),
+            "-p udp -m udp ! --sport 53"
+        );
+        assert_eq!(
+            one("-p tcp --dport ! 80").unwrap(),
+            "-p tcp -m tcp ! --dport 80"
+        );
+    }
+
+    #[test]
+    fn historic_negation_position() {
+        assert_eq!(one("-s ! 10.0.0.0/8").unwrap(), "! -s 10.0.0.0/8");
+    }
+
+    #[test]
+    fn address_lists_expand() {
+        let toks = tokenize("-s 1.1.1.1,2.2.2.2 -d 3.3.3.3,4.4.4.4 -j DROP").unwrap();
+        let rs = parse_rule(&toks, 0, Loc::default()).unwrap();
+        assert_eq!(rs.len(), 4);
+        assert_eq!(rs[1].dst.unwrap().v.addr.to_string(), "4.4.4.4");
+    }
+
+    #[test]
+    fn errors_point_at_the_word() {
+        let toks = tokenize("-p tcp --dport 99999").unwrap();
+        let e = parse_rule(&toks, 0, Loc::default()).unwrap_err();
+        assert_eq!(e.at, 3);
+        let toks = tokenize("-m mac --mac-source 00:11:22:33:44:55").unwrap();
+        let e = parse_rule(&toks, 0, Loc::default()).unwrap_err();
+        assert_eq!(e.at, 1);
+        assert!(e.msg.contains("TUN"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Values that rule options take: numbers, addresses and prefixes, port ranges, protocol and
+//! service names. Parsing follows libxtables (`xtables_strtoui`, `xtables_ipparse_any`,
+//! `xtables_parse_port`), printing follows what `iptables-save` prints.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Parses an unsigned number the way `xtables_strtoui(.., base 0)` does: decimal, `0x` hex or
+/// leading-`0` octal, the whole word, within `min..=max`.
+pub fn parse_uint(s: &str, min: u64, max: u64) -> Option<u64> {
+    if s.is_empty() || s.starts_with(['-', '+']) {
+        return None;
+    }
+    let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()?
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()?
+    } else {
+        s.parse::<u64>().ok()?
+    };
+    (min..=max).contains(&v).then_some(v)
+}
+
+/// An IPv4 address with a netmask, stored already masked (`-s 10.11.12.13/8` is `10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub mask: u32,
+}
+
+impl Ipv4Net {
+    pub const ANY: Ipv4Net = Ipv4Net {
+        addr: Ipv4Addr::UNSPECIFIED,
+        mask: 0,
+    };
+
+    pub fn new(addr: Ipv4Addr, mask: u32) -> Self {
+        Ipv4Net {
+            addr: Ipv4Addr::from(u32::from(addr) & mask),
+            mask,
+        }
+    }
+
+    /// `a.b.c.d`, `a.b.c.d/N` or `a.b.c.d/m.m.m.m`. Host names are not resolved.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, m) = match s.split_once('/') {
+            Some((a, m)) => (a, Some(m)),
+            None => (s, None),
+        };
+        let addr = parse_ipv4(a)?;
+        let mask = match m {
+            None => u32::MAX,
+            Some(m) if m.contains('.') => u32::from(parse_ipv4(m)?),
+            Some(m) => prefix_mask(parse_uint_dec(m, 32)? as u8),
+        };
+        Some(Ipv4Net::new(addr, mask))
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask == u32::from(self.addr)
+    }
+
+    /// The prefix length, if the mask is contiguous.
+    pub fn prefix_len(&self) -> Option<u8> {
+        let l = self.mask.leading_ones();
+        (self.mask.checked_shl(l).unwrap_or(0) == 0).then_some(l as u8)
+    }
+}
+
+/// `addr/len` for contiguous masks, `addr/m.m.m.m` otherwise: what `iptables-save` prints for
+/// `-s`/`-d`.
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix_len() {
+            Some(l) => write!(f, "{}/{}", self.addr, l),
+            None => write!(f, "{}/{}", self.addr, Ipv4Addr::from(self.mask)),
+        }
+    }
+}
+
+/// Strict dotted-quad parsing (no shorthand forms such as `10.1`).
+pub fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    s.parse().ok()
+}
+
+fn parse_uint_dec(s: &str, max: u64) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u64>().ok().filter(|v| *v <= max)
+}
+
+pub fn prefix_mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+/// An inclusive range of 16-bit values (ports, lengths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Range16 {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl Range16 {
+    pub const FULL: Range16 = Range16 {
+        lo: 0,
+        hi: u16::MAX,
+    };
+
+    pub fn contains(&self, v: u16) -> bool {
+        self.lo <= v && v <= self.hi
+    }
+
+    /// `a`, `a:b`, `:b`, `a:` or `:` (missing ends are 0 and 65535); `a > b` is refused.
+    /// `names` lets single values be service names (ports) or not (lengths).
+    pub fn parse(s: &str, names: Option<&str>) -> Option<Self> {
+        let one = |t: &str, dflt: u16| -> Option<u16> {
+            if t.is_empty() {
+                return Some(dflt);
+            }
+            parse_uint_dec(t, 65535)
+                .map(|v| v as u16)
+                .or_else(|| names.and_then(|proto| service_port(t, proto)))
+        };
+        let (lo, hi) = match s.split_once(':') {
+            Some((a, b)) => (one(a, 0)?, one(b, u16::MAX)?),
+            None if s.is_empty() => return None,
+            None => {
+                let v = one(s, 0)?;
+                (v, v)
+            }
+        };
+        (lo <= hi).then_some(Range16 { lo, hi })
+    }
+}
+
+/// `a` when the range is one value, else `a:b`: the form iptables-save prints.
+impl fmt::Display for Range16 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}:{}", self.lo, self.hi)
+        }
+    }
+}
+
+/// The protocol names iptables knows without `/etc/protocols` (`xtables_chain_protos`), plus
+/// the common `/etc/protocols` entries, so that printing does not depend on the host.
+const PROTOCOLS: &[(&str, u8)] = &[
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("icmp", 1),
+    ("icmpv6", 58),
+    ("ipv6-icmp", 58),
+    ("esp", 50),
+    ("ah", 51),
+    ("sctp", 132),
+    ("mh", 135),
+    ("ipv6-mh", 135),
+    ("dccp", 33),
+    ("igmp", 2),
+    ("ipencap", 4),
+    ("gre", 47),
+    ("ipv6", 41),
+    ("rsvp", 46),
+    ("ospf", 89),
+    ("pim", 103),
+    ("vrrp", 112),
+    ("l2tp", 115),
+];
+
+/// A protocol name or number; `all` is 0 (any protocol).
+pub fn parse_protocol(s: &str) -> Option<u8> {
+    let lower = s.to_ascii_lowercase();
+    if lower == "all" {
+        return Some(0);
+    }
+    if let Some((_, n)) = PROTOCOLS.iter().find(|(name, _)| *name == lower) {
+        return Some(*n);
+    }
+    parse_uint_dec(s, 255).map(|v| v as u8)
+}
+
+/// The name iptables-save prints for a protocol number; numbers without a name print as numbers.
+pub fn protocol_name(p: u8) -> Option<&'static str> {
+    PROTOCOLS
+        .iter()
+        .find(|(_, n)| *n == p)
+        .map(|(name, _)| *name)
+}
+
+/// Protocols that have ports, as the NAT targets and `multiport` require.
+pub fn has_ports(p: u8) -> bool {
+    matches!(p, 6 | 17 | 33 | 132 | 136)
+}
+
+/// Well-known service names (the subset of `/etc/services` firewalls use), so that
+/// `--dport ssh` loads the same on every machine. `proto` is "tcp", "udp", ….
+pub fn service_port(name: &str, _proto: &str) -> Option<u16> {
+    const SERVICES: &[(&str, u16)] = &[
+        ("tcpmux", 1),
+        ("echo", 7),
+        ("discard", 9),
+        ("daytime", 13),
+        ("ftp-data", 20),
+        ("ftp", 21),
+        ("ssh", 22),
+        ("telnet", 23),
+        ("smtp", 25),
+        ("time", 37),
+        ("whois", 43),
+        ("domain", 53),
+        ("bootps", 67),
+        ("bootpc", 68),
+        ("tftp", 69),
+        ("gopher", 70),
+        ("finger", 79),
+        ("http", 80),
+        ("www", 80),
+        ("kerberos", 88),
+        ("pop3", 110),
+        ("sunrpc", 111),
+        ("auth", 113),
+        ("nntp", 119),
+        ("ntp", 123),
+        ("netbios-ns", 137),
+        ("netbios-dgm", 138),
+        ("netbios-ssn", 139),
+        ("imap", 143),
+        ("imap2", 143),
+        ("snmp", 161),
+        ("snmp-trap", 162),
+        ("bgp", 179),
+        ("irc", 194),
+        ("ldap", 389),
+        ("https", 443),
+        ("microsoft-ds", 445),
+        ("isakmp", 500),
+        ("syslog", 514),
+        ("submission", 587),
+        ("ldaps", 636),
+        ("rsync", 873),
+        ("imaps", 993),
+        ("pop3s", 995),
+        ("openvpn", 1194),
+        ("l2tp", 1701),
+        ("pptp", 1723),
+        ("radius", 1812),
+        ("nfs", 2049),
+        ("mysql", 3306),
+        ("ipsec-nat-t", 4500),
+        ("postgresql", 5432),
+        ("x11", 6000),
+    ];
+    SERVICES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// A single port: a number 0–65535 or a service name.
+pub fn parse_port(s: &str, proto: &str) -> Option<u16> {
+    parse_uint_dec(s, 65535)
+        .map(|v| v as u16)
+        .or_else(|| service_port(s, proto))
+}
+
+/// The characters iptables-save prints without quotes (`xtables_save_string`).
+pub fn save_string(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '\'') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_follow_strtoui() {
+        assert_eq!(
+            parse_uint("0xfeedcafe", 0, u32::MAX.into()),
+            Some(0xfeedcafe)
+        );
+        assert_eq!(parse_uint("010", 0, 100), Some(8));
+        assert_eq!(parse_uint("4294967296", 0, u32::MAX.into()), None);
+        assert_eq!(parse_uint("-1", 0, u32::MAX.into()), None);
+        assert_eq!(parse_uint("", 0, 1), None);
+    }
+
+    #[test]
+    fn prefixes_are_masked_and_printed_like_iptables_save() {
+        let n = Ipv4Net::parse("10.11.12.13/255.0.255.0").unwrap();
+        assert_eq!(n.to_string(), "10.0.12.0/255.0.255.0");
+        assert_eq!(
+            Ipv4Net::parse("10.11.12.13/9").unwrap().to_string(),
+            "10.0.0.0/9"
+        );
+        assert_eq!(Ipv4Net::parse("1.2.3.4").unwrap().to_string(), "1.2.3.4/32");
+        assert_eq!(Ipv4Net::parse("0.0.0.0/0").unwrap().prefix_len(), Some(0));
+        assert!(Ipv4Net::parse("1.2.3.4/33").is_none());
+        assert!(Ipv4Net::parse("example.com").is_none());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(Range16::parse(":", None), Some(Range16::FULL));
+        assert_eq!(Range16::parse("4:", None).unwrap().to_string(), "4:65535");
+        assert_eq!(Range16::parse("4:4", None).unwrap().to_string(), "4");
+        assert_eq!(Range16::parse("ssh", Some("tcp")).unwrap().lo, 22);
+        assert!(Range16::parse("4:3", None).is_none());
+        assert!(Range16::parse("65536", None).is_none());
+    }
+
+    #[test]
+    fn quoting_matches_xtables_save_string() {
+        assert_eq!(save_string("foo_bar-1"), "foo_bar-1");
+        assert_eq!(save_string("test: "), "\"test: \"");
+        assert_eq!(save_string("a\"b"), "\"a\\\"b\"");
+        assert_eq!(save_string(""), "\"\"");
+    }
+}

@@ -1,0 +1,191 @@
+//! The iptables project's own extension tests (`extensions/*.t`), read from
+//! `../shared/conformance/iptables-t/`: every OK line must load in each chain it names and print
+//! back as expected; every FAIL line must be refused.
+
+use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset, TableKind};
+use rtrouter_tests::conformance_dir;
+
+/// The files for the matches and targets rtrouter implements. `libxt_mac.t` is not here: `mac`
+/// is refused on purpose (TUN devices carry no Ethernet header), see `mac_is_refused` below.
+const FILES: &[&str] = &[
+    "iptables.t",
+    "libipt_standard.t",
+    "libxt_standard.t",
+    "libxt_tcp.t",
+    "libxt_udp.t",
+    "libipt_icmp.t",
+    "libxt_multiport.t",
+    "libxt_comment.t",
+    "libxt_addrtype.t",
+    "libxt_statistic.t",
+    "libxt_conntrack.t",
+    "libipt_conntrack.t",
+    "libxt_state.t",
+    "libxt_mark.t",
+    "libxt_connmark.t",
+    "libipt_iprange.t",
+    "libxt_iprange.t",
+    "libxt_limit.t",
+    "libxt_length.t",
+    "libipt_ttl.t",
+    "libxt_set.t",
+    "libxt_pkttype.t",
+    "libxt_recent.t",
+    "libipt_recent.t",
+    "libipt_REJECT.t",
+    "libipt_LOG.t",
+    "libxt_NFLOG.t",
+    "libxt_MARK.t",
+    "libxt_CONNMARK.t",
+    "libipt_DNAT.t",
+    "libipt_SNAT.t",
+    "libipt_MASQUERADE.t",
+    "libxt_REDIRECT.t",
+    "libxt_NOTRACK.t",
+    "libxt_CT.t",
+    "libipt_TTL.t",
+    "libxt_TCPMSS.t",
+    "libxt_CHECKSUM.t",
+];
+
+/// Lines where rtrouter deliberately differs from the test file, with the reason. The test
+/// fails if one of these starts to agree (so the list cannot go stale) or if any other line
+/// disagrees.
+const DEVIATIONS: &[(&str, &str, &str)] = &[(
+    "libxt_statistic.t",
+    "-m statistic --mode nth ! --every 5",
+    "man iptables-extensions and libxt_statistic.c make --packet optional (default 0); the nft \
+     backend that produced this FAIL line cannot express it",
+)];
+
+struct Outcome {
+    pass: usize,
+    fail: Vec<String>,
+}
+
+fn load_one(table: TableKind, chain: &str, rule: &str) -> Result<String, String> {
+    let script = format!("*{table}\n-A {chain} {rule}\nCOMMIT\n");
+    let rs = restore(&Ruleset::default(), &script, "t", false).map_err(|e| e.to_string())?;
+    let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
+    let chain_rules = &v
+        .source
+        .table(table)
+        .and_then(|t| t.chain(chain))
+        .ok_or("chain vanished")?
+        .rules;
+    Ok(chain_rules
+        .iter()
+        .map(|r| r.save_line(chain, None))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn run_file(text: &str) -> Outcome {
+    let mut table = TableKind::Filter;
+    let mut chains: Vec<String> = vec![];
+    let mut out = Outcome {
+        pass: 0,
+        fail: vec![],
+    };
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix(':') {
+            chains = c.split(',').map(str::to_string).collect();
+            continue;
+        }
+        if let Some(t) = line.strip_prefix('*') {
+            table = TableKind::from_name(t).expect("known table");
+            continue;
+        }
+        let f: Vec<&str> = line.split(';').collect();
+        let (rule, expected, ok) = (f[0], f[1], f[2] == "OK");
+        let expected = if expected == "=" { rule } else { expected };
+        let mut line_ok = true;
+        let mut why = String::new();
+        for chain in &chains {
+            let got = load_one(table, chain, rule);
+            match (ok, got) {
+                (true, Ok(s))
+                    if s == format!("-A {chain} {expected}")
+                        || (expected.is_empty() && s == format!("-A {chain}")) => {}
+                (true, Ok(s)) => {
+                    line_ok = false;
+                    why = format!("printed `{s}'");
+                }
+                (true, Err(e)) => {
+                    line_ok = false;
+                    why = format!("refused: {e}");
+                }
+                (false, Err(_)) => {}
+                (false, Ok(s)) => {
+                    line_ok = false;
+                    why = format!("accepted, printed `{s}'");
+                }
+            }
+        }
+        if line_ok {
+            out.pass += 1;
+        } else {
+            out.fail.push(format!("{line}  -- {why}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn extension_test_files() {
+    let Some(dir) = conformance_dir("iptables-t") else {
+        return;
+    };
+    let mut total = (0, 0);
+    let mut unexpected = vec![];
+    let mut deviations_seen = vec![];
+    for f in FILES {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let o = run_file(&text);
+        println!("{f}: {}/{} lines pass", o.pass, o.pass + o.fail.len());
+        total.0 += o.pass;
+        total.1 += o.pass + o.fail.len();
+        for line in o.fail {
+            match DEVIATIONS
+                .iter()
+                .find(|(file, rule, _)| file == f && line.starts_with(&format!("{rule};")))
+            {
+                Some(d) => deviations_seen.push(d.1),
+                None => unexpected.push(format!("{f}: {line}")),
+            }
+        }
+    }
+    println!(
+        "total: {}/{} lines pass; {} known deviation(s)",
+        total.0,
+        total.1,
+        deviations_seen.len()
+    );
+    assert!(
+        unexpected.is_empty(),
+        "lines that disagree with iptables:\n{}",
+        unexpected.join("\n")
+    );
+    for (_, rule, why) in DEVIATIONS {
+        assert!(
+            deviations_seen.contains(rule),
+            "deviation no longer needed, remove it: {rule} ({why})"
+        );
+    }
+}
+
+#[test]
+fn mac_is_refused() {
+    let Some(dir) = conformance_dir("iptables-t") else {
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("libxt_mac.t")).expect("libxt_mac.t");
+    for line in text.lines().filter(|l| l.starts_with("-m mac")) {
+        let rule = line.split(';').next().expect("rule field");
+        let e = load_one(TableKind::Filter, "INPUT", rule).expect_err("mac must be refused");
+        assert!(e.contains("`mac' is not applicable"), "{e}");
+    }
+}
