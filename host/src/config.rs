@@ -1,1 +1,721 @@
-pub fn _x() {}
+//! `router.toml`: the whole router's configuration.
+//!
+//! Every table is a serde struct with `deny_unknown_fields`, so a misspelt key is an error with
+//! its line and column. Values that other parts of the file refer to carry their source span,
+//! so that semantic errors (a route through an interface that does not exist, a bad rule in a
+//! `[[rules.chain]]`) point at the exact place too. Paths are relative to the config file.
+//! The README's "Configuration reference" documents each key; `configs/router.toml` shows them.
+
+use crate::ruleset::lex::tokenize;
+use crate::ruleset::restore::restore;
+use crate::ruleset::{validate, Env, Error, Errors, Ruleset, TableKind, ValidRuleset};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+
+/// A prefix such as `10.0.1.1/24` (the address keeps its host bits: it is an interface
+/// address) or `0.0.0.0/0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+                l.parse::<u8>().ok().filter(|l| *l <= max)?
+            }
+            Some(_) => return None,
+            None => max,
+        };
+        Some(Cidr { addr, len })
+    }
+
+    /// The IPv4 network (host bits cleared), if this is IPv4.
+    pub fn v4_net(&self) -> Option<crate::ruleset::value::Ipv4Net> {
+        match self.addr {
+            IpAddr::V4(a) => Some(crate::ruleset::value::Ipv4Net::new(
+                a,
+                crate::ruleset::value::prefix_mask(self.len),
+            )),
+            IpAddr::V6(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Cidr::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}' is not an address or prefix (e.g. 10.0.1.1/24)")))
+    }
+}
+
+/// The top level of `router.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub router: RouterSection,
+    #[serde(default)]
+    pub interface: Vec<Interface>,
+    #[serde(default)]
+    pub route: Vec<Route>,
+    #[serde(default)]
+    pub rules: RulesSection,
+    #[serde(default)]
+    pub ipset: Vec<IpSet>,
+    #[serde(default)]
+    pub conntrack: ConntrackSection,
+    #[serde(default)]
+    pub plugin: Vec<Plugin>,
+    #[serde(default)]
+    pub control: ControlSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub log: LogSection,
+    /// The file this was read from (not a TOML key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSection {
+    /// Extra addresses the router owns besides its interface addresses (addrtype LOCAL,
+    /// delivery to INPUT), e.g. service VIPs.
+    #[serde(default)]
+    pub local_addresses: Vec<Spanned<Cidr>>,
+    /// Forward between interfaces (`net.ipv4.ip_forward`).
+    #[serde(default = "yes")]
+    pub forwarding: bool,
+    /// Worker threads for the dataplane; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Seed for `statistic --mode random` and NAT port choice; unset = from the OS.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        RouterSection {
+            local_addresses: Vec::new(),
+            forwarding: true,
+            workers: 0,
+            seed: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// The name `-i`/`-o` match, and the TUN device's name.
+    pub name: Spanned<String>,
+    /// The router's own addresses on this link; connected routes follow from them.
+    #[serde(default)]
+    pub addresses: Vec<Spanned<Cidr>>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// The network namespace the TUN device is moved into.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Create `netns` when it does not exist (and delete it again on shutdown).
+    #[serde(default)]
+    pub create_netns: bool,
+    /// The kernel side of the TUN device in `netns`.
+    #[serde(default)]
+    pub peer: Option<Peer>,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    #[serde(default)]
+    pub addresses: Vec<Spanned<Cidr>>,
+    /// Prefixes the namespace routes through the router.
+    #[serde(default)]
+    pub routes: Vec<Spanned<Cidr>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub to: Spanned<Cidr>,
+    pub dev: Spanned<String>,
+    #[serde(default)]
+    pub via: Option<Spanned<IpAddr>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    /// iptables-restore files, applied in order.
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+    /// iptables-restore text, applied after the files.
+    #[serde(default)]
+    pub inline: Option<Spanned<String>>,
+    /// Chains written in TOML, applied last (appending to what the files built).
+    #[serde(default)]
+    pub chain: Vec<TomlChain>,
+}
+
+/// A chain in TOML: `rules` are iptables rule specs (what follows `-A CHAIN`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TomlChain {
+    #[serde(default = "default_table")]
+    pub table: Spanned<String>,
+    pub name: Spanned<String>,
+    /// ACCEPT or DROP, built-in chains only.
+    #[serde(default)]
+    pub policy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+}
+
+fn default_table() -> Spanned<String> {
+    Spanned::new(0..0, "filter".to_string())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpSet {
+    pub name: Spanned<String>,
+    /// `hash:ip` or `hash:net`.
+    #[serde(rename = "type", default = "default_set_type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub entries: Vec<Spanned<String>>,
+}
+
+fn default_set_type() -> Spanned<String> {
+    Spanned::new(0..0, "hash:net".to_string())
+}
+
+/// Connection tracking limits and timeouts (seconds), with Linux's defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConntrackSection {
+    pub max_entries: usize,
+    pub tcp_syn_sent: u32,
+    pub tcp_syn_recv: u32,
+    pub tcp_established: u32,
+    pub tcp_fin_wait: u32,
+    pub tcp_close_wait: u32,
+    pub tcp_last_ack: u32,
+    pub tcp_time_wait: u32,
+    pub tcp_close: u32,
+    pub tcp_unacknowledged: u32,
+    pub udp: u32,
+    pub udp_stream: u32,
+    pub icmp: u32,
+    pub generic: u32,
+}
+
+impl Default for ConntrackSection {
+    fn default() -> Self {
+        ConntrackSection {
+            max_entries: 1 << 20,
+            tcp_syn_sent: 120,
+            tcp_syn_recv: 60,
+            tcp_established: 432_000,
+            tcp_fin_wait: 120,
+            tcp_close_wait: 60,
+            tcp_last_ack: 30,
+            tcp_time_wait: 120,
+            tcp_close: 10,
+            tcp_unacknowledged: 300,
+            udp: 30,
+            udp_stream: 120,
+            icmp: 30,
+            generic: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugin {
+    /// What `-m wasm --plugin NAME` and `-j WASM --plugin NAME` name.
+    pub name: Spanned<String>,
+    /// The `.wasm` module.
+    pub path: Spanned<String>,
+    /// Linear memory cap per instance, in MiB.
+    #[serde(default = "default_plugin_memory")]
+    pub memory_mib: u32,
+    /// Time allowed per call, in microseconds (rounded up to the epoch tick).
+    #[serde(default = "default_plugin_timeout")]
+    pub timeout_us: u64,
+    /// What a failed call (trap, timeout, out of memory) counts as: `no-match` or `drop`.
+    #[serde(default = "default_on_error")]
+    pub on_error: Spanned<String>,
+    /// How many bytes of each packet the plugin sees.
+    #[serde(default = "default_snaplen")]
+    pub max_bytes: u32,
+    /// Consecutive failures after which the plugin is disabled until the next reload.
+    #[serde(default = "default_disable_after")]
+    pub disable_after: u32,
+}
+
+fn default_plugin_memory() -> u32 {
+    16
+}
+fn default_plugin_timeout() -> u64 {
+    1000
+}
+fn default_on_error() -> Spanned<String> {
+    Spanned::new(0..0, "no-match".to_string())
+}
+fn default_snaplen() -> u32 {
+    2048
+}
+fn default_disable_after() -> u32 {
+    100
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// The Unix socket `rtrouter save/restore/conntrack/stats` talk to (mode 0600).
+    #[serde(default)]
+    pub socket: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `ADDRESS:PORT` on one of the router's own addresses; off when unset.
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter directive).
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// At most this many LOG/NFLOG lines per second (the kernel's printk rate limit).
+    #[serde(default = "default_log_rate")]
+    pub packet_log_rate: u32,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: default_level(),
+            packet_log_rate: default_log_rate(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+fn default_log_rate() -> u32 {
+    10
+}
+
+/// Line and column (1-based) of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (u32, u32) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    (line, col)
+}
+
+/// What the config file's text is needed for after parsing: turning spans into positions.
+struct Source<'a> {
+    file: Arc<str>,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn err<T>(&self, s: &Spanned<T>, token: &str, msg: impl Into<String>) -> Error {
+        let (line, col) = line_col(self.text, s.span().start);
+        Error {
+            file: self.file.clone(),
+            line,
+            col,
+            token: token.to_string(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks `path`: the TOML itself, then the references inside it.
+    pub fn load(path: &Path) -> Result<Config, Errors> {
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Errors(vec![Error {
+                file: file.clone(),
+                line: 0,
+                col: 0,
+                token: String::new(),
+                msg: format!("cannot read config: {e}"),
+            }])
+        })?;
+        let mut c = Config::parse(&text, &file)?;
+        c.path = path.to_path_buf();
+        Ok(c)
+    }
+
+    /// Parses config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, Errors> {
+        let file: Arc<str> = Arc::from(file);
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            let token = e
+                .span()
+                .map(|s| text.get(s).unwrap_or("").chars().take(40).collect())
+                .unwrap_or_default();
+            Errors(vec![Error {
+                file: file.clone(),
+                line,
+                col,
+                token,
+                msg: e.message().to_string(),
+            }])
+        })?;
+        c.check(&Source { file, text })?;
+        Ok(c)
+    }
+
+    fn check(&self, src: &Source) -> Result<(), Errors> {
+        let mut errors = Vec::new();
+        let mut names = HashSet::new();
+        for i in &self.interface {
+            let n = i.name.get_ref();
+            if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', '+']) {
+                errors.push(src.err(
+                    &i.name,
+                    n,
+                    "interface names are 1 to 15 characters, without `/', `+' or blanks",
+                ));
+            }
+            if !names.insert(n.clone()) {
+                errors.push(src.err(&i.name, n, format!("interface `{n}' is declared twice")));
+            }
+            if !(68..=65535).contains(&i.mtu) {
+                errors.push(src.err(&i.name, n, format!("mtu {} is outside 68..65535", i.mtu)));
+            }
+            if i.create_netns && i.netns.is_none() {
+                errors.push(src.err(&i.name, n, "create_netns needs netns"));
+            }
+            if i.peer.is_some() && i.netns.is_none() {
+                errors.push(src.err(
+                    &i.name,
+                    n,
+                    "peer configures the kernel side inside a namespace: it needs netns",
+                ));
+            }
+        }
+        for r in &self.route {
+            let d = r.dev.get_ref();
+            if !names.contains(d) {
+                errors.push(src.err(
+                    &r.dev,
+                    d,
+                    format!("route through `{d}', which is not a declared [[interface]]"),
+                ));
+            }
+            if let Some(v) = &r.via {
+                if v.get_ref().is_ipv4() != r.to.get_ref().addr.is_ipv4() {
+                    errors.push(src.err(
+                        v,
+                        &v.get_ref().to_string(),
+                        "via and to are of different address families",
+                    ));
+                }
+            }
+        }
+        let mut sets = HashSet::new();
+        for s in &self.ipset {
+            let n = s.name.get_ref();
+            if !sets.insert(n.clone()) {
+                errors.push(src.err(&s.name, n, format!("ipset `{n}' is declared twice")));
+            }
+            let kind = s.kind.get_ref();
+            if kind != "hash:ip" && kind != "hash:net" {
+                errors.push(src.err(&s.kind, kind, "ipset type must be `hash:ip' or `hash:net'"));
+            }
+            for e in &s.entries {
+                let ok = match Cidr::parse(e.get_ref()) {
+                    Some(c) => kind != "hash:ip" || c.len == if c.addr.is_ipv4() { 32 } else { 128 },
+                    None => false,
+                };
+                if !ok {
+                    errors.push(src.err(e, e.get_ref(), format!("not a valid {kind} entry")));
+                }
+            }
+        }
+        let mut plugins = HashSet::new();
+        for p in &self.plugin {
+            let n = p.name.get_ref();
+            if !plugins.insert(n.clone()) {
+                errors.push(src.err(&p.name, n, format!("plugin `{n}' is declared twice")));
+            }
+            let e = p.on_error.get_ref();
+            if e != "no-match" && e != "drop" {
+                errors.push(src.err(&p.on_error, e, "on_error must be `no-match' or `drop'"));
+            }
+        }
+        if let Some(l) = &self.metrics.listen {
+            if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                errors.push(src.err(l, l.get_ref(), "metrics.listen must be ADDRESS:PORT"));
+            }
+        }
+        for ch in &self.rules.chain {
+            if TableKind::from_name(ch.table.get_ref()).is_none() {
+                errors.push(src.err(
+                    &ch.table,
+                    ch.table.get_ref(),
+                    "table must be raw, mangle, nat or filter",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Errors(errors))
+        }
+    }
+
+    /// The folder paths in the config are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// The router's own IPv4 addresses: interface addresses and `router.local_addresses`.
+    pub fn local_v4(&self) -> Vec<Ipv4Addr> {
+        let all = self
+            .interface
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .chain(self.router.local_addresses.iter());
+        all.filter_map(|c| match c.get_ref().addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+    }
+
+    /// What rules may refer to outside themselves.
+    pub fn env(&self) -> Env {
+        Env {
+            ipsets: self.ipset.iter().map(|s| s.name.get_ref().clone()).collect(),
+        }
+    }
+
+    /// Builds the ruleset: the files in order, then `inline`, then the TOML chains; validated.
+    /// `text` is the config's own text, for positions of inline and TOML rules.
+    pub fn ruleset(&self) -> Result<ValidRuleset, Errors> {
+        let cfg_file: Arc<str> = Arc::from(self.path.display().to_string());
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let src = Source {
+            file: cfg_file.clone(),
+            text: &text,
+        };
+        let mut rs = Ruleset::default();
+        let mut errors = Vec::new();
+        for f in &self.rules.files {
+            let p = self.base_dir().join(f.get_ref());
+            match std::fs::read_to_string(&p) {
+                Ok(t) => match restore(&rs, &t, &p.display().to_string(), true) {
+                    Ok(next) => rs = next,
+                    Err(e) => errors.extend(e.0),
+                },
+                Err(e) => errors.push(src.err(f, f.get_ref(), format!("cannot read rules file {}: {e}", p.display()))),
+            }
+        }
+        if let Some(inline) = &self.rules.inline {
+            // Positions inside the string: shift line numbers to where the string starts.
+            let (line0, _) = line_col(&text, inline.span().start);
+            let body = inline.get_ref();
+            let skip = if text
+                .get(inline.span().start..)
+                .is_some_and(|t| t.starts_with("\"\"\"\n") || t.starts_with("'''\n"))
+            {
+                1
+            } else {
+                0
+            };
+            match restore(&rs, body, &cfg_file, true) {
+                Ok(next) => rs = next,
+                Err(e) => errors.extend(e.0.into_iter().map(|mut e| {
+                    e.line += line0 - 1 + skip;
+                    e
+                })),
+            }
+        }
+        for ch in &self.rules.chain {
+            if let Err(e) = apply_toml_chain(&mut rs, ch, &src) {
+                errors.extend(e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Errors(errors));
+        }
+        validate(&rs, &self.env())
+    }
+}
+
+/// Appends a `[[rules.chain]]` to `rs`, creating the user chain if needed.
+fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<(), Vec<Error>> {
+    let Some(kind) = TableKind::from_name(ch.table.get_ref()) else {
+        return Ok(()); // reported by check()
+    };
+    let name = ch.name.get_ref();
+    // One restore script per chain, with each rule on its own line, so errors map back to
+    // the TOML string they came from.
+    let mut script = format!("*{kind}\n");
+    let builtin = rs
+        .table(kind)
+        .is_some_and(|t| t.chain(name).is_some_and(|c| c.policy.is_some()))
+        || crate::ruleset::Hook::from_chain_name(name).is_some_and(|h| kind.builtin_hooks().contains(&h));
+    let exists = rs.table(kind).is_some_and(|t| t.chain(name).is_some());
+    let mut line_origin: HashMap<u32, (&Spanned<String>, usize)> = HashMap::new();
+    if !builtin && !exists {
+        script += &format!("-N {name}\n");
+    }
+    if let Some(p) = &ch.policy {
+        if !builtin {
+            return Err(vec![src.err(
+                p,
+                p.get_ref(),
+                format!("only built-in chains have a policy; `{name}' is a user chain"),
+            )]);
+        }
+        script += &format!("-P {name} {}\n", p.get_ref());
+        line_origin.insert(script.lines().count() as u32, (p, 3 + name.len() + 1));
+    }
+    for r in &ch.rules {
+        if tokenize(r.get_ref()).is_err() {
+            return Err(vec![src.err(r, r.get_ref(), "unterminated quote in rule")]);
+        }
+        let prefix = format!("-A {name} ");
+        script += &format!("{prefix}{}\n", r.get_ref());
+        line_origin.insert(script.lines().count() as u32, (r, prefix.len()));
+    }
+    script += "COMMIT\n";
+    match restore(rs, &script, &src.file, true) {
+        Ok(next) => {
+            *rs = next;
+            Ok(())
+        }
+        Err(e) => Err(e
+            .0
+            .into_iter()
+            .map(|e| match line_origin.get(&e.line) {
+                Some((s, prefix)) => {
+                    let (line, col) = line_col(src.text, s.span().start);
+                    // +1 for the opening quote of the TOML string.
+                    let col = if (e.col as usize) > *prefix {
+                        col + 1 + e.col - 1 - *prefix as u32
+                    } else {
+                        col
+                    };
+                    Error { line, col, ..e }
+                }
+                None => src.err(&ch.name, name, e.msg),
+            })
+            .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let e = Config::parse("[[interface]]\nname = \"lan0\"\nmtuu = 1400\n", "r.toml").unwrap_err();
+        let e = &e.0[0];
+        assert_eq!((e.line, e.col), (3, 1), "{e}");
+        assert!(e.msg.contains("unknown field `mtuu`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let e = Config::parse("[[interface]]\nname = \"lan0\"\nmtu = \"big\"\n", "r.toml").unwrap_err();
+        assert_eq!(e.0[0].line, 3, "{}", e.0[0]);
+    }
+
+    #[test]
+    fn references_are_checked() {
+        let e = Config::parse(
+            "[[interface]]\nname = \"lan0\"\n[[route]]\nto = \"0.0.0.0/0\"\ndev = \"wan0\"\n",
+            "r.toml",
+        )
+        .unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].col, e.0[0].token.as_str()), (5, 7, "wan0"));
+    }
+
+    #[test]
+    fn toml_chains_point_into_the_toml() {
+        let dir = std::env::temp_dir().join(format!("rtrouter-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.toml");
+        std::fs::write(&p, "[[rules.chain]]\nname = \"FORWARD\"\npolicy = \"DROP\"\nrules = [\n  \"-p tcp --dport 99999 -j ACCEPT\",\n]\n").unwrap();
+        let c = Config::load(&p).unwrap();
+        let e = c.ruleset().unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            (e.0[0].line, e.0[0].col, e.0[0].token.as_str()),
+            (5, 19, "99999"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_chains_build_rules() {
+        let dir = std::env::temp_dir().join(format!("rtrouter-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.toml");
+        std::fs::write(
+            &p,
+            "[[rules.chain]]\nname = \"FORWARD\"\npolicy = \"DROP\"\nrules = [\"-j LANOUT\"]\n[[rules.chain]]\nname = \"LANOUT\"\nrules = [\"-i lan0 -j ACCEPT\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let r = c.ruleset();
+        let _ = std::fs::remove_dir_all(&dir);
+        // LANOUT is used before its own [[rules.chain]]: references resolve at validation.
+        let v = r.unwrap();
+        let saved = v.source.save(None, false);
+        assert!(
+            saved.contains(":FORWARD DROP") && saved.contains("-A FORWARD -j LANOUT\n-A LANOUT -i lan0 -j ACCEPT\n"),
+            "{saved}"
+        );
+    }
+}

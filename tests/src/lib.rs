@@ -13,11 +13,7 @@ pub fn repo_root() -> PathBuf {
 /// `../shared/conformance/<sub>` beside the repository, or `None` (after printing one line
 /// saying the tests that need it are skipped) when it is absent.
 pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
-    let d = repo_root()
-        .join("..")
-        .join("shared")
-        .join("conformance")
-        .join(sub);
+    let d = repo_root().join("..").join("shared").join("conformance").join(sub);
     if d.is_dir() {
         Some(d)
     } else {

@@ -25,10 +25,16 @@ fn shape(text: &str) -> Shape {
         let entry = out.get_mut(&table).expect("a table line comes first");
         if let Some(decl) = line.strip_prefix(':') {
             let mut w = decl.split_whitespace();
-            entry.0.push(format!("{} {}", w.next().unwrap_or(""), w.next().unwrap_or("")));
+            entry
+                .0
+                .push(format!("{} {}", w.next().unwrap_or(""), w.next().unwrap_or("")));
             continue;
         }
-        let rule = if line.starts_with('[') { line.split_once(' ').map_or(line, |x| x.1) } else { line };
+        let rule = if line.starts_with('[') {
+            line.split_once(' ').map_or(line, |x| x.1)
+        } else {
+            line
+        };
         let chain = rule.split_whitespace().nth(1).unwrap_or("").to_string();
         entry.1.entry(chain).or_default().push(rule.to_string());
     }
@@ -47,7 +53,9 @@ fn load(path: &Path) -> Result<String, String> {
 
 #[test]
 fn iptables_dumps_round_trip() {
-    let Some(dir) = conformance_dir("iptables-dumps") else { return };
+    let Some(dir) = conformance_dir("iptables-dumps") else {
+        return;
+    };
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("readable") {
         let path = entry.expect("entry").path();
@@ -58,9 +66,19 @@ fn iptables_dumps_round_trip() {
             // Two rules use `-m mac`, which TUN devices cannot support: both are refused with
             // their line and column. The rest of the dump must still round-trip.
             let e = result.expect_err("-m mac must be refused");
-            assert!(e.contains("ipt-save-filter.txt:43:32: match `mac' is not applicable"), "{e}");
-            assert!(e.contains("ipt-save-filter.txt:44:32: match `mac' is not applicable"), "{e}");
-            text = text.lines().filter(|l| !l.contains("-m mac")).map(|l| format!("{l}\n")).collect();
+            assert!(
+                e.contains("ipt-save-filter.txt:43:32: match `mac' is not applicable"),
+                "{e}"
+            );
+            assert!(
+                e.contains("ipt-save-filter.txt:44:32: match `mac' is not applicable"),
+                "{e}"
+            );
+            text = text
+                .lines()
+                .filter(|l| !l.contains("-m mac"))
+                .map(|l| format!("{l}\n"))
+                .collect();
             let tmp = std::env::temp_dir().join(format!("rtrouter-dump-{}.txt", std::process::id()));
             std::fs::write(&tmp, &text).expect("temp file");
             result = load(&tmp);
@@ -79,7 +97,9 @@ fn iptables_dumps_round_trip() {
 
 #[test]
 fn kube_proxy_rulesets_load() {
-    let Some(dir) = conformance_dir("kube-proxy") else { return };
+    let Some(dir) = conformance_dir("kube-proxy") else {
+        return;
+    };
     let mut n = 0;
     for sub in ["rules_full", "rules"] {
         for entry in std::fs::read_dir(dir.join(sub)).expect("readable") {

@@ -83,10 +83,7 @@ fn load_one(table: TableKind, chain: &str, rule: &str) -> Result<String, String>
 fn run_file(text: &str) -> Outcome {
     let mut table = TableKind::Filter;
     let mut chains: Vec<String> = vec![];
-    let mut out = Outcome {
-        pass: 0,
-        fail: vec![],
-    };
+    let mut out = Outcome { pass: 0, fail: vec![] };
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') || line.starts_with('@') {
             continue;
@@ -108,8 +105,8 @@ fn run_file(text: &str) -> Outcome {
             let got = load_one(table, chain, rule);
             match (ok, got) {
                 (true, Ok(s))
-                    if s == format!("-A {chain} {expected}")
-                        || (expected.is_empty() && s == format!("-A {chain}")) => {}
+                    if s == format!("-A {chain} {expected}") || (expected.is_empty() && s == format!("-A {chain}")) => {
+                }
                 (true, Ok(s)) => {
                     line_ok = false;
                     why = format!("printed `{s}'");

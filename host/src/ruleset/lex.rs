@@ -82,16 +82,7 @@ mod tests {
     fn splits_on_blanks_and_keeps_quoted_spans() {
         assert_eq!(
             words(r#"-A INPUT -m comment --comment "a b\"c" -j ACCEPT"#),
-            [
-                "-A",
-                "INPUT",
-                "-m",
-                "comment",
-                "--comment",
-                "a b\"c",
-                "-j",
-                "ACCEPT"
-            ]
+            ["-A", "INPUT", "-m", "comment", "--comment", "a b\"c", "-j", "ACCEPT"]
         );
         assert_eq!(words("--log-prefix 'x: '"), ["--log-prefix", "x: "]);
         assert_eq!(words(r#"--comment """#), ["--comment", ""]);

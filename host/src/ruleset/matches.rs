@@ -362,10 +362,8 @@ impl Partial {
             Partial::Done(Match::Tcp(t)) => match opt {
                 "sport" | "source-port" | "dport" | "destination-port" => {
                     let v = c.value_inv(name, &mut inv)?;
-                    let r = Range16::parse(&v, Some("tcp")).map_or_else(
-                        || c.err_value(format!("invalid port/service `{v}' specified")),
-                        Ok,
-                    )?;
+                    let r = Range16::parse(&v, Some("tcp"))
+                        .map_or_else(|| c.err_value(format!("invalid port/service `{v}' specified")), Ok)?;
                     let slot = if opt.starts_with('s') {
                         &mut t.sport
                     } else {
@@ -381,18 +379,17 @@ impl Partial {
                 "tcp-flags" => {
                     c.once(&t.flags, name)?;
                     let mask = c.value_inv(name, &mut inv)?;
-                    let mask = tcp_flags(&mask)
-                        .map_or_else(|| c.err_value(format!("unknown TCP flag `{mask}'")), Ok)?;
+                    let mask =
+                        tcp_flags(&mask).map_or_else(|| c.err_value(format!("unknown TCP flag `{mask}'")), Ok)?;
                     let cmp = c.value(name)?;
-                    let cmp = tcp_flags(&cmp)
-                        .map_or_else(|| c.err_value(format!("unknown TCP flag `{cmp}'")), Ok)?;
+                    let cmp = tcp_flags(&cmp).map_or_else(|| c.err_value(format!("unknown TCP flag `{cmp}'")), Ok)?;
                     t.flags = Some(Neg::new(inv, (mask, cmp)));
                 }
                 "tcp-option" => {
                     c.once(&t.option, name)?;
                     let v = c.value_inv(name, &mut inv)?;
-                    let n = parse_uint(&v, 1, 255)
-                        .map_or_else(|| c.err_value(format!("invalid TCP option `{v}'")), Ok)?;
+                    let n =
+                        parse_uint(&v, 1, 255).map_or_else(|| c.err_value(format!("invalid TCP option `{v}'")), Ok)?;
                     t.option = Some(Neg::new(inv, n as u8));
                 }
                 _ => return Ok(false),
@@ -409,8 +406,8 @@ impl Partial {
                     return Ok(false);
                 }
                 let v = c.value_inv(name, &mut inv)?;
-                let (typ, code) = parse_icmp_type(&v)
-                    .map_or_else(|| c.err_value(format!("invalid ICMP type `{v}'")), Ok)?;
+                let (typ, code) =
+                    parse_icmp_type(&v).map_or_else(|| c.err_value(format!("invalid ICMP type `{v}'")), Ok)?;
                 *i = Icmp { inv, typ, code };
             }
             Partial::Done(_) => return Ok(false),
@@ -430,10 +427,7 @@ impl Partial {
                 for part in v.split(',') {
                     let r = Range16::parse(part, Some("tcp"))
                         .filter(|_| !part.is_empty())
-                        .map_or_else(
-                            || c.err_value(format!("invalid port/service `{part}' specified")),
-                            Ok,
-                        )?;
+                        .map_or_else(|| c.err_value(format!("invalid port/service `{part}' specified")), Ok)?;
                     slots += if part.contains(':') { 2 } else { 1 };
                     ports.push(r);
                 }
@@ -459,17 +453,12 @@ impl Partial {
                     let v = c.value_inv(name, &mut inv)?;
                     let mut mask = 0u16;
                     for t in v.split(',') {
-                        let Some(bit) = ADDR_TYPES.iter().position(|n| n.eq_ignore_ascii_case(t))
-                        else {
+                        let Some(bit) = ADDR_TYPES.iter().position(|n| n.eq_ignore_ascii_case(t)) else {
                             return c.err_value(format!("addrtype: unknown address type `{t}'"));
                         };
                         mask |= 1 << bit;
                     }
-                    let slot = if opt == "src-type" {
-                        &mut a.src
-                    } else {
-                        &mut a.dst
-                    };
+                    let slot = if opt == "src-type" { &mut a.src } else { &mut a.dst };
                     c.once(slot, name)?;
                     *slot = Some(Neg::new(inv, mask));
                 }
@@ -497,34 +486,22 @@ impl Partial {
                     }
                     "probability" => {
                         let v = c.value_inv(name, sinv)?;
-                        let p: f64 = v
-                            .parse()
-                            .ok()
-                            .filter(|p: &f64| (0.0..=1.0).contains(p))
-                            .map_or_else(
-                                || {
-                                    c.err_value(format!(
-                                        "statistic: --probability `{v}' is not between 0 and 1"
-                                    ))
-                                },
-                                Ok,
-                            )?;
+                        let p: f64 = v.parse().ok().filter(|p: &f64| (0.0..=1.0).contains(p)).map_or_else(
+                            || c.err_value(format!("statistic: --probability `{v}' is not between 0 and 1")),
+                            Ok,
+                        )?;
                         *probability = Some((p * 2147483648.0).round() as u32);
                     }
                     "every" => {
                         let v = c.value_inv(name, sinv)?;
-                        let n = parse_uint(&v, 1, u32::MAX.into()).map_or_else(
-                            || c.err_value(format!("statistic: bad --every `{v}'")),
-                            Ok,
-                        )?;
+                        let n = parse_uint(&v, 1, u32::MAX.into())
+                            .map_or_else(|| c.err_value(format!("statistic: bad --every `{v}'")), Ok)?;
                         *every = Some(n as u32);
                     }
                     "packet" => {
                         let v = c.value_inv(name, sinv)?;
-                        let n = parse_uint(&v, 0, u32::MAX.into()).map_or_else(
-                            || c.err_value(format!("statistic: bad --packet `{v}'")),
-                            Ok,
-                        )?;
+                        let n = parse_uint(&v, 0, u32::MAX.into())
+                            .map_or_else(|| c.err_value(format!("statistic: bad --packet `{v}'")), Ok)?;
                         *packet = Some(n as u32);
                     }
                     _ => return Ok(false),
@@ -537,8 +514,7 @@ impl Partial {
                 }
                 c.once(s, name)?;
                 let v = c.value_inv(name, &mut inv)?;
-                let bits = parse_ctstate(&v, false)
-                    .map_or_else(|| c.err_value(format!("bad state `{v}'")), Ok)?;
+                let bits = parse_ctstate(&v, false).map_or_else(|| c.err_value(format!("bad state `{v}'")), Ok)?;
                 *s = Some(Neg::new(inv, bits));
             }
             Partial::Mark(m, _) => {
@@ -547,8 +523,7 @@ impl Partial {
                 }
                 c.once(m, name)?;
                 let v = c.value_inv(name, &mut inv)?;
-                let mm = parse_mark_mask(&v)
-                    .map_or_else(|| c.err_value(format!("bad mark value `{v}'")), Ok)?;
+                let mm = parse_mark_mask(&v).map_or_else(|| c.err_value(format!("bad mark value `{v}'")), Ok)?;
                 *m = Some(Neg::new(inv, mm));
             }
             Partial::IpRange(r) => {
@@ -572,8 +547,7 @@ impl Partial {
                 "limit" => {
                     c.no_invert(inv, name)?;
                     let v = c.value(name)?;
-                    l.avg = parse_rate(&v)
-                        .map_or_else(|| c.err_value(format!("bad rate `{v}'")), Ok)?;
+                    l.avg = parse_rate(&v).map_or_else(|| c.err_value(format!("bad rate `{v}'")), Ok)?;
                 }
                 "limit-burst" => {
                     c.no_invert(inv, name)?;
@@ -590,8 +564,7 @@ impl Partial {
                 }
                 c.once(l, name)?;
                 let v = c.value_inv(name, &mut inv)?;
-                let r = Range16::parse(&v, None)
-                    .map_or_else(|| c.err_value(format!("length: bad range `{v}'")), Ok)?;
+                let r = Range16::parse(&v, None).map_or_else(|| c.err_value(format!("length: bad range `{v}'")), Ok)?;
                 *l = Some(Neg::new(inv, r));
             }
             Partial::Ttl(t) => {
@@ -602,15 +575,12 @@ impl Partial {
                     return c.err("ttl: can't specify TTL option twice");
                 }
                 let v = c.value_inv(name, &mut inv)?;
-                let n = parse_uint(&v, 0, 255)
-                    .map_or_else(|| c.err_value(format!("ttl: invalid TTL `{v}'")), Ok)?
-                    as u8;
+                let n =
+                    parse_uint(&v, 0, 255).map_or_else(|| c.err_value(format!("ttl: invalid TTL `{v}'")), Ok)? as u8;
                 *t = Some(match (opt, inv) {
                     ("ttl-eq", false) => Ttl::Eq(n),
                     ("ttl-eq", true) => Ttl::Ne(n),
-                    (_, true) => {
-                        return c.err("ttl: unexpected `!' (only --ttl-eq can be negated)")
-                    }
+                    (_, true) => return c.err("ttl: unexpected `!' (only --ttl-eq can be negated)"),
                     ("ttl-lt", _) => Ttl::Lt(n),
                     _ => Ttl::Gt(n),
                 });
@@ -659,9 +629,7 @@ impl Partial {
             Partial::Recent { r, cmd, side } => {
                 let set_cmd = |cmd: &mut Option<RecentCmd>, new: RecentCmd, c: &Cursor| {
                     if cmd.is_some() {
-                        return c.err(
-                            "recent: only one of --set, --rcheck, --update or --remove allowed",
-                        );
+                        return c.err("recent: only one of --set, --rcheck, --update or --remove allowed");
                     }
                     *cmd = Some(new);
                     Ok(())
@@ -676,19 +644,14 @@ impl Partial {
                     "remove" => set_cmd(cmd, RecentCmd::Remove, c)?,
                     "seconds" => {
                         let v = c.value(name)?;
-                        r.seconds = parse_uint(&v, 1, u32::MAX.into()).map_or_else(
-                            || c.err_value(format!("recent: bad --seconds `{v}'")),
-                            Ok,
-                        )? as u32;
+                        r.seconds = parse_uint(&v, 1, u32::MAX.into())
+                            .map_or_else(|| c.err_value(format!("recent: bad --seconds `{v}'")), Ok)?
+                            as u32;
                     }
                     "hitcount" => {
                         let v = c.value(name)?;
                         r.hitcount = parse_uint(&v, 1, RECENT_MAX_HITCOUNT.into()).map_or_else(
-                            || {
-                                c.err_value(format!(
-                                    "recent: --hitcount `{v}' must be 1..{RECENT_MAX_HITCOUNT}"
-                                ))
-                            },
+                            || c.err_value(format!("recent: --hitcount `{v}' must be 1..{RECENT_MAX_HITCOUNT}")),
                             Ok,
                         )? as u32;
                     }
@@ -696,16 +659,14 @@ impl Partial {
                     "rttl" => r.rttl = true,
                     "name" => {
                         let v = c.value(name)?;
-                        if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic())
-                        {
+                        if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic()) {
                             return c.err_value(format!("recent: bad list name `{v}'"));
                         }
                         r.name = v;
                     }
                     "mask" => {
                         let v = c.value(name)?;
-                        r.mask = parse_ipv4(&v)
-                            .map_or_else(|| c.err_value(format!("recent: bad --mask `{v}'")), Ok)?;
+                        r.mask = parse_ipv4(&v).map_or_else(|| c.err_value(format!("recent: bad --mask `{v}'")), Ok)?;
                     }
                     "rsource" | "rdest" => {
                         if side.is_some() {
@@ -755,10 +716,7 @@ impl Partial {
             Partial::Multiport(m) => {
                 let m = m.ok_or("multiport: one of --sports, --dports or --ports is required")?;
                 if !p.exact().is_some_and(super::value::has_ports) {
-                    return Err(
-                        "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'"
-                            .into(),
-                    );
+                    return Err("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'".into());
                 }
                 Match::Multiport(m)
             }
@@ -773,21 +731,15 @@ impl Partial {
                     None => return Err("statistic: --mode is required".into()),
                     Some("random") => {
                         if every.is_some() || packet.is_some() {
-                            return Err(
-                                "statistic: --every and --packet can only be used in nth mode"
-                                    .into(),
-                            );
+                            return Err("statistic: --every and --packet can only be used in nth mode".into());
                         }
                         StatisticMode::Random {
-                            probability: probability
-                                .ok_or("statistic: random mode needs --probability")?,
+                            probability: probability.ok_or("statistic: random mode needs --probability")?,
                         }
                     }
                     _ => {
                         if probability.is_some() {
-                            return Err(
-                                "statistic: --probability can only be used in random mode".into()
-                            );
+                            return Err("statistic: --probability can only be used in random mode".into());
                         }
                         let every = every.ok_or("statistic: nth mode needs --every")?;
                         let packet = packet.unwrap_or(0);
@@ -805,10 +757,7 @@ impl Partial {
                     return Err("addrtype: you must specify --src-type or --dst-type".into());
                 }
                 if a.limit_iface_in && a.limit_iface_out {
-                    return Err(
-                        "addrtype: you can't specify both --limit-iface-in and --limit-iface-out"
-                            .into(),
-                    );
+                    return Err("addrtype: you can't specify both --limit-iface-in and --limit-iface-out".into());
                 }
                 Match::AddrType(a)
             }
@@ -816,21 +765,10 @@ impl Partial {
                 if ct == Conntrack::default() {
                     return Err("conntrack: at least one option is required".into());
                 }
-                let ports = [
-                    ct.orig_src_port,
-                    ct.orig_dst_port,
-                    ct.repl_src_port,
-                    ct.repl_dst_port,
-                ];
-                if ports.iter().any(Option::is_some)
-                    && ct
-                        .proto
-                        .is_some_and(|p| p.inv || !super::value::has_ports(p.v))
+                let ports = [ct.orig_src_port, ct.orig_dst_port, ct.repl_src_port, ct.repl_dst_port];
+                if ports.iter().any(Option::is_some) && ct.proto.is_some_and(|p| p.inv || !super::value::has_ports(p.v))
                 {
-                    return Err(
-                        "conntrack: port options need --ctproto tcp, udp, sctp, dccp or udplite"
-                            .into(),
-                    );
+                    return Err("conntrack: port options need --ctproto tcp, udp, sctp, dccp or udplite".into());
                 }
                 Match::Conntrack(ct)
             }
@@ -851,20 +789,15 @@ impl Partial {
             }
             Partial::Limit(l) => Match::Limit(l),
             Partial::Length(l) => Match::Length(l.ok_or("length: --length is required")?),
-            Partial::Ttl(t) => {
-                Match::Ttl(t.ok_or("ttl: one of --ttl-eq, --ttl-lt or --ttl-gt is required")?)
-            }
+            Partial::Ttl(t) => Match::Ttl(t.ok_or("ttl: one of --ttl-eq, --ttl-lt or --ttl-gt is required")?),
             Partial::Set(s) => Match::Set(s.ok_or("set: --match-set is required")?),
             Partial::PktType(t) => Match::PktType(t.ok_or("pkttype: --pkt-type is required")?),
             Partial::Recent { mut r, cmd, side } => {
-                r.cmd =
-                    cmd.ok_or("recent: one of --set, --rcheck, --update or --remove is required")?;
+                r.cmd = cmd.ok_or("recent: one of --set, --rcheck, --update or --remove is required")?;
                 r.source = side.unwrap_or(true);
                 let checks = matches!(r.cmd, RecentCmd::Check | RecentCmd::Update);
                 if (r.seconds != 0 || r.hitcount != 0 || r.rttl) && !checks {
-                    return Err(
-                        "recent: --seconds, --hitcount and --rttl need --rcheck or --update".into(),
-                    );
+                    return Err("recent: --seconds, --hitcount and --rttl need --rcheck or --update".into());
                 }
                 if r.reap && r.seconds == 0 {
                     return Err("recent: --reap needs --seconds".into());
@@ -876,13 +809,7 @@ impl Partial {
     }
 }
 
-fn port_option(
-    p: &mut Ports,
-    proto: &str,
-    opt: &str,
-    mut inv: bool,
-    c: &mut Cursor,
-) -> PResult<bool> {
+fn port_option(p: &mut Ports, proto: &str, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
     let slot = match opt {
         "sport" | "source-port" => &mut p.sport,
         "dport" | "destination-port" => &mut p.dport,
@@ -891,10 +818,8 @@ fn port_option(
     let name = format!("--{opt}");
     c.once(slot, &name)?;
     let v = c.value_inv(&name, &mut inv)?;
-    let r = Range16::parse(&v, Some(proto)).map_or_else(
-        || c.err_value(format!("invalid port/service `{v}' specified")),
-        Ok,
-    )?;
+    let r = Range16::parse(&v, Some(proto))
+        .map_or_else(|| c.err_value(format!("invalid port/service `{v}' specified")), Ok)?;
     *slot = Some(Neg::new(inv, r));
     Ok(true)
 }
@@ -906,8 +831,7 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
         ($slot:expr) => {{
             c.once(&$slot, name)?;
             let v = c.value_inv(name, &mut inv)?;
-            let n = Ipv4Net::parse(&v)
-                .map_or_else(|| c.err_value(format!("conntrack: bad address `{v}'")), Ok)?;
+            let n = Ipv4Net::parse(&v).map_or_else(|| c.err_value(format!("conntrack: bad address `{v}'")), Ok)?;
             $slot = Some(Neg::new(inv, n));
         }};
     }
@@ -915,10 +839,8 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
         ($slot:expr) => {{
             c.once(&$slot, name)?;
             let v = c.value_inv(name, &mut inv)?;
-            let r = Range16::parse(&v, Some("tcp")).map_or_else(
-                || c.err_value(format!("conntrack: bad port range `{v}'")),
-                Ok,
-            )?;
+            let r = Range16::parse(&v, Some("tcp"))
+                .map_or_else(|| c.err_value(format!("conntrack: bad port range `{v}'")), Ok)?;
             $slot = Some(Neg::new(inv, r));
         }};
     }
@@ -926,23 +848,17 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
         "ctstate" => {
             c.once(&ct.state, name)?;
             let v = c.value_inv(name, &mut inv)?;
-            let bits = parse_ctstate(&v, true)
-                .map_or_else(|| c.err_value(format!("conntrack: bad ctstate `{v}'")), Ok)?;
+            let bits =
+                parse_ctstate(&v, true).map_or_else(|| c.err_value(format!("conntrack: bad ctstate `{v}'")), Ok)?;
             ct.state = Some(Neg::new(inv, bits));
         }
         "ctproto" => {
             c.once(&ct.proto, name)?;
             let v = c.value_inv(name, &mut inv)?;
-            let p = super::value::parse_protocol(&v)
-                .filter(|p| *p != 0)
-                .map_or_else(
-                    || {
-                        c.err_value(format!(
-                            "conntrack: bad --ctproto `{v}' (rule would never match)"
-                        ))
-                    },
-                    Ok,
-                )?;
+            let p = super::value::parse_protocol(&v).filter(|p| *p != 0).map_or_else(
+                || c.err_value(format!("conntrack: bad --ctproto `{v}' (rule would never match)")),
+                Ok,
+            )?;
             ct.proto = Some(Neg::new(inv, p));
         }
         "ctorigsrc" => net!(ct.orig_src),
@@ -961,10 +877,7 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
                 if s.eq_ignore_ascii_case("NONE") {
                     continue;
                 }
-                let Some((_, b)) = ctstatus::NAMES
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(s))
-                else {
+                let Some((_, b)) = ctstatus::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) else {
                     return c.err_value(format!("conntrack: bad ctstatus `{s}'"));
                 };
                 bits |= b;
@@ -980,10 +893,7 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
                 None => one(&v).map(|x| (x, x)),
             }
             .filter(|(a, b)| a <= b)
-            .map_or_else(
-                || c.err_value(format!("conntrack: bad --ctexpire `{v}'")),
-                Ok,
-            )?;
+            .map_or_else(|| c.err_value(format!("conntrack: bad --ctexpire `{v}'")), Ok)?;
             ct.expire = Some(Neg::new(inv, r));
         }
         "ctdir" => {
@@ -993,9 +903,7 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
             ct.dir = Some(match v.to_ascii_uppercase().as_str() {
                 "ORIGINAL" => CtDir::Original,
                 "REPLY" => CtDir::Reply,
-                _ => {
-                    return c.err_value(format!("conntrack: bad --ctdir `{v}' (ORIGINAL or REPLY)"))
-                }
+                _ => return c.err_value(format!("conntrack: bad --ctdir `{v}' (ORIGINAL or REPLY)")),
             });
         }
         _ => return Ok(false),
@@ -1007,9 +915,7 @@ fn conntrack_option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor
 fn parse_ctstate(v: &str, full: bool) -> Option<u8> {
     let mut bits = 0;
     for s in v.split(',') {
-        let (_, b) = ctstate::NAMES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(s))?;
+        let (_, b) = ctstate::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s))?;
         if !full && (*b == ctstate::SNAT || *b == ctstate::DNAT) {
             return None;
         }
@@ -1222,12 +1128,8 @@ impl Match {
     /// The hooks where the kernel accepts this match (`addrtype --limit-iface-*`).
     pub fn allowed_hooks(&self) -> HookMask {
         match self {
-            Match::AddrType(a) if a.limit_iface_in => {
-                hooks::PREROUTING | hooks::INPUT | hooks::FORWARD
-            }
-            Match::AddrType(a) if a.limit_iface_out => {
-                hooks::POSTROUTING | hooks::OUTPUT | hooks::FORWARD
-            }
+            Match::AddrType(a) if a.limit_iface_in => hooks::PREROUTING | hooks::INPUT | hooks::FORWARD,
+            Match::AddrType(a) if a.limit_iface_out => hooks::POSTROUTING | hooks::OUTPUT | hooks::FORWARD,
             _ => hooks::ALL,
         }
     }
@@ -1411,18 +1313,8 @@ impl Match {
                 };
             }
             Match::Set(s) => {
-                let dirs: Vec<&str> = s
-                    .dirs
-                    .iter()
-                    .map(|d| if *d { "src" } else { "dst" })
-                    .collect();
-                let _ = write!(
-                    out,
-                    "{} --match-set {} {}",
-                    bang(s.inv),
-                    s.name,
-                    dirs.join(",")
-                );
+                let dirs: Vec<&str> = s.dirs.iter().map(|d| if *d { "src" } else { "dst" }).collect();
+                let _ = write!(out, "{} --match-set {} {}", bang(s.inv), s.name, dirs.join(","));
             }
             Match::PktType(p) => {
                 let n = match p.v {

@@ -9,7 +9,7 @@ use super::ext::RuleError;
 use super::lex::{tokenize, Token};
 use super::rule::{parse_rule, Loc};
 use super::targets::Target;
-use super::{Chain, Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
+use super::{Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
 use std::sync::Arc;
 
 /// The most errors collected from one input before giving up on it.
@@ -53,10 +53,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
                 errors.push(err(
                     first.col,
                     &first.text,
-                    format!(
-                        "table `{}' (line {l}) was not committed before this line",
-                        t.kind
-                    ),
+                    format!("table `{}' (line {l}) was not committed before this line", t.kind),
                 ));
             }
             let Some(kind) = TableKind::from_name(name) else {
@@ -143,20 +140,18 @@ type LineResult = Result<(), (usize, String)>;
 
 /// `:NAME POLICY [packets:bytes]`.
 fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
-    let policy = toks.get(1).map(|t| t.text.as_str()).ok_or((
-        0,
-        "chain declaration needs a policy (ACCEPT, DROP or -)".to_string(),
-    ))?;
+    let policy = toks
+        .get(1)
+        .map(|t| t.text.as_str())
+        .ok_or((0, "chain declaration needs a policy (ACCEPT, DROP or -)".to_string()))?;
     let counters = match toks.get(2) {
-        Some(t) => parse_counters(&t.text)
-            .ok_or((2, "bad counters, expected [packets:bytes]".to_string()))?,
+        Some(t) => parse_counters(&t.text).ok_or((2, "bad counters, expected [packets:bytes]".to_string()))?,
         None => (0, 0),
     };
     if toks.len() > 3 {
         return Err((3, "unexpected word after the chain's counters".into()));
     }
-    let builtin =
-        Hook::from_chain_name(name).is_some_and(|h| table.kind.builtin_hooks().contains(&h));
+    let builtin = Hook::from_chain_name(name).is_some_and(|h| table.kind.builtin_hooks().contains(&h));
     if builtin {
         let c = table.chain_mut(name).expect("built-in chains always exist");
         c.counters = counters;
@@ -164,21 +159,14 @@ fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
             "ACCEPT" => c.policy = Some(Policy::Accept),
             "DROP" => c.policy = Some(Policy::Drop),
             "-" => {}
-            _ => {
-                return Err((
-                    1,
-                    format!("bad policy `{policy}' (expected ACCEPT, DROP or -)"),
-                ))
-            }
+            _ => return Err((1, format!("bad policy `{policy}' (expected ACCEPT, DROP or -)"))),
         }
         return Ok(());
     }
     if policy != "-" {
         return Err((
             1,
-            format!(
-                "can't set policy `{policy}' on user chain `{name}': built-in chain policy only"
-            ),
+            format!("can't set policy `{policy}' on user chain `{name}': built-in chain policy only"),
         ));
     }
     check_chain_name(name).map_err(|m| (0, m))?;
@@ -187,12 +175,7 @@ fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
             c.rules.clear();
             c.counters = counters;
         }
-        None => table.chains.push(Chain {
-            name: name.to_string(),
-            policy: None,
-            counters,
-            rules: Vec::new(),
-        }),
+        None => table.add_user_chain(name, counters),
     }
     Ok(())
 }
@@ -210,9 +193,7 @@ pub fn check_chain_name(name: &str) -> Result<(), String> {
     if name.starts_with(['-', '!']) || name.contains(char::is_whitespace) {
         return Err(format!("invalid chain name `{name}'"));
     }
-    if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE")
-        || Hook::from_chain_name(name).is_some()
-    {
+    if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") || Hook::from_chain_name(name).is_some() {
         return Err(format!("chain name `{name}' is reserved"));
     }
     Ok(())
@@ -224,10 +205,8 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
     let mut i = 0;
     let mut counters = None;
     if toks[0].text.starts_with('[') {
-        counters = Some(
-            parse_counters(&toks[0].text)
-                .ok_or((0, "bad counters, expected [packets:bytes]".to_string()))?,
-        );
+        counters =
+            Some(parse_counters(&toks[0].text).ok_or((0, "bad counters, expected [packets:bytes]".to_string()))?);
         i = 1;
     }
     let cmd = toks
@@ -252,8 +231,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
         target_col: cmd.col as u32,
     };
     let rules = |start: usize| -> Result<Vec<super::Rule>, (usize, String)> {
-        let mut rs =
-            parse_rule(toks, start, loc.clone()).map_err(|RuleError { at, msg }| (at, msg))?;
+        let mut rs = parse_rule(toks, start, loc.clone()).map_err(|RuleError { at, msg }| (at, msg))?;
         if let Some(c) = counters {
             for r in &mut rs {
                 r.counters = c;
@@ -267,8 +245,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             None => Ok(()),
         }
     };
-    let position =
-        |j: usize| -> Option<usize> { chain_arg(j).and_then(|s| s.parse::<usize>().ok()) };
+    let position = |j: usize| -> Option<usize> { chain_arg(j).and_then(|s| s.parse::<usize>().ok()) };
     match cmd.text.as_str() {
         "-A" | "--append" => {
             let c = existing(table, i + 1)?;
@@ -283,10 +260,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             };
             let len = table.chains[c].rules.len();
             if at == 0 || at > len + 1 {
-                return Err((
-                    i + 2,
-                    format!("index of insertion too big (chain has {len} rules)"),
-                ));
+                return Err((i + 2, format!("index of insertion too big (chain has {len} rules)")));
             }
             let rs = rules(start)?;
             table.chains[c].rules.splice(at - 1..at - 1, rs);
@@ -296,17 +270,11 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             let n = position(i + 2).ok_or((i + 2, "-R needs a rule number".to_string()))?;
             let len = table.chains[c].rules.len();
             if n == 0 || n > len {
-                return Err((
-                    i + 2,
-                    format!("index of replacement too big (chain has {len} rules)"),
-                ));
+                return Err((i + 2, format!("index of replacement too big (chain has {len} rules)")));
             }
             let mut rs = rules(i + 3)?;
             if rs.len() != 1 {
-                return Err((
-                    i + 3,
-                    "-R takes a rule with one source and one destination".into(),
-                ));
+                return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
             table.chains[c].rules[n - 1] = rs.remove(0);
         }
@@ -316,10 +284,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
                 no_more(i + 3)?;
                 let len = table.chains[c].rules.len();
                 if n == 0 || n > len {
-                    return Err((
-                        i + 2,
-                        format!("index of deletion too big (chain has {len} rules)"),
-                    ));
+                    return Err((i + 2, format!("index of deletion too big (chain has {len} rules)")));
                 }
                 table.chains[c].rules.remove(n - 1);
             } else {
@@ -340,12 +305,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             if table.chain(name).is_some() {
                 return Err((i + 1, format!("chain `{name}' already exists")));
             }
-            table.chains.push(Chain {
-                name: name.to_string(),
-                policy: None,
-                counters: (0, 0),
-                rules: Vec::new(),
-            });
+            table.add_user_chain(name, (0, 0));
         }
         "-X" | "--delete-chain" => {
             no_more(i + 2)?;
@@ -364,22 +324,17 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             for &c in &victims {
                 let name = &table.chains[c].name;
                 if !table.chains[c].rules.is_empty() && victims.len() == 1 {
-                    return Err((
-                        i + 1,
-                        format!("chain `{name}' is not empty: flush it first"),
-                    ));
+                    return Err((i + 1, format!("chain `{name}' is not empty: flush it first")));
                 }
                 let referenced = table.chains.iter().enumerate().any(|(k, ch)| {
                     !victims.contains(&k)
-                        && ch.rules.iter().any(
-                            |r| matches!(&r.target, Target::Jump(t) | Target::Goto(t) if t == name),
-                        )
+                        && ch
+                            .rules
+                            .iter()
+                            .any(|r| matches!(&r.target, Target::Jump(t) | Target::Goto(t) if t == name))
                 });
                 if referenced {
-                    return Err((
-                        i + 1,
-                        format!("chain `{name}' is still referenced by a rule"),
-                    ));
+                    return Err((i + 1, format!("chain `{name}' is still referenced by a rule")));
                 }
             }
             let mut k = 0;
@@ -419,8 +374,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
         }
         "-E" | "--rename-chain" => {
             let c = existing(table, i + 1)?;
-            let new =
-                chain_arg(i + 2).ok_or((i + 1, "-E needs the old and the new name".to_string()))?;
+            let new = chain_arg(i + 2).ok_or((i + 1, "-E needs the old and the new name".to_string()))?;
             no_more(i + 3)?;
             if table.chains[c].policy.is_some() {
                 return Err((i + 1, "can't rename a built-in chain".into()));
@@ -429,7 +383,11 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             if table.chain(new).is_some() {
                 return Err((i + 2, format!("chain `{new}' already exists")));
             }
-            let old = std::mem::replace(&mut table.chains[c].name, new.to_string());
+            let mut chain = table.chains.remove(c);
+            let old = std::mem::replace(&mut chain.name, new.to_string());
+            table.add_user_chain(new, chain.counters);
+            let at = table.chains.iter().position(|x| x.name == new).expect("just added");
+            table.chains[at].rules = chain.rules;
             for r in table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
                 if let Target::Jump(t) | Target::Goto(t) = &mut r.target {
                     if *t == old {
@@ -447,9 +405,7 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
         other => {
             return Err((
                 i,
-                format!(
-                    "unknown command `{other}' (expected -A, -I, -D, -R, -N, -X, -F, -Z, -P or -E)"
-                ),
+                format!("unknown command `{other}' (expected -A, -I, -D, -R, -N, -X, -F, -Z, -P or -E)"),
             ))
         }
     }
@@ -460,17 +416,15 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
 mod tests {
     use super::*;
 
-    const GOOD: &str = "*filter\n:INPUT DROP [3:4]\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+    const GOOD: &str =
+        "*filter\n:INPUT DROP [3:4]\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
 
     #[test]
     fn loads_and_saves() {
         let rs = restore(&Ruleset::default(), GOOD, "t", false).unwrap();
         let s = rs.save(None, false);
         assert!(s.contains(":INPUT DROP [3:4]\n"), "{s}");
-        assert!(
-            s.contains("-A FOO -p tcp -m tcp --dport 22 -j ACCEPT\n"),
-            "{s}"
-        );
+        assert!(s.contains("-A FOO -p tcp -m tcp --dport 22 -j ACCEPT\n"), "{s}");
     }
 
     #[test]
@@ -488,13 +442,7 @@ mod tests {
 
     #[test]
     fn missing_commit_is_an_error() {
-        let e = restore(
-            &Ruleset::default(),
-            "*nat\n-A PREROUTING -j ACCEPT\n",
-            "t",
-            false,
-        )
-        .unwrap_err();
+        let e = restore(&Ruleset::default(), "*nat\n-A PREROUTING -j ACCEPT\n", "t", false).unwrap_err();
         assert!(e.0[0].msg.contains("COMMIT"));
     }
 
@@ -504,19 +452,10 @@ mod tests {
         let rs = restore(&base, "*filter\n-A INPUT -j DROP\nCOMMIT\n", "t", false).unwrap();
         let f = rs.table(TableKind::Filter).unwrap();
         assert!(f.chain("FOO").is_none());
-        assert_eq!(
-            f.chain("INPUT").unwrap().policy,
-            Some(Policy::Drop),
-            "policy kept"
-        );
+        assert_eq!(f.chain("INPUT").unwrap().policy, Some(Policy::Drop), "policy kept");
         let rs = restore(&base, "*filter\n-A INPUT -j DROP\nCOMMIT\n", "t", true).unwrap();
         assert_eq!(
-            rs.table(TableKind::Filter)
-                .unwrap()
-                .chain("INPUT")
-                .unwrap()
-                .rules
-                .len(),
+            rs.table(TableKind::Filter).unwrap().chain("INPUT").unwrap().rules.len(),
             2
         );
     }
@@ -526,9 +465,17 @@ mod tests {
         let script = "*filter\n:A - [0:0]\n-A INPUT -j ACCEPT\n-I INPUT -j DROP\n-I INPUT 2 -p udp -j A\n-D INPUT -j DROP\n-R INPUT 2 -j RETURN\n-E A B\nCOMMIT\n";
         let rs = restore(&Ruleset::default(), script, "t", false).unwrap();
         let s = rs.save(None, false);
-        assert!(
-            s.contains("-A INPUT -p udp -j B\n-A INPUT -j RETURN\n"),
-            "{s}"
-        );
+        assert!(s.contains("-A INPUT -p udp -j B\n-A INPUT -j RETURN\n"), "{s}");
+    }
+
+    #[test]
+    fn user_chains_keep_libiptc_order_so_save_round_trips() {
+        // Found by fuzzing: declaration order differed from save order, so load(save(x)) != x.
+        let script = "*nat\n:ZED - [0:0]\n:ALPHA - [0:0]\n-A PREROUTING -j ZED\n-E ZED MID\nCOMMIT\n";
+        let x = restore(&Ruleset::default(), script, "t", false).unwrap();
+        let names: Vec<&str> = x.table(TableKind::Nat).unwrap().chains.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "ALPHA", "MID"]);
+        let y = restore(&Ruleset::default(), &x.save(None, false), "t", false).unwrap();
+        assert_eq!(x, y);
     }
 }

@@ -71,14 +71,8 @@ impl PartialEq for Rule {
 impl Rule {
     pub fn proto(&self) -> RuleProto {
         match self.proto {
-            Some(p) => RuleProto {
-                proto: p.v,
-                inv: p.inv,
-            },
-            None => RuleProto {
-                proto: 0,
-                inv: false,
-            },
+            Some(p) => RuleProto { proto: p.v, inv: p.inv },
+            None => RuleProto { proto: 0, inv: false },
         }
     }
 
@@ -203,16 +197,13 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                     match Ipv4Net::parse(part) {
                         Some(n) => nets.push(n),
                         None => {
-                            return c.err_value(format!(
-                                "host/network `{part}' not found (host names are not resolved)"
-                            ))
+                            return c
+                                .err_value(format!("host/network `{part}' not found (host names are not resolved)"))
                         }
                     }
                 }
                 if inv && nets.len() > 1 {
-                    return c.err_value(
-                        "! not allowed with multiple source or destination IP addresses",
-                    );
+                    return c.err_value("! not allowed with multiple source or destination IP addresses");
                 }
                 let slot = if is_src { &mut srcs } else { &mut dsts };
                 if slot.is_some() {
@@ -228,23 +219,14 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                 let mut inv = inv;
                 let v = c.value_inv(&opt, &mut inv)?;
                 if v.len() > 15 {
-                    return c.err_value(format!(
-                        "interface name `{v}' must be shorter than IFNAMSIZ (15)"
-                    ));
+                    return c.err_value(format!("interface name `{v}' must be shorter than IFNAMSIZ (15)"));
                 }
                 if v.is_empty() || v.contains(['/', ' ']) {
                     return c.err_value(format!("bad interface name `{v}'"));
                 }
-                let slot = if is_in {
-                    &mut rule.in_iface
-                } else {
-                    &mut rule.out_iface
-                };
+                let slot = if is_in { &mut rule.in_iface } else { &mut rule.out_iface };
                 if slot.is_some() {
-                    return c.err(format!(
-                        "multiple -{} flags not allowed",
-                        if is_in { 'i' } else { 'o' }
-                    ));
+                    return c.err(format!("multiple -{} flags not allowed", if is_in { 'i' } else { 'o' }));
                 }
                 let (name, wildcard) = match v.strip_suffix('+') {
                     Some(n) => (n.to_string(), true),
@@ -262,10 +244,8 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                     return c.err("multiple -p flags not allowed");
                 }
                 proto_seen = true;
-                let p = parse_protocol(&v).map_or_else(
-                    || c.err_value(format!("unknown protocol `{v}' specified")),
-                    Ok,
-                )?;
+                let p =
+                    parse_protocol(&v).map_or_else(|| c.err_value(format!("unknown protocol `{v}' specified")), Ok)?;
                 if p == 0 && inv {
                     return c.err_value("rule would never match protocol");
                 }
@@ -321,9 +301,7 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                 let num = |s: &str| super::value::parse_uint(s, 0, u64::MAX);
                 match (num(&p), num(&b)) {
                     (Some(p), Some(b)) => rule.counters = (p, b),
-                    _ => return c.err_value(
-                        "-c takes packet and byte counters: -c PACKETS BYTES or -c PACKETS,BYTES",
-                    ),
+                    _ => return c.err_value("-c takes packet and byte counters: -c PACKETS BYTES or -c PACKETS,BYTES"),
                 }
             }
             _ if word.starts_with("--") => {
@@ -350,9 +328,7 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                     132 => Some("sctp"),
                     _ => None,
                 });
-                if let Some(name) =
-                    implicit.filter(|n| !partials.iter().any(|(p, _)| partial_name(p) == Some(*n)))
-                {
+                if let Some(name) = implicit.filter(|n| !partials.iter().any(|(p, _)| partial_name(p) == Some(*n))) {
                     let mut p = Partial::start(name).expect("protocol matches exist");
                     if p.option(&opt, inv, &mut c)? {
                         partials.push((p, at));
@@ -423,7 +399,8 @@ fn is_builtin_target(name: &str) -> bool {
 
 fn unknown_match(name: &str) -> String {
     match name {
-        "mac" => "match `mac' is not applicable: rtrouter's interfaces are TUN devices, which carry no Ethernet header".into(),
+        "mac" => "match `mac' is not applicable: rtrouter's interfaces are TUN devices, which carry no Ethernet header"
+            .into(),
         "wasm" => "wasm plugin matches (-m wasm) are not available yet in this build".into(),
         n => format!("match `{n}' is not supported by rtrouter"),
     }
@@ -451,14 +428,8 @@ mod tests {
             one("-p tcp --dport 80 -j ACCEPT").unwrap(),
             "-p tcp -m tcp --dport 80 -j ACCEPT"
         );
-        assert_eq!(
-            one("-p udp ! --sport 53").unwrap(),
-            "-p udp -m udp ! --sport 53"
-        );
-        assert_eq!(
-            one("-p tcp --dport ! 80").unwrap(),
-            "-p tcp -m tcp ! --dport 80"
-        );
+        assert_eq!(one("-p udp ! --sport 53").unwrap(), "-p udp -m udp ! --sport 53");
+        assert_eq!(one("-p tcp --dport ! 80").unwrap(), "-p tcp -m tcp ! --dport 80");
     }
 
     #[test]

@@ -57,49 +57,18 @@ pub enum RejectWith {
 
 impl RejectWith {
     const NAMES: [(RejectWith, &'static str, &'static str); 8] = [
-        (
-            RejectWith::NetUnreachable,
-            "icmp-net-unreachable",
-            "net-unreach",
-        ),
-        (
-            RejectWith::HostUnreachable,
-            "icmp-host-unreachable",
-            "host-unreach",
-        ),
-        (
-            RejectWith::PortUnreachable,
-            "icmp-port-unreachable",
-            "port-unreach",
-        ),
-        (
-            RejectWith::ProtoUnreachable,
-            "icmp-proto-unreachable",
-            "proto-unreach",
-        ),
-        (
-            RejectWith::NetProhibited,
-            "icmp-net-prohibited",
-            "net-prohib",
-        ),
-        (
-            RejectWith::HostProhibited,
-            "icmp-host-prohibited",
-            "host-prohib",
-        ),
-        (
-            RejectWith::AdminProhibited,
-            "icmp-admin-prohibited",
-            "admin-prohib",
-        ),
+        (RejectWith::NetUnreachable, "icmp-net-unreachable", "net-unreach"),
+        (RejectWith::HostUnreachable, "icmp-host-unreachable", "host-unreach"),
+        (RejectWith::PortUnreachable, "icmp-port-unreachable", "port-unreach"),
+        (RejectWith::ProtoUnreachable, "icmp-proto-unreachable", "proto-unreach"),
+        (RejectWith::NetProhibited, "icmp-net-prohibited", "net-prohib"),
+        (RejectWith::HostProhibited, "icmp-host-prohibited", "host-prohib"),
+        (RejectWith::AdminProhibited, "icmp-admin-prohibited", "admin-prohib"),
         (RejectWith::TcpReset, "tcp-reset", "tcp-rst"),
     ];
 
     pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(r, ..)| *r == self)
-            .map_or("", |(_, n, _)| n)
+        Self::NAMES.iter().find(|(r, ..)| *r == self).map_or("", |(_, n, _)| n)
     }
 
     /// The ICMP destination-unreachable code (RFC 792, RFC 1812); `None` for a TCP reset.
@@ -235,11 +204,7 @@ impl PartialTarget {
             "TTL" => Target::Ttl(TtlOp::Set(0)),
             "TCPMSS" => Target::TcpMss(TcpMss::Set(0)),
             "CHECKSUM" => Target::ChecksumFill,
-            "WASM" => {
-                return Err(
-                    "wasm plugin targets (-j WASM) are not available yet in this build".into(),
-                )
-            }
+            "WASM" => return Err("wasm plugin targets (-j WASM) are not available yet in this build".into()),
             n if is_unsupported_extension(n) => {
                 return Err(format!("target `{n}' is not supported by rtrouter"));
             }
@@ -256,10 +221,7 @@ impl PartialTarget {
             Target::Reject(_) => opt == "reject-with",
             Target::Log(_) => opt.starts_with("log-"),
             Target::Nflog(_) => opt.starts_with("nflog-"),
-            Target::Mark { .. } => matches!(
-                opt,
-                "set-xmark" | "set-mark" | "and-mark" | "or-mark" | "xor-mark"
-            ),
+            Target::Mark { .. } => matches!(opt, "set-xmark" | "set-mark" | "and-mark" | "or-mark" | "xor-mark"),
             Target::ConnMark(_) => matches!(
                 opt,
                 "set-xmark"
@@ -281,14 +243,7 @@ impl PartialTarget {
             Target::Redirect(_) => matches!(opt, "to-ports" | "random"),
             Target::Ct(_) => matches!(
                 opt,
-                "notrack"
-                    | "helper"
-                    | "ctevents"
-                    | "expevents"
-                    | "zone"
-                    | "timeout"
-                    | "zone-orig"
-                    | "zone-reply"
+                "notrack" | "helper" | "ctevents" | "expevents" | "zone" | "timeout" | "zone-orig" | "zone-reply"
             ),
             Target::Ttl(_) => matches!(opt, "ttl-set" | "ttl-inc" | "ttl-dec"),
             Target::TcpMss(_) => matches!(opt, "set-mss" | "clamp-mss-to-pmtu"),
@@ -307,10 +262,7 @@ impl PartialTarget {
                     .iter()
                     .find(|(_, n, alias)| *n == v || *alias == v)
                     .map(|(r, ..)| *r)
-                    .map_or_else(
-                        || c.err_value(format!("REJECT: unknown reject type `{v}'")),
-                        Ok,
-                    )?;
+                    .map_or_else(|| c.err_value(format!("REJECT: unknown reject type `{v}'")), Ok)?;
             }
             Target::Log(l) => match opt {
                 "log-prefix" => {
@@ -325,19 +277,18 @@ impl PartialTarget {
                 }
                 "log-level" => {
                     let v = c.value(name)?;
-                    const LEVELS: [&str; 8] = [
-                        "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
-                    ];
+                    const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"];
                     l.level = match parse_uint(&v, 0, 7) {
                         Some(n) => n as u8,
                         None => match v.as_str() {
                             "panic" => 0,
                             "err" => 3,
                             "warn" => 4,
-                            _ => LEVELS.iter().position(|n| *n == v).map_or_else(
-                                || c.err_value(format!("LOG: unknown level `{v}'")),
-                                Ok,
-                            )? as u8,
+                            _ => LEVELS
+                                .iter()
+                                .position(|n| *n == v)
+                                .map_or_else(|| c.err_value(format!("LOG: unknown level `{v}'")), Ok)?
+                                as u8,
                         },
                     };
                 }
@@ -351,9 +302,8 @@ impl PartialTarget {
             Target::Nflog(n) => match opt {
                 "nflog-group" => {
                     let v = c.value(name)?;
-                    n.group = parse_uint(&v, 0, 65535)
-                        .map_or_else(|| c.err_value("NFLOG: bad --nflog-group"), Ok)?
-                        as u16;
+                    n.group =
+                        parse_uint(&v, 0, 65535).map_or_else(|| c.err_value("NFLOG: bad --nflog-group"), Ok)? as u16;
                 }
                 "nflog-prefix" => {
                     // Like libxt_NFLOG, a longer prefix is cut to the kernel's 63 bytes.
@@ -362,9 +312,8 @@ impl PartialTarget {
                 }
                 "nflog-range" | "nflog-size" => {
                     let v = c.value(name)?;
-                    let size = parse_uint(&v, 0, u32::MAX.into())
-                        .map_or_else(|| c.err_value("NFLOG: bad size"), Ok)?
-                        as u32;
+                    let size =
+                        parse_uint(&v, 0, u32::MAX.into()).map_or_else(|| c.err_value("NFLOG: bad size"), Ok)? as u32;
                     n.size = Some((size, opt == "nflog-range"));
                 }
                 "nflog-threshold" => {
@@ -380,8 +329,7 @@ impl PartialTarget {
                     return c.err("MARK: only one action option allowed");
                 }
                 let v = c.value(name)?;
-                let mm = parse_mark_mask(&v)
-                    .map_or_else(|| c.err_value(format!("MARK: bad value `{v}'")), Ok)?;
+                let mm = parse_mark_mask(&v).map_or_else(|| c.err_value(format!("MARK: bad value `{v}'")), Ok)?;
                 if opt != "set-xmark" && opt != "set-mark" && v.contains('/') {
                     return c.err_value(format!("MARK: {name} takes no mask"));
                 }
@@ -412,8 +360,7 @@ impl PartialTarget {
                         .map_or_else(|| c.err_value(format!("CONNMARK: bad mask `{v}'")), Ok)?
                         as u32;
                     match cm {
-                        ConnMark::Save { nfmask, ctmask }
-                        | ConnMark::Restore { nfmask, ctmask } => {
+                        ConnMark::Save { nfmask, ctmask } | ConnMark::Restore { nfmask, ctmask } => {
                             if opt != "ctmask" {
                                 *nfmask = m;
                             }
@@ -433,8 +380,8 @@ impl PartialTarget {
                         return c.err("CONNMARK: only one action option allowed");
                     }
                     let v = c.value(name)?;
-                    let mm = parse_mark_mask(&v)
-                        .map_or_else(|| c.err_value(format!("CONNMARK: bad value `{v}'")), Ok)?;
+                    let mm =
+                        parse_mark_mask(&v).map_or_else(|| c.err_value(format!("CONNMARK: bad value `{v}'")), Ok)?;
                     let (value, mask) = bit_op(opt, mm.value, mm.mask);
                     *cm = ConnMark::Set { value, mask };
                     self.seen |= SEEN_MAIN;
@@ -450,8 +397,7 @@ impl PartialTarget {
                         random: r.random,
                         random_fully: r.random_fully,
                         persistent: r.persistent,
-                        ..parse_nat_range(&v)
-                            .map_or_else(|e| c.err_value(format!("bad {name} `{v}': {e}")), Ok)?
+                        ..parse_nat_range(&v).map_or_else(|e| c.err_value(format!("bad {name} `{v}': {e}")), Ok)?
                     };
                     self.seen |= SEEN_MAIN;
                 }
@@ -462,8 +408,8 @@ impl PartialTarget {
             Target::Masquerade(r) | Target::Redirect(r) => match opt {
                 "to-ports" => {
                     let v = c.value(name)?;
-                    let (lo, hi) = parse_port_range(&v)
-                        .map_or_else(|e| c.err_value(format!("bad --to-ports `{v}': {e}")), Ok)?;
+                    let (lo, hi) =
+                        parse_port_range(&v).map_or_else(|e| c.err_value(format!("bad --to-ports `{v}': {e}")), Ok)?;
                     r.ports = Some((lo, hi));
                 }
                 "random" => r.random = true,
@@ -511,9 +457,7 @@ impl PartialTarget {
                         ct.expevents = bits;
                     }
                 }
-                _ => {
-                    return c.err("CT: --zone-orig and --zone-reply are not supported by rtrouter")
-                }
+                _ => return c.err("CT: --zone-orig and --zone-reply are not supported by rtrouter"),
             },
             Target::Ttl(t) => {
                 if seen & SEEN_MAIN != 0 {
@@ -521,9 +465,8 @@ impl PartialTarget {
                 }
                 let v = c.value(name)?;
                 let min = if opt == "ttl-set" { 0 } else { 1 };
-                let n = parse_uint(&v, min, 255)
-                    .map_or_else(|| c.err_value(format!("TTL: bad value `{v}'")), Ok)?
-                    as u8;
+                let n =
+                    parse_uint(&v, min, 255).map_or_else(|| c.err_value(format!("TTL: bad value `{v}'")), Ok)? as u8;
                 *t = match opt {
                     "ttl-set" => TtlOp::Set(n),
                     "ttl-inc" => TtlOp::Inc(n),
@@ -538,8 +481,7 @@ impl PartialTarget {
                 *t = if opt == "set-mss" {
                     let v = c.value(name)?;
                     TcpMss::Set(
-                        parse_uint(&v, 0, 65535)
-                            .map_or_else(|| c.err_value(format!("TCPMSS: bad MSS `{v}'")), Ok)?
+                        parse_uint(&v, 0, 65535).map_or_else(|| c.err_value(format!("TCPMSS: bad MSS `{v}'")), Ok)?
                             as u16,
                     )
                 } else {
@@ -561,8 +503,14 @@ impl PartialTarget {
             Target::Reject(RejectWith::TcpReset) if p.exact() != Some(6) => {
                 return Err("REJECT: --reject-with tcp-reset is only valid with `-p tcp'".into());
             }
-            Target::Mark { .. } if !main => return Err("MARK: one of --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark is required".into()),
-            Target::ConnMark(_) if !main => return Err("CONNMARK: an action (--set-mark, --save-mark, --restore-mark, …) is required".into()),
+            Target::Mark { .. } if !main => {
+                return Err(
+                    "MARK: one of --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark is required".into(),
+                )
+            }
+            Target::ConnMark(_) if !main => {
+                return Err("CONNMARK: an action (--set-mark, --save-mark, --restore-mark, …) is required".into())
+            }
             Target::Dnat(_) if !main => return Err("DNAT: --to-destination is required".into()),
             Target::Snat(_) if !main => return Err("SNAT: --to-source is required".into()),
             Target::Ttl(_) if !main => return Err("TTL: one of --ttl-set, --ttl-inc or --ttl-dec is required".into()),
@@ -573,8 +521,7 @@ impl PartialTarget {
             }
             _ => {}
         }
-        if let Target::Dnat(r) | Target::Snat(r) | Target::Masquerade(r) | Target::Redirect(r) = &t
-        {
+        if let Target::Dnat(r) | Target::Snat(r) | Target::Masquerade(r) | Target::Redirect(r) = &t {
             if r.ports.is_some() && !p.exact().is_some_and(has_ports) {
                 return Err(format!(
                     "{}: a port specification needs `-p tcp', `-p udp', `-p sctp', `-p dccp' or `-p udplite'",
@@ -653,10 +600,7 @@ fn parse_nat_range(v: &str) -> Result<NatRange, &'static str> {
     };
     if !addrs.is_empty() {
         let (lo, hi) = match addrs.split_once('-') {
-            Some((a, b)) => (
-                parse_ipv4(a).ok_or("bad address")?,
-                parse_ipv4(b).ok_or("bad address")?,
-            ),
+            Some((a, b)) => (parse_ipv4(a).ok_or("bad address")?, parse_ipv4(b).ok_or("bad address")?),
             None => {
                 let a = parse_ipv4(addrs).ok_or("bad address")?;
                 (a, a)
@@ -716,9 +660,7 @@ impl Target {
     /// The table a target is restricted to, as the kernel's `xt_target.table`.
     pub fn table(&self) -> Option<TableKind> {
         match self {
-            Target::Dnat(_) | Target::Snat(_) | Target::Masquerade(_) | Target::Redirect(_) => {
-                Some(TableKind::Nat)
-            }
+            Target::Dnat(_) | Target::Snat(_) | Target::Masquerade(_) | Target::Redirect(_) => Some(TableKind::Nat),
             Target::Notrack | Target::Ct(_) => Some(TableKind::Raw),
             Target::Ttl(_) | Target::ChecksumFill => Some(TableKind::Mangle),
             _ => None,
@@ -732,9 +674,7 @@ impl Target {
             Target::Snat(_) => hooks::POSTROUTING | hooks::INPUT,
             Target::Masquerade(_) => hooks::POSTROUTING,
             Target::Reject(_) => hooks::INPUT | hooks::FORWARD | hooks::OUTPUT,
-            Target::TcpMss(TcpMss::ClampToPmtu) => {
-                hooks::FORWARD | hooks::OUTPUT | hooks::POSTROUTING
-            }
+            Target::TcpMss(TcpMss::ClampToPmtu) => hooks::FORWARD | hooks::OUTPUT | hooks::POSTROUTING,
             _ => hooks::ALL,
         }
     }
@@ -782,11 +722,7 @@ impl Target {
                     let _ = write!(out, " --nflog-group {}", n.group);
                 }
                 if let Some((s, legacy)) = n.size {
-                    let _ = write!(
-                        out,
-                        " --nflog-{} {s}",
-                        if legacy { "range" } else { "size" }
-                    );
+                    let _ = write!(out, " --nflog-{} {s}", if legacy { "range" } else { "size" });
                 }
                 if n.threshold != 0 {
                     let _ = write!(out, " --nflog-threshold {}", n.threshold);
@@ -800,14 +736,12 @@ impl Target {
                     ConnMark::Set { value, mask } => {
                         write!(out, " --set-xmark {value:#x}/{mask:#x}")
                     }
-                    ConnMark::Save { nfmask, ctmask } => write!(
-                        out,
-                        " --save-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
-                    ),
-                    ConnMark::Restore { nfmask, ctmask } => write!(
-                        out,
-                        " --restore-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
-                    ),
+                    ConnMark::Save { nfmask, ctmask } => {
+                        write!(out, " --save-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}")
+                    }
+                    ConnMark::Restore { nfmask, ctmask } => {
+                        write!(out, " --restore-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}")
+                    }
                 };
             }
             Target::Dnat(r) | Target::Snat(r) => {
@@ -904,10 +838,7 @@ mod tests {
     #[test]
     fn nat_ranges() {
         let r = parse_nat_range("1.1.1.1-1.1.1.10:1025-65535").unwrap();
-        assert_eq!(
-            r.addrs,
-            Some(("1.1.1.1".parse().unwrap(), "1.1.1.10".parse().unwrap()))
-        );
+        assert_eq!(r.addrs, Some(("1.1.1.1".parse().unwrap(), "1.1.1.10".parse().unwrap())));
         assert_eq!(r.ports, Some((1025, 65535)));
         assert_eq!(parse_nat_range("1.1.1.1:10-20/ftp").unwrap().base, Some(21));
         assert!(parse_nat_range("1.1.1.1:10-20/0").is_err());

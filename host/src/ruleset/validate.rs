@@ -82,11 +82,7 @@ fn err(rule: &Rule, at_target: bool, token: &str, msg: String) -> Error {
     Error {
         file: rule.loc.file.clone(),
         line: rule.loc.line,
-        col: if at_target {
-            rule.loc.target_col
-        } else {
-            rule.loc.col
-        },
+        col: if at_target { rule.loc.target_col } else { rule.loc.col },
         token: token.to_string(),
         msg,
     }
@@ -114,29 +110,25 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
             let mut js = Vec::with_capacity(c.rules.len());
             for r in &c.rules {
                 let j = match &r.target {
-                    Target::Jump(name) | Target::Goto(name) => {
-                        match t.chains.iter().position(|x| &x.name == name) {
-                            Some(k) if t.chains[k].policy.is_some() => {
-                                errors.push(err(
-                                    r,
-                                    true,
-                                    name,
-                                    format!("can't jump to built-in chain `{name}'"),
-                                ));
-                                None
-                            }
-                            Some(k) => Some(ChainId(k as u32)),
-                            None => {
-                                errors.push(err(
+                    Target::Jump(name) | Target::Goto(name) => match t.chains.iter().position(|x| &x.name == name) {
+                        Some(k) if t.chains[k].policy.is_some() => {
+                            errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
+                            None
+                        }
+                        Some(k) => Some(ChainId(k as u32)),
+                        None => {
+                            errors.push(err(
                                 r,
                                 true,
                                 name,
-                                format!("chain `{name}' does not exist in table `{}' (and is not a known target)", t.kind),
+                                format!(
+                                    "chain `{name}' does not exist in table `{}' (and is not a known target)",
+                                    t.kind
+                                ),
                             ));
-                                None
-                            }
+                            None
                         }
-                    }
+                    },
                     _ => None,
                 };
                 js.push(j);
@@ -150,12 +142,7 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
             .kind
             .builtin_hooks()
             .iter()
-            .filter_map(|h| {
-                t.chains
-                    .iter()
-                    .position(|c| c.name == h.chain_name())
-                    .map(|i| (*h, i))
-            })
+            .filter_map(|h| t.chains.iter().position(|c| c.name == h.chain_name()).map(|i| (*h, i)))
             .collect();
         // Colours per walk: 0 unseen, 1 on the current path, 2 done. `height` is the deepest
         // nesting below a chain (itself included), the same from every hook.
@@ -214,7 +201,15 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
             if height[start] > MAX_DEPTH && !in_loop.iter().any(|l| *l) {
                 let r = t.chains[start].rules.first();
                 if let Some(r) = r {
-                    errors.push(err(r, true, &t.chains[start].name, format!("chains reached from `{}' nest {} levels deep; the limit is {MAX_DEPTH}", t.chains[start].name, height[start])));
+                    errors.push(err(
+                        r,
+                        true,
+                        &t.chains[start].name,
+                        format!(
+                            "chains reached from `{}' nest {} levels deep; the limit is {MAX_DEPTH}",
+                            t.chains[start].name, height[start]
+                        ),
+                    ));
                 }
             }
         }
@@ -230,10 +225,7 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                             r,
                             true,
                             r.target.name(),
-                            format!(
-                                "target `{}' is only valid in the `{tab}' table",
-                                r.target.name()
-                            ),
+                            format!("target `{}' is only valid in the `{tab}' table", r.target.name()),
                         ));
                     }
                 }
@@ -320,9 +312,7 @@ mod tests {
 
     #[test]
     fn loops_are_refused() {
-        let e =
-            check("*filter\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n")
-                .unwrap_err();
+        let e = check("*filter\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n").unwrap_err();
         assert!(e.0[0].msg.contains("loop"), "{e}");
         assert_eq!(e.0[0].line, 6);
     }
@@ -339,10 +329,7 @@ mod tests {
     fn missing_chain_and_builtin_jump() {
         let e = check("*filter\n-A INPUT -j NOPE\n-A INPUT -j OUTPUT\nCOMMIT\n").unwrap_err();
         assert_eq!(e.0.len(), 2);
-        assert_eq!(
-            (e.0[0].line, e.0[0].col, e.0[0].token.as_str()),
-            (2, 10, "NOPE")
-        );
+        assert_eq!((e.0[0].line, e.0[0].col, e.0[0].token.as_str()), (2, 10, "NOPE"));
     }
 
     #[test]
@@ -350,10 +337,7 @@ mod tests {
         let e = check("*nat\n:X - [0:0]\n-A PREROUTING -j X\n-A POSTROUTING -j X\n-A X -j DNAT --to-destination 1.2.3.4\nCOMMIT\n").unwrap_err();
         assert!(e.0[0].msg.contains("POSTROUTING"), "{e}");
         assert!(check("*filter\n-A INPUT -j DNAT --to-destination 1.2.3.4\nCOMMIT\n").is_err());
-        assert!(
-            check("*nat\n-A PREROUTING -p tcp -j DNAT --to-destination 1.2.3.4:80\nCOMMIT\n")
-                .is_ok()
-        );
+        assert!(check("*nat\n-A PREROUTING -p tcp -j DNAT --to-destination 1.2.3.4:80\nCOMMIT\n").is_ok());
         assert!(check("*raw\n-A PREROUTING -j REJECT\nCOMMIT\n").is_err());
     }
 

@@ -106,10 +106,7 @@ pub struct Range16 {
 }
 
 impl Range16 {
-    pub const FULL: Range16 = Range16 {
-        lo: 0,
-        hi: u16::MAX,
-    };
+    pub const FULL: Range16 = Range16 { lo: 0, hi: u16::MAX };
 
     pub fn contains(&self, v: u16) -> bool {
         self.lo <= v && v <= self.hi
@@ -189,10 +186,7 @@ pub fn parse_protocol(s: &str) -> Option<u8> {
 
 /// The name iptables-save prints for a protocol number; numbers without a name print as numbers.
 pub fn protocol_name(p: u8) -> Option<&'static str> {
-    PROTOCOLS
-        .iter()
-        .find(|(_, n)| *n == p)
-        .map(|(name, _)| *name)
+    PROTOCOLS.iter().find(|(_, n)| *n == p).map(|(name, _)| *name)
 }
 
 /// Protocols that have ports, as the NAT targets and `multiport` require.
@@ -270,9 +264,7 @@ pub fn parse_port(s: &str, proto: &str) -> Option<u16> {
 
 /// The characters iptables-save prints without quotes (`xtables_save_string`).
 pub fn save_string(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if plain {
         return s.to_string();
     }
@@ -294,10 +286,7 @@ mod tests {
 
     #[test]
     fn numbers_follow_strtoui() {
-        assert_eq!(
-            parse_uint("0xfeedcafe", 0, u32::MAX.into()),
-            Some(0xfeedcafe)
-        );
+        assert_eq!(parse_uint("0xfeedcafe", 0, u32::MAX.into()), Some(0xfeedcafe));
         assert_eq!(parse_uint("010", 0, 100), Some(8));
         assert_eq!(parse_uint("4294967296", 0, u32::MAX.into()), None);
         assert_eq!(parse_uint("-1", 0, u32::MAX.into()), None);
@@ -308,10 +297,7 @@ mod tests {
     fn prefixes_are_masked_and_printed_like_iptables_save() {
         let n = Ipv4Net::parse("10.11.12.13/255.0.255.0").unwrap();
         assert_eq!(n.to_string(), "10.0.12.0/255.0.255.0");
-        assert_eq!(
-            Ipv4Net::parse("10.11.12.13/9").unwrap().to_string(),
-            "10.0.0.0/9"
-        );
+        assert_eq!(Ipv4Net::parse("10.11.12.13/9").unwrap().to_string(), "10.0.0.0/9");
         assert_eq!(Ipv4Net::parse("1.2.3.4").unwrap().to_string(), "1.2.3.4/32");
         assert_eq!(Ipv4Net::parse("0.0.0.0/0").unwrap().prefix_len(), Some(0));
         assert!(Ipv4Net::parse("1.2.3.4/33").is_none());
