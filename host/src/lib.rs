@@ -7,4 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod packet;
 pub mod ruleset;

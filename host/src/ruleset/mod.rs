@@ -180,7 +180,11 @@ impl Table {
 
     /// Adds an empty user chain where libiptc keeps it: after the built-ins, sorted by name.
     pub fn add_user_chain(&mut self, name: &str, counters: (u64, u64)) {
-        let at = self.chains.iter().position(|c| c.policy.is_none() && c.name.as_str() > name).unwrap_or(self.chains.len());
+        let at = self
+            .chains
+            .iter()
+            .position(|c| c.policy.is_none() && c.name.as_str() > name)
+            .unwrap_or(self.chains.len());
         self.chains.insert(
             at,
             Chain {

@@ -473,7 +473,13 @@ mod tests {
         // Found by fuzzing: declaration order differed from save order, so load(save(x)) != x.
         let script = "*nat\n:ZED - [0:0]\n:ALPHA - [0:0]\n-A PREROUTING -j ZED\n-E ZED MID\nCOMMIT\n";
         let x = restore(&Ruleset::default(), script, "t", false).unwrap();
-        let names: Vec<&str> = x.table(TableKind::Nat).unwrap().chains.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = x
+            .table(TableKind::Nat)
+            .unwrap()
+            .chains
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         assert_eq!(names, ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "ALPHA", "MID"]);
         let y = restore(&Ruleset::default(), &x.save(None, false), "t", false).unwrap();
         assert_eq!(x, y);

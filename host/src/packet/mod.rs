@@ -1,0 +1,593 @@
+//! Packets: one parse per packet into [`Headers`], the summary every later stage reads, and
+//! the few in-place rewrites the targets and NAT need (with incremental checksums).
+//!
+//! Parsing goes through `smoltcp::wire` views. After [`parse`] succeeded, the offsets in
+//! `Headers` are inside the buffer, so the rewrite helpers index it without further checks.
+//! A packet that fails a check is not an error but a [`DropReason`], counted by the caller.
+
+pub mod build;
+pub mod checksum;
+
+use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why a packet was dropped. Every drop has one; the router counts them per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than an IP header.
+    Truncated,
+    /// IP version is neither 4 nor 6.
+    BadVersion,
+    /// IPv4 header length below 20 bytes or past the end of the packet.
+    BadHeaderLength,
+    /// The IP total/payload length disagrees with the bytes received.
+    BadTotalLength,
+    /// IPv4 header checksum wrong.
+    BadChecksum,
+    /// The first fragment is too short for its TCP/UDP/ICMP/SCTP header.
+    TruncatedL4,
+    /// Forwarding would take TTL/hop limit to 0; ICMP time-exceeded was sent.
+    TtlExceeded,
+    /// No route to the destination; ICMP unreachable was sent.
+    NoRoute,
+    /// Source or destination address that must never be routed (RFC 1812 5.3.7), or a
+    /// loopback destination from outside without `route_localnet`.
+    Martian,
+    /// Forwarding is disabled.
+    NotForwarding,
+    /// A `DROP` target or policy.
+    Filtered,
+    /// A `REJECT` target (the reply was sent).
+    Rejected,
+    /// Larger than the egress MTU with DF set; ICMP fragmentation-needed was sent.
+    TooBig,
+    /// Conntrack table full and nothing could be evicted.
+    ConntrackFull,
+    /// A NAT mapping could not be found for a new connection (port space exhausted).
+    NatExhausted,
+    /// A packet the router generated could not be routed back.
+    ReplyUnroutable,
+    /// A plugin failed and its rule is configured to drop.
+    PluginFailure,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 17] = [
+        DropReason::Truncated,
+        DropReason::BadVersion,
+        DropReason::BadHeaderLength,
+        DropReason::BadTotalLength,
+        DropReason::BadChecksum,
+        DropReason::TruncatedL4,
+        DropReason::TtlExceeded,
+        DropReason::NoRoute,
+        DropReason::Martian,
+        DropReason::NotForwarding,
+        DropReason::Filtered,
+        DropReason::Rejected,
+        DropReason::TooBig,
+        DropReason::ConntrackFull,
+        DropReason::NatExhausted,
+        DropReason::ReplyUnroutable,
+        DropReason::PluginFailure,
+    ];
+
+    /// A stable snake_case name, for counters and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::BadVersion => "bad_version",
+            DropReason::BadHeaderLength => "bad_header_length",
+            DropReason::BadTotalLength => "bad_total_length",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::TruncatedL4 => "truncated_l4",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::NoRoute => "no_route",
+            DropReason::Martian => "martian",
+            DropReason::NotForwarding => "not_forwarding",
+            DropReason::Filtered => "filtered",
+            DropReason::Rejected => "rejected",
+            DropReason::TooBig => "too_big",
+            DropReason::ConntrackFull => "conntrack_full",
+            DropReason::NatExhausted => "nat_exhausted",
+            DropReason::ReplyUnroutable => "reply_unroutable",
+            DropReason::PluginFailure => "plugin_failure",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+pub mod proto {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+    pub const SCTP: u8 = 132;
+}
+
+/// TCP flag bits as in the header's 13th byte.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tcp {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    /// Header length in bytes (options included).
+    pub hdr_len: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icmp {
+    pub typ: u8,
+    pub code: u8,
+    /// Identifier and sequence of echo/timestamp/info messages (0 for others).
+    pub ident: u16,
+    pub seq: u16,
+}
+
+/// The transport header, for first fragments of known protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    /// Not a first fragment, or a protocol without a parsed header.
+    None,
+    Tcp(Tcp),
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Sctp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp(Icmp),
+}
+
+/// Everything the pipeline reads about a packet, parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 protocol, or IPv6's last next-header.
+    pub proto: u8,
+    pub ttl: u8,
+    pub tos: u8,
+    pub ident: u16,
+    pub df: bool,
+    /// Bytes of the IP packet (header included) as its header states.
+    pub total_len: u16,
+    /// Offset of the transport header.
+    pub l4_off: u16,
+    /// Fragment offset in bytes; non-zero means not the first fragment.
+    pub frag_off: u16,
+    pub more_frags: bool,
+    pub l4: L4,
+}
+
+impl Headers {
+    pub fn is_v4(&self) -> bool {
+        self.src.is_ipv4()
+    }
+
+    pub fn src_v4(&self) -> Option<Ipv4Addr> {
+        match self.src {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    pub fn dst_v4(&self) -> Option<Ipv4Addr> {
+        match self.dst {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// Source and destination ports of TCP, UDP and SCTP.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match self.l4 {
+            L4::Tcp(t) => Some((t.sport, t.dport)),
+            L4::Udp { sport, dport } | L4::Sctp { sport, dport } => Some((sport, dport)),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a fragment (first or not).
+    pub fn is_fragment(&self) -> bool {
+        self.frag_off != 0 || self.more_frags
+    }
+}
+
+/// Parses the IP packet at the start of `buf`. Bytes after the IP total length (link padding)
+/// are ignored; the caller may trim them.
+pub fn parse(buf: &[u8]) -> Result<Headers, DropReason> {
+    match buf.first().map(|b| b >> 4) {
+        None => Err(DropReason::Truncated),
+        Some(4) => parse_v4(buf),
+        Some(6) => parse_v6(buf),
+        Some(_) => Err(DropReason::BadVersion),
+    }
+}
+
+fn parse_v4(buf: &[u8]) -> Result<Headers, DropReason> {
+    if buf.len() < 20 {
+        return Err(DropReason::Truncated);
+    }
+    let p = Ipv4Packet::new_unchecked(buf);
+    let hl = usize::from(p.header_len());
+    if hl < 20 || hl > buf.len() {
+        return Err(DropReason::BadHeaderLength);
+    }
+    if p.check_len().is_err() {
+        return Err(DropReason::BadTotalLength);
+    }
+    if !p.verify_checksum() {
+        return Err(DropReason::BadChecksum);
+    }
+    let total = p.total_len();
+    let proto = u8::from(p.next_header());
+    let frag_off = p.frag_offset();
+    let body = &buf[hl..usize::from(total)];
+    let l4 = if frag_off != 0 {
+        L4::None
+    } else {
+        parse_l4(proto, body)?
+    };
+    Ok(Headers {
+        src: IpAddr::V4(p.src_addr()),
+        dst: IpAddr::V4(p.dst_addr()),
+        proto,
+        ttl: p.hop_limit(),
+        tos: buf[1],
+        ident: p.ident(),
+        df: p.dont_frag(),
+        total_len: total,
+        l4_off: hl as u16,
+        frag_off,
+        more_frags: p.more_frags(),
+        l4,
+    })
+}
+
+fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
+    let p = Ipv6Packet::new_checked(buf).map_err(|_| {
+        if buf.len() < 40 {
+            DropReason::Truncated
+        } else {
+            DropReason::BadTotalLength
+        }
+    })?;
+    let total = 40 + usize::from(p.payload_len());
+    if total > usize::from(u16::MAX) {
+        return Err(DropReason::BadTotalLength);
+    }
+    // Walk the extension headers that precede the transport header (RFC 8200 4.1).
+    let mut next = u8::from(p.next_header());
+    let mut off = 40usize;
+    let mut frag_off = 0u16;
+    let mut more_frags = false;
+    loop {
+        match next {
+            0 | 43 | 60 => {
+                let h = buf.get(off..off + 2).ok_or(DropReason::TruncatedL4)?;
+                next = h[0];
+                off += (usize::from(h[1]) + 1) * 8;
+            }
+            44 => {
+                let h = buf.get(off..off + 8).ok_or(DropReason::TruncatedL4)?;
+                next = h[0];
+                let fo = u16::from_be_bytes([h[2], h[3]]);
+                frag_off = fo & !7;
+                more_frags = fo & 1 != 0;
+                off += 8;
+            }
+            _ => break,
+        }
+        if off > total {
+            return Err(DropReason::TruncatedL4);
+        }
+    }
+    let body = &buf[off..total];
+    let l4 = if frag_off != 0 { L4::None } else { parse_l4(next, body)? };
+    let tos = ((buf[0] & 0x0f) << 4) | (buf[1] >> 4);
+    Ok(Headers {
+        src: IpAddr::V6(Ipv6Addr::from(p.src_addr())),
+        dst: IpAddr::V6(Ipv6Addr::from(p.dst_addr())),
+        proto: next,
+        ttl: p.hop_limit(),
+        tos,
+        ident: 0,
+        df: true,
+        total_len: total as u16,
+        l4_off: off as u16,
+        frag_off,
+        more_frags,
+        l4,
+    })
+}
+
+fn parse_l4(proto: u8, body: &[u8]) -> Result<L4, DropReason> {
+    Ok(match proto {
+        proto::TCP => {
+            let t = TcpPacket::new_checked(body).map_err(|_| DropReason::TruncatedL4)?;
+            L4::Tcp(Tcp {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                seq: t.seq_number().0 as u32,
+                ack: t.ack_number().0 as u32,
+                flags: body[13],
+                window: t.window_len(),
+                hdr_len: t.header_len(),
+            })
+        }
+        proto::UDP => {
+            let u = UdpPacket::new_checked(body).map_err(|_| DropReason::TruncatedL4)?;
+            L4::Udp {
+                sport: u.src_port(),
+                dport: u.dst_port(),
+            }
+        }
+        proto::SCTP => {
+            let h = body.get(..12).ok_or(DropReason::TruncatedL4)?;
+            L4::Sctp {
+                sport: u16::from_be_bytes([h[0], h[1]]),
+                dport: u16::from_be_bytes([h[2], h[3]]),
+            }
+        }
+        proto::ICMP | proto::ICMPV6 => {
+            let i = Icmpv4Packet::new_checked(body).map_err(|_| DropReason::TruncatedL4)?;
+            let _ = i.msg_type();
+            L4::Icmp(Icmp {
+                typ: body[0],
+                code: body[1],
+                ident: u16::from_be_bytes([body[4], body[5]]),
+                seq: u16::from_be_bytes([body[6], body[7]]),
+            })
+        }
+        _ => L4::None,
+    })
+}
+
+/// Offset of the transport checksum field from the transport header, for the protocols whose
+/// checksum covers a pseudo-header.
+fn l4_csum_field(proto: u8) -> Option<usize> {
+    match proto {
+        proto::TCP => Some(16),
+        proto::UDP => Some(6),
+        proto::ICMPV6 => Some(2),
+        _ => None,
+    }
+}
+
+/// Rewrites the IPv4 source (`src == true`) or destination address, fixing the IP header
+/// checksum and the TCP/UDP pseudo-header checksum incrementally.
+pub fn set_addr_v4(buf: &mut [u8], h: &mut Headers, src: bool, new: Ipv4Addr) {
+    let at = if src { 12 } else { 16 };
+    let old: [u8; 4] = buf[at..at + 4].try_into().expect("4 bytes");
+    let new_b = new.octets();
+    if old == new_b {
+        return;
+    }
+    buf[at..at + 4].copy_from_slice(&new_b);
+    checksum::update(&mut buf[10..12], &old, &new_b);
+    if h.frag_off == 0 {
+        fix_l4_csum(buf, h, &old, &new_b);
+    }
+    if src {
+        h.src = IpAddr::V4(new);
+    } else {
+        h.dst = IpAddr::V4(new);
+    }
+}
+
+fn fix_l4_csum(buf: &mut [u8], h: &Headers, old: &[u8], new: &[u8]) {
+    let Some(field) = l4_csum_field(h.proto) else { return };
+    let at = usize::from(h.l4_off) + field;
+    let Some(f) = buf.get_mut(at..at + 2) else { return };
+    if h.proto == proto::UDP {
+        checksum::update_udp(f, old, new);
+    } else {
+        checksum::update(f, old, new);
+    }
+}
+
+/// Rewrites the source or destination port of TCP/UDP/SCTP, fixing the checksum: TCP and UDP
+/// incrementally, SCTP's CRC32c in full (a CRC has no incremental update of this kind).
+pub fn set_port(buf: &mut [u8], h: &mut Headers, src: bool, new: u16) {
+    let at = usize::from(h.l4_off) + if src { 0 } else { 2 };
+    let old: [u8; 2] = buf[at..at + 2].try_into().expect("2 bytes");
+    let new_b = new.to_be_bytes();
+    buf[at..at + 2].copy_from_slice(&new_b);
+    if h.proto == proto::SCTP {
+        fill_sctp_crc(buf, h);
+    } else {
+        fix_l4_csum(buf, h, &old, &new_b);
+    }
+    match &mut h.l4 {
+        L4::Tcp(t) if src => t.sport = new,
+        L4::Tcp(t) => t.dport = new,
+        L4::Udp { sport, .. } | L4::Sctp { sport, .. } if src => *sport = new,
+        L4::Udp { dport, .. } | L4::Sctp { dport, .. } => *dport = new,
+        _ => {}
+    }
+}
+
+/// Rewrites the ICMP echo identifier (the "port" of ICMP for NAT), fixing the ICMP checksum.
+pub fn set_icmp_ident(buf: &mut [u8], h: &mut Headers, new: u16) {
+    let at = usize::from(h.l4_off) + 4;
+    let old: [u8; 2] = buf[at..at + 2].try_into().expect("2 bytes");
+    let new_b = new.to_be_bytes();
+    buf[at..at + 2].copy_from_slice(&new_b);
+    let c = usize::from(h.l4_off) + 2;
+    checksum::update(&mut buf[c..c + 2], &old, &new_b);
+    if let L4::Icmp(i) = &mut h.l4 {
+        i.ident = new;
+    }
+}
+
+/// Sets the IPv4 TTL or IPv6 hop limit, fixing the IPv4 header checksum.
+pub fn set_ttl(buf: &mut [u8], h: &mut Headers, ttl: u8) {
+    if h.is_v4() {
+        let old = [buf[8], buf[9]];
+        buf[8] = ttl;
+        let new = [buf[8], buf[9]];
+        checksum::update(&mut buf[10..12], &old, &new);
+    } else {
+        buf[7] = ttl;
+    }
+    h.ttl = ttl;
+}
+
+/// Recomputes the transport checksum in full (`CHECKSUM --checksum-fill`).
+pub fn fill_l4_checksum(buf: &mut [u8], h: &Headers) {
+    if h.frag_off != 0 || h.more_frags {
+        return;
+    }
+    let start = usize::from(h.l4_off);
+    let end = usize::from(h.total_len);
+    let field = match h.proto {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        proto::ICMP | proto::ICMPV6 => 2,
+        proto::SCTP => return fill_sctp_crc(buf, h),
+        _ => return,
+    };
+    if end < start + field + 2 {
+        return;
+    }
+    buf[start + field..start + field + 2].copy_from_slice(&[0, 0]);
+    let mut s = checksum::sum(&buf[start..end]);
+    if h.proto != proto::ICMP {
+        let len = (end - start) as u32;
+        let ph = match (h.src, h.dst) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => checksum::pseudo_header(&a.octets(), &b.octets(), h.proto, len),
+            (IpAddr::V6(a), IpAddr::V6(b)) => checksum::pseudo_header(&a.octets(), &b.octets(), h.proto, len),
+            _ => return,
+        };
+        s += ph;
+    }
+    let mut c = checksum::finish(s);
+    if h.proto == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    buf[start + field..start + field + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// SCTP's CRC32c (RFC 9260 appendix A) over the whole SCTP packet.
+fn fill_sctp_crc(buf: &mut [u8], h: &Headers) {
+    let start = usize::from(h.l4_off);
+    let end = usize::from(h.total_len);
+    if end < start + 12 {
+        return;
+    }
+    buf[start + 8..start + 12].copy_from_slice(&[0; 4]);
+    let mut crc: u32 = !0;
+    for &b in &buf[start..end] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    buf[start + 8..start + 12].copy_from_slice(&(!crc).to_le_bytes());
+}
+
+/// Verifies every checksum a packet carries (IPv4 header and TCP/UDP/ICMP), for tests and
+/// replay checks. `None` when the packet cannot be parsed.
+pub fn checksums_ok(buf: &[u8]) -> Option<bool> {
+    let h = parse(buf).ok()?;
+    if h.is_fragment() {
+        return Some(true);
+    }
+    let mut copy = buf[..usize::from(h.total_len)].to_vec();
+    let start = usize::from(h.l4_off);
+    let field = match h.proto {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        proto::ICMP | proto::ICMPV6 => 2,
+        _ => return Some(true),
+    };
+    let orig = [copy[start + field], copy[start + field + 1]];
+    if h.proto == proto::UDP && orig == [0, 0] {
+        return Some(true);
+    }
+    fill_l4_checksum(&mut copy, &h);
+    Some(copy[start + field..start + field + 2] == orig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 10.0.0.1:1234 -> 10.0.0.2:80, TCP SYN seq 100 (checksums computed independently).
+    pub(crate) const SYN: [u8; 40] = [
+        0x45, 0x00, 0x00, 0x28, 0x00, 0x01, 0x40, 0x00, 0x40, 0x06, 0x26, 0xcd, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00,
+        0x00, 0x02, 0x04, 0xd2, 0x00, 0x50, 0x00, 0x00, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x50, 0x02, 0xff, 0xff,
+        0x96, 0x5a, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn parses_a_syn() {
+        let h = parse(&SYN).unwrap();
+        assert_eq!(h.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(h.ports(), Some((1234, 80)));
+        assert!(matches!(h.l4, L4::Tcp(t) if t.flags == tcp_flags::SYN && t.seq == 100));
+        assert_eq!(checksums_ok(&SYN), Some(true));
+    }
+
+    #[test]
+    fn malformed_packets_are_reasons_not_panics() {
+        assert_eq!(parse(&[]), Err(DropReason::Truncated));
+        assert_eq!(parse(&SYN[..19]), Err(DropReason::Truncated));
+        let mut bad = SYN;
+        bad[0] = 0x75;
+        assert_eq!(parse(&bad), Err(DropReason::BadVersion));
+        let mut bad = SYN;
+        bad[0] = 0x44;
+        assert_eq!(parse(&bad), Err(DropReason::BadHeaderLength));
+        let mut bad = SYN;
+        bad[3] = 0x40;
+        assert_eq!(parse(&bad), Err(DropReason::BadTotalLength));
+        let mut bad = SYN;
+        bad[11] ^= 1;
+        assert_eq!(parse(&bad), Err(DropReason::BadChecksum));
+        // A first fragment cut inside the TCP header.
+        let mut short = SYN[..30].to_vec();
+        short[3] = 30;
+        let c = checksum::finish(checksum::sum(&{
+            let mut h = short[..20].to_vec();
+            h[10] = 0;
+            h[11] = 0;
+            h
+        }));
+        short[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(parse(&short), Err(DropReason::TruncatedL4));
+    }
+
+    #[test]
+    fn rewrites_keep_checksums_valid() {
+        let mut p = SYN;
+        let mut h = parse(&p).unwrap();
+        set_addr_v4(&mut p, &mut h, false, Ipv4Addr::new(192, 168, 1, 9));
+        set_port(&mut p, &mut h, false, 8080);
+        set_ttl(&mut p, &mut h, 63);
+        assert_eq!(checksums_ok(&p), Some(true));
+        assert_eq!(parse(&p).unwrap(), h);
+    }
+}
