@@ -113,6 +113,10 @@ pub struct RouterSection {
     /// Seed for `statistic --mode random` and NAT port choice; unset = from the OS.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Accept 127.0.0.0/8 destinations arriving from interfaces, as Linux's `route_localnet=1`
+    /// (kube-proxy sets it for localhost NodePorts). Off by default, as in Linux.
+    #[serde(default)]
+    pub route_localnet: bool,
 }
 
 impl Default for RouterSection {
@@ -122,6 +126,7 @@ impl Default for RouterSection {
             forwarding: true,
             workers: 0,
             seed: None,
+            route_localnet: false,
         }
     }
 }

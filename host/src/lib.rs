@@ -7,5 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod eval;
 pub mod packet;
+pub mod route;
+pub mod router;
 pub mod ruleset;
+pub mod trace;

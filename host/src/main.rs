@@ -3,9 +3,13 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use rtrouter::config::Config;
+use rtrouter::config::{Cidr, Config};
+use rtrouter::eval::state::IpSets;
+use rtrouter::route::{IfaceInfo, NextHop, Topology};
 use rtrouter::ruleset::restore::restore;
 use rtrouter::ruleset::{validate, Env, Errors, Ruleset, ValidRuleset};
+use rtrouter::trace::{self, CtSpec, Spec};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,6 +47,168 @@ enum Command {
         #[arg(short = 'c', long = "counters")]
         counters: bool,
     },
+    /// Run one synthetic packet through the ruleset and show every rule it visits.
+    Trace(Box<TraceArgs>),
+}
+
+#[derive(Args, Debug)]
+struct TraceArgs {
+    #[command(flatten)]
+    source: Source,
+    /// Ingress interface, or `local` for a packet the router itself sends.
+    #[arg(long)]
+    from: String,
+    /// tcp, udp, icmp, sctp or a protocol number.
+    #[arg(long, default_value = "tcp")]
+    proto: String,
+    /// Source address, with :PORT for tcp/udp/sctp (default port 40000).
+    #[arg(long)]
+    src: String,
+    /// Destination address, with :PORT for tcp/udp/sctp (default port 0).
+    #[arg(long)]
+    dst: String,
+    /// The router's own addresses (addrtype LOCAL, the routing decision); default: from the config.
+    #[arg(long = "local-ip")]
+    local_ip: Vec<IpAddr>,
+    /// PREFIX=IFACE routes for the routing decision (and so for -o and MASQUERADE).
+    #[arg(long = "route")]
+    route: Vec<String>,
+    /// Connection state of the packet.
+    #[arg(long, default_value = "NEW")]
+    ctstate: String,
+    /// The packet's mark (nfmark).
+    #[arg(long, default_value = "0", value_parser = parse_u32)]
+    mark: u32,
+    /// TCP flags, comma-separated, or NONE.
+    #[arg(long = "tcp-flags", default_value = "SYN")]
+    tcp_flags: String,
+    /// ICMP TYPE[/CODE].
+    #[arg(long = "icmp-type", default_value = "8/0")]
+    icmp_type: String,
+    #[arg(long, default_value = "64")]
+    ttl: u8,
+    /// Total IP length (padding as payload); default: the bare headers.
+    #[arg(long)]
+    length: Option<u16>,
+    /// Accept 127.0.0.0/8 destinations from interfaces (Linux's route_localnet=1).
+    #[arg(long = "route-localnet")]
+    route_localnet: bool,
+    /// Print one JSON object instead of the human-readable trace.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    rtrouter::ruleset::value::parse_uint(s, 0, u32::MAX.into())
+        .map(|v| v as u32)
+        .ok_or_else(|| format!("`{s}' is not a 32-bit number"))
+}
+
+/// `ADDR` or `ADDR:PORT`.
+fn addr_port(s: &str, default_port: u16) -> anyhow::Result<(IpAddr, u16)> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Ok((a, default_port));
+    }
+    let sa: std::net::SocketAddr = s
+        .parse()
+        .with_context(|| format!("`{s}' is not ADDRESS or ADDRESS:PORT"))?;
+    Ok((sa.ip(), sa.port()))
+}
+
+fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
+    let (rules, cfg) = match load(&a.source) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut topo = cfg.as_ref().map(Topology::from_config).unwrap_or_default();
+    let ipsets = cfg.as_ref().map(IpSets::from_config).unwrap_or_default();
+    topo.route_localnet |= a.route_localnet;
+    for ip in &a.local_ip {
+        topo.local.insert(*ip);
+    }
+    for r in &a.route {
+        let (prefix, dev) = r
+            .split_once('=')
+            .with_context(|| format!("--route `{r}': expected PREFIX=IFACE"))?;
+        let prefix = Cidr::parse(prefix).with_context(|| format!("--route `{r}': bad prefix"))?;
+        let id = match topo.iface_id(dev) {
+            Some(id) => id,
+            None => topo.add_iface(IfaceInfo {
+                name: dev.to_string(),
+                addrs: vec![],
+                mtu: 1500,
+            }),
+        };
+        topo.routes.insert(prefix, NextHop { iface: id, via: None });
+    }
+    let from = if a.from == "local" {
+        None
+    } else {
+        if topo.iface_id(&a.from).is_none() {
+            topo.add_iface(IfaceInfo {
+                name: a.from.clone(),
+                addrs: vec![],
+                mtu: 1500,
+            });
+        }
+        Some(a.from.clone())
+    };
+    let proto = rtrouter::ruleset::value::parse_protocol(&a.proto)
+        .with_context(|| format!("unknown protocol `{}'", a.proto))?;
+    let (src, sport) = addr_port(&a.src, 40000)?;
+    let (dst, dport) = addr_port(&a.dst, 0)?;
+    let ctstate = CtSpec::parse(&a.ctstate).with_context(|| {
+        format!(
+            "--ctstate `{}': NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED",
+            a.ctstate
+        )
+    })?;
+    let mut tcp_flags = 0u8;
+    if !a.tcp_flags.eq_ignore_ascii_case("NONE") {
+        for f in a.tcp_flags.split(',') {
+            tcp_flags |= match f.to_ascii_uppercase().as_str() {
+                "FIN" => 0x01,
+                "SYN" => 0x02,
+                "RST" => 0x04,
+                "PSH" => 0x08,
+                "ACK" => 0x10,
+                "URG" => 0x20,
+                "ECE" => 0x40,
+                "CWR" => 0x80,
+                _ => anyhow::bail!("--tcp-flags: unknown flag `{f}'"),
+            };
+        }
+    }
+    let icmp = rtrouter::ruleset::matches::parse_icmp_type(&a.icmp_type)
+        .map(|(t, (c, _))| (t, c))
+        .with_context(|| format!("--icmp-type `{}': TYPE[/CODE]", a.icmp_type))?;
+    let spec = Spec {
+        from,
+        proto,
+        src,
+        sport,
+        dst,
+        dport,
+        ctstate,
+        mark: a.mark,
+        tcp_flags,
+        icmp,
+        ttl: a.ttl,
+        length: a.length,
+    };
+    let outcomes = match trace::trace(&rules, &ipsets, &topo, &spec) {
+        Ok(o) => o,
+        Err(e) => anyhow::bail!(e),
+    };
+    if a.json {
+        println!("{}", trace::render_json(&outcomes));
+    } else {
+        print!("{}", trace::render_text(&outcomes));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads what `src` names into a validated ruleset, plus the config when there is one.
@@ -108,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        Some(Command::Trace(a)) => run_trace(*a),
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _)) => {
                 print!("{}", rs.source.save(None, counters));

@@ -9,7 +9,7 @@ pub mod build;
 pub mod checksum;
 
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Why a packet was dropped. Every drop has one; the router counts them per reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -304,8 +304,8 @@ fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
     let l4 = if frag_off != 0 { L4::None } else { parse_l4(next, body)? };
     let tos = ((buf[0] & 0x0f) << 4) | (buf[1] >> 4);
     Ok(Headers {
-        src: IpAddr::V6(Ipv6Addr::from(p.src_addr())),
-        dst: IpAddr::V6(Ipv6Addr::from(p.dst_addr())),
+        src: IpAddr::V6(p.src_addr()),
+        dst: IpAddr::V6(p.dst_addr()),
         proto: next,
         ttl: p.hop_limit(),
         tos,

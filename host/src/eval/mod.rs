@@ -1,0 +1,406 @@
+//! Rule evaluation: one table at one hook, for one packet, with netfilter's semantics
+//! (`ipt_do_table`).
+//!
+//! First matching rule wins; its counters count before its target runs; `-j CHAIN` pushes a
+//! return point on an explicit stack (bounded by validation), `-g` does not; RETURN or the end
+//! of a user chain pops; the end of a built-in chain (or RETURN with an empty stack) applies
+//! its policy; ACCEPT ends the table, DROP and REJECT end the packet; NAT targets record the
+//! translation and accept; other targets change the packet or its metadata and continue.
+//!
+//! [`Engine::run`] is the one entry point. Today it walks the chains in order; the interface
+//! takes the whole table and hook so that a compiled classifier can replace the walk without
+//! touching callers.
+
+pub mod log;
+pub mod matches;
+pub mod state;
+pub mod targets;
+
+use crate::packet::{Headers, L4};
+use crate::route::{IfaceId, Topology};
+use crate::ruleset::matches::Match;
+use crate::ruleset::targets::{RejectWith, Target};
+use crate::ruleset::validate::{ValidChain, ValidRule, MAX_DEPTH};
+use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
+use state::{Bucket, Counter, IpSets, RecentList, Shared};
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+/// A connection's state as the conntrack and state matches see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtState {
+    New,
+    Established,
+    Related,
+}
+
+/// Conntrack status bits (`IPS_*`).
+pub mod status {
+    pub const EXPECTED: u16 = 1 << 0;
+    pub const SEEN_REPLY: u16 = 1 << 1;
+    pub const ASSURED: u16 = 1 << 2;
+    pub const CONFIRMED: u16 = 1 << 3;
+    pub const SRC_NAT: u16 = 1 << 4;
+    pub const DST_NAT: u16 = 1 << 5;
+}
+
+/// Addresses and ports of one direction of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// What rules may read and change about the packet's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtInfo {
+    pub state: CtState,
+    /// The packet travels in the reply direction.
+    pub reply_dir: bool,
+    pub status: u16,
+    pub mark: u32,
+    pub proto: u8,
+    pub orig: Tuple,
+    pub reply: Tuple,
+    /// Seconds until the entry expires.
+    pub expires_in: u32,
+}
+
+impl CtInfo {
+    /// The view of a connection's first packet: NEW, the reply tuple the packet's reverse.
+    pub fn new_from(h: &Headers) -> CtInfo {
+        let (sport, dport) = h.ports().unwrap_or(match h.l4 {
+            L4::Icmp(i) => (i.ident, 0),
+            _ => (0, 0),
+        });
+        let orig = Tuple {
+            src: h.src,
+            dst: h.dst,
+            sport,
+            dport,
+        };
+        CtInfo {
+            state: CtState::New,
+            reply_dir: false,
+            status: 0,
+            mark: 0,
+            proto: h.proto,
+            orig,
+            reply: Tuple {
+                src: h.dst,
+                dst: h.src,
+                sport: dport,
+                dport: sport,
+            },
+            expires_in: 0,
+        }
+    }
+}
+
+/// How the packet stands with conntrack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ct {
+    /// Conntrack could not classify it (`INVALID`).
+    Invalid,
+    /// `NOTRACK`/`CT --notrack` in raw.
+    Untracked,
+    Tracked(CtInfo),
+}
+
+/// A NAT translation a nat-table target asked for; the router applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatRequest {
+    /// `true` for DNAT/REDIRECT (destination), `false` for SNAT/MASQUERADE (source).
+    pub dst: bool,
+    /// The new address; `None` keeps it (a port-only translation).
+    pub addr: Option<IpAddr>,
+    /// The port range to map into; `None` keeps the port (if free, in conntrack's words).
+    pub ports: Option<(u16, u16)>,
+    pub masquerade: bool,
+    pub random: bool,
+    pub random_fully: bool,
+    pub persistent: bool,
+    /// `MASQUERADE`/`REDIRECT` asked for an address the interface does not have.
+    pub no_addr: bool,
+}
+
+/// The packet as rules see and change it.
+#[derive(Debug)]
+pub struct Pkt<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub h: Headers,
+    pub in_if: Option<IfaceId>,
+    pub out_if: Option<IfaceId>,
+    pub mark: u32,
+    pub ct: Ct,
+    /// Conntrack zone from `CT --zone`.
+    pub zone: u16,
+    /// Set by a nat-table target during this traversal.
+    pub nat: Option<NatRequest>,
+    /// The connection's translation is already settled, so the nat chains do not run
+    /// (later packets of a connection, replies the router generates, looped-back packets).
+    pub nat_done: bool,
+}
+
+/// What a table decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    /// Continue with the next table or hook.
+    Accept,
+    Drop,
+    Reject(RejectWith),
+}
+
+/// Random decisions rules make (`statistic --mode random`, NAT `--random`). The dataplane
+/// draws them; the tracer enumerates them.
+pub trait Chance {
+    /// True with probability `p / 2^31` (the kernel's `statistic` encoding).
+    fn chance(&mut self, p: u32) -> bool;
+    /// A number in `0..n` (n > 0).
+    fn below(&mut self, n: u32) -> u32;
+}
+
+/// A small, fast generator (SplitMix64) for the dataplane's random decisions; seedable so that
+/// tests and replays are deterministic.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Chance for SplitMix {
+    fn chance(&mut self, p: u32) -> bool {
+        ((self.next_u64() as u32) & 0x7fff_ffff) < p
+    }
+
+    fn below(&mut self, n: u32) -> u32 {
+        (((self.next_u64() >> 32) * u64::from(n.max(1))) >> 32) as u32
+    }
+}
+
+/// What the tracer is told while a table runs. Every method has an empty default, and the
+/// dataplane passes `()`, so observation costs nothing there.
+pub trait Observer {
+    fn rule(&mut self, _table: TableKind, _chain: &ValidChain, _index: usize, _matched: bool) {}
+    fn policy(&mut self, _table: TableKind, _chain: &ValidChain, _policy: Policy) {}
+    fn event(&mut self, _what: &dyn Fn() -> String) {}
+}
+
+impl Observer for () {}
+
+/// Everything a table run needs besides the packet.
+pub struct Cx<'a> {
+    pub topo: &'a Topology,
+    /// Monotonic nanoseconds, from the caller.
+    pub now: u64,
+    pub hook: Hook,
+    pub rng: &'a mut dyn Chance,
+    pub obs: &'a mut dyn Observer,
+    pub log: &'a log::PacketLog,
+}
+
+impl std::fmt::Debug for Cx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cx")
+            .field("now", &self.now)
+            .field("hook", &self.hook)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-match runtime state, parallel to a rule's matches.
+#[derive(Debug)]
+pub enum MatchState {
+    None,
+    Limit(Bucket),
+    Nth(AtomicU32),
+    Recent(Arc<RecentList>),
+    Nfacct(Arc<Counter>),
+}
+
+/// A validated ruleset with its runtime state: what the dataplane swaps atomically.
+#[derive(Debug)]
+pub struct Engine {
+    pub rules: ValidRuleset,
+    states: Vec<Box<[MatchState]>>,
+    counters: Vec<Counter>,
+    /// Policy counters per table and hook.
+    policy: [[Counter; 5]; 4],
+    pub ipsets: Arc<IpSets>,
+    /// `recent` timestamps kept per address.
+    recent_keep: usize,
+}
+
+impl Engine {
+    pub fn new(rules: ValidRuleset, shared: &Shared, ipsets: Arc<IpSets>) -> Engine {
+        let mut states: Vec<Box<[MatchState]>> = Vec::with_capacity(rules.rule_count);
+        let mut recent_keep = state::RECENT_STAMPS;
+        for t in rules.tables.iter().flatten() {
+            for c in &t.chains {
+                for r in &c.rules {
+                    let s: Vec<MatchState> = r
+                        .rule
+                        .matches
+                        .iter()
+                        .map(|m| match m {
+                            Match::Limit(l) => MatchState::Limit(Bucket::new(l)),
+                            Match::Statistic(s) => match s.mode {
+                                crate::ruleset::matches::StatisticMode::Nth { every, packet } => {
+                                    // The kernel's master->count starts at (every-1) - packet.
+                                    MatchState::Nth(AtomicU32::new(every - 1 - packet))
+                                }
+                                _ => MatchState::None,
+                            },
+                            Match::Recent(rc) => {
+                                recent_keep = recent_keep.max(rc.hitcount as usize);
+                                MatchState::Recent(shared.recent(&rc.name))
+                            }
+                            Match::Nfacct(n) => MatchState::Nfacct(shared.nfacct(n)),
+                            _ => MatchState::None,
+                        })
+                        .collect();
+                    debug_assert_eq!(states.len(), r.id as usize);
+                    states.push(s.into_boxed_slice());
+                }
+            }
+        }
+        let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
+        Engine {
+            rules,
+            states,
+            counters,
+            policy: Default::default(),
+            ipsets,
+            recent_keep,
+        }
+    }
+
+    /// Packets and bytes a rule has counted.
+    pub fn rule_counters(&self, id: u32) -> (u64, u64) {
+        self.counters.get(id as usize).map_or((0, 0), Counter::get)
+    }
+
+    /// Packets and bytes a built-in chain's policy has decided.
+    pub fn policy_counters(&self, t: TableKind, h: Hook) -> (u64, u64) {
+        self.policy[t.index()][h as usize].get()
+    }
+
+    /// The ruleset in iptables-save form, with live counters when `counters` is set.
+    pub fn save(&self, counters: bool) -> String {
+        let mut src = self.rules.source.clone();
+        for t in src.tables.iter_mut().flatten() {
+            for c in &mut t.chains {
+                if let Some(h) = Hook::from_chain_name(&c.name).filter(|_| c.policy.is_some()) {
+                    c.counters = self.policy_counters(t.kind, h);
+                }
+            }
+        }
+        let vr = &self.rules;
+        let lookup = |k: TableKind, ci: usize, ri: usize| {
+            vr.table(k)
+                .and_then(|t| t.chains.get(ci))
+                .and_then(|c| c.rules.get(ri))
+                .map_or((0, 0), |r| self.rule_counters(r.id))
+        };
+        src.save(Some(&lookup), counters)
+    }
+
+    /// Runs `table`'s chain for `cx.hook` over the packet. A table without that chain accepts.
+    pub fn run(&self, table: TableKind, p: &mut Pkt, cx: &mut Cx) -> Verdict {
+        let Some(t) = self.rules.table(table) else {
+            return Verdict::Accept;
+        };
+        let Some(entry) = t.entry[cx.hook as usize] else {
+            return Verdict::Accept;
+        };
+        let mut stack: [(u32, u32); MAX_DEPTH] = [(0, 0); MAX_DEPTH];
+        let mut depth = 0usize;
+        let (mut chain, mut i) = (entry.0, 0usize);
+        let bytes = u64::from(p.h.total_len);
+        loop {
+            let c = t.chain(crate::ruleset::ChainId(chain));
+            let Some(r) = c.rules.get(i) else {
+                // Fell off the end of the chain.
+                if c.policy.is_none() && depth > 0 {
+                    depth -= 1;
+                    (chain, i) = (stack[depth].0, stack[depth].1 as usize);
+                    continue;
+                }
+                return self.apply_policy(table, t.chain(entry), bytes, cx);
+            };
+            let hit = self.rule_matches(r, p, cx);
+            cx.obs.rule(table, c, i, hit);
+            if !hit {
+                i += 1;
+                continue;
+            }
+            self.counters[r.id as usize].add(bytes);
+            match &r.rule.target {
+                Target::None => i += 1,
+                Target::Accept => return Verdict::Accept,
+                Target::Drop => return Verdict::Drop,
+                Target::Reject(w) => return Verdict::Reject(*w),
+                Target::Return => {
+                    if depth == 0 {
+                        return self.apply_policy(table, t.chain(entry), bytes, cx);
+                    }
+                    depth -= 1;
+                    (chain, i) = (stack[depth].0, stack[depth].1 as usize);
+                }
+                Target::Jump(_) | Target::Goto(_) => {
+                    let Some(to) = r.jump else { return Verdict::Drop };
+                    if matches!(r.rule.target, Target::Jump(_)) {
+                        if depth == MAX_DEPTH {
+                            // Validation bounds nesting; a deeper stack means a broken invariant.
+                            return Verdict::Drop;
+                        }
+                        stack[depth] = (chain, (i + 1) as u32);
+                        depth += 1;
+                    }
+                    (chain, i) = (to.0, 0);
+                }
+                target => match targets::apply(target, r, p, cx) {
+                    Some(v) => return v,
+                    None => i += 1,
+                },
+            }
+        }
+    }
+
+    fn apply_policy(&self, table: TableKind, c: &ValidChain, bytes: u64, cx: &mut Cx) -> Verdict {
+        let policy = c.policy.unwrap_or(Policy::Accept);
+        cx.obs.policy(table, c, policy);
+        self.policy[table.index()][cx.hook as usize].add(bytes);
+        match policy {
+            Policy::Accept => Verdict::Accept,
+            Policy::Drop => Verdict::Drop,
+        }
+    }
+
+    fn rule_matches(&self, r: &ValidRule, p: &Pkt, cx: &mut Cx) -> bool {
+        if !matches::base(&r.rule, p, cx.topo) {
+            return false;
+        }
+        let states = &self.states[r.id as usize];
+        r.rule
+            .matches
+            .iter()
+            .zip(states.iter())
+            .all(|(m, s)| matches::matches(m, s, p, cx, self))
+    }
+
+    pub(crate) fn recent_keep(&self) -> usize {
+        self.recent_keep
+    }
+}
