@@ -334,7 +334,12 @@ fn parse_l4(proto: u8, body: &[u8]) -> Result<L4, DropReason> {
             })
         }
         proto::UDP => {
-            let u = UdpPacket::new_checked(body).map_err(|_| DropReason::TruncatedL4)?;
+            // Only the 8-byte header must be here: in a first fragment the length field covers
+            // the whole datagram, beyond this packet.
+            if body.len() < 8 {
+                return Err(DropReason::TruncatedL4);
+            }
+            let u = UdpPacket::new_unchecked(body);
             L4::Udp {
                 sport: u.src_port(),
                 dport: u.dst_port(),

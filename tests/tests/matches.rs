@@ -1,0 +1,414 @@
+//! Every match, table-driven: a FORWARD chain with policy DROP and one rule
+//! `-A FORWARD <spec> -j ACCEPT`; a packet is forwarded exactly when the spec matches it.
+
+use rtrouter::eval::state::{IpSet, IpSets};
+use rtrouter::eval::{Ct, CtInfo, CtState};
+use rtrouter::packet::build::{self, Ip4, TcpSeg};
+use rtrouter::packet::parse;
+use rtrouter_tests::{icmp_echo, ip, refresh_checksums, tcp, udp, Lab};
+
+fn lab(spec: &str) -> Lab {
+    Lab::new(&format!(
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD {spec} -j ACCEPT\nCOMMIT\n"
+    ))
+}
+
+/// Rows of (rule spec, ingress interface, packet, expected match).
+fn table(rows: &[(&str, &str, Vec<u8>, bool)]) {
+    for (spec, iface, pkt, want) in rows {
+        let mut l = lab(spec);
+        let s = l.send(iface, pkt);
+        assert_eq!(
+            s.forwarded(),
+            *want,
+            "`{spec}` on {:?}: expected match={want}, got {:?}",
+            parse(pkt).unwrap(),
+            s.outcome.disposition
+        );
+    }
+}
+
+const A: &str = "10.0.1.2";
+const B: &str = "192.0.2.9";
+
+#[test]
+fn base_addresses_interfaces_protocol() {
+    table(&[
+        ("-s 10.0.1.0/24", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-s 10.0.9.0/24", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("! -s 10.0.9.0/24", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-d 192.0.2.0/255.255.255.0", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-d 192.0.2.8/255.255.255.254", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-d 192.0.2.10/31", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-i lan0", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-i lan+", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-i wan+", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("! -i wan0", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-o wan0", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-o lan0", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-p tcp", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-p 17", "lan0", udp(A, 1, B, 53), true),
+        ("! -p udp", "lan0", udp(A, 1, B, 53), false),
+        ("-p icmp", "lan0", icmp_echo(A, B), true),
+    ]);
+}
+
+#[test]
+fn fragments() {
+    let frag = |off: u16| {
+        let mut b = Vec::new();
+        build::raw(&mut b, Ip4::new(ip(A), ip(B), 17), &[0u8; 16]);
+        // More-fragments set, offset in 8-byte units; fix the header checksum.
+        let v = 0x2000 | (off / 8);
+        b[6..8].copy_from_slice(&v.to_be_bytes());
+        refresh_checksums(&mut b);
+        b
+    };
+    table(&[
+        ("-f", "lan0", frag(8), true),
+        ("-f", "lan0", frag(0), false),
+        ("! -f", "lan0", frag(0), true),
+        ("! -f", "lan0", frag(8), false),
+        // Port matches never match a non-first fragment.
+        ("-p udp -m udp --dport 0:65535", "lan0", frag(8), false),
+    ]);
+}
+
+#[test]
+fn tcp_udp_sctp_ports_flags_options() {
+    let mss_syn = {
+        // A SYN with an MSS option (kind 2).
+        let mut b = tcp(A, 1000, B, 80, 2);
+        b.extend_from_slice(&[2, 4, 5, 180]); // MSS 1460
+        b[2..4].copy_from_slice(&44u16.to_be_bytes());
+        b[32] = 6 << 4; // data offset: 6 words
+        refresh_checksums(&mut b);
+        b
+    };
+    let mut sctp = Vec::new();
+    build::sctp_init(&mut sctp, Ip4::new(ip(A), ip(B), 132), 5000, 3868, 9);
+    table(&[
+        ("-p tcp --dport 80", "lan0", tcp(A, 1000, B, 80, 2), true),
+        ("-p tcp --dport 81:90", "lan0", tcp(A, 1000, B, 80, 2), false),
+        ("-p tcp --sport 1000:1000", "lan0", tcp(A, 1000, B, 80, 2), true),
+        ("-p tcp ! --sport 1000", "lan0", tcp(A, 1000, B, 80, 2), false),
+        ("-p tcp --syn", "lan0", tcp(A, 1, B, 80, 0x02), true),
+        ("-p tcp --syn", "lan0", tcp(A, 1, B, 80, 0x12), false),
+        ("-p tcp ! --syn", "lan0", tcp(A, 1, B, 80, 0x10), true),
+        ("-p tcp --tcp-flags ALL NONE", "lan0", tcp(A, 1, B, 80, 0), true),
+        (
+            "-p tcp --tcp-flags SYN,FIN SYN,FIN",
+            "lan0",
+            tcp(A, 1, B, 80, 0x03),
+            true,
+        ),
+        ("-p tcp --tcp-option 2", "lan0", mss_syn.clone(), true),
+        ("-p tcp --tcp-option 2", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-p tcp ! --tcp-option 3", "lan0", mss_syn, true),
+        ("-p udp --dport 53", "lan0", udp(A, 5353, B, 53), true),
+        ("-p udp --sport 1:1024", "lan0", udp(A, 5353, B, 53), false),
+        ("-p sctp -m sctp --dport 3868", "lan0", sctp.clone(), true),
+        ("-p sctp -m sctp --sport 1:10", "lan0", sctp, false),
+        (
+            "-p tcp -m multiport --dports 22,80,443",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            true,
+        ),
+        (
+            "-p tcp -m multiport --dports 8000:9000",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+        ("-p tcp -m multiport --ports 1", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-p tcp -m multiport ! --sports 1,2", "lan0", tcp(A, 1, B, 80, 2), false),
+    ]);
+}
+
+#[test]
+fn icmp_types() {
+    let unreach = |code| {
+        let mut b = Vec::new();
+        build::icmp(&mut b, Ip4::new(ip(A), ip(B), 1), 3, code, [0; 4], &[0u8; 28]);
+        b
+    };
+    table(&[
+        ("-p icmp --icmp-type echo-request", "lan0", icmp_echo(A, B), true),
+        ("-p icmp --icmp-type any", "lan0", icmp_echo(A, B), true),
+        ("-p icmp --icmp-type 0", "lan0", icmp_echo(A, B), false),
+        ("-p icmp ! --icmp-type echo-reply", "lan0", icmp_echo(A, B), true),
+        ("-p icmp --icmp-type port-unreachable", "lan0", unreach(3), true),
+        ("-p icmp --icmp-type port-unreachable", "lan0", unreach(1), false),
+        ("-p icmp --icmp-type destination-unreachable", "lan0", unreach(1), true),
+    ]);
+}
+
+#[test]
+fn comment_addrtype_length_ttl_iprange_pkttype() {
+    table(&[
+        ("-m comment --comment \"anything\"", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m addrtype --src-type UNICAST", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m addrtype --dst-type LOCAL", "lan0", tcp(A, 1, B, 80, 2), false),
+        (
+            "-m addrtype ! --dst-type LOCAL,BROADCAST",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            true,
+        ),
+        ("-m length --length 40", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m length --length 41:1500", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-m length ! --length 0:39", "lan0", tcp(A, 1, B, 80, 2), true),
+        // The TTL match sees the packet after the forwarding decrement (64 -> 63).
+        ("-m ttl --ttl-eq 63", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m ttl --ttl-lt 63", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-m ttl --ttl-gt 62", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m ttl ! --ttl-eq 63", "lan0", tcp(A, 1, B, 80, 2), false),
+        (
+            "-m iprange --src-range 10.0.1.1-10.0.1.5",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            true,
+        ),
+        (
+            "-m iprange --dst-range 192.0.2.1-192.0.2.8",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+        (
+            "-m iprange ! --dst-range 192.0.2.1-192.0.2.8",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            true,
+        ),
+        ("-m pkttype --pkt-type unicast", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m pkttype --pkt-type multicast", "lan0", tcp(A, 1, B, 80, 2), false),
+    ]);
+}
+
+#[test]
+fn addrtype_local_and_limit_iface() {
+    // Packets to the router's own addresses go to INPUT.
+    let rules = |spec: &str| format!("*filter\n:INPUT DROP [0:0]\n-A INPUT {spec} -j ACCEPT\nCOMMIT\n");
+    for (spec, dst, want) in [
+        ("-m addrtype --dst-type LOCAL", "10.0.1.1", true),
+        ("-m addrtype --dst-type LOCAL --limit-iface-in", "10.0.1.1", true),
+        // 10.0.2.1 is local, but not on lan0, the packet's ingress interface.
+        ("-m addrtype --dst-type LOCAL --limit-iface-in", "10.0.2.1", false),
+        ("-m addrtype --dst-type BROADCAST", "10.0.1.255", true),
+        ("-m pkttype --pkt-type broadcast", "10.0.1.255", true),
+        ("-m pkttype --pkt-type broadcast", "255.255.255.255", true),
+        ("-m addrtype --dst-type MULTICAST", "224.0.0.251", true),
+    ] {
+        let mut l = Lab::new(&rules(spec));
+        let s = l.send("lan0", &udp(A, 1, dst, 9));
+        assert_eq!(s.local(), want, "{spec} to {dst}: {:?}", s.outcome);
+    }
+}
+
+#[test]
+fn mark_and_connmark() {
+    let ct = |mark| {
+        Some(Ct::Tracked(CtInfo {
+            mark,
+            ..CtInfo::new_from(&parse(&tcp(A, 1, B, 80, 2)).unwrap())
+        }))
+    };
+    for (spec, mark, ctmark, want) in [
+        ("-m mark --mark 0x4000/0x4000", 0x4001, 0, true),
+        ("-m mark --mark 0x4000/0x4000", 0x0001, 0, false),
+        ("-m mark ! --mark 1", 2, 0, true),
+        ("-m connmark --mark 7", 0, 7, true),
+        ("-m connmark --mark 7/0xf", 0, 0x17, true),
+        ("-m connmark ! --mark 7", 0, 7, false),
+    ] {
+        let mut l = lab(spec);
+        let s = l.send_ct(Some("lan0"), &tcp(A, 1, B, 80, 2), mark, ct(ctmark));
+        assert_eq!(s.forwarded(), want, "{spec} mark={mark:#x} ctmark={ctmark:#x}");
+    }
+    // Without a connection, connmark never matches (xt_connmark returns false).
+    let mut l = lab("-m connmark ! --mark 7");
+    assert!(!l
+        .send_ct(Some("lan0"), &tcp(A, 1, B, 80, 2), 0, Some(Ct::Invalid))
+        .forwarded());
+}
+
+#[test]
+fn conntrack_and_state() {
+    let h = parse(&tcp(A, 1234, B, 80, 0x10)).unwrap();
+    let est = Some(Ct::Tracked(CtInfo {
+        state: CtState::Established,
+        status: 0b1010,
+        ..CtInfo::new_from(&h)
+    }));
+    let rel = Some(Ct::Tracked(CtInfo {
+        state: CtState::Related,
+        ..CtInfo::new_from(&h)
+    }));
+    let reply = Some(Ct::Tracked(CtInfo {
+        state: CtState::Established,
+        reply_dir: true,
+        ..CtInfo::new_from(&h)
+    }));
+    let new = None;
+    let cases: Vec<(&str, Option<Ct>, bool)> = vec![
+        ("-m conntrack --ctstate NEW", new, true),
+        ("-m conntrack --ctstate NEW", est, false),
+        ("-m conntrack --ctstate RELATED,ESTABLISHED", est, true),
+        ("-m conntrack --ctstate RELATED", rel, true),
+        ("-m conntrack ! --ctstate NEW", rel, true),
+        ("-m conntrack --ctstate INVALID", Some(Ct::Invalid), true),
+        ("-m conntrack --ctstate UNTRACKED", Some(Ct::Untracked), true),
+        ("-m state --state ESTABLISHED", est, true),
+        ("-m state --state NEW", Some(Ct::Invalid), false),
+        ("-m conntrack --ctproto tcp", est, true),
+        ("-m conntrack --ctproto udp", est, false),
+        ("-m conntrack --ctorigsrc 10.0.1.0/24", est, true),
+        ("-m conntrack --ctorigdst 192.0.2.9 --ctorigdstport 80", est, true),
+        ("-m conntrack --ctrepldst 10.0.1.2 --ctreplsrcport 80", est, true),
+        ("-m conntrack --ctorigsrcport 1:1000", est, false),
+        ("-m conntrack --ctstatus SEEN_REPLY", est, true),
+        ("-m conntrack --ctstatus ASSURED", est, false),
+        ("-m conntrack --ctdir ORIGINAL", est, true),
+        ("-m conntrack --ctdir REPLY", reply, true),
+        ("-m conntrack --ctdir REPLY", est, false),
+        // Without a connection only pure state tests can match.
+        ("-m conntrack --ctstate INVALID --ctproto tcp", Some(Ct::Invalid), false),
+    ];
+    for (spec, ct, want) in cases {
+        let mut l = lab(spec);
+        let s = l.send_ct(Some("lan0"), &tcp(A, 1234, B, 80, 0x10), 0, ct);
+        assert_eq!(s.forwarded(), want, "{spec} with {ct:?}");
+    }
+}
+
+#[test]
+fn statistic_random_is_a_fair_draw_and_nth_counts() {
+    let mut l = lab("-m statistic --mode random --probability 0.25");
+    let n = 20_000;
+    let hits = (0..n)
+        .filter(|i| l.send("lan0", &tcp(A, (*i % 60000) as u16 + 1, B, 80, 2)).forwarded())
+        .count();
+    let f = hits as f64 / f64::from(n);
+    // 20000 draws at p=0.25: the standard deviation of the fraction is about 0.003.
+    assert!((0.23..0.27).contains(&f), "fraction {f}");
+
+    let mut l = lab("-m statistic --mode nth --every 3 --packet 1");
+    let pattern: Vec<bool> = (0..7)
+        .map(|_| l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded())
+        .collect();
+    // Counter starts at every-1-packet = 1: the 2nd, 5th, 8th… packets match.
+    assert_eq!(pattern, [false, true, false, false, true, false, false]);
+
+    let mut l = lab("-m statistic --mode nth ! --every 2");
+    let pattern: Vec<bool> = (0..4)
+        .map(|_| l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded())
+        .collect();
+    assert_eq!(pattern, [false, true, false, true]);
+}
+
+#[test]
+fn limit_is_a_token_bucket() {
+    let mut l = lab("-m limit --limit 2/sec --limit-burst 3");
+    let mut hits = vec![];
+    for _ in 0..5 {
+        hits.push(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded());
+    }
+    assert_eq!(hits, [true, true, true, false, false]);
+    l.now += 500_000_000; // half a second buys one packet at 2/sec
+    assert!(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded());
+    assert!(!l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded());
+}
+
+#[test]
+fn ipset_match() {
+    let mut sets = IpSets::default();
+    let mut s = IpSet::default();
+    s.insert(rtrouter::config::Cidr::parse("192.0.2.0/28").unwrap());
+    sets.insert("blocked", s);
+    for (spec, want) in [
+        ("-m set --match-set blocked dst", true),
+        ("-m set --match-set blocked src", false),
+        ("-m set ! --match-set blocked src", true),
+    ] {
+        let mut l = Lab::with_sets(
+            &format!("*filter\n:FORWARD DROP [0:0]\n-A FORWARD {spec} -j ACCEPT\nCOMMIT\n"),
+            sets.clone(),
+        );
+        assert_eq!(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded(), want, "{spec}");
+    }
+}
+
+#[test]
+fn recent_set_check_update_remove() {
+    // kube-proxy's session affinity: --set on the way in, --rcheck --seconds later.
+    let rules = "*filter\n:FORWARD DROP [0:0]\n\
+        -A FORWARD -p tcp --dport 1 -m recent --name aff --set -j ACCEPT\n\
+        -A FORWARD -p tcp --dport 2 -m recent --name aff --rcheck --seconds 10 --reap -j ACCEPT\n\
+        -A FORWARD -p tcp --dport 3 -m recent --name aff --rcheck --hitcount 2 -j ACCEPT\n\
+        -A FORWARD -p tcp --dport 4 -m recent --name aff --remove -j ACCEPT\n\
+        -A FORWARD -p tcp --dport 5 -m recent --name aff --update --seconds 10 -j ACCEPT\n\
+        COMMIT\n";
+    let mut l = Lab::new(rules);
+    let mut go = |l: &mut Lab, port| l.send("lan0", &tcp(A, 999, B, port, 2)).forwarded();
+    assert!(!go(&mut l, 2), "not seen yet");
+    assert!(go(&mut l, 1), "--set always matches");
+    assert!(go(&mut l, 2), "seen within 10 s");
+    assert!(!go(&mut l, 3), "seen once, hitcount 2 needs two");
+    assert!(go(&mut l, 1));
+    assert!(go(&mut l, 3), "seen twice now");
+    l.now += 11_000_000_000;
+    assert!(!go(&mut l, 2), "older than 10 s (and reaped)");
+    assert!(go(&mut l, 1));
+    assert!(go(&mut l, 5), "--update matches and refreshes");
+    l.now += 9_000_000_000;
+    assert!(go(&mut l, 5), "refreshed 9 s ago");
+    assert!(go(&mut l, 4), "--remove matches an existing entry");
+    assert!(!go(&mut l, 2), "removed");
+    // Lists are kept by name across a ruleset swap, as the kernel keeps them.
+    assert!(go(&mut l, 1));
+    let again = rtrouter::ruleset::restore::restore(&Default::default(), rules, "r", false).unwrap();
+    l.router
+        .swap_rules(rtrouter::ruleset::validate(&again, &Default::default()).unwrap());
+    assert!(go(&mut l, 2), "survives the swap");
+}
+
+#[test]
+fn nfacct_counts_and_matches() {
+    let mut l = lab("-m nfacct --nfacct-name web");
+    assert!(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded());
+    assert!(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded());
+    assert_eq!(l.router.shared().nfacct_values(), vec![("web".to_string(), (2, 80))]);
+}
+
+#[test]
+fn ipv6_packets_traverse_the_same_tables() {
+    // IPv6: protocol and port matches apply; IPv4 prefixes never match.
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+    v6.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    v6.extend_from_slice(&"2001:db8:1::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let mut t = Vec::new();
+    build::tcp(
+        &mut t,
+        Ip4::new(ip(A), ip(B), 6),
+        TcpSeg {
+            sport: 5,
+            dport: 443,
+            seq: 0,
+            ack: 0,
+            flags: 2,
+            window: 1,
+        },
+        b"",
+    );
+    v6.extend_from_slice(&t[20..]);
+    let mut topo_lab = Lab::new(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 443 -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n",
+    );
+    topo_lab.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
+    assert!(topo_lab.send("lan0", &v6).local(), "port match applies to IPv6");
+    let mut l = Lab::new("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n");
+    l.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
+    assert!(l.send("lan0", &v6).dropped(), "IPv4 prefixes do not match IPv6");
+}

@@ -1,0 +1,457 @@
+//! Every target and the traversal rules, through the router core: verdicts, chain flow,
+//! packet rewrites (with checksums checked by an independent full recomputation), replies.
+
+use rtrouter::eval::{Ct, CtInfo};
+use rtrouter::packet::build::{self, Ip4};
+use rtrouter::packet::{checksums_ok, parse, DropReason, L4};
+use rtrouter::router::Disposition;
+use rtrouter::ruleset::{Hook, TableKind};
+use rtrouter_tests::{ip, refresh_checksums, tcp, udp, Lab};
+use std::net::IpAddr;
+
+const A: &str = "10.0.1.2";
+const B: &str = "192.0.2.9";
+
+fn forward_rules(body: &str) -> String {
+    format!("*filter\n:FORWARD ACCEPT [0:0]\n:USER - [0:0]\n:OTHER - [0:0]\n{body}COMMIT\n")
+}
+
+#[test]
+fn chain_flow_jump_return_goto_policy() {
+    // jump + RETURN comes back; goto does not push, so RETURN in the goto'd chain returns to
+    // the caller of the chain that jumped.
+    let rules = "*filter\n:FORWARD DROP [0:0]\n:A - [0:0]\n:B - [0:0]\n:C - [0:0]\n\
+        -A FORWARD -j A\n-A FORWARD -p udp -j ACCEPT\n\
+        -A A -p tcp --dport 1 -j RETURN\n-A A -p tcp -g B\n-A A -j ACCEPT\n\
+        -A B -p tcp --dport 2 -j RETURN\n-A B -p tcp --dport 3 -j C\n-A B -j DROP\n\
+        -A C -j ACCEPT\nCOMMIT\n";
+    let mut l = Lab::new(rules);
+    // dport 1: A returns -> FORWARD rule 2 (udp only) -> policy DROP.
+    assert!(l.send("lan0", &tcp(A, 9, B, 1, 2)).dropped());
+    // dport 2: goto B, RETURN -> back to FORWARD (not A) -> policy DROP.
+    assert!(l.send("lan0", &tcp(A, 9, B, 2, 2)).dropped());
+    // dport 3: B jumps to C, which accepts.
+    assert!(l.send("lan0", &tcp(A, 9, B, 3, 2)).forwarded());
+    // dport 4: B drops.
+    assert!(l.send("lan0", &tcp(A, 9, B, 4, 2)).dropped());
+    // udp: A has no udp rule before ACCEPT at A#3.
+    assert!(l.send("lan0", &udp(A, 9, B, 4)).forwarded());
+    let e = l.router.engine();
+    let fwd = e.rules.table(TableKind::Filter).unwrap();
+    let ids: Vec<u32> = fwd.chains.iter().flat_map(|c| c.rules.iter().map(|r| r.id)).collect();
+    let counts: Vec<u64> = ids.iter().map(|&i| e.rule_counters(i).0).collect();
+    // FORWARD#1 saw all 5, A#1 one, A#2 three (tcp 2,3,4), A#3 one (udp)…
+    assert_eq!(&counts[..5], &[5, 0, 1, 3, 1], "{counts:?}");
+    assert_eq!(e.policy_counters(TableKind::Filter, Hook::Forward), (2, 80));
+    let saved = e.save(true);
+    assert!(saved.contains("[5:195] -A FORWARD -j A"), "{saved}");
+    assert!(saved.contains(":FORWARD DROP [2:80]"), "{saved}");
+}
+
+#[test]
+fn return_from_builtin_and_rule_without_target() {
+    let mut l = Lab::new(
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp\n-A FORWARD -p tcp -j RETURN\n-A FORWARD -j ACCEPT\nCOMMIT\n",
+    );
+    // A rule without a target only counts; RETURN in a built-in chain applies the policy.
+    assert!(l.send("lan0", &tcp(A, 9, B, 1, 2)).dropped());
+    assert!(l.send("lan0", &udp(A, 9, B, 1)).forwarded());
+    let e = l.router.engine();
+    assert_eq!(e.rule_counters(0).0, 1);
+}
+
+#[test]
+fn accept_ends_only_the_current_table() {
+    let rules = "*mangle\n-A FORWARD -j ACCEPT\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n";
+    assert!(Lab::new(rules).send("lan0", &tcp(A, 9, B, 1, 2)).dropped());
+    let rules = "*raw\n-A PREROUTING -j DROP\nCOMMIT\n*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n";
+    let s = Lab::new(rules).send("lan0", &tcp(A, 9, B, 1, 2));
+    assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::Filtered));
+}
+
+#[test]
+fn reject_sends_icmp_unreachable_with_the_quote() {
+    for (with, code) in [
+        ("", 3u8),
+        (" --reject-with icmp-net-unreachable", 0),
+        (" --reject-with icmp-host-unreachable", 1),
+        (" --reject-with icmp-proto-unreachable", 2),
+        (" --reject-with icmp-net-prohibited", 9),
+        (" --reject-with icmp-host-prohibited", 10),
+        (" --reject-with icmp-admin-prohibited", 13),
+    ] {
+        let mut l = Lab::new(&forward_rules(&format!("-A FORWARD -p udp -j REJECT{with}\n")));
+        let orig = udp(A, 5000, B, 53);
+        let s = l.send("lan0", &orig);
+        assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::Rejected));
+        assert!(s.outcome.rejected);
+        let (r, d) = s.reply.expect("a reply");
+        let h = parse(&r).unwrap();
+        assert_eq!(
+            (h.src, h.dst),
+            (IpAddr::V4(ip("10.0.1.1")), IpAddr::V4(ip(A))),
+            "from our lan0 address to the sender"
+        );
+        assert!(matches!(h.l4, L4::Icmp(i) if i.typ == 3 && i.code == code));
+        assert_eq!(
+            &r[28..],
+            &s.pkt[..],
+            "quotes the packet as it was (TTL already decremented)"
+        );
+        assert_eq!(checksums_ok(&r), Some(true));
+        assert!(
+            matches!(d, Disposition::Forward(h) if l.router.topo.iface(h.iface).name == "lan0"),
+            "{d:?}"
+        );
+    }
+}
+
+#[test]
+fn reject_with_tcp_reset() {
+    let mut l = Lab::new(&forward_rules("-A FORWARD -p tcp -j REJECT --reject-with tcp-reset\n"));
+    // To a SYN (seq 1000): RST|ACK, seq 0, ack 1001.
+    let (r, _) = l.send("lan0", &tcp(A, 5000, B, 80, 0x02)).reply.expect("reset");
+    let h = parse(&r).unwrap();
+    assert_eq!(
+        (h.src, h.dst),
+        (IpAddr::V4(ip(B)), IpAddr::V4(ip(A))),
+        "spoofed from the destination"
+    );
+    assert!(
+        matches!(h.l4, L4::Tcp(t) if t.flags == 0x14 && t.seq == 0 && t.ack == 1001 && t.sport == 80 && t.dport == 5000),
+        "{h:?}"
+    );
+    assert_eq!(checksums_ok(&r), Some(true));
+    // To an ACK (ack 2000): RST with seq 2000.
+    let (r, _) = l.send("lan0", &tcp(A, 5000, B, 80, 0x10)).reply.expect("reset");
+    assert!(matches!(parse(&r).unwrap().l4, L4::Tcp(t) if t.flags == 0x04 && t.seq == 2000));
+    // Never to a RST.
+    assert!(l.send("lan0", &tcp(A, 5000, B, 80, 0x04)).reply.is_none());
+}
+
+#[test]
+fn no_icmp_error_about_icmp_errors_or_broadcasts() {
+    let mut l = Lab::new(&forward_rules("-A FORWARD -j REJECT\n"));
+    let mut err = Vec::new();
+    build::icmp(&mut err, Ip4::new(ip(A), ip(B), 1), 3, 1, [0; 4], &[0u8; 28]);
+    assert!(l.send("lan0", &err).reply.is_none());
+}
+
+#[test]
+fn reject_in_input_replies_from_the_address_asked() {
+    let mut l = Lab::new("*filter\n-A INPUT -p udp -j REJECT\nCOMMIT\n");
+    let (r, d) = l.send("lan0", &udp(A, 5000, "10.0.2.1", 53)).reply.expect("reply");
+    assert_eq!(parse(&r).unwrap().src, IpAddr::V4(ip("10.0.2.1")));
+    assert!(matches!(d, Disposition::Forward(_)));
+}
+
+#[test]
+fn output_rules_see_the_reply() {
+    // A REJECT reply goes through OUTPUT: an OUTPUT DROP for ICMP suppresses it.
+    let mut l = Lab::new("*filter\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -j REJECT\n-A OUTPUT -p icmp -j DROP\nCOMMIT\n");
+    let s = l.send("lan0", &udp(A, 1, B, 2));
+    assert_eq!(s.reply.map(|r| r.1), Some(Disposition::Drop(DropReason::Filtered)));
+}
+
+#[test]
+fn ttl_expiry_and_ttl_target() {
+    let mut l = Lab::new("*filter\nCOMMIT\n");
+    let one = build_ttl(1);
+    let s = l.send("lan0", &one);
+    assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::TtlExceeded));
+    let (r, _) = s.reply.expect("time exceeded");
+    let h = parse(&r).unwrap();
+    assert!(matches!(h.l4, L4::Icmp(i) if i.typ == 11 && i.code == 0));
+    assert_eq!(h.src, IpAddr::V4(ip("10.0.1.1")));
+    // Forwarding decrements.
+    let s = l.send("lan0", &build_ttl(10));
+    assert_eq!(parse(&s.pkt).unwrap().ttl, 9);
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+    // TTL target in mangle.
+    for (op, want) in [
+        ("--ttl-set 33", 33),
+        ("--ttl-inc 5", 14),
+        ("--ttl-dec 4", 5),
+        ("--ttl-dec 200", 0),
+    ] {
+        let mut l = Lab::new(&format!("*mangle\n-A FORWARD -j TTL {op}\nCOMMIT\n"));
+        let s = l.send("lan0", &build_ttl(10));
+        assert_eq!(parse(&s.pkt).unwrap().ttl, want, "{op}");
+        assert_eq!(checksums_ok(&s.pkt), Some(true));
+    }
+}
+
+fn build_ttl(ttl: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    build::udp(
+        &mut b,
+        Ip4 {
+            ttl,
+            ..Ip4::new(ip(A), ip(B), 17)
+        },
+        1,
+        2,
+        b"x",
+    );
+    b
+}
+
+#[test]
+fn no_route_answers_net_unreachable() {
+    // Only the connected routes: 192.0.2.9 is unreachable, the sender on lan0 is not.
+    let mut topo = rtrouter::route::Topology::default();
+    for (name, addr) in [("lan0", "10.0.1.1/24"), ("wan0", "10.0.2.1/24")] {
+        topo.add_iface(rtrouter::route::IfaceInfo {
+            name: name.into(),
+            addrs: vec![rtrouter::config::Cidr::parse(addr).unwrap()],
+            mtu: 1500,
+        });
+    }
+    let mut l = Lab::new("*filter\nCOMMIT\n");
+    l.router = rtrouter::router::Router::new(topo, l.router.engine().rules.clone(), Default::default(), 10);
+    let s = l.send("lan0", &udp(A, 1, B, 2));
+    assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::NoRoute));
+    let (r, d) = s.reply.expect("net unreachable");
+    assert!(matches!(parse(&r).unwrap().l4, L4::Icmp(i) if i.typ == 3 && i.code == 0));
+    assert!(
+        matches!(d, Disposition::Forward(h) if h.iface.0 == 0),
+        "back out of lan0: {d:?}"
+    );
+}
+
+#[test]
+fn mark_and_connmark_targets() {
+    let ct = Some(Ct::Tracked(CtInfo::new_from(&parse(&udp(A, 1, B, 2)).unwrap())));
+    // MARK --set-xmark: mark = (mark & !mask) ^ value: (0xf5 & !0xf0) ^ 0x10 = 0x15.
+    let mut l = Lab::new("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j MARK --set-xmark 0x10/0xf0\n-A FORWARD -m mark --mark 0x15 -j ACCEPT\nCOMMIT\n");
+    assert!(l.send_ct(Some("lan0"), &udp(A, 1, B, 2), 0xf5, ct).forwarded());
+    // --save-mark --mask 0xf: ctmark = (0 & !0xf) ^ (0x15 & 0xf) = 0x5;
+    // --set-xmark 0x100/0xf00 on the ctmark: 0x105;
+    // --restore-mark --nfmask 0xf00 --ctmask 0xf: mark = (0x15 & !0xf00) ^ (0x105 & 0xf) = 0x10.
+    let mut l = Lab::new(
+        "*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -j CONNMARK --save-mark --mask 0xf\n\
+         -A FORWARD -j CONNMARK --set-xmark 0x100/0xf00\n\
+         -A FORWARD -m connmark ! --mark 0x105 -j DROP\n\
+         -A FORWARD -j CONNMARK --restore-mark --nfmask 0xf00 --ctmask 0xf\n\
+         -A FORWARD -m mark --mark 0x10 -j ACCEPT\nCOMMIT\n",
+    );
+    assert!(l.send_ct(Some("lan0"), &udp(A, 1, B, 2), 0x15, ct).forwarded());
+    // Without a connection CONNMARK changes nothing and connmark never matches.
+    assert!(l
+        .send_ct(Some("lan0"), &udp(A, 1, B, 2), 0x15, Some(Ct::Invalid))
+        .dropped());
+}
+
+#[test]
+fn log_continues() {
+    let mut l = Lab::new("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j LOG --log-prefix \"seen: \"\n-A FORWARD -j NFLOG --nflog-group 2\n-A FORWARD -j ACCEPT\nCOMMIT\n");
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+}
+
+#[test]
+fn notrack_and_ct_zone() {
+    let mut l = Lab::new("*raw\n-A PREROUTING -p udp -j CT --notrack\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate UNTRACKED -j ACCEPT\nCOMMIT\n");
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l.send("lan0", &tcp(A, 1, B, 2, 2)).dropped());
+    let mut l = Lab::new(
+        "*raw\n-A PREROUTING -j NOTRACK\nCOMMIT\n*nat\n-A PREROUTING -j DNAT --to-destination 10.0.1.9\nCOMMIT\n",
+    );
+    assert!(
+        l.send("lan0", &udp(A, 1, B, 2)).outcome.dnat.is_none(),
+        "untracked packets skip nat"
+    );
+}
+
+#[test]
+fn tcpmss_clamps_or_adds_the_option() {
+    let syn_with_mss = |mss: u16| {
+        let mut b = tcp(A, 1, B, 80, 2);
+        b.extend_from_slice(&[2, 4]);
+        b.extend_from_slice(&mss.to_be_bytes());
+        b[2..4].copy_from_slice(&44u16.to_be_bytes());
+        b[32] = 6 << 4;
+        refresh_checksums(&mut b);
+        b
+    };
+    let mss_of = |b: &[u8]| u16::from_be_bytes([b[42], b[43]]);
+    let mut l = Lab::new("*mangle\n-A FORWARD -p tcp --syn -j TCPMSS --set-mss 1200\nCOMMIT\n");
+    let s = l.send("lan0", &syn_with_mss(1460));
+    assert_eq!(mss_of(&s.pkt), 1200);
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+    let s = l.send("lan0", &syn_with_mss(1000));
+    assert_eq!(mss_of(&s.pkt), 1000, "only ever lowered");
+    let mut l =
+        Lab::new("*mangle\n-A POSTROUTING -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\nCOMMIT\n");
+    assert_eq!(
+        mss_of(&l.send("lan0", &syn_with_mss(9000)).pkt),
+        1460,
+        "wan0 mtu 1500 - 40"
+    );
+    // A SYN without the option gets one (at most 536, RFC 879's default).
+    let s = l.send("lan0", &tcp(A, 1, B, 80, 2));
+    assert_eq!(s.pkt.len(), 44);
+    assert_eq!(mss_of(&s.pkt), 536);
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+}
+
+#[test]
+fn checksum_fill() {
+    let mut bad = udp(A, 1, B, 2);
+    bad[26] ^= 0xff;
+    let mut l = Lab::new("*mangle\n-A FORWARD -p udp -j CHECKSUM --checksum-fill\nCOMMIT\n");
+    let s = l.send("lan0", &bad);
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+}
+
+#[test]
+fn nat_targets_rewrite_with_valid_checksums() {
+    let cases: &[(&str, &str, Vec<u8>, Option<(&str, u16)>, Option<(&str, u16)>)] = &[
+        (
+            "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.1.50:8080",
+            "lan0",
+            tcp(A, 4000, B, 80, 2),
+            Some(("10.0.1.50", 8080)),
+            None,
+        ),
+        (
+            "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.1.50",
+            "lan0",
+            tcp(A, 4000, B, 80, 2),
+            Some(("10.0.1.50", 80)),
+            None,
+        ),
+        (
+            "-A PREROUTING -p udp -j DNAT --to-destination :5353",
+            "lan0",
+            udp(A, 4000, B, 53),
+            Some((B, 5353)),
+            None,
+        ),
+        (
+            "-A POSTROUTING -o wan0 -j MASQUERADE",
+            "lan0",
+            tcp(A, 4000, B, 80, 2),
+            None,
+            Some(("10.0.2.1", 4000)),
+        ),
+        (
+            "-A POSTROUTING -p udp -o wan0 -j MASQUERADE --to-ports 20000-20010",
+            "lan0",
+            udp(A, 4000, B, 53),
+            None,
+            Some(("10.0.2.1", 20000)),
+        ),
+        (
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.7",
+            "lan0",
+            udp(A, 4000, B, 53),
+            None,
+            Some(("198.51.100.7", 4000)),
+        ),
+        (
+            "-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.7:1024-1030",
+            "lan0",
+            tcp(A, 4000, B, 80, 2),
+            None,
+            Some(("198.51.100.7", 1024)),
+        ),
+        (
+            "-A PREROUTING -p tcp -j REDIRECT --to-ports 3128",
+            "lan0",
+            tcp(A, 4000, B, 80, 2),
+            Some(("10.0.1.1", 3128)),
+            None,
+        ),
+    ];
+    for (rule, iface, pkt, dnat, snat) in cases {
+        let mut l = Lab::new(&format!("*nat\n{rule}\nCOMMIT\n"));
+        let s = l.send(iface, pkt);
+        let want = |x: &Option<(&str, u16)>| x.map(|(a, p)| (IpAddr::V4(ip(a)), p));
+        assert_eq!(s.outcome.dnat, want(dnat), "{rule}");
+        assert_eq!(s.outcome.snat, want(snat), "{rule}");
+        let h = parse(&s.pkt).unwrap();
+        if let Some((a, p)) = want(dnat) {
+            assert_eq!((h.dst, h.ports().unwrap().1), (a, p), "{rule}");
+        }
+        if let Some((a, p)) = want(snat) {
+            assert_eq!((h.src, h.ports().unwrap().0), (a, p), "{rule}");
+        }
+        assert_eq!(checksums_ok(&s.pkt), Some(true), "{rule}");
+        if rule.contains("REDIRECT") {
+            assert!(s.local(), "redirected to the router itself");
+        }
+    }
+}
+
+#[test]
+fn dnat_routes_on_the_new_destination_and_address_ranges_are_sticky() {
+    let mut l = Lab::new("*nat\n-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.2:80\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -o lan0 -p tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT\n");
+    let s = l.send("wan0", &tcp(B, 4000, "10.0.2.1", 8080, 2));
+    assert!(
+        matches!(s.outcome.disposition, Disposition::Forward(h) if l.router.topo.iface(h.iface).name == "lan0"),
+        "{:?}",
+        s.outcome
+    );
+    let mut l = Lab::new("*nat\n-A PREROUTING -j DNAT --to-destination 10.0.1.10-10.0.1.19 --persistent\nCOMMIT\n");
+    let first = l.send("lan0", &udp(A, 1, B, 2)).outcome.dnat;
+    for port in 2..20 {
+        assert_eq!(
+            l.send("lan0", &udp(A, port, "192.0.2.77", 2)).outcome.dnat.map(|d| d.0),
+            first.map(|d| d.0),
+            "--persistent: one client, one address"
+        );
+    }
+}
+
+#[test]
+fn malformed_packets_are_dropped_and_counted() {
+    let mut l = Lab::new("*filter\nCOMMIT\n");
+    let good = udp(A, 1, B, 2);
+    let mut bad_sum = good.clone();
+    bad_sum[10] ^= 1;
+    for (pkt, why) in [
+        (vec![], DropReason::Truncated),
+        (good[..10].to_vec(), DropReason::Truncated),
+        (bad_sum, DropReason::BadChecksum),
+        (
+            {
+                let mut b = good.clone();
+                b[0] = 0x55;
+                b
+            },
+            DropReason::BadVersion,
+        ),
+    ] {
+        assert_eq!(l.send("lan0", &pkt).outcome.disposition, Disposition::Drop(why));
+        assert_eq!(l.router.stats.drop_count(why) > 0, true);
+    }
+    // Martians: a loopback source from a link, a loopback destination without route_localnet.
+    assert_eq!(
+        l.send("lan0", &udp("127.0.0.1", 1, B, 2)).outcome.disposition,
+        Disposition::Drop(DropReason::Martian)
+    );
+    assert_eq!(
+        l.send("lan0", &udp(A, 1, "127.0.0.1", 2)).outcome.disposition,
+        Disposition::Drop(DropReason::Martian)
+    );
+    l.router.topo.route_localnet = true;
+    assert!(l.send("lan0", &udp(A, 1, "127.0.0.1", 2)).local());
+}
+
+#[test]
+fn locally_generated_packets_take_output_then_postrouting() {
+    let mut l = Lab::new("*nat\n-A OUTPUT -p tcp --dport 80 -j DNAT --to-destination 10.0.1.99:8080\n-A POSTROUTING -o lan0 -j SNAT --to-source 10.0.1.1\nCOMMIT\n*filter\n:OUTPUT DROP [0:0]\n-A OUTPUT -o lan0 -d 10.0.1.99 -j ACCEPT\nCOMMIT\n");
+    let s = l.send_ct(None, &tcp("10.0.2.1", 4000, B, 80, 2), 0, None);
+    // DNAT in nat OUTPUT re-routes the packet to lan0, where filter OUTPUT lets it through.
+    assert!(
+        matches!(s.outcome.disposition, Disposition::Forward(h) if l.router.topo.iface(h.iface).name == "lan0"),
+        "{:?}",
+        s.outcome
+    );
+    assert_eq!(s.outcome.snat.map(|x| x.0), Some(IpAddr::V4(ip("10.0.1.1"))));
+    // To the router's own address: OUTPUT, POSTROUTING, then INPUT.
+    let mut l = Lab::new("*filter\n:INPUT DROP [0:0]\n-A INPUT -p udp --dport 7 -j ACCEPT\nCOMMIT\n");
+    assert!(l.send_ct(None, &udp("10.0.1.1", 1, "10.0.2.1", 7), 0, None).local());
+    assert!(l.send_ct(None, &udp("10.0.1.1", 1, "10.0.2.1", 8), 0, None).dropped());
+}
