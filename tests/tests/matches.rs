@@ -351,7 +351,7 @@ fn recent_set_check_update_remove() {
         -A FORWARD -p tcp --dport 5 -m recent --name aff --update --seconds 10 -j ACCEPT\n\
         COMMIT\n";
     let mut l = Lab::new(rules);
-    let mut go = |l: &mut Lab, port| l.send("lan0", &tcp(A, 999, B, port, 2)).forwarded();
+    let go = |l: &mut Lab, port| l.send("lan0", &tcp(A, 999, B, port, 2)).forwarded();
     assert!(!go(&mut l, 2), "not seen yet");
     assert!(go(&mut l, 1), "--set always matches");
     assert!(go(&mut l, 2), "seen within 10 s");

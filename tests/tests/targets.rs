@@ -306,7 +306,9 @@ fn checksum_fill() {
 
 #[test]
 fn nat_targets_rewrite_with_valid_checksums() {
-    let cases: &[(&str, &str, Vec<u8>, Option<(&str, u16)>, Option<(&str, u16)>)] = &[
+    // (rule, ingress, packet, expected DNAT, expected SNAT)
+    type Endpoint = Option<(&'static str, u16)>;
+    let cases: &[(&str, &str, Vec<u8>, Endpoint, Endpoint)] = &[
         (
             "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.1.50:8080",
             "lan0",
@@ -424,7 +426,7 @@ fn malformed_packets_are_dropped_and_counted() {
         ),
     ] {
         assert_eq!(l.send("lan0", &pkt).outcome.disposition, Disposition::Drop(why));
-        assert_eq!(l.router.stats.drop_count(why) > 0, true);
+        assert!(l.router.stats.drop_count(why) > 0);
     }
     // Martians: a loopback source from a link, a loopback destination without route_localnet.
     assert_eq!(
