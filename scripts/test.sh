@@ -24,6 +24,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace"
 cargo test --workspace
 
+step "benchmarks in test mode (each runs once, so they cannot rot)"
+cargo bench --workspace -- --test
+
 if [ "$FUZZ_SECONDS" != 0 ]; then
   step "fuzz every parser for ${FUZZ_SECONDS}s"
   bash scripts/fuzz.sh "$FUZZ_SECONDS"

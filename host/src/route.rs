@@ -6,7 +6,7 @@
 //! lookup costs one hash probe per distinct prefix length, however many routes there are.
 
 use crate::config::{Cidr, Config};
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// An interface's index in [`Topology::ifaces`].
@@ -48,27 +48,33 @@ pub struct NextHop {
     pub via: Option<IpAddr>,
 }
 
-/// Longest-prefix match over one address family, keys as `u128` (IPv4 in the low 32 bits).
+/// Longest-prefix match over one address family, keys as `u128` (IPv4 in the low 32 bits):
+/// one hash map per prefix length present, longest first.
 #[derive(Debug, Clone, Default)]
 struct Lpm {
-    by_len: HashMap<u8, HashMap<u128, NextHop>>,
-    /// Prefix lengths present, longest first.
-    lens: Vec<u8>,
+    by_len: Vec<(u8, HashMap<u128, NextHop>)>,
 }
 
 impl Lpm {
     fn insert(&mut self, k: u128, bits: u8, len: u8, hop: NextHop) {
-        self.by_len.entry(len).or_default().insert(k & mask(bits, len), hop);
-        if !self.lens.contains(&len) {
-            self.lens.push(len);
-            self.lens.sort_unstable_by(|a, b| b.cmp(a));
-        }
+        let at = match self.by_len.iter().position(|(l, _)| *l <= len) {
+            Some(i) if self.by_len[i].0 == len => i,
+            Some(i) => {
+                self.by_len.insert(i, (len, HashMap::default()));
+                i
+            }
+            None => {
+                self.by_len.push((len, HashMap::default()));
+                self.by_len.len() - 1
+            }
+        };
+        self.by_len[at].1.insert(k & mask(bits, len), hop);
     }
 
     fn lookup(&self, k: u128, bits: u8) -> Option<NextHop> {
-        self.lens
+        self.by_len
             .iter()
-            .find_map(|&len| self.by_len.get(&len)?.get(&(k & mask(bits, len))).copied())
+            .find_map(|(len, m)| m.get(&(k & mask(bits, *len))).copied())
     }
 }
 

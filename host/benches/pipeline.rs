@@ -1,0 +1,139 @@
+//! ns per packet through `Router::process`, from parse to disposition, for rulesets of a few
+//! sizes. Run: `cargo bench -p rtrouter --bench pipeline`; figures are in the README.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rtrouter::config::Cidr;
+use rtrouter::eval::SplitMix;
+use rtrouter::packet::build::{self, Ip4, TcpSeg};
+use rtrouter::route::{IfaceId, IfaceInfo, NextHop, Topology};
+use rtrouter::router::{Ingress, Meta, Reply, Router};
+use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
+use std::hint::black_box;
+
+fn router(rules: &str) -> Router {
+    let mut t = Topology::default();
+    t.add_iface(IfaceInfo {
+        name: "lan0".into(),
+        addrs: vec![Cidr::parse("10.0.1.1/24").unwrap()],
+        mtu: 1500,
+    });
+    let wan = t.add_iface(IfaceInfo {
+        name: "wan0".into(),
+        addrs: vec![Cidr::parse("10.0.2.1/24").unwrap()],
+        mtu: 1500,
+    });
+    t.routes.insert(
+        Cidr::parse("0.0.0.0/0").unwrap(),
+        NextHop {
+            iface: wan,
+            via: Some("10.0.2.2".parse().unwrap()),
+        },
+    );
+    let rs = restore(&Ruleset::default(), rules, "bench", false).expect("rules");
+    Router::new(
+        t,
+        validate(&rs, &Env::default()).expect("valid"),
+        Default::default(),
+        10,
+    )
+}
+
+/// A small gateway: the shape of configs/gateway.rules.
+const GATEWAY: &str = "*nat\n-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.2:80\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n\
+*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:LAN - [0:0]\n-A INPUT -i lan0 -p icmp -j ACCEPT\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -i lan0 -o wan0 -j LAN\n-A LAN -p tcp -m multiport --dports 25,465 -j REJECT --reject-with tcp-reset\n-A LAN -j ACCEPT\nCOMMIT\n";
+
+/// `n` kube-proxy style services, the packet hitting the last one.
+fn services(n: usize) -> String {
+    let mut s = String::from("*nat\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -j KUBE-SERVICES\n");
+    for i in 0..n {
+        s += &format!(
+            ":SVC-{i} - [0:0]\n-A KUBE-SERVICES -d 172.30.{}.{}/32 -p tcp -m tcp --dport 80 -j SVC-{i}\n",
+            i / 250,
+            i % 250 + 1
+        );
+        s += &format!("-A SVC-{i} -p tcp -m statistic --mode random --probability 0.5 -j DNAT --to-destination 10.0.1.{}:8080\n-A SVC-{i} -p tcp -j DNAT --to-destination 10.0.1.{}:8080\n", i % 200 + 2, i % 200 + 3);
+    }
+    s + "COMMIT\n"
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("process");
+    g.throughput(Throughput::Elements(1));
+    let mut syn = Vec::new();
+    let lan = Ip4::new("10.0.1.2".parse().unwrap(), "192.0.2.9".parse().unwrap(), 6);
+    build::tcp(
+        &mut syn,
+        lan,
+        TcpSeg {
+            sport: 40000,
+            dport: 443,
+            seq: 1,
+            ack: 0,
+            flags: 2,
+            window: 1000,
+        },
+        &[0u8; 24],
+    );
+    let cases: Vec<(String, String, Vec<u8>)> = vec![
+        ("no-rules".into(), "*filter\nCOMMIT\n".into(), syn.clone()),
+        ("gateway".into(), GATEWAY.into(), syn.clone()),
+    ]
+    .into_iter()
+    .chain([10usize, 100, 1000].into_iter().map(|n| {
+        let mut p = Vec::new();
+        let last = n - 1;
+        let dst = format!("172.30.{}.{}", last / 250, last % 250 + 1).parse().unwrap();
+        build::tcp(
+            &mut p,
+            Ip4::new("10.0.1.2".parse().unwrap(), dst, 6),
+            TcpSeg {
+                sport: 40000,
+                dport: 80,
+                seq: 1,
+                ack: 0,
+                flags: 2,
+                window: 1000,
+            },
+            &[0u8; 24],
+        );
+        (format!("kube-services-{n}"), services(n), p)
+    }))
+    .collect();
+    for (name, rules, pkt) in cases {
+        let r = router(&rules);
+        let mut buf = Vec::with_capacity(2048);
+        let mut reply = Reply {
+            buf: Vec::with_capacity(2048),
+            disposition: None,
+        };
+        let mut rng = SplitMix(1);
+        let mut now = 0u64;
+        g.bench_with_input(BenchmarkId::from_parameter(&name), &pkt, |b, pkt| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(pkt);
+                now += 1000;
+                black_box(r.process(
+                    Meta {
+                        now,
+                        ingress: Ingress::Iface(IfaceId(0)),
+                        mark: 0,
+                        ct: None,
+                    },
+                    &mut buf,
+                    &mut reply,
+                    &mut rng,
+                    &mut (),
+                ))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
