@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod conntrack;
 pub mod eval;
+pub mod nat;
 pub mod packet;
 pub mod route;
 pub mod router;

@@ -133,6 +133,10 @@ pub struct Topology {
     pub forwarding: bool,
     /// Accept 127/8 destinations arriving from interfaces (`net.ipv4.conf.*.route_localnet`).
     pub route_localnet: bool,
+    /// MASQUERADE/REDIRECT on an interface without an address leave the packet untranslated
+    /// instead of dropping it (the kernel drops). Only `trace` sets this, for its stand-in
+    /// interface whose address is unknown.
+    pub lenient_nat: bool,
 }
 
 impl Default for Topology {
@@ -145,6 +149,7 @@ impl Default for Topology {
             broadcast: HashSet::new(),
             forwarding: true,
             route_localnet: false,
+            lenient_nat: false,
         }
     }
 }

@@ -14,9 +14,11 @@
 //! the packet is changed in the caller's buffer, and a reply the router sends is built in the
 //! caller's [`Reply`] buffer.
 
+use crate::conntrack::{self, Conn, ConnState, Dir};
 use crate::eval::log::PacketLog;
 use crate::eval::state::{IpSets, Shared};
 use crate::eval::{Chance, Ct, CtInfo, CtState, Cx, Engine, NatRequest, Observer, Pkt, Verdict};
+use crate::nat::{self, Manip};
 use crate::packet::build::{self, Ip4, TcpSeg};
 use crate::packet::{self, proto, tcp_flags, DropReason, L4};
 use crate::route::{IfaceId, NextHop, Topology};
@@ -61,6 +63,8 @@ pub struct Outcome {
     pub rejected: bool,
     /// The router built a reply (REJECT, ICMP error) in the [`Reply`] buffer.
     pub replied: bool,
+    /// The packet's connection state as the rules saw it last.
+    pub ct: Ct,
 }
 
 /// The routing decision.
@@ -112,6 +116,7 @@ pub struct Router {
     engine: ArcSwap<Engine>,
     shared: Shared,
     pub topo: Topology,
+    pub conntrack: conntrack::Table,
     pub log: PacketLog,
     pub stats: Stats,
 }
@@ -124,9 +129,16 @@ impl Router {
             engine: ArcSwap::from_pointee(engine),
             shared,
             topo,
+            conntrack: conntrack::Table::new(1 << 20, conntrack::Timeouts::default()),
             log: PacketLog::new(log_rate),
             stats: Stats::default(),
         }
+    }
+
+    /// Replaces the connection table (limits and timeouts from the config).
+    pub fn with_conntrack(mut self, t: conntrack::Table) -> Router {
+        self.conntrack = t;
+        self
     }
 
     /// The rules in use (a snapshot; a concurrent swap does not affect it).
@@ -155,6 +167,7 @@ impl Router {
             masquerade: false,
             rejected: false,
             replied: false,
+            ct: Ct::Invalid,
         }
     }
 
@@ -175,7 +188,8 @@ impl Router {
         };
         buf.truncate(usize::from(h.total_len));
         let eng = self.engine.load();
-        let ct = m.ct.unwrap_or_else(|| Ct::Tracked(CtInfo::new_from(&h)));
+        // Until conntrack has looked at it (after the raw table) a packet has no connection.
+        let ct = m.ct.unwrap_or(Ct::Invalid);
         let (in_if, generated) = match m.ingress {
             Ingress::Iface(i) => (Some(i), false),
             Ingress::Local => (None, true),
@@ -197,6 +211,9 @@ impl Router {
             now: m.now,
             rng,
             obs,
+            ct_override: m.ct.is_some(),
+            flow: Flow::none(),
+            nat_fail: None,
             out: Outcome {
                 disposition: Disposition::Local,
                 route: None,
@@ -205,15 +222,36 @@ impl Router {
                 masquerade: false,
                 rejected: false,
                 replied: false,
+                ct: Ct::Invalid,
             },
         };
-        let disposition = if generated {
+        let mut disposition = if generated {
             run.local_out(&mut p, reply, false)
         } else {
             run.arrived(&mut p, reply)
         };
+        let mark = match p.ct {
+            Ct::Tracked(c) => Some(c.mark),
+            _ => None,
+        };
+        match std::mem::replace(&mut run.flow.conn, FlowConn::None) {
+            FlowConn::Known(conn) => {
+                if let Some(m) = mark {
+                    conn.lock().mark = m;
+                }
+            }
+            // A new connection enters the table only now that its first packet passed.
+            FlowConn::New(mut st) if !matches!(disposition, Disposition::Drop(_)) => {
+                st.mark = mark.unwrap_or(st.mark);
+                if let Err(r) = self.conntrack.confirm(st) {
+                    disposition = Disposition::Drop(r);
+                }
+            }
+            _ => {}
+        }
         let mut out = run.out;
         out.disposition = disposition;
+        out.ct = p.ct;
         match disposition {
             Disposition::Drop(r) => {
                 self.stats.drops[r.index()].fetch_add(1, Ordering::Relaxed);
@@ -232,6 +270,57 @@ impl Router {
     }
 }
 
+/// A packet's connection: one in the table, or a new one that travels with its first packet.
+#[derive(Debug, Clone)]
+enum FlowConn {
+    None,
+    Known(Arc<Conn>),
+    /// A new connection, inserted once the packet has passed every hook.
+    New(ConnState),
+}
+
+/// The connection a packet belongs to, as it crosses the hooks.
+#[derive(Debug, Clone)]
+struct Flow {
+    conn: FlowConn,
+    dir: Dir,
+    /// An ICMP error about the connection (its quoted packet is translated too).
+    related: bool,
+    /// A reply the router generated: its translations are not the outcome's.
+    is_reply: bool,
+}
+
+impl Flow {
+    fn none() -> Flow {
+        Flow {
+            conn: FlowConn::None,
+            dir: Dir::Original,
+            related: false,
+            is_reply: false,
+        }
+    }
+}
+
+/// The rules' view of a connection.
+fn ct_info(st: &ConnState, dir: Dir, state: CtState, now: u64) -> CtInfo {
+    let t = |k: &conntrack::Key| crate::eval::Tuple {
+        src: k.src,
+        dst: k.dst,
+        sport: k.sport,
+        dport: k.dport,
+    };
+    CtInfo {
+        state,
+        reply_dir: dir == Dir::Reply,
+        status: st.status,
+        mark: st.mark,
+        proto: st.orig.proto,
+        orig: t(&st.orig),
+        reply: t(&st.reply),
+        expires_in: (st.expires.saturating_sub(now) / conntrack::NS).min(u64::from(u32::MAX)) as u32,
+    }
+}
+
 /// One packet's walk through the hooks.
 struct Run<'a> {
     r: &'a Router,
@@ -239,6 +328,11 @@ struct Run<'a> {
     now: u64,
     rng: &'a mut dyn Chance,
     obs: &'a mut dyn Observer,
+    /// The caller fixed the connection state (trace): conntrack does not look up the packet.
+    ct_override: bool,
+    flow: Flow,
+    /// Why a nat hook dropped the packet, when it did.
+    nat_fail: Option<DropReason>,
     out: Outcome,
 }
 
@@ -258,16 +352,126 @@ impl Run<'_> {
     /// Runs `tables` in order at `hook`; the first non-accept verdict ends the hook.
     fn hook(&mut self, hook: Hook, tables: &[TableKind], p: &mut Pkt) -> Verdict {
         for &t in tables {
-            if t == TableKind::Nat && !nat_applies(p) {
-                continue;
-            }
-            p.nat = None;
-            let v = self.table(t, hook, p);
+            let v = if t == TableKind::Nat {
+                self.nat(hook, p)
+            } else {
+                self.table(t, hook, p)
+            };
             if v != Verdict::Accept {
                 return v;
             }
-            if let Some(req) = p.nat.take() {
+        }
+        Verdict::Accept
+    }
+
+    /// Conntrack's look at the packet (`nf_conntrack_in`), after the raw table.
+    fn track(&mut self, p: &mut Pkt) {
+        if !matches!(self.flow.conn, FlowConn::None) || self.flow.is_reply || self.ct_override || p.ct == Ct::Untracked
+        {
+            return;
+        }
+        let now = self.now;
+        match self.r.conntrack.inspect(&p.h, p.buf, p.zone, now) {
+            conntrack::Verdict::Known { conn, dir, new } => {
+                let state = if new { CtState::New } else { CtState::Established };
+                p.ct = Ct::Tracked(ct_info(&conn.lock(), dir, state, now));
+                p.nat_done = true;
+                self.flow = Flow {
+                    conn: FlowConn::Known(conn),
+                    dir,
+                    ..Flow::none()
+                };
+            }
+            conntrack::Verdict::Related { conn, dir } => {
+                p.ct = Ct::Tracked(ct_info(&conn.lock(), dir, CtState::Related, now));
+                p.nat_done = true;
+                self.flow = Flow {
+                    conn: FlowConn::Known(conn),
+                    dir,
+                    related: true,
+                    ..Flow::none()
+                };
+            }
+            conntrack::Verdict::Tentative(st) => {
+                p.ct = Ct::Tracked(ct_info(&st, Dir::Original, CtState::New, now));
+                self.flow = Flow {
+                    conn: FlowConn::New(st),
+                    ..Flow::none()
+                };
+            }
+            conntrack::Verdict::Invalid => p.ct = Ct::Invalid,
+        }
+    }
+
+    /// A nat hook: for a connection's first packet, the nat chain decides the translation
+    /// (or the identity); then every packet is rewritten from its connection.
+    fn nat(&mut self, hook: Hook, p: &mut Pkt) -> Verdict {
+        let manip = if matches!(hook, Hook::Prerouting | Hook::Output) {
+            Manip::Dst
+        } else {
+            Manip::Src
+        };
+        if matches!(self.flow.conn, FlowConn::None) {
+            // No connection (a state fixed by the caller): translate this packet alone.
+            if !nat_applies(p) {
+                return Verdict::Accept;
+            }
+            p.nat = None;
+            let v = self.table(TableKind::Nat, hook, p);
+            if let (Verdict::Accept, Some(req)) = (v, p.nat.take()) {
                 self.apply_nat(p, req);
+            }
+            return v;
+        }
+        let mut req = None;
+        if matches!(self.flow.conn, FlowConn::New(_)) && nat_applies(p) {
+            p.nat = None;
+            let v = self.table(TableKind::Nat, hook, p);
+            if v != Verdict::Accept {
+                return v;
+            }
+            req = p.nat.take();
+            if let Some(r) = &req {
+                if r.masquerade {
+                    self.out.masquerade = true;
+                }
+                if r.no_addr && !self.r.topo.lenient_nat {
+                    self.nat_fail = Some(DropReason::NatNoAddress);
+                    return Verdict::Drop;
+                }
+            }
+            let effective = req.filter(|r| !r.no_addr);
+            if let FlowConn::New(st) = &mut self.flow.conn {
+                if let Err(e) = nat::setup(&self.r.conntrack, st, manip, effective.as_ref(), &mut *self.rng) {
+                    self.nat_fail = Some(e);
+                    return Verdict::Drop;
+                }
+            }
+        }
+        let (dir, related) = (self.flow.dir, self.flow.related);
+        let now = self.now;
+        let mut rewrite = |st: &ConnState| {
+            let applied = nat::apply(p.buf, &mut p.h, st, dir, manip, related);
+            if let Ct::Tracked(c) = &mut p.ct {
+                let fresh = ct_info(st, dir, c.state, now);
+                *c = CtInfo { mark: c.mark, ..fresh };
+            }
+            applied
+        };
+        let applied = match &self.flow.conn {
+            FlowConn::Known(conn) => rewrite(&conn.lock()),
+            FlowConn::New(st) => rewrite(st),
+            FlowConn::None => return Verdict::Accept,
+        };
+        let asked = req.is_some_and(|r| !r.no_addr);
+        if !self.flow.is_reply && !self.flow.related && (applied.changed || asked) {
+            let (s, d) = p.h.ports().unwrap_or(match p.h.l4 {
+                L4::Icmp(i) => (i.ident, i.ident),
+                _ => (0, 0),
+            });
+            match manip {
+                Manip::Dst => self.out.dnat = Some((p.h.dst, d)),
+                Manip::Src => self.out.snat = Some((p.h.src, s)),
             }
         }
         Verdict::Accept
@@ -280,11 +484,12 @@ impl Run<'_> {
                 return Disposition::Drop(DropReason::Martian);
             }
         }
-        match self.hook(
-            Hook::Prerouting,
-            &[TableKind::Raw, TableKind::Mangle, TableKind::Nat],
-            p,
-        ) {
+        match self.hook(Hook::Prerouting, &[TableKind::Raw], p) {
+            Verdict::Accept => {}
+            v => return self.refuse(v, p, reply),
+        }
+        self.track(p);
+        match self.hook(Hook::Prerouting, &[TableKind::Mangle, TableKind::Nat], p) {
             Verdict::Accept => {}
             v => return self.refuse(v, p, reply),
         }
@@ -350,30 +555,33 @@ impl Run<'_> {
             p.out_if = Some(h.iface);
         }
         let before = p.h.dst;
-        for t in [TableKind::Raw, TableKind::Mangle, TableKind::Nat, TableKind::Filter] {
-            if t == TableKind::Nat && !nat_applies(p) {
-                continue;
+        let stop = |run: &mut Self, v: Verdict, p: &mut Pkt, reply: &mut Reply| {
+            if is_reply {
+                Disposition::Drop(DropReason::Filtered)
+            } else {
+                run.refuse(v, p, reply)
             }
-            p.nat = None;
-            let v = self.table(t, Hook::Output, p);
-            if v != Verdict::Accept {
-                return if is_reply {
-                    Disposition::Drop(DropReason::Filtered)
-                } else {
-                    self.refuse(v, p, reply)
-                };
-            }
-            if let Some(req) = p.nat.take() {
-                self.apply_nat(p, req);
-            }
-            if t == TableKind::Nat && p.h.dst != before {
-                // ip_route_me_harder: the destination changed, route again.
-                route = self.route_local(p.h.dst);
-                p.out_if = match route {
-                    Some(Route::Forward(h)) => Some(h.iface),
-                    _ => None,
-                };
-            }
+        };
+        let v = self.hook(Hook::Output, &[TableKind::Raw], p);
+        if v != Verdict::Accept {
+            return stop(self, v, p, reply);
+        }
+        self.track(p);
+        let v = self.hook(Hook::Output, &[TableKind::Mangle, TableKind::Nat], p);
+        if v != Verdict::Accept {
+            return stop(self, v, p, reply);
+        }
+        if p.h.dst != before {
+            // ip_route_me_harder: the destination changed, route again.
+            route = self.route_local(p.h.dst);
+            p.out_if = match route {
+                Some(Route::Forward(h)) => Some(h.iface),
+                _ => None,
+            };
+        }
+        let v = self.hook(Hook::Output, &[TableKind::Filter], p);
+        if v != Verdict::Accept {
+            return stop(self, v, p, reply);
         }
         if !is_reply {
             self.out.route = route.or(Some(Route::Unknown));
@@ -423,6 +631,9 @@ impl Run<'_> {
 
     /// Turns a DROP or REJECT into the disposition, sending REJECT's reply.
     fn refuse(&mut self, v: Verdict, p: &mut Pkt, reply: &mut Reply) -> Disposition {
+        if let Some(r) = self.nat_fail.take() {
+            return Disposition::Drop(r);
+        }
         match v {
             Verdict::Reject(w) => {
                 self.out.rejected = true;
@@ -613,7 +824,20 @@ impl Run<'_> {
             nat_done: true,
         };
         let mut sink = Reply::default();
+        // The reply is translated by the connection it answers, but never inserts it: a copy
+        // of a new connection's state serves (its original stays with the packet).
+        let reply_flow = Flow {
+            conn: self.flow.conn.clone(),
+            dir: match self.flow.dir {
+                Dir::Original => Dir::Reply,
+                Dir::Reply => Dir::Original,
+            },
+            related: rp.h.proto == proto::ICMP,
+            is_reply: true,
+        };
+        let saved = std::mem::replace(&mut self.flow, reply_flow);
         let d = self.local_out(&mut rp, &mut sink, true);
+        self.flow = saved;
         reply.buf = buf;
         reply.disposition = Some(d);
         self.out.replied = true;

@@ -207,6 +207,7 @@ pub fn build_packet(s: &Spec) -> Result<Vec<u8>, String> {
 /// Adds the stand-in interface and default route used when the topology has no route for a
 /// forwarded packet.
 pub fn with_unknown_route(mut topo: Topology) -> Topology {
+    topo.lenient_nat = true;
     if topo.iface_id(UNKNOWN_IFACE).is_none() {
         let id = topo.add_iface(IfaceInfo {
             name: UNKNOWN_IFACE.into(),

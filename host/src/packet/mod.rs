@@ -49,10 +49,12 @@ pub enum DropReason {
     ReplyUnroutable,
     /// A plugin failed and its rule is configured to drop.
     PluginFailure,
+    /// MASQUERADE or REDIRECT on an interface without an IPv4 address.
+    NatNoAddress,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeaderLength,
@@ -70,6 +72,7 @@ impl DropReason {
         DropReason::NatExhausted,
         DropReason::ReplyUnroutable,
         DropReason::PluginFailure,
+        DropReason::NatNoAddress,
     ];
 
     /// A stable snake_case name, for counters and metrics.
@@ -92,6 +95,7 @@ impl DropReason {
             DropReason::NatExhausted => "nat_exhausted",
             DropReason::ReplyUnroutable => "reply_unroutable",
             DropReason::PluginFailure => "plugin_failure",
+            DropReason::NatNoAddress => "nat_no_address",
         }
     }
 

@@ -1,0 +1,646 @@
+//! Connection tracking: one entry per connection in a concurrent hash table (`dashmap`,
+//! keyed with foldhash), found from either direction.
+//!
+//! Like netfilter's conntrack, an entry holds two tuples: `orig`, the first packet as it
+//! arrived, and `reply`, what a reply looks like — after NAT, which is why NAT is nothing more
+//! than a changed reply tuple ([`crate::nat`]). Both tuples index the entry. A connection is
+//! *tentative* while its first packet crosses the hooks and is inserted ([`Table::confirm`])
+//! only after that packet passed every hook; a dropped first packet leaves nothing behind.
+//!
+//! The table has a hard size limit. When it is full, the oldest connection that never saw a
+//! reply is evicted (`early_drop`); if there is none, the new connection is refused and
+//! counted, so a SYN flood cannot push out established connections. Expiry is passed `now`
+//! and runs off the packet path ([`Table::gc`]); a lookup also ignores an expired entry.
+
+pub mod tcp;
+
+use crate::config::ConntrackSection;
+use crate::eval::status;
+use crate::packet::{proto, Headers, L4};
+use dashmap::DashMap;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tcp::{TcpState, Transition};
+
+pub const NS: u64 = 1_000_000_000;
+
+/// One direction of a connection: addresses, ports (ICMP: the echo identifier as `sport`),
+/// protocol and zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub zone: u16,
+}
+
+impl Key {
+    /// The tuple of a packet that conntrack can track by itself: TCP, UDP, SCTP, ICMP
+    /// queries and replies, and other protocols by address. ICMP errors have none (they are
+    /// RELATED to the connection they quote) and neither do non-first fragments of
+    /// port-carrying protocols.
+    pub fn of(h: &Headers, zone: u16) -> Option<Key> {
+        let (sport, dport) = match h.l4 {
+            L4::Tcp(t) => (t.sport, t.dport),
+            L4::Udp { sport, dport } | L4::Sctp { sport, dport } => (sport, dport),
+            L4::Icmp(i) if is_icmp_query(h.proto, i.typ) => (i.ident, 0),
+            L4::Icmp(_) => return None,
+            L4::None
+                if matches!(
+                    h.proto,
+                    proto::TCP | proto::UDP | proto::SCTP | proto::ICMP | proto::ICMPV6
+                ) =>
+            {
+                return None
+            }
+            L4::None => (0, 0),
+        };
+        Some(Key {
+            src: h.src,
+            dst: h.dst,
+            sport,
+            dport,
+            proto: h.proto,
+            zone,
+        })
+    }
+
+    pub fn reverse(&self) -> Key {
+        match self.proto {
+            // An ICMP query and its reply carry the same identifier.
+            proto::ICMP | proto::ICMPV6 => Key {
+                src: self.dst,
+                dst: self.src,
+                ..*self
+            },
+            _ => Key {
+                src: self.dst,
+                dst: self.src,
+                sport: self.dport,
+                dport: self.sport,
+                ..*self
+            },
+        }
+    }
+
+    pub fn has_ports(&self) -> bool {
+        matches!(self.proto, proto::TCP | proto::UDP | proto::SCTP | 33 | 136)
+    }
+}
+
+/// Echo, timestamp, information and address-mask requests and replies (RFC 792, 950), and
+/// ICMPv6 echo (RFC 4443).
+pub fn is_icmp_query(proto: u8, typ: u8) -> bool {
+    match proto {
+        proto::ICMP => matches!(typ, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18),
+        _ => matches!(typ, 128 | 129),
+    }
+}
+
+/// Which way a packet travels relative to the connection's first packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Original,
+    Reply,
+}
+
+/// Timeouts in nanoseconds, from `[conntrack]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub tcp: [u64; 10],
+    pub tcp_unack: u64,
+    pub udp: u64,
+    pub udp_stream: u64,
+    pub icmp: u64,
+    pub generic: u64,
+}
+
+impl Timeouts {
+    pub fn from_config(c: &ConntrackSection) -> Timeouts {
+        let s = |v: u32| u64::from(v) * NS;
+        let mut tcp = [0; 10];
+        tcp[TcpState::SynSent as usize] = s(c.tcp_syn_sent);
+        tcp[TcpState::SynRecv as usize] = s(c.tcp_syn_recv);
+        tcp[TcpState::Established as usize] = s(c.tcp_established);
+        tcp[TcpState::FinWait as usize] = s(c.tcp_fin_wait);
+        tcp[TcpState::CloseWait as usize] = s(c.tcp_close_wait);
+        tcp[TcpState::LastAck as usize] = s(c.tcp_last_ack);
+        tcp[TcpState::TimeWait as usize] = s(c.tcp_time_wait);
+        tcp[TcpState::Close as usize] = s(c.tcp_close);
+        tcp[TcpState::SynSent2 as usize] = s(c.tcp_syn_sent);
+        Timeouts {
+            tcp,
+            tcp_unack: s(c.tcp_unacknowledged),
+            udp: s(c.udp),
+            udp_stream: s(c.udp_stream),
+            icmp: s(c.icmp),
+            generic: s(c.generic),
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::from_config(&ConntrackSection::default())
+    }
+}
+
+/// The mutable part of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnState {
+    pub orig: Key,
+    pub reply: Key,
+    /// `status::*` bits.
+    pub status: u16,
+    pub mark: u32,
+    /// Monotonic nanoseconds at which the entry expires.
+    pub expires: u64,
+    pub tcp: TcpState,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+}
+
+/// A connection. Shared by both of its table entries and by packets in flight.
+#[derive(Debug)]
+pub struct Conn {
+    pub st: Mutex<ConnState>,
+}
+
+impl Conn {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        crate::eval::state::lock(&self.st)
+    }
+}
+
+/// How a packet stands after conntrack looked at it.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// An existing connection, in `Dir`; `established` unless it is an original-direction
+    /// packet of a connection that has not seen a reply yet (still NEW, as in Linux).
+    Known { conn: Arc<Conn>, dir: Dir, new: bool },
+    /// An ICMP error quoting a tracked connection, travelling in `Dir` of it.
+    Related { conn: Arc<Conn>, dir: Dir },
+    /// The first packet of a new connection, not in the table yet: it travels with the
+    /// packet (no allocation) and is inserted by [`Table::confirm`].
+    Tentative(ConnState),
+    /// Out of state (TCP) or not trackable.
+    Invalid,
+}
+
+/// Table counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub found: AtomicU64,
+    pub new: AtomicU64,
+    pub invalid: AtomicU64,
+    pub inserted: AtomicU64,
+    pub insert_failed: AtomicU64,
+    pub early_drop: AtomicU64,
+    /// New connections refused because the table was full of replied connections.
+    pub drop_full: AtomicU64,
+    pub expired: AtomicU64,
+    pub deleted: AtomicU64,
+}
+
+/// A filter for listing and deleting entries (`conntrack -L/-D` options).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub proto: Option<u8>,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub mark: Option<u32>,
+}
+
+impl Filter {
+    /// Whether the connection's original tuple matches.
+    pub fn matches(&self, s: &ConnState) -> bool {
+        let o = &s.orig;
+        self.proto.is_none_or(|p| p == o.proto)
+            && self.src.is_none_or(|a| a == o.src)
+            && self.dst.is_none_or(|a| a == o.dst)
+            && self.sport.is_none_or(|p| p == o.sport)
+            && self.dport.is_none_or(|p| p == o.dport)
+            && self.mark.is_none_or(|m| m == s.mark)
+    }
+}
+
+type Map = DashMap<Key, (Arc<Conn>, Dir), foldhash::fast::RandomState>;
+
+/// The connection table.
+#[derive(Debug)]
+pub struct Table {
+    map: Map,
+    count: AtomicUsize,
+    pub max: usize,
+    pub timeouts: Timeouts,
+    /// Connections that had not seen a reply when inserted, oldest first: eviction candidates.
+    unreplied: Mutex<VecDeque<Key>>,
+    pub stats: Stats,
+}
+
+impl Table {
+    pub fn new(max: usize, timeouts: Timeouts) -> Table {
+        // Both tuples are keys; start with room for a modest number and grow on demand.
+        let cap = max.min(1 << 12) * 2;
+        Table {
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(cap, foldhash::fast::RandomState::default(), 64),
+            count: AtomicUsize::new(0),
+            max,
+            timeouts,
+            unreplied: Mutex::new(VecDeque::new()),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn from_config(c: &ConntrackSection) -> Table {
+        Table::new(c.max_entries, Timeouts::from_config(c))
+    }
+
+    /// Connections in the table.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `k` is some connection's tuple (either direction): NAT must not reuse it.
+    pub fn taken(&self, k: &Key) -> bool {
+        self.map.contains_key(k)
+    }
+
+    fn get(&self, k: &Key, now: u64) -> Option<(Arc<Conn>, Dir)> {
+        let e = self.map.get(k)?;
+        let (c, d) = (e.0.clone(), e.1);
+        drop(e);
+        if c.lock().expires <= now {
+            return None;
+        }
+        Some((c, d))
+    }
+
+    /// Classifies a packet and updates its connection (`nf_conntrack_in`): state machine,
+    /// timeouts, counters, SEEN_REPLY/ASSURED.
+    pub fn inspect(&self, h: &Headers, buf: &[u8], zone: u16, now: u64) -> Verdict {
+        let Some(key) = Key::of(h, zone) else {
+            return self.related(h, buf, zone, now);
+        };
+        let Some((conn, dir)) = self.get(&key, now) else {
+            return self.start(key, h, now);
+        };
+        let mut st = conn.lock();
+        let reply = dir == Dir::Reply;
+        let bytes = u64::from(h.total_len);
+        st.packets[usize::from(reply)] += 1;
+        st.bytes[usize::from(reply)] += bytes;
+        let mut kill = false;
+        let timeout = match h.l4 {
+            L4::Tcp(t) => match tcp::transition(st.tcp, reply, t.flags) {
+                Transition::Invalid => {
+                    drop(st);
+                    self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    return Verdict::Invalid;
+                }
+                Transition::Ignore => None,
+                Transition::To(new) => {
+                    let old = st.tcp;
+                    st.tcp = new;
+                    if t.flags & crate::packet::tcp_flags::RST != 0 && st.status & status::SEEN_REPLY == 0 && reply {
+                        // "If only reply is a RST, we can consider ourselves not to have an
+                        // established connection" (the kernel deletes the entry at once).
+                        kill = true;
+                    }
+                    if st.status & status::SEEN_REPLY != 0
+                        && st.status & status::ASSURED == 0
+                        && matches!(old, TcpState::SynRecv | TcpState::Established)
+                        && new == TcpState::Established
+                    {
+                        st.status |= status::ASSURED;
+                    }
+                    let mut to = self.timeouts.tcp[new as usize];
+                    if t.flags & crate::packet::tcp_flags::RST != 0 {
+                        to = self.timeouts.tcp[TcpState::Close as usize];
+                    } else if st.status & status::ASSURED == 0
+                        && to > self.timeouts.tcp_unack
+                        && new == TcpState::Established
+                    {
+                        to = self.timeouts.tcp_unack;
+                    }
+                    Some(to)
+                }
+            },
+            L4::Udp { .. } => Some(if st.status & status::SEEN_REPLY != 0 || reply {
+                self.timeouts.udp_stream
+            } else {
+                self.timeouts.udp
+            }),
+            L4::Icmp(_) => Some(self.timeouts.icmp),
+            _ => Some(self.timeouts.generic),
+        };
+        if reply && st.status & status::SEEN_REPLY == 0 {
+            st.status |= status::SEEN_REPLY;
+            if h.proto == proto::UDP || h.proto == proto::ICMP {
+                st.status |= status::ASSURED;
+            }
+        }
+        if let Some(to) = timeout {
+            st.expires = now + to;
+        }
+        let new = !reply && st.status & status::SEEN_REPLY == 0;
+        let (orig, rep) = (st.orig, st.reply);
+        drop(st);
+        self.stats.found.fetch_add(1, Ordering::Relaxed);
+        if kill {
+            self.remove(&orig, &rep);
+        }
+        Verdict::Known { conn, dir, new }
+    }
+
+    /// A first packet: a tentative connection, or INVALID when its protocol cannot start one
+    /// with it (a TCP segment without SYN other than a loose-pickup ACK).
+    fn start(&self, key: Key, h: &Headers, now: u64) -> Verdict {
+        let (tcp, timeout) = match h.l4 {
+            L4::Tcp(t) => match tcp::start(t.flags) {
+                Some(s) => (s, self.timeouts.tcp[s as usize]),
+                None => {
+                    self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    return Verdict::Invalid;
+                }
+            },
+            L4::Udp { .. } => (TcpState::None, self.timeouts.udp),
+            L4::Icmp(i) => {
+                // Only a request opens an ICMP connection; a lone reply is INVALID.
+                if !matches!(i.typ, 8 | 13 | 15 | 17 | 128) {
+                    self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    return Verdict::Invalid;
+                }
+                (TcpState::None, self.timeouts.icmp)
+            }
+            _ => (TcpState::None, self.timeouts.generic),
+        };
+        self.stats.new.fetch_add(1, Ordering::Relaxed);
+        Verdict::Tentative(ConnState {
+            orig: key,
+            reply: key.reverse(),
+            status: 0,
+            mark: 0,
+            expires: now + timeout,
+            tcp,
+            packets: [1, 0],
+            bytes: [u64::from(h.total_len), 0],
+        })
+    }
+
+    /// An ICMP error: RELATED to the connection its quoted packet belongs to
+    /// (`icmp_error_message`), else INVALID.
+    fn related(&self, h: &Headers, buf: &[u8], zone: u16, now: u64) -> Verdict {
+        let Some(inner) = quoted(h, buf) else {
+            return Verdict::Invalid;
+        };
+        let Some(k) = Key::of(&inner, zone) else {
+            return Verdict::Invalid;
+        };
+        // The quoted packet travelled the other way: look up its reverse.
+        match self.get(&k.reverse(), now) {
+            Some((conn, dir)) => Verdict::Related { conn, dir },
+            None => Verdict::Invalid,
+        }
+    }
+
+    /// Inserts a tentative connection whose first packet passed every hook
+    /// (`nf_conntrack_confirm`). `Err` when the table is full of replied connections or a
+    /// tuple was taken meanwhile: the packet must be dropped.
+    pub fn confirm(&self, mut st: ConnState) -> Result<(), crate::packet::DropReason> {
+        st.status |= status::CONFIRMED;
+        let (orig, reply) = (st.orig, st.reply);
+        if self.len() >= self.max && !self.early_drop() {
+            self.stats.drop_full.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::packet::DropReason::ConntrackFull);
+        }
+        if self.map.contains_key(&orig) || (reply != orig && self.map.contains_key(&reply)) {
+            self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::packet::DropReason::ConntrackFull);
+        }
+        let conn = Arc::new(Conn { st: Mutex::new(st) });
+        self.map.insert(orig, (conn.clone(), Dir::Original));
+        if reply != orig {
+            self.map.insert(reply, (conn, Dir::Reply));
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.stats.inserted.fetch_add(1, Ordering::Relaxed);
+        crate::eval::state::lock(&self.unreplied).push_back(orig);
+        Ok(())
+    }
+
+    /// Evicts the oldest connection that never saw a reply. `false` when there is none.
+    fn early_drop(&self) -> bool {
+        let mut q = crate::eval::state::lock(&self.unreplied);
+        while let Some(k) = q.pop_front() {
+            let Some(e) = self.map.get(&k) else { continue };
+            let (conn, dir) = (e.0.clone(), e.1);
+            drop(e);
+            if dir != Dir::Original {
+                continue;
+            }
+            let st = conn.lock();
+            if st.status & status::SEEN_REPLY != 0 {
+                // Replied since: no longer a candidate.
+                continue;
+            }
+            let (o, r) = (st.orig, st.reply);
+            drop(st);
+            drop(q);
+            self.remove(&o, &r);
+            self.stats.early_drop.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn remove(&self, orig: &Key, reply: &Key) {
+        if self.map.remove(orig).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.map.remove(reply);
+    }
+
+    /// Removes expired connections; returns how many. Runs off the packet path.
+    pub fn gc(&self, now: u64) -> usize {
+        let mut gone = Vec::new();
+        self.map.retain(|_, (c, d)| {
+            let st = c.lock();
+            if st.expires > now {
+                return true;
+            }
+            if *d == Dir::Original {
+                gone.push(st.orig);
+            }
+            false
+        });
+        let n = gone.len();
+        self.count.fetch_sub(n.min(self.len()), Ordering::Relaxed);
+        self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
+        // Drop eviction candidates that no longer exist, so the queue stays bounded.
+        crate::eval::state::lock(&self.unreplied).retain(|k| self.map.contains_key(k));
+        n
+    }
+
+    /// The connections that match `f`, as `conntrack -L` prints them, sorted.
+    pub fn list(&self, f: &Filter, now: u64) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .map
+            .iter()
+            .filter(|e| e.value().1 == Dir::Original)
+            .filter_map(|e| {
+                let st = e.value().0.lock();
+                (f.matches(&st) && st.expires > now).then(|| line(&st, now))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Deletes the connections that match `f`; returns how many.
+    pub fn delete(&self, f: &Filter) -> usize {
+        let victims: Vec<(Key, Key)> = self
+            .map
+            .iter()
+            .filter(|e| e.value().1 == Dir::Original)
+            .filter_map(|e| {
+                let st = e.value().0.lock();
+                f.matches(&st).then_some((st.orig, st.reply))
+            })
+            .collect();
+        for (o, r) in &victims {
+            self.remove(o, r);
+        }
+        self.stats.deleted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        victims.len()
+    }
+}
+
+/// The packet an ICMP error quotes, parsed leniently (it is truncated by design).
+pub fn quoted(h: &Headers, buf: &[u8]) -> Option<Headers> {
+    let L4::Icmp(i) = h.l4 else { return None };
+    let is_error = match h.proto {
+        proto::ICMP => matches!(i.typ, 3 | 4 | 5 | 11 | 12),
+        _ => matches!(i.typ, 1..=4),
+    };
+    if !is_error {
+        return None;
+    }
+    let start = usize::from(h.l4_off) + 8;
+    let inner = buf.get(start..usize::from(h.total_len))?;
+    parse_quoted(inner)
+}
+
+/// Parses an IPv4 header and the first 8 bytes of its transport header, which is all an
+/// ICMP error must quote (RFC 792); lengths and checksums of the quote are not checked.
+pub fn parse_quoted(b: &[u8]) -> Option<Headers> {
+    if b.len() < 28 || b[0] >> 4 != 4 {
+        return None;
+    }
+    let hl = usize::from(b[0] & 0x0f) * 4;
+    if hl < 20 || b.len() < hl + 8 {
+        return None;
+    }
+    let p = b[9];
+    let l4 = &b[hl..];
+    let port = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
+    let frag_off = (u16::from_be_bytes([b[6], b[7]]) & 0x1fff) << 3;
+    let l4v = if frag_off != 0 {
+        L4::None
+    } else {
+        match p {
+            proto::TCP => L4::Tcp(crate::packet::Tcp {
+                sport: port(0),
+                dport: port(2),
+                seq: 0,
+                ack: 0,
+                flags: 0,
+                window: 0,
+                hdr_len: 20,
+            }),
+            proto::UDP => L4::Udp {
+                sport: port(0),
+                dport: port(2),
+            },
+            proto::SCTP => L4::Sctp {
+                sport: port(0),
+                dport: port(2),
+            },
+            proto::ICMP => L4::Icmp(crate::packet::Icmp {
+                typ: l4[0],
+                code: l4[1],
+                ident: port(4),
+                seq: port(6),
+            }),
+            _ => L4::None,
+        }
+    };
+    let a = |o: usize| IpAddr::from([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    Some(Headers {
+        src: a(12),
+        dst: a(16),
+        proto: p,
+        ttl: b[8],
+        tos: b[1],
+        ident: u16::from_be_bytes([b[4], b[5]]),
+        df: b[6] & 0x40 != 0,
+        total_len: u16::from_be_bytes([b[2], b[3]]),
+        l4_off: hl as u16,
+        frag_off,
+        more_frags: b[6] & 0x20 != 0,
+        l4: l4v,
+    })
+}
+
+fn proto_name(p: u8) -> String {
+    crate::ruleset::value::protocol_name(p).map_or_else(|| "unknown".into(), str::to_string)
+}
+
+/// One line in the format of `conntrack -L`.
+pub fn line(st: &ConnState, now: u64) -> String {
+    let mut s = String::new();
+    let o = &st.orig;
+    let secs = st.expires.saturating_sub(now) / NS;
+    let _ = write!(s, "{:<8} {:<2} {} ", proto_name(o.proto), o.proto, secs);
+    if o.proto == proto::TCP {
+        let _ = write!(s, "{} ", st.tcp.name());
+    }
+    let tuple = |s: &mut String, k: &Key| {
+        let _ = write!(s, "src={} dst={} ", k.src, k.dst);
+        match k.proto {
+            proto::ICMP | proto::ICMPV6 => {
+                let _ = write!(s, "id={} ", k.sport);
+            }
+            _ if k.has_ports() => {
+                let _ = write!(s, "sport={} dport={} ", k.sport, k.dport);
+            }
+            _ => {}
+        }
+    };
+    tuple(&mut s, o);
+    let _ = write!(s, "packets={} bytes={} ", st.packets[0], st.bytes[0]);
+    if st.status & status::SEEN_REPLY == 0 {
+        s.push_str("[UNREPLIED] ");
+    }
+    tuple(&mut s, &st.reply);
+    let _ = write!(s, "packets={} bytes={} ", st.packets[1], st.bytes[1]);
+    if st.status & status::ASSURED != 0 {
+        s.push_str("[ASSURED] ");
+    }
+    let _ = write!(s, "mark={}", st.mark);
+    if o.zone != 0 {
+        let _ = write!(s, " zone={}", o.zone);
+    }
+    s
+}
