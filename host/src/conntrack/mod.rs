@@ -612,7 +612,7 @@ pub fn line(st: &ConnState, now: u64) -> String {
     let mut s = String::new();
     let o = &st.orig;
     let secs = st.expires.saturating_sub(now) / NS;
-    let _ = write!(s, "{:<8} {:<2} {} ", proto_name(o.proto), o.proto, secs);
+    let _ = write!(s, "{:<8} {} {} ", proto_name(o.proto), o.proto, secs);
     if o.proto == proto::TCP {
         let _ = write!(s, "{} ", st.tcp.name());
     }

@@ -1,0 +1,387 @@
+//! Connection tracking and NAT through the router core: states, both directions of NATed
+//! connections (checksums verified by a full recomputation), ICMP errors, port clashes,
+//! expiry, the size limit, and several threads on one table.
+
+use rtrouter::conntrack::{Filter, Key, Table, Timeouts};
+use rtrouter::eval::{Ct, CtState};
+use rtrouter::packet::build::{self, Ip4, TcpSeg};
+use rtrouter::packet::{checksums_ok, parse, DropReason, L4};
+use rtrouter::router::Disposition;
+use rtrouter_tests::{icmp_echo, ip, tcp, udp, Lab};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const GATEWAY: &str = "*nat\n-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.2:80\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n\
+*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -i lan0 -o wan0 -j ACCEPT\n-A FORWARD -i wan0 -o lan0 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT\n";
+
+const A: &str = "10.0.1.2";
+const B: &str = "192.0.2.9";
+const WAN: &str = "10.0.2.1";
+
+fn seg(src: &str, sport: u16, dst: &str, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    build::tcp(
+        &mut b,
+        Ip4::new(ip(src), ip(dst), 6),
+        TcpSeg {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+        },
+        b"",
+    );
+    b
+}
+
+fn addr(s: &str) -> IpAddr {
+    IpAddr::V4(ip(s))
+}
+
+fn ct_state(o: &rtrouter::router::Outcome) -> Option<CtState> {
+    match o.ct {
+        Ct::Tracked(c) => Some(c.state),
+        _ => None,
+    }
+}
+
+#[test]
+fn masqueraded_tcp_handshake_and_replies() {
+    let mut l = Lab::new(GATEWAY);
+    // SYN out: masqueraded behind wan0's address, port kept.
+    let s = l.send("lan0", &seg(A, 40000, B, 80, 0x02, 100, 0));
+    assert!(s.forwarded());
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!((h.src, h.ports()), (addr(WAN), Some((40000, 80))));
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+    assert_eq!(ct_state(&s.outcome), Some(CtState::New));
+    assert_eq!(l.router.conntrack.len(), 1, "committed after it passed every hook");
+    // SYN/ACK back to the router's address: un-masqueraded to the LAN host.
+    let s = l.send("wan0", &seg(B, 80, WAN, 40000, 0x12, 500, 101));
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!((h.dst, h.ports()), (addr(A), Some((80, 40000))));
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+    assert_eq!(ct_state(&s.outcome), Some(CtState::Established));
+    // The ACK completes the handshake: ESTABLISHED and ASSURED.
+    let s = l.send("lan0", &seg(A, 40000, B, 80, 0x10, 101, 501));
+    assert!(s.forwarded());
+    let list = l.router.conntrack.list(&Filter::default(), l.now);
+    assert_eq!(list.len(), 1);
+    assert!(
+        list[0].starts_with("tcp      6 432000 ESTABLISHED src=10.0.1.2 dst=192.0.2.9 sport=40000 dport=80 "),
+        "{}",
+        list[0]
+    );
+    assert!(
+        list[0].contains("src=192.0.2.9 dst=10.0.2.1 sport=80 dport=40000") && list[0].contains("[ASSURED]"),
+        "{}",
+        list[0]
+    );
+}
+
+#[test]
+fn out_of_state_packets_are_invalid() {
+    let mut l = Lab::new(GATEWAY);
+    // A SYN/ACK that answers nothing cannot start a connection.
+    let s = l.send("lan0", &seg(A, 40000, B, 80, 0x12, 1, 1));
+    assert_eq!(s.outcome.ct, Ct::Invalid);
+    assert!(s.dropped());
+    // Neither can a FIN.
+    assert_eq!(
+        l.send("lan0", &seg(A, 40001, B, 80, 0x01, 1, 1)).outcome.ct,
+        Ct::Invalid
+    );
+    // An ACK before the SYN/ACK in SYN_SENT is invalid too.
+    assert!(l.send("lan0", &seg(A, 40002, B, 80, 0x02, 1, 0)).forwarded());
+    assert_eq!(
+        l.send("lan0", &seg(A, 40002, B, 80, 0x10, 2, 1)).outcome.ct,
+        Ct::Invalid
+    );
+    // A mid-stream ACK is picked up (nf_conntrack_tcp_loose=1).
+    assert!(l.send("lan0", &seg(A, 40003, B, 80, 0x10, 9, 9)).forwarded());
+}
+
+#[test]
+fn a_dropped_first_packet_leaves_nothing_behind() {
+    let mut l = Lab::new(GATEWAY);
+    // From the WAN to a LAN address without DNAT: FORWARD drops it.
+    assert!(l.send("wan0", &seg(B, 1, A, 22, 0x02, 1, 0)).dropped());
+    assert_eq!(l.router.conntrack.len(), 0);
+}
+
+#[test]
+fn dnat_service_and_its_reply_path() {
+    let mut l = Lab::new(GATEWAY);
+    let s = l.send("wan0", &seg(B, 5555, WAN, 8080, 0x02, 1, 0));
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!((h.dst, h.ports()), (addr(A), Some((5555, 80))));
+    // The server's reply leaves with the service's address and port as its source.
+    let s = l.send("lan0", &seg(A, 80, B, 5555, 0x12, 7, 2));
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!((h.src, h.ports()), (addr(WAN), Some((8080, 5555))));
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+}
+
+#[test]
+fn kube_proxy_style_service_keeps_each_connection_on_its_backend() {
+    let rules = std::fs::read_to_string(rtrouter_tests::repo_root().join("configs/kube-service.rules")).unwrap();
+    let mut l = Lab::new(&rules);
+    let mut backends = std::collections::BTreeSet::new();
+    for port in 0..60u16 {
+        let syn = l.send("lan0", &seg(A, 30000 + port, "10.96.0.10", 80, 0x02, 1, 0));
+        let (dst, dport) = syn.outcome.dnat.expect("every connection is translated");
+        backends.insert(dst);
+        assert_eq!(dport, 8080);
+        // Not from the pod network: masqueraded (--random-fully) behind wan0.
+        let out = parse(&syn.pkt).unwrap();
+        assert_eq!(out.src, addr(WAN));
+        let masq_port = out.ports().unwrap().0;
+        // The backend's SYN/ACK comes back from the service address and port.
+        let IpAddr::V4(d) = dst else { unreachable!() };
+        let r = l.send("wan0", &seg(&d.to_string(), 8080, WAN, masq_port, 0x12, 5, 2));
+        assert!(r.forwarded(), "{:?}", r.outcome);
+        let rh = parse(&r.pkt).unwrap();
+        assert_eq!(
+            (rh.src, rh.dst, rh.ports()),
+            (addr("10.96.0.10"), addr(A), Some((80, 30000 + port)))
+        );
+        assert_eq!(checksums_ok(&r.pkt), Some(true));
+        // Every later packet of the connection goes to the same backend, whatever the dice say.
+        for _ in 0..3 {
+            let again = l.send("lan0", &seg(A, 30000 + port, "10.96.0.10", 80, 0x10, 2, 6));
+            assert_eq!(parse(&again.pkt).unwrap().dst, dst);
+        }
+    }
+    assert_eq!(backends.len(), 3, "{backends:?}");
+}
+
+#[test]
+fn icmp_errors_are_related_and_translated_back() {
+    let mut l = Lab::new(GATEWAY);
+    let s = l.send("lan0", &udp(A, 5353, B, 53));
+    assert!(s.forwarded());
+    let out = s.pkt.clone();
+    let sport = parse(&out).unwrap().ports().unwrap().0;
+    // A host beyond the WAN answers port-unreachable, quoting what it received.
+    let mut err = Vec::new();
+    build::icmp(&mut err, Ip4::new(ip(B), ip(WAN), 1), 3, 3, [0; 4], &out[..28]);
+    let s = l.send("wan0", &err);
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    assert_eq!(ct_state(&s.outcome), Some(CtState::Related));
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!(h.dst, addr(A), "the error goes to the LAN host");
+    let inner = rtrouter::conntrack::parse_quoted(&s.pkt[28..]).unwrap();
+    assert_eq!(
+        (inner.src, inner.ports()),
+        (addr(A), Some((5353, 53))),
+        "the quote names the LAN host's packet"
+    );
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+    assert_eq!(sport, 5353);
+    // An error about nothing we know is INVALID and dropped.
+    let mut stray = Vec::new();
+    build::icmp(
+        &mut stray,
+        Ip4::new(ip(B), ip(WAN), 1),
+        3,
+        3,
+        [0; 4],
+        &udp(WAN, 9, B, 9)[..28],
+    );
+    assert_eq!(l.send("wan0", &stray).outcome.ct, Ct::Invalid);
+}
+
+#[test]
+fn ping_through_nat() {
+    let mut l = Lab::new(GATEWAY);
+    let s = l.send("lan0", &icmp_echo(A, B));
+    assert!(s.forwarded());
+    assert_eq!(parse(&s.pkt).unwrap().src, addr(WAN));
+    let mut reply = Vec::new();
+    build::icmp(
+        &mut reply,
+        Ip4::new(ip(B), ip(WAN), 1),
+        0,
+        0,
+        [0x12, 0x34, 0, 1],
+        b"ping",
+    );
+    let s = l.send("wan0", &reply);
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    let h = parse(&s.pkt).unwrap();
+    assert_eq!(h.dst, addr(A));
+    assert!(matches!(h.l4, L4::Icmp(i) if i.ident == 0x1234));
+    assert_eq!(checksums_ok(&s.pkt), Some(true));
+}
+
+#[test]
+fn clashing_source_ports_are_remapped() {
+    let mut l = Lab::new(GATEWAY);
+    // Two LAN hosts, same source port, same server: the second gets another port.
+    let a = l.send("lan0", &seg(A, 40000, B, 80, 0x02, 1, 0));
+    let b = l.send("lan0", &seg("10.0.1.3", 40000, B, 80, 0x02, 1, 0));
+    let pa = parse(&a.pkt).unwrap().ports().unwrap().0;
+    let pb = parse(&b.pkt).unwrap().ports().unwrap().0;
+    assert_eq!(pa, 40000);
+    assert_ne!(pb, 40000);
+    assert!(pb >= 1024, "stays in the port's class");
+    assert_eq!(checksums_ok(&b.pkt), Some(true));
+    // Replies reach each host.
+    let r = l.send("wan0", &seg(B, 80, WAN, pb, 0x12, 1, 2));
+    assert_eq!(parse(&r.pkt).unwrap().dst, addr("10.0.1.3"));
+    // Without any NAT rule, an identity binding is still made unique: the router's own
+    // connection from 10.0.2.1:7000 and a forwarded one that would look the same after
+    // SNAT to that address.
+    let mut l = Lab::new("*nat\n-A POSTROUTING -s 10.0.1.0/24 -j SNAT --to-source 10.0.2.1\nCOMMIT\n");
+    let own = l.send_ct(None, &seg(WAN, 7000, B, 443, 0x02, 1, 0), 0, None);
+    assert!(own.forwarded());
+    let fwd = l.send("lan0", &seg(A, 7000, B, 443, 0x02, 1, 0));
+    let p = parse(&fwd.pkt).unwrap();
+    assert_eq!(p.src, addr(WAN));
+    assert_ne!(p.ports().unwrap().0, 7000);
+}
+
+#[test]
+fn connmark_persists_across_packets() {
+    let rules = "*mangle\n-A PREROUTING -m conntrack --ctstate NEW -j CONNMARK --set-mark 7\n-A PREROUTING -j CONNMARK --restore-mark\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m mark --mark 7 -j ACCEPT\nCOMMIT\n";
+    let mut l = Lab::new(rules);
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    // A later packet is not NEW-marked again but gets the mark back from the connection.
+    let s = l.send("wan0", &udp(B, 2, A, 1));
+    assert!(s.forwarded(), "{:?}", s.outcome);
+    assert!(l.router.conntrack.list(&Filter::default(), l.now)[0].ends_with("mark=7"));
+}
+
+#[test]
+fn udp_expires_and_gc_removes_it() {
+    let mut l = Lab::new(GATEWAY);
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert_eq!(l.router.conntrack.len(), 1);
+    l.now += 29_000_000_000;
+    assert_eq!(l.router.conntrack.gc(l.now), 0);
+    l.now += 2_000_000_000;
+    // Expired: a reply no longer finds the connection (and the WAN cannot open one).
+    assert!(l.send("wan0", &udp(B, 2, WAN, 1)).dropped());
+    assert_eq!(l.router.conntrack.gc(l.now), 1);
+    assert_eq!(l.router.conntrack.len(), 0);
+    // Once replied, the stream timeout (120 s) applies.
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
+    l.now += 100_000_000_000;
+    assert_eq!(l.router.conntrack.gc(l.now), 0);
+}
+
+#[test]
+fn rst_as_the_only_reply_kills_the_entry() {
+    let mut l = Lab::new(GATEWAY);
+    assert!(l.send("lan0", &seg(A, 1234, B, 80, 0x02, 1, 0)).forwarded());
+    assert!(l.send("wan0", &seg(B, 80, WAN, 1234, 0x14, 0, 2)).forwarded());
+    assert_eq!(l.router.conntrack.len(), 0);
+}
+
+#[test]
+fn full_table_evicts_unreplied_and_never_established() {
+    let mut l = Lab::new(GATEWAY);
+    l.router = std::mem::replace(&mut l.router, Lab::new("").router).with_conntrack(Table::new(4, Timeouts::default()));
+    // Two established connections.
+    for p in [1u16, 2] {
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
+        assert!(l.send("wan0", &seg(B, 80, WAN, p, 0x12, 1, 2)).forwarded());
+    }
+    // A SYN flood: each new SYN evicts an older unreplied one, never the established ones.
+    for p in 100..200u16 {
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
+    }
+    assert_eq!(l.router.conntrack.len(), 4);
+    for p in [1u16, 2] {
+        assert!(
+            l.send("wan0", &seg(B, 80, WAN, p, 0x10, 2, 2)).forwarded(),
+            "established connection {p} survived"
+        );
+    }
+    assert!(
+        l.router
+            .conntrack
+            .stats
+            .early_drop
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 96
+    );
+    // Fill the table with replied connections: new ones are refused and counted.
+    let mut l = Lab::new(GATEWAY);
+    l.router = std::mem::replace(&mut l.router, Lab::new("").router).with_conntrack(Table::new(2, Timeouts::default()));
+    for p in [1u16, 2] {
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
+        assert!(l.send("wan0", &seg(B, 80, WAN, p, 0x12, 1, 2)).forwarded());
+    }
+    let s = l.send("lan0", &seg(A, 3, B, 80, 0x02, 1, 0));
+    assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::ConntrackFull));
+    assert_eq!(l.router.stats.drop_count(DropReason::ConntrackFull), 1);
+}
+
+#[test]
+fn list_and_delete_by_filter() {
+    let mut l = Lab::new(GATEWAY);
+    for p in 1..=3u16 {
+        assert!(l.send("lan0", &udp(A, p, B, 53)).forwarded());
+    }
+    assert!(l.send("lan0", &seg(A, 9, B, 80, 0x02, 1, 0)).forwarded());
+    let f = Filter {
+        proto: Some(17),
+        sport: Some(2),
+        ..Filter::default()
+    };
+    assert_eq!(l.router.conntrack.list(&f, l.now).len(), 1);
+    assert_eq!(l.router.conntrack.delete(&f), 1);
+    assert_eq!(l.router.conntrack.len(), 3);
+    assert_eq!(l.router.conntrack.delete(&Filter::default()), 3);
+    assert!(l.router.conntrack.is_empty());
+}
+
+#[test]
+fn concurrent_workers_neither_lose_nor_duplicate_entries() {
+    let table = Arc::new(Table::new(1 << 20, Timeouts::default()));
+    let threads = 4;
+    let per = 5000u32;
+    let hdr = |t: u32, i: u32| {
+        let mut b = Vec::new();
+        let src = ip(&format!("10.{}.{}.{}", t, i / 250, i % 250 + 1));
+        build::udp(&mut b, Ip4::new(src, ip(B), 17), 1000 + (i % 50) as u16, 53, b"x");
+        parse(&b).unwrap()
+    };
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let mine = table.clone();
+            s.spawn(move || {
+                for i in 0..per {
+                    let h = hdr(t, i);
+                    match mine.inspect(&h, &[], 0, 1) {
+                        rtrouter::conntrack::Verdict::Tentative(st) => mine.confirm(st).expect("room"),
+                        v => panic!("new key seen as {v:?}"),
+                    }
+                }
+            });
+            // Every thread also races the others on one shared key: exactly one insert wins.
+            let racer = table.clone();
+            s.spawn(move || {
+                let h = hdr(99, 0);
+                if let rtrouter::conntrack::Verdict::Tentative(st) = racer.inspect(&h, &[], 0, 1) {
+                    let _ = racer.confirm(st);
+                }
+            });
+        }
+    });
+    assert_eq!(table.len(), (threads * per) as usize + 1);
+    for t in 0..threads {
+        for i in (0..per).step_by(97) {
+            let h = hdr(t, i);
+            assert!(table.taken(&Key::of(&h, 0).unwrap()));
+        }
+    }
+    assert_eq!(table.list(&Filter::default(), 1).len(), (threads * per) as usize + 1);
+}
