@@ -7,7 +7,7 @@ use rtrouter::eval::{Ct, CtState};
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
 use rtrouter::packet::{checksums_ok, parse, DropReason, L4};
 use rtrouter::router::Disposition;
-use rtrouter_tests::{icmp_echo, ip, tcp, udp, Lab};
+use rtrouter_tests::{icmp_echo, ip, udp, Lab};
 use std::net::IpAddr;
 use std::sync::Arc;
 
