@@ -11,6 +11,8 @@ pub mod conntrack;
 pub mod eval;
 pub mod nat;
 pub mod packet;
+pub mod pcap;
+pub mod replay;
 pub mod route;
 pub mod router;
 pub mod ruleset;

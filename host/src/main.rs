@@ -49,6 +49,24 @@ enum Command {
     },
     /// Run one synthetic packet through the ruleset and show every rule it visits.
     Trace(Box<TraceArgs>),
+    /// Run a capture through the router offline; write what it emits.
+    Replay {
+        /// The router configuration (interfaces, routes, rules, conntrack limits).
+        #[arg(long)]
+        config: PathBuf,
+        /// Input capture (pcapng, or classic pcap with --from).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// Output pcapng: every packet the router emits, on its egress interface (or `local`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Interface for packets whose capture interface has no name.
+        #[arg(long)]
+        from: Option<String>,
+        /// Print one JSON line per input packet.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -275,6 +293,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Some(Command::Trace(a)) => run_trace(*a),
+        Some(Command::Replay {
+            config,
+            pcap,
+            out,
+            from,
+            json,
+        }) => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let router = match rtrouter::replay::router_from_config(&cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let input = std::fs::read(&pcap).with_context(|| format!("reading {}", pcap.display()))?;
+            let seed = cfg.router.seed.unwrap_or(0);
+            let r = match rtrouter::replay::replay(&router, &input, from.as_deref(), seed) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{}: {e}", pcap.display());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            std::fs::write(&out, &r.pcapng).with_context(|| format!("writing {}", out.display()))?;
+            if json {
+                for rec in &r.records {
+                    println!("{}", rec.json());
+                }
+            } else {
+                println!("{}", rtrouter::replay::summary(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _)) => {
                 print!("{}", rs.source.save(None, counters));
