@@ -265,10 +265,23 @@ fn udp_expires_and_gc_removes_it() {
     l.now += 29_000_000_000;
     assert_eq!(l.router.conntrack.gc(l.now), 0);
     l.now += 2_000_000_000;
-    // Expired: a reply no longer finds the connection (and the WAN cannot open one).
-    assert!(l.send("wan0", &udp(B, 2, WAN, 1)).dropped());
     assert_eq!(l.router.conntrack.gc(l.now), 1);
     assert_eq!(l.router.conntrack.len(), 0);
+    // Expired: a late reply is no longer translated to the LAN host; it is a new packet to
+    // the router's own address (delivered locally: no INPUT rules here).
+    let s = l.send("wan0", &udp(B, 2, WAN, 1));
+    assert!(s.local(), "{:?}", s.outcome);
+    assert_eq!(ct_state(&s.outcome), Some(CtState::New));
+    l.router.conntrack.delete(&Filter::default());
+    // An expired connection that gc has not collected yet does not block a new one.
+    assert!(l.send("lan0", &udp(A, 5, B, 2)).forwarded());
+    l.now += 31_000_000_000;
+    assert!(
+        l.send("lan0", &udp(A, 5, B, 2)).forwarded(),
+        "the old entry is replaced"
+    );
+    assert_eq!(l.router.conntrack.len(), 1);
+    l.router.conntrack.delete(&Filter::default());
     // Once replied, the stream timeout (120 s) applies.
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
     assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
@@ -384,4 +397,31 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
         }
     }
     assert_eq!(table.list(&Filter::default(), 1).len(), (threads * per) as usize + 1);
+}
+
+#[test]
+fn replies_the_router_generates_are_translated_like_their_connection() {
+    // A DNATed connection refused in FORWARD: the ICMP error must quote what the client
+    // sent (to the published address), and the TCP reset must come from it.
+    let rules = "*nat\n-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.2:80\nCOMMIT\n\
+        *filter\n-A FORWARD -p tcp --sport 1 -j REJECT\n-A FORWARD -p tcp --sport 2 -j REJECT --reject-with tcp-reset\nCOMMIT\n";
+    let mut l = Lab::new(rules);
+    let (err, _) = l
+        .send("wan0", &seg(B, 1, WAN, 8080, 0x02, 1, 0))
+        .reply
+        .expect("icmp error");
+    let h = parse(&err).unwrap();
+    assert_eq!((h.src, h.dst), (addr(WAN), addr(B)), "from the address the client used");
+    let inner = rtrouter::conntrack::parse_quoted(&err[28..]).unwrap();
+    assert_eq!(
+        (inner.dst, inner.ports()),
+        (addr(WAN), Some((1, 8080))),
+        "quotes the client's own packet"
+    );
+    assert_eq!(checksums_ok(&err), Some(true));
+    let (rst, _) = l.send("wan0", &seg(B, 2, WAN, 8080, 0x02, 1, 0)).reply.expect("reset");
+    let h = parse(&rst).unwrap();
+    assert_eq!((h.src, h.ports()), (addr(WAN), Some((8080, 2))));
+    assert_eq!(checksums_ok(&rst), Some(true));
+    assert_eq!(l.router.conntrack.len(), 0, "refused connections are not committed");
 }

@@ -293,10 +293,18 @@ impl Table {
         let Some(key) = Key::of(h, zone) else {
             return self.related(h, buf, zone, now);
         };
-        let Some((conn, dir)) = self.get(&key, now) else {
+        let Some((conn, dir)) = self.map.get(&key).map(|e| (e.0.clone(), e.1)) else {
             return self.start(key, h, now);
         };
         let mut st = conn.lock();
+        if st.expires <= now {
+            // Expired but not yet collected: collect it, and the packet starts anew.
+            let (o, r) = (st.orig, st.reply);
+            drop(st);
+            self.remove(&o, &r);
+            self.stats.expired.fetch_add(1, Ordering::Relaxed);
+            return self.start(key, h, now);
+        }
         let reply = dir == Dir::Reply;
         let bytes = u64::from(h.total_len);
         st.packets[usize::from(reply)] += 1;
@@ -470,6 +478,20 @@ impl Table {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         self.map.remove(reply);
+    }
+
+    /// Removes the connection `k` names (either of its tuples); `false` if there is none.
+    pub fn forget(&self, k: &Key) -> bool {
+        let Some(e) = self.map.get(k) else { return false };
+        let conn = e.0.clone();
+        drop(e);
+        let (o, r) = {
+            let st = conn.lock();
+            (st.orig, st.reply)
+        };
+        self.remove(&o, &r);
+        self.stats.deleted.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Removes expired connections; returns how many. Runs off the packet path.
