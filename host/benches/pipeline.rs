@@ -4,13 +4,13 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rtrouter::config::Cidr;
 use rtrouter::eval::{Ct, CtInfo, SplitMix};
-use rtrouter::packet::parse;
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
+use rtrouter::packet::parse;
 use rtrouter::route::{IfaceId, IfaceInfo, NextHop, Topology};
 use rtrouter::router::{Disposition, Ingress, Meta, Reply, Router};
-use std::net::IpAddr;
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::hint::black_box;
+use std::net::IpAddr;
 
 fn router(rules: &str) -> Router {
     let mut t = Topology::default();
@@ -108,7 +108,10 @@ fn bench(c: &mut Criterion) {
         for (mode, ct) in [("new-flow", new_flow), ("established", None)] {
             let r = router(&rules);
             let mut buf = Vec::with_capacity(2048);
-            let mut reply = Reply { buf: Vec::with_capacity(2048), disposition: None };
+            let mut reply = Reply {
+                buf: Vec::with_capacity(2048),
+                disposition: None,
+            };
             let mut rng = SplitMix(1);
             let mut now = 0u64;
             let mut measured = pkt.clone();
@@ -116,15 +119,56 @@ fn bench(c: &mut Criterion) {
                 // Open the connection and answer it, so the measured packets (ACKs of the same
                 // flow) are ESTABLISHED: the conntrack fast path.
                 let mut out = pkt.clone();
-                let o = r.process(Meta { now, ingress: Ingress::Iface(IfaceId(0)), mark: 0, ct: None }, &mut out, &mut reply, &mut rng, &mut ());
-                let Disposition::Forward(hop) = o.disposition else { panic!("{name}: the first packet must be forwarded") };
+                let o = r.process(
+                    Meta {
+                        now,
+                        ingress: Ingress::Iface(IfaceId(0)),
+                        mark: 0,
+                        ct: None,
+                    },
+                    &mut out,
+                    &mut reply,
+                    &mut rng,
+                    &mut (),
+                );
+                let Disposition::Forward(hop) = o.disposition else {
+                    panic!("{name}: the first packet must be forwarded")
+                };
                 let h = parse(&out).expect("valid");
                 let (sport, dport) = h.ports().expect("tcp");
-                let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else { unreachable!() };
+                let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
+                    unreachable!()
+                };
                 let mut synack = Vec::new();
-                build::tcp(&mut synack, Ip4::new(dst, src, 6), TcpSeg { sport: dport, dport: sport, seq: 9, ack: 2, flags: 0x12, window: 1000 }, &[]);
-                let o = r.process(Meta { now, ingress: Ingress::Iface(hop.iface), mark: 0, ct: None }, &mut synack, &mut reply, &mut rng, &mut ());
-                assert!(matches!(o.disposition, Disposition::Forward(_)), "{name}: the reply must come back");
+                build::tcp(
+                    &mut synack,
+                    Ip4::new(dst, src, 6),
+                    TcpSeg {
+                        sport: dport,
+                        dport: sport,
+                        seq: 9,
+                        ack: 2,
+                        flags: 0x12,
+                        window: 1000,
+                    },
+                    &[],
+                );
+                let o = r.process(
+                    Meta {
+                        now,
+                        ingress: Ingress::Iface(hop.iface),
+                        mark: 0,
+                        ct: None,
+                    },
+                    &mut synack,
+                    &mut reply,
+                    &mut rng,
+                    &mut (),
+                );
+                assert!(
+                    matches!(o.disposition, Disposition::Forward(_)),
+                    "{name}: the reply must come back"
+                );
                 measured[33] = 0x10;
                 let mh = parse(&measured).expect("valid");
                 rtrouter::packet::fill_l4_checksum(&mut measured, &mh);
@@ -134,7 +178,18 @@ fn bench(c: &mut Criterion) {
                     buf.clear();
                     buf.extend_from_slice(pkt);
                     now += 1000;
-                    black_box(r.process(Meta { now, ingress: Ingress::Iface(IfaceId(0)), mark: 0, ct }, &mut buf, &mut reply, &mut rng, &mut ()))
+                    black_box(r.process(
+                        Meta {
+                            now,
+                            ingress: Ingress::Iface(IfaceId(0)),
+                            mark: 0,
+                            ct,
+                        },
+                        &mut buf,
+                        &mut reply,
+                        &mut rng,
+                        &mut (),
+                    ))
                 })
             });
         }
