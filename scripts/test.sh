@@ -25,7 +25,7 @@ step "cargo test --workspace"
 cargo test --workspace
 
 step "benchmarks in test mode (each runs once, so they cannot rot)"
-cargo bench --workspace -- --test
+cargo bench --workspace --benches -- --test
 
 if [ "$FUZZ_SECONDS" != 0 ]; then
   step "fuzz every parser for ${FUZZ_SECONDS}s"
