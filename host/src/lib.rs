@@ -4,10 +4,11 @@
 //! - [`ruleset`]: the iptables-restore language and the TOML-declared rules, parsed into a
 //!   source form and validated once into the form the engine runs.
 //! - [`config`]: `router.toml`, the whole router's configuration.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod conntrack;
+pub mod dataplane;
 pub mod eval;
 pub mod nat;
 pub mod packet;

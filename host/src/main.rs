@@ -351,38 +351,81 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config: Some(path),
                 rules: None,
             };
-            match load(&src) {
-                Ok((rs, Some(cfg))) => {
-                    println!("{}: configuration is valid", cfg.path.display());
-                    print!("{}", summary(&rs));
-                    for i in &cfg.interface {
-                        let addrs: Vec<String> = i.addresses.iter().map(|a| a.get_ref().to_string()).collect();
-                        let ns = i.netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default();
-                        println!(
-                            "would attach TUN {}{ns}: {} mtu {}",
-                            i.name.get_ref(),
-                            addrs.join(" "),
-                            i.mtu
-                        );
-                    }
-                    eprintln!("the packet dataplane is not part of this build yet: exiting after validation");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok((_, None)) => unreachable!("a config source yields a config"),
+            let cfg = match Config::load(&src.config.expect("set above")) {
+                Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
-                    Ok(ExitCode::from(1))
+                    return Ok(ExitCode::from(1));
                 }
-            }
+            };
+            let router = match rtrouter::replay::router_from_config(&cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            run_router(cfg, router)
         }
     }
 }
 
+/// `rtrouter --config router.toml`: sets the interfaces up, forwards until SIGINT or SIGTERM,
+/// then removes what it created.
+fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<ExitCode> {
+    use rtrouter::dataplane::Dataplane;
+    let workers = if cfg.router.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        cfg.router.workers
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    let seed = cfg.router.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    rt.block_on(async move {
+        let dp = match Dataplane::setup(&cfg, router) {
+            Ok(dp) => std::sync::Arc::new(dp),
+            Err(e) => {
+                eprintln!("rtrouter: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let names: Vec<&str> = dp.devices.iter().map(|d| d.name()).collect();
+        eprintln!("rtrouter: running on {} (SIGINT or SIGTERM stops)", names.join(", "));
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        let r = dp.clone().run(seed, shutdown).await;
+        dp.teardown();
+        match r {
+            Ok(()) => {
+                eprintln!("rtrouter: stopped");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("rtrouter: {e}");
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the level (default `warn`, where LOG targets' default
-/// level 4 lines appear).
-fn init_logging() {
+/// level 4 lines appear; `rtrouter --config` uses the config's `log.level`).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -391,8 +434,13 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // The running router logs at its config's level; the other commands warn only.
+    let level = match (&cli.command, &cli.config) {
+        (None, Some(p)) => Config::load(p).map(|c| c.log.level).unwrap_or_else(|_| "warn".into()),
+        _ => "warn".into(),
+    };
+    init_logging(&level);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,267 @@
+//! The running router: TUN devices, the tokio tasks that move packets between them and the
+//! core, the local stack, timers, and setup and teardown of namespaces. The only module that
+//! uses tokio; the core (`router`) never sees it.
+//!
+//! Per interface, one task reads its TUN device, runs each packet through
+//! [`Router::process`] and writes the result to the egress device (both cores are used when
+//! more than one interface is busy). Buffers are per task and reused; a full egress device
+//! drops the packet and counts it. Packets for the router go to the local stack task.
+
+pub mod device;
+pub mod local;
+pub mod netlink;
+pub mod netns;
+
+use crate::config::{Cidr, Config};
+use crate::eval::SplitMix;
+use crate::route::IfaceId;
+use crate::router::{Disposition, Ingress, Meta, Reply, Router};
+use device::Tun;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Per-interface counters.
+#[derive(Debug, Default)]
+pub struct IfaceCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Packets that could not be written (device full or gone).
+    pub tx_dropped: AtomicU64,
+}
+
+/// Everything set up for one run; dropping it removes what was created.
+#[derive(Debug)]
+pub struct Dataplane {
+    pub router: Arc<Router>,
+    pub devices: Vec<Arc<Tun>>,
+    pub counters: Arc<Vec<IfaceCounters>>,
+    /// Namespaces this run created, deleted by `teardown` (and on drop).
+    created_netns: std::sync::Mutex<Vec<String>>,
+    started: Instant,
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        // Closing the TUN file descriptors removes the devices (and their addresses and routes).
+        self.devices.clear();
+        self.teardown();
+    }
+}
+
+fn ctx(what: String) -> impl FnOnce(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl Dataplane {
+    /// Creates and configures every interface of `cfg`. On error, whatever was created is
+    /// removed again before returning.
+    pub fn setup(cfg: &Config, router: Router) -> io::Result<Dataplane> {
+        let mut dp = Dataplane {
+            router: Arc::new(router),
+            devices: Vec::new(),
+            counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),
+            created_netns: std::sync::Mutex::new(Vec::new()),
+            started: Instant::now(),
+        };
+        for i in &cfg.interface {
+            let name = i.name.get_ref().clone();
+            if let Some(ns) = &i.netns {
+                if !netns::exists(ns) {
+                    if !i.create_netns {
+                        return Err(io::Error::new(io::ErrorKind::NotFound, format!("interface {name}: network namespace `{ns}' does not exist (set create_netns = true to create it)")));
+                    }
+                    netns::create(ns).map_err(ctx(format!("creating network namespace {ns}")))?;
+                    crate::eval::state::lock(&dp.created_netns).push(ns.clone());
+                }
+            }
+            let tun = Tun::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
+            dp.devices.push(Arc::new(tun));
+            let router_v4 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv4);
+            let peer_addrs: Vec<Cidr> = i
+                .peer
+                .iter()
+                .flat_map(|p| p.addresses.iter().map(|a| *a.get_ref()))
+                .collect();
+            let peer_routes: Vec<Cidr> = i
+                .peer
+                .iter()
+                .flat_map(|p| p.routes.iter().map(|r| *r.get_ref()))
+                .collect();
+            let mtu = i.mtu;
+            let configure = move |nl: &mut netlink::Netlink, dev: &str| -> io::Result<()> {
+                let idx = nl.link_index(dev)?;
+                nl.up(idx, mtu)?;
+                for a in &peer_addrs {
+                    nl.add_address(idx, *a)?;
+                }
+                for r in &peer_routes {
+                    nl.add_route(*r, router_v4, idx)?;
+                }
+                Ok(())
+            };
+            match &i.netns {
+                Some(ns) => {
+                    let mut nl = netlink::Netlink::open()?;
+                    let idx = nl.link_index(&name)?;
+                    let f = netns::open(ns)?;
+                    nl.move_to_netns(idx, std::os::fd::AsRawFd::as_raw_fd(&f))
+                        .map_err(ctx(format!("moving {name} into {ns}")))?;
+                    let dev = name.clone();
+                    netns::run_in(ns, move || {
+                        let mut nl = netlink::Netlink::open()?;
+                        configure(&mut nl, &dev)
+                    })
+                    .map_err(ctx(format!("configuring {name} in {ns}")))?;
+                }
+                None => {
+                    let mut nl = netlink::Netlink::open()?;
+                    configure(&mut nl, &name).map_err(ctx(format!("configuring {name}")))?;
+                }
+            }
+            tracing::info!(
+                "interface {name} up{}",
+                i.netns.as_deref().map(|n| format!(" in netns {n}")).unwrap_or_default()
+            );
+        }
+        Ok(dp)
+    }
+
+    /// Deletes the namespaces this run created (their devices go with them). Idempotent.
+    pub fn teardown(&self) {
+        for ns in crate::eval::state::lock(&self.created_netns).drain(..) {
+            match netns::delete(&ns) {
+                Ok(()) => tracing::info!("removed network namespace {ns}"),
+                Err(e) => tracing::warn!("removing network namespace {ns}: {e}"),
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(self: Arc<Self>, seed: u64, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
+        let (local_tx, local_rx) = mpsc::channel::<Vec<u8>>(1024);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, _) in self.devices.iter().enumerate() {
+            let dp = self.clone();
+            let local = local_tx.clone();
+            tasks.spawn(async move { dp.pump(IfaceId(i as u16), local, seed ^ (i as u64 + 1)).await });
+        }
+        let dp = self.clone();
+        tasks.spawn(async move { dp.local_stack(local_rx, seed).await });
+        let dp = self.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                dp.router.conntrack.gc(dp.now());
+            }
+        });
+        tokio::select! {
+            _ = shutdown => {}
+            Some(r) = tasks.join_next() => {
+                if let Ok(Err(e)) = r {
+                    tasks.abort_all();
+                    return Err(e);
+                }
+            }
+        }
+        tasks.abort_all();
+        Ok(())
+    }
+
+    /// Sends `pkt` where the router decided; `false` when it could not be written.
+    fn emit(&self, d: Disposition, pkt: &[u8], local: &mpsc::Sender<Vec<u8>>) {
+        match d {
+            Disposition::Forward(hop) => {
+                let i = usize::from(hop.iface.0);
+                let c = &self.counters[i];
+                match self.devices[i].send(pkt) {
+                    Ok(_) => {
+                        c.tx_packets.fetch_add(1, Ordering::Relaxed);
+                        c.tx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        c.tx_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Disposition::Local => {
+                // The local stack is slow path; a full queue drops like a full socket buffer.
+                let _ = local.try_send(pkt.to_vec());
+            }
+            Disposition::Drop(_) => {}
+        }
+    }
+
+    /// Reads one interface forever.
+    async fn pump(self: Arc<Self>, iface: IfaceId, local: mpsc::Sender<Vec<u8>>, seed: u64) -> io::Result<()> {
+        let dev = self.devices[usize::from(iface.0)].clone();
+        let mut buf = vec![0u8; 65536];
+        let mut pkt: Vec<u8> = Vec::with_capacity(65536);
+        let mut reply = Reply {
+            buf: Vec::with_capacity(2048),
+            disposition: None,
+        };
+        let mut rng = SplitMix(seed);
+        let c = &self.counters[usize::from(iface.0)];
+        loop {
+            let n = dev.recv(&mut buf).await?;
+            c.rx_packets.fetch_add(1, Ordering::Relaxed);
+            c.rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            pkt.clear();
+            pkt.extend_from_slice(&buf[..n]);
+            let meta = Meta {
+                now: self.now(),
+                ingress: Ingress::Iface(iface),
+                mark: 0,
+                ct: None,
+            };
+            let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
+            self.emit(o.disposition, &pkt, &local);
+            if let Some(d) = reply.disposition {
+                self.emit(d, &reply.buf, &local);
+            }
+        }
+    }
+
+    /// The router's own stack: answers what INPUT delivered; its packets take OUTPUT.
+    async fn local_stack(self: Arc<Self>, mut rx: mpsc::Receiver<Vec<u8>>, seed: u64) -> io::Result<()> {
+        let addrs: Vec<Cidr> = self
+            .router
+            .topo
+            .ifaces
+            .iter()
+            .flat_map(|i| i.addrs.iter().copied())
+            .collect();
+        let started = self.started;
+        let ms = || started.elapsed().as_millis() as i64;
+        let mut stack = local::Stack::new(&addrs, 1500, ms());
+        let mut rng = SplitMix(seed.rotate_left(17));
+        let mut reply = Reply::default();
+        let (dummy_tx, _dummy_rx) = mpsc::channel::<Vec<u8>>(1);
+        while let Some(p) = rx.recv().await {
+            let out: Vec<Vec<u8>> = stack.deliver(p, ms()).collect();
+            for mut pkt in out {
+                let meta = Meta {
+                    now: self.now(),
+                    ingress: Ingress::Local,
+                    mark: 0,
+                    ct: None,
+                };
+                let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
+                // What the router sends to itself is not fed back, so nothing loops.
+                self.emit(o.disposition, &pkt, &dummy_tx);
+            }
+        }
+        Ok(())
+    }
+}
