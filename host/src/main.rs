@@ -33,6 +33,50 @@ struct Source {
     /// An iptables-restore file.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// The control socket of a running router (`save` only): its live ruleset.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+/// How to reach a running router: its control socket, or the config that names it.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ControlArgs {
+    /// The control socket.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The router's config (its `control.socket`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        let cfg = self.config.as_ref().context("give --socket or --config")?;
+        let c = Config::load(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dir = c.base_dir();
+        c.control
+            .socket
+            .map(|s| dir.join(s))
+            .context("the config sets no control.socket")
+    }
+}
+
+/// Sends a control request and prints the answer; exit 1 with the server's message on error.
+fn control(c: &ControlArgs, request: &str) -> anyhow::Result<ExitCode> {
+    match rtrouter::dataplane::control::request(&c.path()?, request) {
+        Ok(body) => {
+            print!("{body}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("rtrouter: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,6 +93,26 @@ enum Command {
     },
     /// Run one synthetic packet through the ruleset and show every rule it visits.
     Trace(Box<TraceArgs>),
+    /// Replace tables of the running router atomically (a file with an error changes nothing).
+    Restore {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// iptables-restore file; each table it names replaces the running one.
+        file: PathBuf,
+    },
+    /// List, flush or delete the running router's connections.
+    Conntrack {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// -L [filters], -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR --sport N --dport N --mark N
+        #[arg(allow_hyphen_values = true, num_args = 1.., required = true)]
+        args: Vec<String>,
+    },
+    /// Interfaces, drop reasons and conntrack usage of the running router.
+    Stats {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
     /// Run a capture through the router offline; write what it emits.
     Replay {
         /// The router configuration (interfaces, routes, rules, conntrack limits).
@@ -231,6 +295,15 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
 
 /// Loads what `src` names into a validated ruleset, plus the config when there is one.
 fn load(src: &Source) -> Result<(ValidRuleset, Option<Config>), Errors> {
+    if let Some(sock) = &src.socket {
+        return Err(Errors(vec![rtrouter::ruleset::Error {
+            file: sock.display().to_string().into(),
+            line: 0,
+            col: 0,
+            token: String::new(),
+            msg: "--socket gives the live ruleset to `save' only; use --config or --rules here".into(),
+        }]));
+    }
     if let Some(path) = &src.config {
         let cfg = Config::load(path)?;
         let rs = cfg.ruleset()?;
@@ -333,6 +406,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Restore { control: c, file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Check locally first so errors name the file; the router checks again.
+            if let Err(e) = restore(&Ruleset::default(), &text, &file.display().to_string(), false) {
+                eprintln!("{e}");
+                eprintln!("nothing was changed");
+                return Ok(ExitCode::from(1));
+            }
+            control(&c, &format!("restore\n{text}"))
+        }
+        Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
+        Some(Command::Stats { control: c }) => control(&c, "stats\n"),
+        Some(Command::Save { source, counters }) if source.socket.is_some() => {
+            let c = ControlArgs {
+                socket: source.socket,
+                config: None,
+            };
+            control(&c, if counters { "save -c\n" } else { "save\n" })
+        }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _)) => {
                 print!("{}", rs.source.save(None, counters));
@@ -350,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let src = Source {
                 config: Some(path),
                 rules: None,
+                socket: None,
             };
             let cfg = match Config::load(&src.config.expect("set above")) {
                 Ok(c) => c,
@@ -406,7 +499,8 @@ fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<E
                 _ = term.recv() => {}
             }
         };
-        let r = dp.clone().run(seed, shutdown).await;
+        let socket = cfg.control.socket.as_ref().map(|s| cfg.base_dir().join(s));
+        let r = dp.clone().run(seed, socket, shutdown).await;
         dp.teardown();
         match r {
             Ok(()) => {

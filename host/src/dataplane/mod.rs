@@ -7,6 +7,7 @@
 //! more than one interface is busy). Buffers are per task and reused; a full egress device
 //! drops the packet and counts it. Packets for the router go to the local stack task.
 
+pub mod control;
 pub mod device;
 pub mod local;
 pub mod netlink;
@@ -146,10 +147,23 @@ impl Dataplane {
         self.started.elapsed().as_nanos() as u64
     }
 
-    /// Runs until `shutdown` completes.
-    pub async fn run(self: Arc<Self>, seed: u64, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
+    /// Runs until `shutdown` completes, serving the control socket at `control` if given.
+    pub async fn run(
+        self: Arc<Self>,
+        seed: u64,
+        control: Option<std::path::PathBuf>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
         let (local_tx, local_rx) = mpsc::channel::<Vec<u8>>(1024);
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(path) = control.clone() {
+            let dp = self.clone();
+            tasks.spawn(async move {
+                control::serve(dp, &path)
+                    .await
+                    .map_err(ctx(format!("control socket {}", path.display())))
+            });
+        }
         for (i, _) in self.devices.iter().enumerate() {
             let dp = self.clone();
             let local = local_tx.clone();
@@ -175,6 +189,9 @@ impl Dataplane {
             }
         }
         tasks.abort_all();
+        if let Some(p) = control {
+            let _ = std::fs::remove_file(p);
+        }
         Ok(())
     }
 
