@@ -1,5 +1,7 @@
 //! Helpers shared by rtrouter's end-to-end tests.
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// The workspace root (the folder with the top-level `Cargo.toml`).

@@ -1,0 +1,321 @@
+//! Network-namespace test topologies with the real `rtrouter` binary between them.
+//!
+//! ```text
+//!   [netns …l]  10.0.1.2 ──TUN── rtrouter ──TUN── 10.0.2.2 (+ extra)  [netns …w]
+//!                        10.0.1.1            10.0.2.1
+//! ```
+//!
+//! Every topology gets unique namespace and device names, creates its namespaces itself,
+//! and removes everything in `Drop` (router stopped with SIGTERM, then SIGKILL after a bound;
+//! namespaces deleted), also when a test panics. Traffic only ever goes to addresses inside
+//! these namespaces. Without root or `/dev/net/tun` the tests skip with one line.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rtrouter::dataplane::netns;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Which namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Lan,
+    Wan,
+}
+
+/// Whether these tests can run here; prints the reason once per test when not.
+pub fn available() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let tun = std::path::Path::new("/dev/net/tun").exists();
+    if !(root && tun) {
+        println!("SKIP: network-namespace tests need root and /dev/net/tun (root: {root}, /dev/net/tun: {tun})");
+    }
+    root && tun
+}
+
+/// The rtrouter binary cargo built for this test run (target/debug/rtrouter).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("rtrouter");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or run `cargo build -p rtrouter`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running topology.
+#[derive(Debug)]
+pub struct Net {
+    pub id: String,
+    pub lan_ns: String,
+    pub wan_ns: String,
+    pub lan_if: String,
+    pub wan_if: String,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    owned_ns: Vec<String>,
+}
+
+/// How to build a topology.
+#[derive(Debug, Default)]
+pub struct Spec<'a> {
+    /// iptables-restore text for the router.
+    pub rules: &'a str,
+    /// Extra addresses (`a.b.c.d/24`) on the WAN namespace's side.
+    pub wan_extra: &'a [&'a str],
+    /// Let the router create the namespaces itself (`create_netns = true`) instead of the test.
+    pub router_creates_netns: bool,
+}
+
+impl Net {
+    /// Builds the topology and starts rtrouter; `None` (after one SKIP line) when the
+    /// machine cannot run namespace tests.
+    pub fn start(spec: Spec) -> Option<Net> {
+        if !available() {
+            return None;
+        }
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:x}{n}", std::process::id() % 0xfffff);
+        let dir = std::env::temp_dir().join(format!("rtrouter-netns-{id}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut net = Net {
+            lan_ns: format!("rtt{id}l"),
+            wan_ns: format!("rtt{id}w"),
+            lan_if: format!("tl{id}"),
+            wan_if: format!("tw{id}"),
+            socket: dir.join("control.sock"),
+            log: dir.join("rtrouter.log"),
+            dir,
+            id,
+            child: None,
+            owned_ns: Vec::new(),
+        };
+        if !spec.router_creates_netns {
+            for ns in [net.lan_ns.clone(), net.wan_ns.clone()] {
+                netns::create(&ns).unwrap_or_else(|e| panic!("creating {ns}: {e}"));
+                net.owned_ns.push(ns);
+            }
+        } else {
+            // Still ours to remove if the router fails to.
+            net.owned_ns = vec![net.lan_ns.clone(), net.wan_ns.clone()];
+        }
+        std::fs::write(net.dir.join("rules"), spec.rules).expect("rules file");
+        let extra: Vec<String> = spec.wan_extra.iter().map(|a| format!("\"{a}\"")).collect();
+        let create = spec.router_creates_netns;
+        let config = format!(
+            r#"[router]
+seed = 1
+[[interface]]
+name = "{lan_if}"
+addresses = ["10.0.1.1/24"]
+netns = "{lan_ns}"
+create_netns = {create}
+peer = {{ addresses = ["10.0.1.2/24"], routes = ["0.0.0.0/0"] }}
+[[interface]]
+name = "{wan_if}"
+addresses = ["10.0.2.1/24"]
+netns = "{wan_ns}"
+create_netns = {create}
+peer = {{ addresses = ["10.0.2.2/24"{comma}{extra}], routes = ["10.0.1.0/24"] }}
+[[route]]
+to = "0.0.0.0/0"
+dev = "{wan_if}"
+via = "10.0.2.2"
+[rules]
+files = ["rules"]
+[control]
+socket = "control.sock"
+[log]
+level = "info"
+"#,
+            lan_if = net.lan_if,
+            wan_if = net.wan_if,
+            lan_ns = net.lan_ns,
+            wan_ns = net.wan_ns,
+            comma = if extra.is_empty() { "" } else { ", " },
+            extra = extra.join(", "),
+        );
+        std::fs::write(net.dir.join("router.toml"), config).expect("config");
+        let log = std::fs::File::create(&net.log).expect("log file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(net.dir.join("router.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rtrouter");
+        net.child = Some(child);
+        net.wait_ready();
+        Some(net)
+    }
+
+    /// Waits (at most 10 s) until the control socket answers.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("rtrouter exited with {status}:\n{}", self.log_text());
+            }
+            if rtrouter::dataplane::control::request(&self.socket, "stats\n").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rtrouter did not become ready in 10 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn ns(&self, side: Side) -> &str {
+        match side {
+            Side::Lan => &self.lan_ns,
+            Side::Wan => &self.wan_ns,
+        }
+    }
+
+    /// Runs `f` inside a namespace; sockets it opens stay in that namespace.
+    pub fn run<T: Send + 'static>(
+        &self,
+        side: Side,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        netns::run_in(self.ns(side), f)
+    }
+
+    /// Sends a control request.
+    pub fn control(&self, req: &str) -> Result<String, String> {
+        rtrouter::dataplane::control::request(&self.socket, req)
+    }
+
+    /// Stops the router with SIGTERM and waits (at most 10 s) for it; returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.stop();
+        for ns in &self.owned_ns {
+            if netns::exists(ns) {
+                let _ = netns::delete(ns);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a link of this name exists in the current (root) namespace.
+pub fn link_exists(name: &str) -> bool {
+    rtrouter::dataplane::netlink::Netlink::open()
+        .and_then(|mut nl| nl.link_index(name))
+        .is_ok()
+}
+
+/// A TCP echo server in a namespace: answers each line with `<local address> <line>`.
+/// Returns when the listener is bound; serves at most `max` connections, each bounded.
+pub fn tcp_echo(net: &Net, side: Side, addr: SocketAddr, max: usize) {
+    let l = net
+        .run(side, move || std::net::TcpListener::bind(addr))
+        .expect("bind echo server");
+    std::thread::spawn(move || {
+        for _ in 0..max {
+            let Ok((mut s, _)) = l.accept() else { return };
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let local = s.local_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                let Ok(r) = s.try_clone() else { return };
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    if s.write_all(format!("{local} {peer} {line}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Sends `line` over `s` and reads the answer line.
+pub fn ask(s: &mut std::net::TcpStream, line: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut out = String::new();
+    r.read_line(&mut out)?;
+    Ok(out.trim_end().to_string())
+}
+
+/// Sends an ICMP echo request with `ttl` from inside a namespace (a raw socket) and waits at
+/// most `timeout` for an ICMP message of `want_type` (0: echo reply, 11: time exceeded);
+/// returns its source address.
+pub fn icmp_probe(
+    net: &Net,
+    side: Side,
+    dst: Ipv4Addr,
+    ttl: u32,
+    want_type: u8,
+    timeout: Duration,
+) -> std::io::Result<Option<Ipv4Addr>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    net.run(side, move || {
+        let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        raw.set_ttl(ttl)?;
+        // A std datagram socket reads and writes any datagram descriptor, raw ones included.
+        let s: std::net::UdpSocket = raw.into();
+        s.set_read_timeout(Some(timeout))?;
+        let id = (std::process::id() & 0xffff) as u16;
+        let mut msg = vec![8u8, 0, 0, 0];
+        msg.extend_from_slice(&id.to_be_bytes());
+        msg.extend_from_slice(&1u16.to_be_bytes());
+        msg.extend_from_slice(b"rtrouter-probe");
+        let mut sum: u32 = msg
+            .chunks(2)
+            .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        msg[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        s.send_to(&msg, SocketAddr::from((dst, 0)))?;
+        let deadline = Instant::now() + timeout;
+        let mut b = [0u8; 1500];
+        while Instant::now() < deadline {
+            let n = match s.recv_from(&mut b) {
+                Ok((n, _)) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+            let hl = usize::from(b[0] & 15) * 4;
+            if n > hl && b[9] == 1 && b[hl] == want_type {
+                return Ok(Some(Ipv4Addr::new(b[12], b[13], b[14], b[15])));
+            }
+        }
+        Ok(None)
+    })
+}

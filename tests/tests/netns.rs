@@ -1,0 +1,295 @@
+//! The real rtrouter binary between two network namespaces, with real kernels and sockets at
+//! both ends. Needs root and /dev/net/tun (CI has both); skips with one line otherwise.
+
+use rtrouter_tests::netns::{ask, icmp_probe, link_exists, tcp_echo, Net, Side, Spec};
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn connect(net: &Net, side: Side, to: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let to = addr(to);
+    net.run(side, move || {
+        let s = TcpStream::connect_timeout(&to, timeout)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(s)
+    })
+}
+
+const ACCEPT_ALL: &str = "*filter\nCOMMIT\n";
+
+#[test]
+fn ping_the_router_and_across_it() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let t = Duration::from_secs(3);
+    let from = icmp_probe(&net, Side::Lan, Ipv4Addr::new(10, 0, 1, 1), 64, 0, t).expect("probe");
+    assert_eq!(
+        from,
+        Some(Ipv4Addr::new(10, 0, 1, 1)),
+        "the router answers its own address\n{}",
+        net.log_text()
+    );
+    let from = icmp_probe(&net, Side::Lan, Ipv4Addr::new(10, 0, 2, 1), 64, 0, t).expect("probe");
+    assert_eq!(from, Some(Ipv4Addr::new(10, 0, 2, 1)), "and its other address");
+    let from = icmp_probe(&net, Side::Lan, Ipv4Addr::new(10, 0, 2, 2), 64, 0, t).expect("probe");
+    assert_eq!(
+        from,
+        Some(Ipv4Addr::new(10, 0, 2, 2)),
+        "a ping across is answered by the far side"
+    );
+}
+
+#[test]
+fn tcp_and_udp_forwarded_drop_and_reject() {
+    let rules = "*filter\n-A FORWARD -p tcp --dport 7001 -j DROP\n-A FORWARD -p tcp --dport 7002 -j REJECT --reject-with tcp-reset\n-A FORWARD -p udp --dport 7003 -j REJECT\nCOMMIT\n";
+    let Some(net) = Net::start(Spec {
+        rules,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    tcp_echo(&net, Side::Wan, addr("10.0.2.2:7000"), 4);
+    let mut s = connect(&net, Side::Lan, "10.0.2.2:7000", Duration::from_secs(3)).expect("TCP forwarded");
+    assert_eq!(
+        ask(&mut s, "hi").unwrap(),
+        "10.0.2.2 10.0.1.2 hi",
+        "no NAT: the server sees the client"
+    );
+    // UDP echo.
+    let server = net.run(Side::Wan, || UdpSocket::bind("10.0.2.2:7000")).unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let client = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:0")?;
+            c.connect("10.0.2.2:7000")?;
+            c.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(c)
+        })
+        .unwrap();
+    client.send(b"ping").unwrap();
+    let mut b = [0u8; 16];
+    let (n, from) = server.recv_from(&mut b).expect("UDP forwarded");
+    server.send_to(&b[..n], from).unwrap();
+    assert_eq!(client.recv(&mut b).expect("UDP reply forwarded back"), 4);
+    // DROP: the connection attempt times out.
+    let t0 = Instant::now();
+    let e = connect(&net, Side::Lan, "10.0.2.2:7001", Duration::from_millis(1500)).expect_err("dropped");
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(1400));
+    // REJECT with tcp-reset: refused at once.
+    let t0 = Instant::now();
+    let e = connect(&net, Side::Lan, "10.0.2.2:7002", Duration::from_secs(3)).expect_err("rejected");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    // REJECT for UDP: ICMP port unreachable, which a connected socket reports as refused.
+    let c = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:0")?;
+            c.connect("10.0.2.2:7003")?;
+            c.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(c)
+        })
+        .unwrap();
+    c.send(b"x").unwrap();
+    let e = c.recv(&mut b).expect_err("unreachable");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+}
+
+#[test]
+fn lan_gateway_with_masquerade() {
+    let rules = "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i {lan} -j ACCEPT\nCOMMIT\n";
+    // Interface names are per topology: fill them in once the names are known.
+    let Some(probe) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let rules = rules.replace("{wan}", &probe.wan_if).replace("{lan}", &probe.lan_if);
+    probe
+        .control(&format!("restore\n{rules}"))
+        .expect("restore gateway rules");
+    tcp_echo(&probe, Side::Wan, addr("10.0.2.2:7100"), 2);
+    let mut s = connect(&probe, Side::Lan, "10.0.2.2:7100", Duration::from_secs(3)).expect("connect out");
+    assert_eq!(
+        ask(&mut s, "who").unwrap(),
+        "10.0.2.2 10.0.2.1 who",
+        "the server sees the router's WAN address"
+    );
+    assert_eq!(
+        ask(&mut s, "again").unwrap(),
+        "10.0.2.2 10.0.2.1 again",
+        "replies keep coming back"
+    );
+    // The WAN side cannot connect in.
+    tcp_echo(&probe, Side::Lan, addr("10.0.1.2:7101"), 1);
+    let e = connect(&probe, Side::Wan, "10.0.1.2:7101", Duration::from_millis(800)).expect_err("filtered");
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+}
+
+#[test]
+fn kube_proxy_style_service_over_three_backends() {
+    let rules = "*nat\n:SVC - [0:0]\n-A PREROUTING -d 10.96.0.10/32 -p tcp --dport 80 -j SVC\n\
+        -A SVC -p tcp -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 10.0.2.10:8080\n\
+        -A SVC -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.0.2.11:8080\n\
+        -A SVC -p tcp -j DNAT --to-destination 10.0.2.12:8080\nCOMMIT\n";
+    let Some(net) = Net::start(Spec {
+        rules,
+        wan_extra: &["10.0.2.10/24", "10.0.2.11/24", "10.0.2.12/24"],
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    for b in ["10.0.2.10:8080", "10.0.2.11:8080", "10.0.2.12:8080"] {
+        tcp_echo(&net, Side::Wan, addr(b), 40);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let mut s = connect(&net, Side::Lan, "10.96.0.10:80", Duration::from_secs(3)).expect("service reachable");
+        let first = ask(&mut s, &format!("c{i}")).unwrap();
+        let backend = first.split(' ').next().unwrap().to_string();
+        for k in 0..3 {
+            let again = ask(&mut s, &format!("c{i}-{k}")).unwrap();
+            assert!(
+                again.starts_with(&format!("{backend} ")),
+                "connection {i} moved from {backend}: {again}"
+            );
+        }
+        seen.insert(backend);
+    }
+    assert_eq!(seen.len(), 3, "all three backends serve: {seen:?}");
+}
+
+#[test]
+fn ttl_expiry_is_answered_with_time_exceeded() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let from = icmp_probe(
+        &net,
+        Side::Lan,
+        Ipv4Addr::new(10, 0, 2, 2),
+        1,
+        11,
+        Duration::from_secs(3),
+    )
+    .expect("probe");
+    assert_eq!(
+        from,
+        Some(Ipv4Addr::new(10, 0, 1, 1)),
+        "time exceeded from the router's LAN address"
+    );
+}
+
+#[test]
+fn restore_while_a_stream_runs() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    tcp_echo(&net, Side::Wan, addr("10.0.2.2:7200"), 4);
+    let mut s = connect(&net, Side::Lan, "10.0.2.2:7200", Duration::from_secs(3)).expect("connect");
+    for i in 0..5 {
+        ask(&mut s, &format!("before {i}")).expect("stream before");
+    }
+    // New connections to the port are refused from now on; established ones keep flowing.
+    let rules = "*filter\n-A FORWARD -p tcp --dport 7200 -m conntrack --ctstate NEW -j REJECT --reject-with tcp-reset\n-A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\nCOMMIT\n";
+    net.control(&format!("restore\n{rules}")).expect("restore");
+    for i in 0..5 {
+        let a = ask(&mut s, &format!("after {i}")).expect("the stream was not interrupted");
+        assert!(a.ends_with(&format!("after {i}")));
+    }
+    let e = connect(&net, Side::Lan, "10.0.2.2:7200", Duration::from_secs(3)).expect_err("new connections refused");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    let saved = net.control("save -c\n").expect("save -c");
+    let count = |needle: &str| -> u64 {
+        let line = saved
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no rule {needle} in\n{saved}"));
+        line.trim_start_matches('[').split(':').next().unwrap().parse().unwrap()
+    };
+    assert!(count("--ctstate NEW -j REJECT") >= 1, "{saved}");
+    assert!(count("--ctstate ESTABLISHED -j ACCEPT") >= 10, "{saved}");
+    // And a bad restore changes nothing.
+    let e = net
+        .control("restore\n*filter\n-A FORWARD -p tcp --dport 99999 -j DROP\nCOMMIT\n")
+        .expect_err("refused");
+    assert!(e.contains(":2:") && e.contains("99999"), "{e}");
+    assert!(net.control("save\n").unwrap().contains("--ctstate NEW -j REJECT"));
+}
+
+#[test]
+fn a_config_with_an_error_exits_nonzero_and_leaves_nothing() {
+    if !rtrouter_tests::netns::available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rtrouter-badcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = std::process::id() % 0xfffff;
+    let (ns, dev) = (format!("rtb{id:x}"), format!("tb{id:x}"));
+    std::fs::write(
+        dir.join("bad.rules"),
+        "*filter\n-A FORWARD -p tcp --dport 70000 -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("router.toml"),
+        format!("[[interface]]\nname = \"{dev}\"\naddresses = [\"10.0.9.1/24\"]\nnetns = \"{ns}\"\ncreate_netns = true\n[rules]\nfiles = [\"bad.rules\"]\n"),
+    )
+    .unwrap();
+    let o = std::process::Command::new(rtrouter_tests::netns::binary())
+        .arg("--config")
+        .arg(dir.join("router.toml"))
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.rules:2:27") && err.contains("70000"), "{err}");
+    assert!(
+        !link_exists(&dev) && !rtrouter::dataplane::netns::exists(&ns),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn sigterm_removes_devices_and_namespaces() {
+    let Some(mut net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        router_creates_netns: true,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    assert!(rtrouter::dataplane::netns::exists(&net.lan_ns) && rtrouter::dataplane::netns::exists(&net.wan_ns));
+    let lan_if = net.lan_if.clone();
+    assert!(
+        net.run(Side::Lan, move || Ok(link_exists(&lan_if))).unwrap(),
+        "the TUN device is in its namespace"
+    );
+    let status = net.stop().expect("was running");
+    assert!(status.success(), "{status}\n{}", net.log_text());
+    assert!(
+        !rtrouter::dataplane::netns::exists(&net.lan_ns) && !rtrouter::dataplane::netns::exists(&net.wan_ns),
+        "namespaces removed"
+    );
+    assert!(
+        !link_exists(&net.lan_if) && !link_exists(&net.wan_if),
+        "no device left behind"
+    );
+    assert!(!net.socket.exists(), "control socket removed");
+}
