@@ -496,8 +496,23 @@ impl Config {
             }
         }
         if let Some(l) = &self.metrics.listen {
-            if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                errors.push(src.err(l, l.get_ref(), "metrics.listen must be ADDRESS:PORT"));
+            match l.get_ref().parse::<std::net::SocketAddr>() {
+                Err(_) => errors.push(src.err(l, l.get_ref(), "metrics.listen must be ADDRESS:PORT")),
+                Ok(a) => {
+                    let ours = self
+                        .interface
+                        .iter()
+                        .flat_map(|i| i.addresses.iter())
+                        .chain(&self.router.local_addresses)
+                        .any(|c| c.get_ref().addr == a.ip());
+                    if !ours {
+                        errors.push(src.err(
+                            l,
+                            l.get_ref(),
+                            "metrics.listen must be one of the router's own addresses",
+                        ));
+                    }
+                }
             }
         }
         for ch in &self.rules.chain {

@@ -500,7 +500,8 @@ fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<E
             }
         };
         let socket = cfg.control.socket.as_ref().map(|s| cfg.base_dir().join(s));
-        let r = dp.clone().run(seed, socket, shutdown).await;
+        let metrics = cfg.metrics.listen.as_ref().and_then(|l| l.get_ref().parse().ok());
+        let r = dp.clone().run(seed, socket, metrics, shutdown).await;
         dp.teardown();
         match r {
             Ok(()) => {

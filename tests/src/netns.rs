@@ -75,6 +75,8 @@ pub struct Spec<'a> {
     pub wan_extra: &'a [&'a str],
     /// Let the router create the namespaces itself (`create_netns = true`) instead of the test.
     pub router_creates_netns: bool,
+    /// Serve metrics on 10.0.1.1:9100.
+    pub metrics: bool,
 }
 
 impl Net {
@@ -135,9 +137,15 @@ via = "10.0.2.2"
 files = ["rules"]
 [control]
 socket = "control.sock"
+{metrics}
 [log]
 level = "info"
 "#,
+            metrics = if spec.metrics {
+                "[metrics]\nlisten = \"10.0.1.1:9100\""
+            } else {
+                ""
+            },
             lan_if = net.lan_if,
             wan_if = net.wan_if,
             lan_ns = net.lan_ns,

@@ -293,3 +293,29 @@ fn sigterm_removes_devices_and_namespaces() {
     );
     assert!(!net.socket.exists(), "control socket removed");
 }
+
+#[test]
+fn metrics_endpoint_on_a_router_address() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        metrics: true,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let mut s = connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("metrics port open");
+    use std::io::{Read, Write};
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 10.0.1.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read the scrape");
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    let want = format!("rtrouter_interface_rx_packets_total{{interface=\"{}\"}} ", net.lan_if);
+    let line = body
+        .lines()
+        .find(|l| l.starts_with(&want))
+        .unwrap_or_else(|| panic!("no {want} in\n{body}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2, "the scrape's own packets were counted: {line}");
+    assert!(body.contains("rtrouter_conntrack_entries "), "{body}");
+    assert!(body.contains("rtrouter_drops_total{reason=\"filtered\"}"), "{body}");
+}

@@ -3,8 +3,9 @@
 //! the pipeline as locally generated (OUTPUT, POSTROUTING).
 
 use crate::config::Cidr;
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use std::collections::VecDeque;
@@ -59,16 +60,33 @@ impl Device for Queues {
     }
 }
 
+/// An HTTP listener: its socket, the request read so far, the answer not yet sent.
+struct Http {
+    handle: SocketHandle,
+    endpoint: (IpAddress, u16),
+    request: Vec<u8>,
+    pending: Vec<u8>,
+    answered: bool,
+}
+
 /// The local stack: smoltcp with the router's addresses.
 pub struct Stack {
     pub iface: Interface,
     pub dev: Queues,
     pub sockets: SocketSet<'static>,
+    http: Vec<Http>,
 }
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack").field("addrs", &self.iface.ip_addrs()).finish()
+    }
+}
+
+fn ip(a: IpAddr) -> IpAddress {
+    match a {
+        IpAddr::V4(v) => IpAddress::Ipv4(v),
+        IpAddr::V6(v) => IpAddress::Ipv6(v),
     }
 }
 
@@ -81,27 +99,91 @@ impl Stack {
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::from_millis(now_ms));
         iface.update_ip_addrs(|a| {
             for c in addrs {
-                let ip = match c.addr {
-                    IpAddr::V4(v) => IpAddress::Ipv4(v),
-                    IpAddr::V6(v) => IpAddress::Ipv6(v),
-                };
-                // Capacity is bounded (8 addresses); the rest are still routed to INPUT but not
-                // answered, which the config check reports.
-                let _ = a.push(IpCidr::new(ip, c.len));
+                // Capacity is bounded (8 addresses); further addresses are still routed to
+                // INPUT but not answered.
+                let _ = a.push(IpCidr::new(ip(c.addr), c.len));
             }
         });
         Stack {
             iface,
             dev,
             sockets: SocketSet::new(Vec::new()),
+            http: Vec::new(),
         }
     }
 
-    /// Hands a packet INPUT accepted to the stack and returns what it sends in response.
-    pub fn deliver(&mut self, pkt: Vec<u8>, now_ms: i64) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.dev.rx.push_back(pkt);
+    /// Serves HTTP on `addr:port` (one connection at a time; scrapers reconnect).
+    pub fn listen_http(&mut self, addr: IpAddr, port: u16) {
+        let sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 4096]),
+            tcp::SocketBuffer::new(vec![0; 65536]),
+        );
+        let handle = self.sockets.add(sock);
+        self.http.push(Http {
+            handle,
+            endpoint: (ip(addr), port),
+            request: Vec::new(),
+            pending: Vec::new(),
+            answered: false,
+        });
+    }
+
+    /// Runs the stack: takes what was delivered, answers HTTP requests with `body()`
+    /// (`GET /metrics`; anything else is a 404), and returns the packets it sends.
+    pub fn poll(&mut self, now_ms: i64, body: &dyn Fn() -> String) -> Vec<Vec<u8>> {
+        let now = Instant::from_millis(now_ms);
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        for h in &mut self.http {
+            let s = self.sockets.get_mut::<tcp::Socket>(h.handle);
+            if !s.is_open() {
+                h.request.clear();
+                h.pending.clear();
+                h.answered = false;
+                let _ = s.listen(smoltcp::wire::IpListenEndpoint {
+                    addr: Some(h.endpoint.0),
+                    port: h.endpoint.1,
+                });
+                continue;
+            }
+            while s.can_recv() && h.request.len() < 8192 {
+                let got = s.recv(|b| {
+                    h.request.extend_from_slice(b);
+                    (b.len(), b.len())
+                });
+                if !matches!(got, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            if !h.answered && (h.request.windows(4).any(|w| w == b"\r\n\r\n") || h.request.len() >= 8192) {
+                h.answered = true;
+                let (status, text) = if h.request.starts_with(b"GET /metrics ") || h.request.starts_with(b"GET / ") {
+                    ("200 OK", body())
+                } else {
+                    ("404 Not Found", "not found: try GET /metrics\n".to_string())
+                };
+                h.pending = format!(
+                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                )
+                .into_bytes();
+            }
+            if !h.pending.is_empty() && s.can_send() {
+                if let Ok(n) = s.send_slice(&h.pending) {
+                    h.pending.drain(..n);
+                }
+                if h.pending.is_empty() {
+                    s.close();
+                }
+            }
+        }
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        self.dev.tx.drain(..).collect()
+    }
+
+    /// How long until the stack needs polling again (TCP timers), in milliseconds.
+    pub fn poll_delay_ms(&mut self, now_ms: i64) -> u64 {
         self.iface
-            .poll(Instant::from_millis(now_ms), &mut self.dev, &mut self.sockets);
-        self.dev.tx.drain(..)
+            .poll_delay(Instant::from_millis(now_ms), &self.sockets)
+            .map_or(100, |d| d.total_millis().min(100))
     }
 }

@@ -10,6 +10,7 @@
 pub mod control;
 pub mod device;
 pub mod local;
+pub mod metrics;
 pub mod netlink;
 pub mod netns;
 
@@ -147,11 +148,13 @@ impl Dataplane {
         self.started.elapsed().as_nanos() as u64
     }
 
-    /// Runs until `shutdown` completes, serving the control socket at `control` if given.
+    /// Runs until `shutdown` completes, serving the control socket at `control` and the
+    /// metrics endpoint at `listen` when given.
     pub async fn run(
         self: Arc<Self>,
         seed: u64,
         control: Option<std::path::PathBuf>,
+        listen: Option<std::net::SocketAddr>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> io::Result<()> {
         let (local_tx, local_rx) = mpsc::channel::<Vec<u8>>(1024);
@@ -170,7 +173,7 @@ impl Dataplane {
             tasks.spawn(async move { dp.pump(IfaceId(i as u16), local, seed ^ (i as u64 + 1)).await });
         }
         let dp = self.clone();
-        tasks.spawn(async move { dp.local_stack(local_rx, seed).await });
+        tasks.spawn(async move { dp.local_stack(local_rx, seed, listen).await });
         let dp = self.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -250,8 +253,14 @@ impl Dataplane {
         }
     }
 
-    /// The router's own stack: answers what INPUT delivered; its packets take OUTPUT.
-    async fn local_stack(self: Arc<Self>, mut rx: mpsc::Receiver<Vec<u8>>, seed: u64) -> io::Result<()> {
+    /// The router's own stack: answers what INPUT delivered (ping, the metrics endpoint); its
+    /// packets take OUTPUT and POSTROUTING.
+    async fn local_stack(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        seed: u64,
+        listen: Option<std::net::SocketAddr>,
+    ) -> io::Result<()> {
         let addrs: Vec<Cidr> = self
             .router
             .topo
@@ -262,12 +271,25 @@ impl Dataplane {
         let started = self.started;
         let ms = || started.elapsed().as_millis() as i64;
         let mut stack = local::Stack::new(&addrs, 1500, ms());
+        if let Some(m) = listen {
+            stack.listen_http(m.ip(), m.port());
+            tracing::info!("metrics on http://{m}/metrics");
+        }
         let mut rng = SplitMix(seed.rotate_left(17));
         let mut reply = Reply::default();
         let (dummy_tx, _dummy_rx) = mpsc::channel::<Vec<u8>>(1);
-        while let Some(p) = rx.recv().await {
-            let out: Vec<Vec<u8>> = stack.deliver(p, ms()).collect();
-            for mut pkt in out {
+        let dp = self.clone();
+        let render = move || metrics::render(&dp);
+        loop {
+            let delay = std::time::Duration::from_millis(stack.poll_delay_ms(ms()).max(1));
+            tokio::select! {
+                p = rx.recv() => match p {
+                    Some(p) => stack.dev.rx.push_back(p),
+                    None => return Ok(()),
+                },
+                _ = tokio::time::sleep(delay) => {}
+            }
+            for mut pkt in stack.poll(ms(), &render) {
                 let meta = Meta {
                     now: self.now(),
                     ingress: Ingress::Local,
@@ -279,6 +301,5 @@ impl Dataplane {
                 self.emit(o.disposition, &pkt, &dummy_tx);
             }
         }
-        Ok(())
     }
 }

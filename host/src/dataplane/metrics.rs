@@ -1,0 +1,130 @@
+//! Prometheus text exposition (format 0.0.4) of the router's counters, served over HTTP by
+//! the local stack on the address `[metrics] listen` names.
+
+use super::Dataplane;
+use crate::packet::DropReason;
+use crate::ruleset::Hook;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Every counter, in Prometheus text format.
+pub fn render(dp: &Dataplane) -> String {
+    let r = &dp.router;
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut s = String::with_capacity(4096);
+    for (name, help, pick) in [
+        (
+            "rtrouter_interface_rx_packets_total",
+            "Packets read from the interface.",
+            0,
+        ),
+        ("rtrouter_interface_rx_bytes_total", "Bytes read from the interface.", 1),
+        (
+            "rtrouter_interface_tx_packets_total",
+            "Packets written to the interface.",
+            2,
+        ),
+        (
+            "rtrouter_interface_tx_bytes_total",
+            "Bytes written to the interface.",
+            3,
+        ),
+        (
+            "rtrouter_interface_tx_dropped_total",
+            "Packets that could not be written.",
+            4,
+        ),
+    ] {
+        family(&mut s, name, "counter", help);
+        for (i, c) in dp.counters.iter().enumerate() {
+            let v = [&c.rx_packets, &c.rx_bytes, &c.tx_packets, &c.tx_bytes, &c.tx_dropped][pick];
+            let _ = writeln!(s, "{name}{{interface=\"{}\"}} {}", r.topo.ifaces[i].name, g(v));
+        }
+    }
+    family(&mut s, "rtrouter_packets_total", "counter", "Packets by outcome.");
+    for (what, v) in [
+        ("forwarded", &r.stats.forwarded),
+        ("delivered", &r.stats.delivered),
+        ("replies", &r.stats.replies),
+    ] {
+        let _ = writeln!(s, "rtrouter_packets_total{{outcome=\"{what}\"}} {}", g(v));
+    }
+    family(&mut s, "rtrouter_drops_total", "counter", "Dropped packets by reason.");
+    for reason in DropReason::ALL {
+        let _ = writeln!(
+            s,
+            "rtrouter_drops_total{{reason=\"{}\"}} {}",
+            reason.name(),
+            r.stats.drop_count(reason)
+        );
+    }
+    let ct = &r.conntrack;
+    family(
+        &mut s,
+        "rtrouter_conntrack_entries",
+        "gauge",
+        "Connections in the table.",
+    );
+    let _ = writeln!(s, "rtrouter_conntrack_entries {}", ct.len());
+    family(
+        &mut s,
+        "rtrouter_conntrack_max_entries",
+        "gauge",
+        "The table's size limit.",
+    );
+    let _ = writeln!(s, "rtrouter_conntrack_max_entries {}", ct.max);
+    family(
+        &mut s,
+        "rtrouter_conntrack_events_total",
+        "counter",
+        "Conntrack events.",
+    );
+    for (what, v) in [
+        ("inserted", &ct.stats.inserted),
+        ("insert_failed", &ct.stats.insert_failed),
+        ("early_drop", &ct.stats.early_drop),
+        ("drop_full", &ct.stats.drop_full),
+        ("expired", &ct.stats.expired),
+        ("invalid", &ct.stats.invalid),
+    ] {
+        let _ = writeln!(s, "rtrouter_conntrack_events_total{{event=\"{what}\"}} {}", g(v));
+    }
+    let eng = r.engine();
+    family(
+        &mut s,
+        "rtrouter_rule_packets_total",
+        "counter",
+        "Packets each rule matched.",
+    );
+    let mut bytes = String::new();
+    for t in eng.rules.tables.iter().flatten() {
+        for c in &t.chains {
+            for (i, rule) in c.rules.iter().enumerate() {
+                let (p, b) = eng.rule_counters(rule.id);
+                let labels = format!("table=\"{}\",chain=\"{}\",rule=\"{}\"", t.kind, c.name, i + 1);
+                let _ = writeln!(s, "rtrouter_rule_packets_total{{{labels}}} {p}");
+                let _ = writeln!(bytes, "rtrouter_rule_bytes_total{{{labels}}} {b}");
+            }
+            if let Some(h) = Hook::from_chain_name(&c.name).filter(|_| c.policy.is_some()) {
+                let (p, _) = eng.policy_counters(t.kind, h);
+                let _ = writeln!(
+                    s,
+                    "rtrouter_rule_packets_total{{table=\"{}\",chain=\"{}\",rule=\"policy\"}} {p}",
+                    t.kind, c.name
+                );
+            }
+        }
+    }
+    family(
+        &mut s,
+        "rtrouter_rule_bytes_total",
+        "counter",
+        "Bytes each rule matched.",
+    );
+    s.push_str(&bytes);
+    s
+}
