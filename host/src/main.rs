@@ -466,6 +466,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `rtrouter --config router.toml`: sets the interfaces up, forwards until SIGINT or SIGTERM,
 /// then removes what it created.
 fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<ExitCode> {
+    use rtrouter::dataplane::device::PacketDevice;
     use rtrouter::dataplane::Dataplane;
     let workers = if cfg.router.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())

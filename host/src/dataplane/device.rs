@@ -10,6 +10,18 @@ use std::io;
 use tokio::io::unix::AsyncFd;
 use tun_tap::{Iface, Mode};
 
+/// What the dataplane needs from a packet device: read one IP packet (waiting), write one
+/// (never waiting). `Dev` below names the implementation in use, so another device crate
+/// (multi-queue, offloads) replaces this module alone.
+pub trait PacketDevice: Send + Sync {
+    fn name(&self) -> &str;
+    fn recv(&self, buf: &mut [u8]) -> impl std::future::Future<Output = io::Result<usize>> + Send;
+    fn send(&self, pkt: &[u8]) -> io::Result<usize>;
+}
+
+/// The device type the dataplane uses.
+pub type Dev = Tun;
+
 /// An open TUN device (IP packets, no packet-information header).
 #[derive(Debug)]
 pub struct Tun {
@@ -26,13 +38,15 @@ impl Tun {
         let fd = unsafe { AsyncFd::register(iface) }.map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Tun { fd })
     }
+}
 
-    pub fn name(&self) -> &str {
+impl PacketDevice for Tun {
+    fn name(&self) -> &str {
         self.fd.get_ref().name()
     }
 
     /// Waits for and reads one packet.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|inner| inner.get_ref().recv(buf)) {
@@ -43,7 +57,7 @@ impl Tun {
     }
 
     /// Writes one packet without waiting.
-    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
+    fn send(&self, pkt: &[u8]) -> io::Result<usize> {
         self.fd.get_ref().send(pkt)
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{Cidr, Config};
 use crate::eval::SplitMix;
 use crate::route::IfaceId;
 use crate::router::{Disposition, Ingress, Meta, Reply, Router};
-use device::Tun;
+use device::{Dev, PacketDevice};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,7 @@ pub struct IfaceCounters {
 #[derive(Debug)]
 pub struct Dataplane {
     pub router: Arc<Router>,
-    pub devices: Vec<Arc<Tun>>,
+    pub devices: Vec<Arc<Dev>>,
     pub counters: Arc<Vec<IfaceCounters>>,
     /// Namespaces this run created, deleted by `teardown` (and on drop).
     created_netns: std::sync::Mutex<Vec<String>>,
@@ -82,7 +82,7 @@ impl Dataplane {
                     crate::eval::state::lock(&dp.created_netns).push(ns.clone());
                 }
             }
-            let tun = Tun::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
+            let tun = Dev::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
             dp.devices.push(Arc::new(tun));
             let router_v4 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv4);
             let peer_addrs: Vec<Cidr> = i

@@ -1,0 +1,92 @@
+//! A small load generator for `scripts/bench-netns.sh`, run inside network namespaces:
+//!
+//!   loadgen tcp-sink   NETNS ADDR:PORT SECONDS        receive for SECONDS, print Mbit/s
+//!   loadgen tcp-source NETNS ADDR:PORT SECONDS        send 64 KiB writes for SECONDS
+//!   loadgen udp-sink   NETNS ADDR:PORT SECONDS        count datagrams, print packets/s
+//!   loadgen udp-source NETNS ADDR:PORT SECONDS SIZE   send SIZE-byte datagrams for SECONDS
+//!
+//! Sinks measure from their first byte to the end of the window; every loop is bounded in time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn main() -> std::io::Result<()> {
+    let a: Vec<String> = std::env::args().collect();
+    let usage = "usage: loadgen tcp-sink|tcp-source|udp-sink|udp-source NETNS ADDR:PORT SECONDS [SIZE]";
+    let (mode, ns, addr, secs) = match &a[1..] {
+        [m, n, ad, s, ..] => (
+            m.clone(),
+            n.clone(),
+            ad.parse::<SocketAddr>().expect(usage),
+            s.parse::<u64>().expect(usage),
+        ),
+        _ => panic!("{usage}"),
+    };
+    let size: usize = a.get(5).map_or(64, |s| s.parse().expect(usage));
+    let window = Duration::from_secs(secs);
+    rtrouter::dataplane::netns::run_in(&ns, move || {
+        match mode.as_str() {
+            "tcp-sink" => {
+                let l = TcpListener::bind(addr)?;
+                let (mut s, _) = l.accept()?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0u64;
+                let mut start = None;
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            start.get_or_insert_with(Instant::now);
+                            total += n as u64;
+                        }
+                    }
+                    if start.is_some_and(|t: Instant| t.elapsed() > window + Duration::from_secs(2)) {
+                        break;
+                    }
+                }
+                let el = start.map_or(1.0, |t| t.elapsed().as_secs_f64());
+                println!("{:.0}", total as f64 * 8.0 / el / 1e6);
+            }
+            "tcp-source" => {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+                let buf = vec![0x5au8; 1 << 16];
+                let t = Instant::now();
+                while t.elapsed() < window {
+                    s.write_all(&buf)?;
+                }
+            }
+            "udp-sink" => {
+                let s = UdpSocket::bind(addr)?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                let mut buf = [0u8; 2048];
+                let mut n = 0u64;
+                let mut start = None;
+                let mut last = Instant::now();
+                while s.recv(&mut buf).is_ok() {
+                    start.get_or_insert_with(Instant::now);
+                    n += 1;
+                    last = Instant::now();
+                    if start.is_some_and(|t: Instant| t.elapsed() > window + Duration::from_secs(2)) {
+                        break;
+                    }
+                }
+                let el = start.map_or(1.0, |t| (last - t).as_secs_f64().max(1e-3));
+                println!("{:.0}", n as f64 / el);
+            }
+            "udp-source" => {
+                let s = UdpSocket::bind("0.0.0.0:0")?;
+                s.connect(addr)?;
+                let buf = vec![0x5au8; size];
+                let t = Instant::now();
+                while t.elapsed() < window {
+                    // A full socket buffer or an ICMP error just means try again.
+                    let _ = s.send(&buf);
+                }
+            }
+            _ => panic!("{usage}"),
+        }
+        Ok(())
+    })
+}
