@@ -554,12 +554,21 @@ impl Config {
     pub fn env(&self) -> Env {
         Env {
             ipsets: self.ipset.iter().map(|s| s.name.get_ref().clone()).collect(),
+            plugins: None,
         }
     }
 
     /// Builds the ruleset: the files in order, then `inline`, then the TOML chains; validated.
-    /// `text` is the config's own text, for positions of inline and TOML rules.
+    /// A config with `[[plugin]]`s needs them loaded: see [`crate::plugin::load`].
     pub fn ruleset(&self) -> Result<ValidRuleset, Errors> {
+        self.ruleset_with(None)
+    }
+
+    /// As [`Config::ruleset`], binding wasm rules to `plugins`.
+    pub fn ruleset_with(
+        &self,
+        plugins: Option<std::sync::Arc<dyn crate::ruleset::PluginBinder>>,
+    ) -> Result<ValidRuleset, Errors> {
         let cfg_file: Arc<str> = Arc::from(self.path.display().to_string());
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         let src = Source {
@@ -606,7 +615,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(Errors(errors));
         }
-        validate(&rs, &self.env())
+        validate(&rs, &Env { plugins, ..self.env() })
     }
 }
 

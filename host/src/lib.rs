@@ -13,6 +13,7 @@ pub mod eval;
 pub mod nat;
 pub mod packet;
 pub mod pcap;
+pub mod plugin;
 pub mod replay;
 pub mod route;
 pub mod router;

@@ -108,6 +108,11 @@ enum Command {
         #[arg(allow_hyphen_values = true, num_args = 1.., required = true)]
         args: Vec<String>,
     },
+    /// Re-read the running router's config: plugins and rules, swapped in atomically.
+    Reload {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
     /// Interfaces, drop reasons and conntrack usage of the running router.
     Stats {
         #[command(flatten)]
@@ -306,7 +311,7 @@ fn load(src: &Source) -> Result<(ValidRuleset, Option<Config>), Errors> {
     }
     if let Some(path) = &src.config {
         let cfg = Config::load(path)?;
-        let rs = cfg.ruleset()?;
+        let (rs, _plugins) = rtrouter::plugin::load(&cfg, None)?;
         return Ok((rs, Some(cfg)));
     }
     let path = src.rules.as_deref().unwrap_or(Path::new("-"));
@@ -418,6 +423,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),
+        Some(Command::Reload { control: c }) => control(&c, "reload\n"),
         Some(Command::Save { source, counters }) if source.socket.is_some() => {
             let c = ControlArgs {
                 socket: source.socket,
@@ -451,21 +457,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let router = match rtrouter::replay::router_from_config(&cfg) {
+            let (router, plugins) = match rtrouter::replay::router_and_plugins(&cfg) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("{e}");
                     return Ok(ExitCode::from(1));
                 }
             };
-            run_router(cfg, router)
+            run_router(cfg, router, plugins)
         }
     }
 }
 
 /// `rtrouter --config router.toml`: sets the interfaces up, forwards until SIGINT or SIGTERM,
 /// then removes what it created.
-fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<ExitCode> {
+fn run_router(
+    cfg: Config,
+    router: rtrouter::router::Router,
+    plugins: Option<std::sync::Arc<rtrouter::plugin::Plugins>>,
+) -> anyhow::Result<ExitCode> {
     use rtrouter::dataplane::device::PacketDevice;
     use rtrouter::dataplane::Dataplane;
     let workers = if cfg.router.workers == 0 {
@@ -484,7 +494,10 @@ fn run_router(cfg: Config, router: rtrouter::router::Router) -> anyhow::Result<E
     });
     rt.block_on(async move {
         let dp = match Dataplane::setup(&cfg, router) {
-            Ok(dp) => std::sync::Arc::new(dp),
+            Ok(dp) => {
+                *dp.plugins.lock().unwrap_or_else(|e| e.into_inner()) = plugins;
+                std::sync::Arc::new(dp)
+            }
             Err(e) => {
                 eprintln!("rtrouter: {e}");
                 return Ok(ExitCode::from(1));

@@ -178,9 +178,28 @@ pub fn summary(r: &Replay) -> String {
 
 /// Builds the router a config describes, as `run` and `replay` use it.
 pub fn router_from_config(cfg: &Config) -> Result<Router, crate::ruleset::Errors> {
-    let rules = cfg.ruleset()?;
+    router_and_plugins(cfg).map(|(r, _)| r)
+}
+
+/// As [`router_from_config`], also returning the loaded plugins.
+pub fn router_and_plugins(
+    cfg: &Config,
+) -> Result<(Router, Option<std::sync::Arc<crate::plugin::Plugins>>), crate::ruleset::Errors> {
+    let (rules, plugins) = crate::plugin::load(cfg, None)?;
     let topo = crate::route::Topology::from_config(cfg);
     let ipsets = crate::eval::state::IpSets::from_config(cfg);
-    Ok(Router::new(topo, rules, ipsets, cfg.log.packet_log_rate)
-        .with_conntrack(crate::conntrack::Table::from_config(&cfg.conntrack)))
+    let r = Router::new(
+        topo,
+        crate::ruleset::ValidRuleset::empty(),
+        ipsets,
+        cfg.log.packet_log_rate,
+    )
+    .with_conntrack(crate::conntrack::Table::from_config(&cfg.conntrack));
+    r.swap_plugins(
+        plugins
+            .clone()
+            .map(|p| p as std::sync::Arc<dyn crate::eval::PluginHost>),
+        rules,
+    );
+    Ok((r, plugins))
 }

@@ -115,6 +115,7 @@ impl Stats {
 pub struct Router {
     engine: ArcSwap<Engine>,
     shared: Shared,
+    plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
     pub topo: Topology,
     pub conntrack: conntrack::Table,
     pub log: PacketLog,
@@ -128,6 +129,7 @@ impl Router {
         Router {
             engine: ArcSwap::from_pointee(engine),
             shared,
+            plugins: std::sync::Mutex::new(None),
             topo,
             conntrack: conntrack::Table::new(1 << 20, conntrack::Timeouts::default()),
             log: PacketLog::new(log_rate),
@@ -150,7 +152,21 @@ impl Router {
     /// over by name.
     pub fn swap_rules(&self, rules: ValidRuleset) {
         let ipsets = self.engine.load().ipsets.clone();
-        self.engine.store(Arc::new(Engine::new(rules, &self.shared, ipsets)));
+        let plugins = crate::eval::state::lock(&self.plugins).clone();
+        self.engine
+            .store(Arc::new(Engine::new(rules, &self.shared, ipsets).with_plugins(plugins)));
+    }
+
+    /// The plugins wasm rules call, if any.
+    pub fn plugins(&self) -> Option<Arc<dyn crate::eval::PluginHost>> {
+        crate::eval::state::lock(&self.plugins).clone()
+    }
+
+    /// Sets the plugins wasm rules call (`rules` must have been validated against them) and
+    /// swaps in `rules`, atomically between packets.
+    pub fn swap_plugins(&self, host: Option<Arc<dyn crate::eval::PluginHost>>, rules: ValidRuleset) {
+        *crate::eval::state::lock(&self.plugins) = host;
+        self.swap_rules(rules);
     }
 
     pub fn shared(&self) -> &Shared {

@@ -99,6 +99,7 @@ impl Lab {
         let rs = restore(&Ruleset::default(), rules, "lab.rules", false).unwrap_or_else(|e| panic!("{e}"));
         let env = Env {
             ipsets: sets.names().cloned().collect(),
+            plugins: None,
         };
         let v = validate(&rs, &env).unwrap_or_else(|e| panic!("{e}"));
         Lab {

@@ -9,6 +9,7 @@
 //! restore\n<iptables-restore text>
 //! conntrack -L [FILTER...] | -F | -D [FILTER...]      FILTER: -p PROTO -s ADDR -d ADDR --sport N --dport N --mark N
 //! stats
+//! reload            re-read the config's plugins and rules; swap both in atomically
 //! ```
 
 use super::Dataplane;
@@ -70,8 +71,12 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
         Some("restore") => {
             let eng = r.engine();
             let next = restore(&eng.rules.source, body, "restore", false).map_err(|e| e.to_string())?;
+            let plugins = r
+                .plugins()
+                .map(|h| h as std::sync::Arc<dyn crate::ruleset::PluginBinder>);
             let env = crate::ruleset::Env {
                 ipsets: eng.ipsets.names().cloned().collect(),
+                plugins,
             };
             let valid = validate(&next, &env).map_err(|e| e.to_string())?;
             let summary = valid
@@ -107,7 +112,23 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
             }
         }
         Some("stats") => Ok(stats(dp)),
-        Some(other) => Err(format!("unknown request `{other}' (save, restore, conntrack, stats)")),
+        Some("reload") => {
+            let cfg = crate::config::Config::load(&dp.config_path).map_err(|e| e.to_string())?;
+            let previous = crate::eval::state::lock(&dp.plugins).clone();
+            let t0 = std::time::Instant::now();
+            let (rules, plugins) = crate::plugin::load(&cfg, previous.as_deref()).map_err(|e| e.to_string())?;
+            let n = plugins.as_ref().map_or(0, |p| p.plugins.len());
+            *crate::eval::state::lock(&dp.plugins) = plugins.clone();
+            r.swap_plugins(plugins.map(|p| p as std::sync::Arc<dyn crate::eval::PluginHost>), rules);
+            tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
+            Ok(format!(
+                "{n} plugins and the ruleset reloaded in {} ms\n",
+                t0.elapsed().as_millis()
+            ))
+        }
+        Some(other) => Err(format!(
+            "unknown request `{other}' (save, restore, conntrack, stats, reload)"
+        )),
         None => Err("empty request".into()),
     }
 }
@@ -166,6 +187,25 @@ pub fn stats(dp: &Dataplane) -> String {
     }
     let ct = &r.conntrack;
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    if let Some(ps) = crate::eval::state::lock(&dp.plugins).as_ref() {
+        for p in &ps.plugins {
+            let st = &p.stats;
+            let _ = writeln!(
+                s,
+                "plugin {}: calls {} failures {} (timeouts {}, traps {}){}",
+                p.name,
+                c(&st.calls),
+                c(&st.failures),
+                c(&st.timeouts),
+                c(&st.traps),
+                if p.disabled.load(Ordering::Relaxed) {
+                    " DISABLED"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "conntrack: {} of {} entries; inserted {} early_drop {} drop_full {} expired {} invalid {}",

@@ -43,6 +43,10 @@ pub struct Dataplane {
     pub router: Arc<Router>,
     pub devices: Vec<Arc<Dev>>,
     pub counters: Arc<Vec<IfaceCounters>>,
+    /// The config file, for `reload`.
+    pub config_path: std::path::PathBuf,
+    /// The plugins in use, for `reload` to carry their key–value stores over.
+    pub plugins: std::sync::Mutex<Option<Arc<crate::plugin::Plugins>>>,
     /// Namespaces this run created, deleted by `teardown` (and on drop).
     created_netns: std::sync::Mutex<Vec<String>>,
     started: Instant,
@@ -70,6 +74,8 @@ impl Dataplane {
             counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),
             created_netns: std::sync::Mutex::new(Vec::new()),
             started: Instant::now(),
+            config_path: cfg.path.clone(),
+            plugins: std::sync::Mutex::new(None),
         };
         for i in &cfg.interface {
             let name = i.name.get_ref().clone();

@@ -224,6 +224,13 @@ pub fn matches(m: &Match, st: &MatchState, p: &Pkt, cx: &mut Cx, eng: &Engine) -
             let MatchState::Recent(list) = st else { return false };
             recent(r, list, p, cx.now, eng.recent_keep())
         }
+        Match::Wasm(w) => {
+            let hit = match (&eng.plugins, w.handle) {
+                (Some(host), Some(h)) => host.call_match(h, p, cx),
+                _ => false,
+            };
+            hit != w.inv
+        }
         Match::Nfacct(_) => {
             if let MatchState::Nfacct(c) = st {
                 c.add(u64::from(h.total_len));

@@ -219,6 +219,15 @@ impl std::fmt::Debug for Cx<'_> {
     }
 }
 
+/// Calls into wasm plugins, implemented by the plugin runtime (this layer never sees
+/// wasmtime). A failing call is handled inside: it counts as the plugin's configured outcome.
+pub trait PluginHost: crate::ruleset::PluginBinder {
+    /// Whether the plugin match bound as `handle` matches.
+    fn call_match(&self, handle: u32, p: &Pkt, cx: &Cx) -> bool;
+    /// Runs the plugin target bound as `handle`; `None` continues with the next rule.
+    fn call_target(&self, handle: u32, p: &mut Pkt, cx: &Cx) -> Option<Verdict>;
+}
+
 /// Per-match runtime state, parallel to a rule's matches.
 #[derive(Debug)]
 pub enum MatchState {
@@ -240,6 +249,8 @@ pub struct Engine {
     pub ipsets: Arc<IpSets>,
     /// `recent` timestamps kept per address.
     recent_keep: usize,
+    /// The plugins the ruleset's wasm rules were bound to.
+    pub plugins: Option<Arc<dyn PluginHost>>,
 }
 
 impl Engine {
@@ -283,7 +294,14 @@ impl Engine {
             policy: Default::default(),
             ipsets,
             recent_keep,
+            plugins: None,
         }
+    }
+
+    /// The same engine, calling wasm rules through `host`.
+    pub fn with_plugins(mut self, host: Option<Arc<dyn PluginHost>>) -> Engine {
+        self.plugins = host;
+        self
     }
 
     /// Packets and bytes a rule has counted.
@@ -370,7 +388,7 @@ impl Engine {
                     }
                     (chain, i) = (to.0, 0);
                 }
-                target => match targets::apply(target, r, p, cx) {
+                target => match targets::apply(target, r, p, cx, self.plugins.as_ref()) {
                     Some(v) => return v,
                     None => i += 1,
                 },

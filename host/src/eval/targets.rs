@@ -10,8 +10,18 @@ use crate::ruleset::validate::ValidRule;
 use crate::ruleset::Hook;
 use std::net::{IpAddr, Ipv4Addr};
 
-pub fn apply(t: &Target, r: &ValidRule, p: &mut Pkt, cx: &mut Cx) -> Option<Verdict> {
+pub fn apply(
+    t: &Target,
+    r: &ValidRule,
+    p: &mut Pkt,
+    cx: &mut Cx,
+    plugins: Option<&std::sync::Arc<dyn super::PluginHost>>,
+) -> Option<Verdict> {
     match t {
+        Target::Wasm(w) => match (plugins, w.handle) {
+            (Some(host), Some(h)) => host.call_target(h, p, cx),
+            _ => None,
+        },
         Target::Log(l) => {
             if cx.log.admit(cx.now) {
                 let flags = LogFlags {

@@ -34,6 +34,68 @@ pub enum Match {
     PktType(Neg<PktType>),
     Recent(Recent),
     Nfacct(String),
+    /// `-m wasm --plugin NAME [--args TEXT]`, negatable.
+    Wasm(Plugin),
+}
+
+/// A rule's use of a wasm plugin. `handle` is filled in when the ruleset is validated
+/// against the loaded plugins.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub inv: bool,
+    pub name: String,
+    pub args: String,
+    pub handle: Option<u32>,
+}
+
+impl PartialEq for Plugin {
+    fn eq(&self, o: &Self) -> bool {
+        (self.inv, &self.name, &self.args) == (o.inv, &o.name, &o.args)
+    }
+}
+
+impl Plugin {
+    /// ` --plugin NAME [--args TEXT]`, with `!` for a negated match.
+    pub fn save(&self, out: &mut String) {
+        let _ = write!(out, "{} --plugin {}", bang(self.inv), save_string(&self.name));
+        if !self.args.is_empty() {
+            let _ = write!(out, " --args {}", save_string(&self.args));
+        }
+    }
+
+    /// Offers `--plugin`/`--args` to a plugin use; `Ok(false)` when not one of them.
+    pub fn option(slot: &mut Plugin, opt: &str, inv: bool, c: &mut Cursor, negatable: bool) -> PResult<bool> {
+        match opt {
+            "plugin" => {
+                if !negatable {
+                    c.no_invert(inv, "--plugin")?;
+                }
+                if !slot.name.is_empty() {
+                    return c.err("multiple --plugin options not allowed");
+                }
+                let mut inv = inv;
+                let v = c.value_inv("--plugin", &mut inv)?;
+                if inv && !negatable {
+                    return c.err("--plugin cannot be negated in a target");
+                }
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                    return c.err_value(format!("bad plugin name `{v}'"));
+                }
+                slot.inv = inv;
+                slot.name = v;
+            }
+            "args" => {
+                c.no_invert(inv, "--args")?;
+                let v = c.raw_value("--args")?;
+                if v.len() > 4096 {
+                    return c.err_value("--args is longer than 4096 bytes");
+                }
+                slot.args = v;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -304,6 +366,7 @@ pub enum Partial {
     },
     Nfacct(Option<String>),
     Limit(Limit),
+    Wasm(Plugin),
 }
 
 impl Partial {
@@ -350,6 +413,12 @@ impl Partial {
                 side: None,
             },
             "nfacct" => Partial::Nfacct(None),
+            "wasm" => Partial::Wasm(Plugin {
+                inv: false,
+                name: String::new(),
+                args: String::new(),
+                handle: None,
+            }),
             _ => return None,
         })
     }
@@ -677,6 +746,7 @@ impl Partial {
                     _ => return Ok(false),
                 }
             }
+            Partial::Wasm(w) => return Plugin::option(w, opt, inv, c, true),
             Partial::Nfacct(n) => {
                 if opt != "nfacct-name" {
                     return Ok(false);
@@ -805,6 +875,12 @@ impl Partial {
                 Match::Recent(r)
             }
             Partial::Nfacct(n) => Match::Nfacct(n.ok_or("nfacct: --nfacct-name is required")?),
+            Partial::Wasm(w) => {
+                if w.name.is_empty() {
+                    return Err("wasm: --plugin NAME is required".into());
+                }
+                Match::Wasm(w)
+            }
         })
     }
 }
@@ -1122,6 +1198,7 @@ impl Match {
             Match::PktType(_) => "pkttype",
             Match::Recent(_) => "recent",
             Match::Nfacct(_) => "nfacct",
+            Match::Wasm(_) => "wasm",
         }
     }
 
@@ -1351,6 +1428,7 @@ impl Match {
             Match::Nfacct(n) => {
                 let _ = write!(out, " --nfacct-name {n}");
             }
+            Match::Wasm(w) => w.save(out),
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod validate;
 pub mod value;
 
 pub use rule::{Iface, Loc, Rule};
-pub use validate::{validate, ChainId, Env, ValidRuleset};
+pub use validate::{validate, ChainId, Env, PluginBinder, ValidRuleset};
 
 use std::fmt;
 use std::fmt::Write as _;

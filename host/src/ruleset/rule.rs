@@ -401,7 +401,6 @@ fn unknown_match(name: &str) -> String {
     match name {
         "mac" => "match `mac' is not applicable: rtrouter's interfaces are TUN devices, which carry no Ethernet header"
             .into(),
-        "wasm" => "wasm plugin matches (-m wasm) are not available yet in this build".into(),
         n => format!("match `{n}' is not supported by rtrouter"),
     }
 }

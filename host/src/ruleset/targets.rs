@@ -40,6 +40,8 @@ pub enum Target {
     TcpMss(TcpMss),
     /// `CHECKSUM --checksum-fill`.
     ChecksumFill,
+    /// `WASM --plugin NAME [--args TEXT]`.
+    Wasm(super::matches::Plugin),
 }
 
 /// The ICMP error (or TCP reset) a REJECT sends back.
@@ -204,7 +206,12 @@ impl PartialTarget {
             "TTL" => Target::Ttl(TtlOp::Set(0)),
             "TCPMSS" => Target::TcpMss(TcpMss::Set(0)),
             "CHECKSUM" => Target::ChecksumFill,
-            "WASM" => return Err("wasm plugin targets (-j WASM) are not available yet in this build".into()),
+            "WASM" => Target::Wasm(super::matches::Plugin {
+                inv: false,
+                name: String::new(),
+                args: String::new(),
+                handle: None,
+            }),
             n if is_unsupported_extension(n) => {
                 return Err(format!("target `{n}' is not supported by rtrouter"));
             }
@@ -248,10 +255,14 @@ impl PartialTarget {
             Target::Ttl(_) => matches!(opt, "ttl-set" | "ttl-inc" | "ttl-dec"),
             Target::TcpMss(_) => matches!(opt, "set-mss" | "clamp-mss-to-pmtu"),
             Target::ChecksumFill => opt == "checksum-fill",
+            Target::Wasm(_) => opt == "plugin" || opt == "args",
             _ => false,
         };
         if !mine {
             return Ok(false);
+        }
+        if let Target::Wasm(w) = &mut self.target {
+            return super::matches::Plugin::option(w, opt, inv, c, false);
         }
         c.no_invert(inv, name)?;
         let seen = self.seen;
@@ -516,6 +527,7 @@ impl PartialTarget {
             Target::Ttl(_) if !main => return Err("TTL: one of --ttl-set, --ttl-inc or --ttl-dec is required".into()),
             Target::TcpMss(_) if !main => return Err("TCPMSS: --set-mss or --clamp-mss-to-pmtu is required".into()),
             Target::ChecksumFill if !main => return Err("CHECKSUM: --checksum-fill is required".into()),
+            Target::Wasm(w) if w.name.is_empty() => return Err("WASM: --plugin NAME is required".into()),
             Target::TcpMss(_) if p.exact() != Some(6) || !syn_match => {
                 return Err("TCPMSS: only works on TCP SYN packets: needs `-p tcp' and a `--tcp-flags' or `--syn' match that selects SYN".into());
             }
@@ -654,6 +666,7 @@ impl Target {
             Target::Ttl(_) => "TTL",
             Target::TcpMss(_) => "TCPMSS",
             Target::ChecksumFill => "CHECKSUM",
+            Target::Wasm(_) => "WASM",
         }
     }
 
@@ -814,6 +827,7 @@ impl Target {
             }
             Target::TcpMss(TcpMss::ClampToPmtu) => out.push_str(" --clamp-mss-to-pmtu"),
             Target::ChecksumFill => out.push_str(" --checksum-fill"),
+            Target::Wasm(w) => w.save(out),
             _ => {}
         }
     }

@@ -19,11 +19,31 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainId(pub u32);
 
+/// Binds a rule's use of a wasm plugin (`-m wasm`, `-j WASM`) to the loaded plugins: the
+/// plugin checks the rule's `--args` and returns the handle calls will use. Implemented by
+/// the plugin runtime, so this layer never sees wasmtime.
+pub trait PluginBinder: Send + Sync + std::fmt::Debug {
+    fn bind(&self, plugin: &str, args: &str, target: bool) -> Result<u32, String>;
+}
+
 /// What the ruleset may refer to outside itself.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     /// Names of the ipsets the config defines.
     pub ipsets: HashSet<String>,
+    /// The loaded plugins; `None` when the config declares none.
+    pub plugins: Option<std::sync::Arc<dyn PluginBinder>>,
+}
+
+impl Env {
+    fn bind(&self, p: &mut crate::ruleset::matches::Plugin, target: bool) -> Result<(), String> {
+        let b = self
+            .plugins
+            .as_ref()
+            .ok_or_else(|| format!("no plugin `{}': the config declares no [[plugin]]", p.name))?;
+        p.handle = Some(b.bind(&p.name, &p.args, target)?);
+        Ok(())
+    }
 }
 
 /// A rule ready to run: the source rule, its resolved jump, and its counter slot.
@@ -265,8 +285,21 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                         }
                     }
                 }
+                let mut rule = r.clone();
+                for m in &mut rule.matches {
+                    if let Match::Wasm(w) = m {
+                        if let Err(msg) = env.bind(w, false) {
+                            errors.push(err(r, false, &w.name, msg));
+                        }
+                    }
+                }
+                if let Target::Wasm(w) = &mut rule.target {
+                    if let Err(msg) = env.bind(w, true) {
+                        errors.push(err(r, true, &w.name, msg));
+                    }
+                }
                 rules.push(ValidRule {
-                    rule: r.clone(),
+                    rule,
                     jump: jumps[ci][ri],
                     id: next_id,
                 });

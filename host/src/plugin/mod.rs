@@ -1,0 +1,891 @@
+//! Wasm plugins: the only module that uses wasmtime.
+//!
+//! [`Plugins`] is one loaded generation of the config's `[[plugin]]`s. Loading checks each
+//! module before anything runs: it may import only the host functions of the ABI
+//! (`rtrouter_sdk::abi::IMPORTS`, module `rtrouter`: no WASI, no other capability) and must
+//! export the ABI's memory and functions with their exact types and the right ABI version.
+//! Compiled code is cached on disk, keyed by the module's bytes and the engine's settings.
+//!
+//! Per call: each worker thread keeps one long-lived store and instance per plugin (created
+//! from an `InstancePre`, with cached `TypedFunc`s); the host writes the metadata record and
+//! the packet (cut to `max_bytes`) into the guest's exchange buffer, sets an epoch deadline
+//! (a ticker thread advances the epoch every [`TICK_US`] µs) and calls. A trap, a timeout or
+//! an out-of-memory counts as the plugin's `on_error` outcome and a failure; after
+//! `disable_after` consecutive failures the plugin is disabled, with a log line, until the
+//! next load. `StoreLimits` cap each instance's memory.
+
+use crate::config::Config;
+use crate::eval::{Ct, CtState, Cx, Pkt, PluginHost, Verdict};
+use crate::packet;
+use crate::ruleset::{Errors, Hook, PluginBinder, ValidRuleset};
+use rtrouter_sdk::abi;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use wasmtime::{
+    Caller, Engine, Extern, InstancePre, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    TypedFunc,
+};
+
+/// Epoch tick: call deadlines are rounded up to this.
+pub const TICK_US: u64 = 100;
+/// Entries the shared key–value store of one plugin holds at most.
+pub const KV_MAX_ENTRIES: usize = 1 << 16;
+
+/// The process-wide engine, with epoch interruption and its ticker thread.
+pub fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| {
+        let mut c = wasmtime::Config::new();
+        c.epoch_interruption(true);
+        let e = Engine::new(&c).expect("the wasmtime configuration is valid");
+        let ticker = e.clone();
+        std::thread::Builder::new()
+            .name("rtrouter-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_micros(TICK_US));
+                ticker.increment_epoch();
+            })
+            .expect("spawn the epoch ticker");
+        e
+    })
+}
+
+/// What a failed call counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    NoMatch,
+    Drop,
+}
+
+/// A plugin's counters.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    pub calls: AtomicU64,
+    pub failures: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub traps: AtomicU64,
+    /// The plugin's own counters (`counter_add`).
+    pub user: [AtomicI64; 16],
+}
+
+/// The key–value store a plugin shares across workers (and across reloads).
+#[derive(Debug, Default)]
+pub struct Kv {
+    map: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+/// One loaded plugin.
+pub struct Plugin {
+    pub name: String,
+    pre: InstancePre<HostState>,
+    memory_bytes: usize,
+    deadline_ticks: u64,
+    on_error: OnError,
+    max_bytes: usize,
+    disable_after: u32,
+    has_match: bool,
+    has_target: bool,
+    kv: Arc<Kv>,
+    pub stats: Arc<PluginStats>,
+    consecutive: AtomicU32,
+    pub disabled: AtomicBool,
+    /// The `--args` of each rule bound to this plugin, by the plugin's own handle.
+    rules: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("disabled", &self.disabled)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rule's binding: which plugin, and the handle the plugin knows it by.
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    plugin: usize,
+    local: u32,
+}
+
+/// One generation of loaded plugins.
+#[derive(Debug)]
+pub struct Plugins {
+    id: u64,
+    pub plugins: Vec<Plugin>,
+    bindings: Mutex<Vec<Binding>>,
+}
+
+/// A store's data: its limits and what the host functions need.
+#[derive(Debug)]
+pub struct HostState {
+    limits: StoreLimits,
+    kv: Arc<Kv>,
+    stats: Arc<PluginStats>,
+    name: Arc<str>,
+}
+
+/// A worker's instance of one plugin.
+struct Worker {
+    store: Store<HostState>,
+    memory: Memory,
+    buf: usize,
+    buf_len: usize,
+    init: TypedFunc<(i32, i32), i32>,
+    f_match: Option<TypedFunc<(i32, i32), i32>>,
+    f_target: Option<TypedFunc<(i32, i32), i32>>,
+    /// Rules initialised in this instance.
+    inited: usize,
+}
+
+thread_local! {
+    /// This thread's instances, by (generation, plugin index).
+    static WORKERS: RefCell<HashMap<(u64, usize), Worker>> = RefCell::new(HashMap::new());
+}
+
+fn next_generation() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A loading error, about the config's `[[plugin]]` entry.
+fn load_err(cfg: &Config, name: &str, msg: String) -> Errors {
+    let file: Arc<str> = Arc::from(cfg.path.display().to_string());
+    Errors(vec![crate::ruleset::Error {
+        file,
+        line: 0,
+        col: 0,
+        token: name.to_string(),
+        msg: format!("plugin `{name}': {msg}"),
+    }])
+}
+
+/// The directory compiled modules are cached in (`RTROUTER_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rtrouter`, else `~/.cache/rtrouter`, else the temp directory).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("RTROUTER_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("rtrouter");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache").join("rtrouter");
+    }
+    std::env::temp_dir().join("rtrouter-cache")
+}
+
+/// FNV-1a, a stable hash for cache keys (the std hasher is not promised to be stable).
+fn fnv(bytes: &[u8], mut h: u64) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Compiles `wasm` (binary or text), or loads it from the cache.
+pub fn compile(wasm: &[u8]) -> Result<Module, String> {
+    let e = engine();
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&e.precompile_compatibility_hash(), &mut h);
+    let key = fnv(wasm, std::hash::Hasher::finish(&h) ^ 0xcbf2_9ce4_8422_2325);
+    let dir = cache_dir();
+    let path = dir.join(format!("{key:016x}.cwasm"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        // SAFETY: the file was written by `precompile_module` below for this engine's settings
+        // (part of the key), in a directory only this user writes (created 0700). A file that
+        // does not deserialize is recompiled and replaced.
+        #[allow(unsafe_code)]
+        if let Ok(m) = unsafe { Module::deserialize(e, &bytes) } {
+            return Ok(m);
+        }
+    }
+    // Text (`.wat`) is accepted too, which small test fixtures use.
+    let compiled = e
+        .precompile_module(wasm)
+        .map_err(|err| format!("is not a loadable wasm module: {err}"))?;
+    if std::fs::create_dir_all(&dir).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let tmp = dir.join(format!("{key:016x}.{}.tmp", std::process::id()));
+        if std::fs::write(&tmp, &compiled).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    // SAFETY: `compiled` was just produced by this engine's `precompile_module`.
+    #[allow(unsafe_code)]
+    unsafe { Module::deserialize(e, &compiled) }.map_err(|err| format!("does not load: {err}"))
+}
+
+fn check_imports(m: &Module) -> Result<(), String> {
+    for imp in m.imports() {
+        let want = abi::IMPORTS
+            .iter()
+            .find(|(n, ..)| *n == imp.name())
+            .filter(|_| imp.module() == abi::IMPORT_MODULE);
+        let Some((_, params, results)) = want else {
+            return Err(format!(
+                "imports `{}::{}`, which rtrouter does not provide: plugins run without WASI or any capability but the `{}' host functions",
+                imp.module(),
+                imp.name(),
+                abi::IMPORT_MODULE
+            ));
+        };
+        let wasmtime::ExternType::Func(f) = imp.ty() else {
+            return Err(format!("imports `{}` as something other than a function", imp.name()));
+        };
+        let conv = |v: &abi::ValType| match v {
+            abi::ValType::I32 => wasmtime::ValType::I32,
+            abi::ValType::I64 => wasmtime::ValType::I64,
+        };
+        let same = f.params().len() == params.len()
+            && f.results().len() == results.len()
+            && f.params().zip(params.iter()).all(|(a, b)| a.matches(&conv(b)))
+            && f.results().zip(results.iter()).all(|(a, b)| a.matches(&conv(b)));
+        if !same {
+            return Err(format!("imports `{}` with the wrong signature", imp.name()));
+        }
+    }
+    Ok(())
+}
+
+fn mem<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
+    let m = caller.get_export("memory").and_then(Extern::into_memory)?;
+    Some(m.data_and_store_mut(caller))
+}
+
+fn slice(m: &[u8], ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let (p, l) = (usize::try_from(ptr).ok()?, usize::try_from(len).ok()?);
+    (p.checked_add(l)? <= m.len()).then_some(p..p + l)
+}
+
+fn linker() -> Result<Linker<HostState>, String> {
+    let mut l = Linker::new(engine());
+    let e = |err: wasmtime::Error| err.to_string();
+    l.func_wrap(
+        abi::IMPORT_MODULE,
+        "log",
+        |mut c: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+            if let Some((m, st)) = mem(&mut c) {
+                if let Some(r) = slice(m, ptr, len.min(1024)) {
+                    let msg = String::from_utf8_lossy(&m[r]);
+                    match level {
+                        0 => tracing::error!(target: "rtrouter::plugin", plugin = %st.name, "{msg}"),
+                        1 => tracing::warn!(target: "rtrouter::plugin", plugin = %st.name, "{msg}"),
+                        2 => tracing::info!(target: "rtrouter::plugin", plugin = %st.name, "{msg}"),
+                        3 => tracing::debug!(target: "rtrouter::plugin", plugin = %st.name, "{msg}"),
+                        _ => tracing::trace!(target: "rtrouter::plugin", plugin = %st.name, "{msg}"),
+                    }
+                }
+            }
+        },
+    )
+    .map_err(e)?;
+    l.func_wrap(abi::IMPORT_MODULE, "random", |_c: Caller<'_, HostState>| -> i64 {
+        thread_local!(static R: RefCell<crate::eval::SplitMix> = RefCell::new(crate::eval::SplitMix(std::process::id().into())));
+        R.with(|r| r.borrow_mut().next_u64() as i64)
+    })
+    .map_err(e)?;
+    l.func_wrap(
+        abi::IMPORT_MODULE,
+        "counter_add",
+        |c: Caller<'_, HostState>, id: i32, delta: i64| {
+            if let Some(ctr) = usize::try_from(id).ok().and_then(|i| c.data().stats.user.get(i)) {
+                ctr.fetch_add(delta, Ordering::Relaxed);
+            }
+        },
+    )
+    .map_err(e)?;
+    l.func_wrap(
+        abi::IMPORT_MODULE,
+        "kv_get",
+        |mut c: Caller<'_, HostState>, kp: i32, kl: i32, vp: i32, vc: i32| -> i32 {
+            let Some((m, st)) = mem(&mut c) else { return -1 };
+            let (Some(k), Some(v)) = (slice(m, kp, kl.min(abi::KV_MAX_KEY as i32)), slice(m, vp, vc)) else {
+                return -1;
+            };
+            let key = m[k].to_vec();
+            let map = crate::eval::state::lock(&st.kv.map);
+            let Some(val) = map.get(&key) else { return -1 };
+            let n = val.len().min(v.len());
+            m[v.start..v.start + n].copy_from_slice(&val[..n]);
+            val.len() as i32
+        },
+    )
+    .map_err(e)?;
+    l.func_wrap(
+        abi::IMPORT_MODULE,
+        "kv_set",
+        |mut c: Caller<'_, HostState>, kp: i32, kl: i32, vp: i32, vl: i32| -> i32 {
+            let Some((m, st)) = mem(&mut c) else { return -1 };
+            let (Some(k), Some(v)) = (slice(m, kp, kl), slice(m, vp, vl)) else {
+                return -1;
+            };
+            if k.len() > abi::KV_MAX_KEY || v.len() > abi::KV_MAX_VALUE {
+                return -1;
+            }
+            let mut map = crate::eval::state::lock(&st.kv.map);
+            if map.len() >= KV_MAX_ENTRIES && !map.contains_key(&m[k.clone()]) {
+                return -1;
+            }
+            map.insert(m[k].to_vec(), m[v].to_vec());
+            0
+        },
+    )
+    .map_err(e)?;
+    l.func_wrap(
+        abi::IMPORT_MODULE,
+        "kv_cas",
+        |mut c: Caller<'_, HostState>, kp: i32, kl: i32, op: i32, ol: i32, np: i32, nl: i32| -> i32 {
+            let Some((m, st)) = mem(&mut c) else { return -1 };
+            let (Some(k), Some(n)) = (slice(m, kp, kl), slice(m, np, nl)) else {
+                return -1;
+            };
+            if k.len() > abi::KV_MAX_KEY || n.len() > abi::KV_MAX_VALUE {
+                return -1;
+            }
+            let old = if ol < 0 { None } else { slice(m, op, ol) };
+            if ol >= 0 && old.is_none() {
+                return -1;
+            }
+            let mut map = crate::eval::state::lock(&st.kv.map);
+            let cur = map.get(&m[k.clone()]).map(Vec::as_slice);
+            if cur != old.map(|o| &m[o]) {
+                return 0;
+            }
+            if cur.is_none() && map.len() >= KV_MAX_ENTRIES {
+                return -1;
+            }
+            map.insert(m[k].to_vec(), m[n].to_vec());
+            1
+        },
+    )
+    .map_err(e)?;
+    Ok(l)
+}
+
+impl Plugins {
+    /// Loads every `[[plugin]]` of `cfg`; `kvs` carries key–value stores over from the
+    /// previous generation by plugin name.
+    pub fn load(cfg: &Config, kvs: &HashMap<String, Arc<Kv>>) -> Result<Plugins, Errors> {
+        let linker = linker().map_err(|m| load_err(cfg, "-", m))?;
+        let mut plugins = Vec::new();
+        for p in &cfg.plugin {
+            let name = p.name.get_ref().clone();
+            let path = cfg.base_dir().join(p.path.get_ref());
+            let bytes = std::fs::read(&path)
+                .map_err(|e| load_err(cfg, &name, format!("cannot read {}: {e}", path.display())))?;
+            let module = compile(&bytes).map_err(|m| load_err(cfg, &name, m))?;
+            let on_error = if p.on_error.get_ref() == "drop" {
+                OnError::Drop
+            } else {
+                OnError::NoMatch
+            };
+            plugins.push(
+                Plugin::new(
+                    &linker,
+                    &name,
+                    module,
+                    p.memory_mib as usize * 1024 * 1024,
+                    p.timeout_us,
+                    on_error,
+                    p.max_bytes as usize,
+                    p.disable_after,
+                    kvs.get(&name).cloned(),
+                )
+                .map_err(|m| load_err(cfg, &name, m))?,
+            );
+        }
+        Ok(Plugins {
+            id: next_generation(),
+            plugins,
+            bindings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Plugins from already compiled modules (tests, benchmarks): (name, module, limits).
+    pub fn from_modules(mods: Vec<(String, Module, Limits)>) -> Result<Plugins, String> {
+        let linker = linker()?;
+        let mut plugins = Vec::new();
+        for (name, m, l) in mods {
+            plugins.push(Plugin::new(
+                &linker,
+                &name,
+                m,
+                l.memory_bytes,
+                l.timeout_us,
+                l.on_error,
+                l.max_bytes,
+                l.disable_after,
+                None,
+            )?);
+        }
+        Ok(Plugins {
+            id: next_generation(),
+            plugins,
+            bindings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The key–value stores by plugin name, to carry into the next generation.
+    pub fn kvs(&self) -> HashMap<String, Arc<Kv>> {
+        self.plugins.iter().map(|p| (p.name.clone(), p.kv.clone())).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// Runs `f` with this thread's instance of plugin `idx`, creating it (and initialising
+    /// every rule bound so far) when needed.
+    fn with_worker<R>(
+        &self,
+        idx: usize,
+        f: impl FnOnce(&mut Worker, &Plugin) -> Result<R, wasmtime::Error>,
+    ) -> Result<R, wasmtime::Error> {
+        let p = &self.plugins[idx];
+        WORKERS.with(|w| {
+            let mut map = w.borrow_mut();
+            // Forget instances of older generations on this thread.
+            if map.keys().any(|(g, _)| *g < self.id) {
+                map.retain(|(g, _), _| *g >= self.id);
+            }
+            let key = (self.id, idx);
+            let worker = match map.entry(key) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(p.instantiate()?),
+            };
+            let rules = crate::eval::state::lock(&p.rules).clone();
+            while worker.inited < rules.len() {
+                let h = worker.inited;
+                let code = worker.init_rule(h as i32, &rules[h], p.deadline_ticks)?;
+                if code != 0 {
+                    return Err(wasmtime::Error::msg(worker.message()));
+                }
+                worker.inited += 1;
+            }
+            let r = f(worker, p);
+            if r.is_err() {
+                // A trapped instance may be inconsistent: start afresh next time.
+                map.remove(&key);
+            }
+            r
+        })
+    }
+
+    fn failure(&self, p: &Plugin, e: &wasmtime::Error) {
+        p.stats.failures.fetch_add(1, Ordering::Relaxed);
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => p.stats.timeouts.fetch_add(1, Ordering::Relaxed),
+            _ => p.stats.traps.fetch_add(1, Ordering::Relaxed),
+        };
+        let n = p.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= p.disable_after && !p.disabled.swap(true, Ordering::Relaxed) {
+            tracing::error!(target: "rtrouter::plugin", plugin = %p.name, "disabled after {n} consecutive failures (last: {e}); it stays off until the next load");
+        }
+    }
+
+    /// Writes the metadata record and the packet into the worker's buffer; returns the
+    /// packet bytes copied.
+    fn fill(w: &mut Worker, p: &Plugin, pkt: &Pkt, cx: &Cx) -> usize {
+        let data = w.memory.data_mut(&mut w.store);
+        let room = w.buf_len.saturating_sub(abi::META_LEN).min(p.max_bytes);
+        let n = pkt.buf.len().min(room);
+        let Some(b) = data.get_mut(w.buf..w.buf + abi::META_LEN + n) else {
+            return 0;
+        };
+        let (meta, body) = b.split_at_mut(abi::META_LEN);
+        meta.fill(0);
+        let put32 = |m: &mut [u8], at: usize, v: u32| m[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        put32(meta, abi::META_VERSION, abi::ABI_VERSION as u32);
+        put32(meta, abi::META_HOOK, cx.hook as u32);
+        put32(
+            meta,
+            abi::META_IN_FLAGS,
+            if n < pkt.buf.len() { abi::IN_TRUNCATED } else { 0 },
+        );
+        put32(meta, abi::META_PKT_LEN, n as u32);
+        put32(meta, abi::META_ORIG_LEN, pkt.buf.len() as u32);
+        meta[abi::META_L4_OFF..abi::META_L4_OFF + 2].copy_from_slice(&pkt.h.l4_off.to_le_bytes());
+        meta[abi::META_IP_VERSION] = if pkt.h.is_v4() { 4 } else { 6 };
+        meta[abi::META_PROTO] = pkt.h.proto;
+        let (state, dir, ctmark) = match pkt.ct {
+            Ct::Invalid => (abi::CT_INVALID, 0, 0),
+            Ct::Untracked => (abi::CT_UNTRACKED, 0, 0),
+            Ct::Tracked(c) => (
+                match c.state {
+                    CtState::New => abi::CT_NEW,
+                    CtState::Established => abi::CT_ESTABLISHED,
+                    CtState::Related => abi::CT_RELATED,
+                },
+                u8::from(c.reply_dir),
+                c.mark,
+            ),
+        };
+        meta[abi::META_CT_STATE] = state;
+        meta[abi::META_CT_DIR] = dir;
+        put32(meta, abi::META_MARK, pkt.mark);
+        put32(meta, abi::META_CT_MARK, ctmark);
+        put32(meta, abi::META_IN_IF, pkt.in_if.map_or(0, |i| u32::from(i.0) + 1));
+        put32(meta, abi::META_OUT_IF, pkt.out_if.map_or(0, |i| u32::from(i.0) + 1));
+        meta[abi::META_NOW_NS..abi::META_NOW_NS + 8].copy_from_slice(&cx.now.to_le_bytes());
+        body.copy_from_slice(&pkt.buf[..n]);
+        n
+    }
+}
+
+/// Limits of one plugin (as `[[plugin]]` gives them).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout_us: u64,
+    pub on_error: OnError,
+    pub max_bytes: usize,
+    pub disable_after: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 16 << 20,
+            timeout_us: 1000,
+            on_error: OnError::NoMatch,
+            max_bytes: 2048,
+            disable_after: 100,
+        }
+    }
+}
+
+impl Plugin {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        linker: &Linker<HostState>,
+        name: &str,
+        module: Module,
+        memory_bytes: usize,
+        timeout_us: u64,
+        on_error: OnError,
+        max_bytes: usize,
+        disable_after: u32,
+        kv: Option<Arc<Kv>>,
+    ) -> Result<Plugin, String> {
+        check_imports(&module)?;
+        let export_fn = |n: &str| {
+            module
+                .exports()
+                .find(|e| e.name() == n)
+                .and_then(|e| e.ty().func().cloned())
+        };
+        let sig = |n: &str, params: usize| -> Result<bool, String> {
+            let Some(f) = export_fn(n) else { return Ok(false) };
+            let ok = f.params().len() == params
+                && f.params().all(|p| p.matches(&wasmtime::ValType::I32))
+                && f.results().len() == 1
+                && f.results().all(|r| r.matches(&wasmtime::ValType::I32));
+            if ok {
+                Ok(true)
+            } else {
+                Err(format!("exports `{n}` with the wrong signature"))
+            }
+        };
+        for (n, params) in [
+            ("rtrouter_abi_version", 0),
+            ("rtrouter_buffer", 0),
+            ("rtrouter_buffer_len", 0),
+            ("rtrouter_init", 2),
+        ] {
+            if !sig(n, params)? {
+                return Err(format!(
+                    "does not export `{n}` (is it built with rtrouter-sdk, ABI {}?)",
+                    abi::ABI_VERSION
+                ));
+            }
+        }
+        if !module
+            .exports()
+            .any(|e| e.name() == "memory" && e.ty().memory().is_some())
+        {
+            return Err("does not export its memory as `memory`".into());
+        }
+        let has_match = sig("rtrouter_match", 2)?;
+        let has_target = sig("rtrouter_target", 2)?;
+        if !has_match && !has_target {
+            return Err("exports neither `rtrouter_match` nor `rtrouter_target`".into());
+        }
+        let pre = linker.instantiate_pre(&module).map_err(|e| e.to_string())?;
+        let p = Plugin {
+            name: name.to_string(),
+            pre,
+            memory_bytes,
+            deadline_ticks: timeout_us.div_ceil(TICK_US).max(1),
+            on_error,
+            max_bytes,
+            disable_after: disable_after.max(1),
+            has_match,
+            has_target,
+            kv: kv.unwrap_or_default(),
+            stats: Arc::new(PluginStats::default()),
+            consecutive: AtomicU32::new(0),
+            disabled: AtomicBool::new(false),
+            rules: Mutex::new(Vec::new()),
+        };
+        // Instantiate once now: the ABI version, the buffer and the limits are checked before
+        // any packet arrives.
+        p.instantiate().map_err(|e| format!("does not instantiate: {e}"))?;
+        Ok(p)
+    }
+
+    fn instantiate(&self) -> Result<Worker, wasmtime::Error> {
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_bytes)
+                .instances(1)
+                .tables(4)
+                .memories(1)
+                .build(),
+            kv: self.kv.clone(),
+            stats: self.stats.clone(),
+            name: Arc::from(self.name.as_str()),
+        };
+        let mut store = Store::new(engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let inst = self.pre.instantiate(&mut store)?;
+        let memory = inst
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| wasmtime::Error::msg("no memory"))?;
+        let version = inst.get_typed_func::<(), i32>(&mut store, "rtrouter_abi_version")?;
+        store.set_epoch_deadline(self.deadline_ticks);
+        let v = version.call(&mut store, ())?;
+        if v != abi::ABI_VERSION {
+            return Err(wasmtime::Error::msg(format!(
+                "speaks ABI version {v}; this rtrouter speaks version {}",
+                abi::ABI_VERSION
+            )));
+        }
+        store.set_epoch_deadline(self.deadline_ticks);
+        let buf = inst
+            .get_typed_func::<(), i32>(&mut store, "rtrouter_buffer")?
+            .call(&mut store, ())?;
+        store.set_epoch_deadline(self.deadline_ticks);
+        let buf_len = inst
+            .get_typed_func::<(), i32>(&mut store, "rtrouter_buffer_len")?
+            .call(&mut store, ())?;
+        let (buf, buf_len) = (
+            usize::try_from(buf).unwrap_or(usize::MAX),
+            usize::try_from(buf_len).unwrap_or(0),
+        );
+        if buf_len < abi::META_LEN + 64
+            || buf
+                .checked_add(buf_len)
+                .is_none_or(|end| end > memory.data_size(&store))
+        {
+            return Err(wasmtime::Error::msg(
+                "its exchange buffer lies outside its memory or is too small",
+            ));
+        }
+        Ok(Worker {
+            init: inst.get_typed_func(&mut store, "rtrouter_init")?,
+            f_match: if self.has_match {
+                Some(inst.get_typed_func(&mut store, "rtrouter_match")?)
+            } else {
+                None
+            },
+            f_target: if self.has_target {
+                Some(inst.get_typed_func(&mut store, "rtrouter_target")?)
+            } else {
+                None
+            },
+            store,
+            memory,
+            buf,
+            buf_len,
+            inited: 0,
+        })
+    }
+}
+
+impl Worker {
+    fn init_rule(&mut self, handle: i32, args: &str, ticks: u64) -> Result<i32, wasmtime::Error> {
+        let n = args.len().min(self.buf_len);
+        let (buf, init) = (self.buf, self.init.clone());
+        self.memory.data_mut(&mut self.store)[buf..buf + n].copy_from_slice(&args.as_bytes()[..n]);
+        self.store.set_epoch_deadline(ticks);
+        init.call(&mut self.store, (handle, n as i32))
+    }
+
+    /// The refusal message a failed `rtrouter_init` left in the buffer.
+    fn message(&self) -> String {
+        let d = self.memory.data(&self.store);
+        let b = &d[self.buf..self.buf + self.buf_len];
+        let n = (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).min(self.buf_len - 4);
+        String::from_utf8_lossy(&b[4..4 + n]).into_owned()
+    }
+}
+
+impl PluginBinder for Plugins {
+    fn bind(&self, name: &str, args: &str, target: bool) -> Result<u32, String> {
+        let idx = self
+            .plugins
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| format!("no plugin `{name}' is declared in the config"))?;
+        let p = &self.plugins[idx];
+        if target && !p.has_target {
+            return Err(format!("plugin `{name}' has no target (it exports no rtrouter_target)"));
+        }
+        if !target && !p.has_match {
+            return Err(format!("plugin `{name}' has no match (it exports no rtrouter_match)"));
+        }
+        let local = {
+            let mut rules = crate::eval::state::lock(&p.rules);
+            rules.push(args.to_string());
+            (rules.len() - 1) as u32
+        };
+        // Let the plugin check the arguments now, so a bad rule is a load error.
+        if let Err(e) = self.with_worker(idx, |_, _| Ok(())) {
+            crate::eval::state::lock(&p.rules).pop();
+            return Err(format!("plugin `{name}' refused --args {:?}: {e}", args));
+        }
+        let mut b = crate::eval::state::lock(&self.bindings);
+        b.push(Binding { plugin: idx, local });
+        Ok((b.len() - 1) as u32)
+    }
+}
+
+impl PluginHost for Plugins {
+    fn call_match(&self, handle: u32, pkt: &Pkt, cx: &Cx) -> bool {
+        let Some(b) = crate::eval::state::lock(&self.bindings).get(handle as usize).copied() else {
+            return false;
+        };
+        let p = &self.plugins[b.plugin];
+        if p.disabled.load(Ordering::Relaxed) {
+            return false;
+        }
+        p.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let r = self.with_worker(b.plugin, |w, p| {
+            let n = Self::fill(w, p, pkt, cx);
+            let f = w
+                .f_match
+                .clone()
+                .ok_or_else(|| wasmtime::Error::msg("no match export"))?;
+            w.store.set_epoch_deadline(p.deadline_ticks);
+            f.call(&mut w.store, (b.local as i32, n as i32))
+        });
+        match r {
+            Ok(v) => {
+                p.consecutive.store(0, Ordering::Relaxed);
+                v != 0
+            }
+            Err(e) => {
+                self.failure(p, &e);
+                false
+            }
+        }
+    }
+
+    fn call_target(&self, handle: u32, pkt: &mut Pkt, cx: &Cx) -> Option<Verdict> {
+        let b = crate::eval::state::lock(&self.bindings).get(handle as usize).copied()?;
+        let p = &self.plugins[b.plugin];
+        let fail = match p.on_error {
+            OnError::Drop => Some(Verdict::Drop),
+            OnError::NoMatch => None,
+        };
+        if p.disabled.load(Ordering::Relaxed) {
+            return fail;
+        }
+        p.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let r = self.with_worker(b.plugin, |w, p| {
+            let n = Self::fill(w, p, pkt, cx);
+            let f = w
+                .f_target
+                .clone()
+                .ok_or_else(|| wasmtime::Error::msg("no target export"))?;
+            w.store.set_epoch_deadline(p.deadline_ticks);
+            let code = f.call(&mut w.store, (b.local as i32, n as i32))?;
+            let d = w.memory.data(&w.store);
+            let meta = &d[w.buf..w.buf + abi::META_LEN];
+            let get32 = |at: usize| u32::from_le_bytes([meta[at], meta[at + 1], meta[at + 2], meta[at + 3]]);
+            let flags = get32(abi::META_OUT_FLAGS);
+            if flags & abi::OUT_MARK != 0 {
+                pkt.mark = get32(abi::META_MARK);
+            }
+            if flags & abi::OUT_CT_MARK != 0 {
+                if let Ct::Tracked(c) = &mut pkt.ct {
+                    c.mark = get32(abi::META_CT_MARK);
+                }
+            }
+            if flags & abi::OUT_PACKET != 0 {
+                let body = &d[w.buf + abi::META_LEN..w.buf + abi::META_LEN + n];
+                pkt.buf[..n].copy_from_slice(body);
+            }
+            Ok((code, flags & abi::OUT_PACKET != 0))
+        });
+        match r {
+            Ok((code, changed)) => {
+                p.consecutive.store(0, Ordering::Relaxed);
+                if changed && !revalidate(pkt) {
+                    // The plugin broke the packet: it must not leave.
+                    return Some(Verdict::Drop);
+                }
+                match code {
+                    abi::VERDICT_ACCEPT => Some(Verdict::Accept),
+                    abi::VERDICT_DROP => Some(Verdict::Drop),
+                    abi::VERDICT_REJECT => Some(Verdict::Reject(crate::ruleset::targets::RejectWith::PortUnreachable)),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                self.failure(p, &e);
+                fail
+            }
+        }
+    }
+}
+
+/// After a target changed packet bytes: the IPv4 header checksum and the transport checksum
+/// are recomputed and the packet re-parsed. `false` if it no longer parses.
+fn revalidate(pkt: &mut Pkt) -> bool {
+    if pkt.buf.len() >= 20 && pkt.buf[0] >> 4 == 4 {
+        let hl = (usize::from(pkt.buf[0] & 15) * 4).min(pkt.buf.len());
+        pkt.buf[10..12].copy_from_slice(&[0, 0]);
+        let c = packet::checksum::finish(packet::checksum::sum(&pkt.buf[..hl]));
+        pkt.buf[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    match packet::parse(pkt.buf) {
+        Ok(h) => {
+            packet::fill_l4_checksum(pkt.buf, &h);
+            pkt.h = h;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Loads the config's plugins (carrying over key–value stores) and its ruleset bound to them.
+pub fn load(cfg: &Config, previous: Option<&Plugins>) -> Result<(ValidRuleset, Option<Arc<Plugins>>), Errors> {
+    if cfg.plugin.is_empty() {
+        return Ok((cfg.ruleset()?, None));
+    }
+    let kvs = previous.map(Plugins::kvs).unwrap_or_default();
+    let plugins = Arc::new(Plugins::load(cfg, &kvs)?);
+    let rules = cfg.ruleset_with(Some(plugins.clone()))?;
+    Ok((rules, Some(plugins)))
+}
+
+/// `hook` as the ABI numbers it.
+pub fn hook_code(h: Hook) -> u32 {
+    h as u32
+}
+
+/// The module a `.wasm` or `.wat` file holds, compiled (for tests and tools).
+pub fn module_from_file(path: &Path) -> Result<Module, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    compile(&bytes)
+}
