@@ -410,7 +410,11 @@ impl Plugins {
     }
 
     /// Plugins from already compiled modules (tests, benchmarks): (name, module, limits).
-    pub fn from_modules(mods: Vec<(String, Module, Limits)>) -> Result<Plugins, String> {
+    /// `kvs` carries key–value stores over from a previous generation, as a reload does.
+    pub fn from_modules(
+        mods: Vec<(String, Module, Limits)>,
+        kvs: &HashMap<String, Arc<Kv>>,
+    ) -> Result<Plugins, String> {
         let linker = linker()?;
         let mut plugins = Vec::new();
         for (name, m, l) in mods {
@@ -423,7 +427,7 @@ impl Plugins {
                 l.on_error,
                 l.max_bytes,
                 l.disable_after,
-                None,
+                kvs.get(&name).cloned(),
             )?);
         }
         Ok(Plugins {
@@ -713,7 +717,14 @@ impl Plugin {
 
 impl Worker {
     fn init_rule(&mut self, handle: i32, args: &str, ticks: u64) -> Result<i32, wasmtime::Error> {
-        let n = args.len().min(self.buf_len);
+        if args.len() > self.buf_len {
+            return Err(wasmtime::Error::msg(format!(
+                "--args is {} bytes; the plugin's buffer holds {}",
+                args.len(),
+                self.buf_len
+            )));
+        }
+        let n = args.len();
         let (buf, init) = (self.buf, self.init.clone());
         self.memory.data_mut(&mut self.store)[buf..buf + n].copy_from_slice(&args.as_bytes()[..n]);
         self.store.set_epoch_deadline(ticks);

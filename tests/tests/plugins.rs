@@ -1,0 +1,331 @@
+//! Wasm plugins through the router core: good modules, hostile ones (the router keeps
+//! forwarding other traffic and counts the failures), load-time refusals, reload, and the
+//! example plugins built by scripts/build-plugins.sh.
+
+use rtrouter::plugin::{compile, Limits, OnError, Plugins};
+use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
+use rtrouter_tests::{tcp, udp, Lab};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The ABI's boilerplate around `body` (exports a 4 KiB buffer at 1024).
+fn wat(body: &str) -> String {
+    format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "rtrouter_abi_version") (result i32) i32.const 1)
+  (func (export "rtrouter_buffer") (result i32) i32.const 1024)
+  (func (export "rtrouter_buffer_len") (result i32) i32.const 4096)
+  (func (export "rtrouter_init") (param i32 i32) (result i32) i32.const 0)
+  {body})"#
+    )
+}
+
+const MATCH_UDP: &str = r#"(func (export "rtrouter_match") (param i32 i32) (result i32)
+    (i32.eq (i32.load8_u (i32.const 1049)) (i32.const 17)))"#;
+
+fn plugins(mods: &[(&str, String, Limits)]) -> Result<Arc<Plugins>, String> {
+    let ms = mods
+        .iter()
+        .map(|(n, w, l)| Ok((n.to_string(), compile(w.as_bytes())?, *l)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Arc::new(Plugins::from_modules(ms, &Default::default())?))
+}
+
+/// A lab whose FORWARD chain is `rules` (policy DROP unless given), with `ps` loaded.
+fn lab(ps: &Arc<Plugins>, rules: &str) -> Result<Lab, String> {
+    let rs = restore(&Ruleset::default(), rules, "plugins.rules", false).map_err(|e| e.to_string())?;
+    let v = validate(
+        &rs,
+        &Env {
+            ipsets: Default::default(),
+            plugins: Some(ps.clone()),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let l = Lab::new("*filter\nCOMMIT\n");
+    l.router.swap_plugins(Some(ps.clone()), v);
+    Ok(l)
+}
+
+fn fast() -> Limits {
+    Limits {
+        timeout_us: 2000,
+        disable_after: 5,
+        ..Limits::default()
+    }
+}
+
+const A: &str = "10.0.1.2";
+const B: &str = "192.0.2.9";
+
+#[test]
+fn a_plugin_match_decides_and_prints_back() {
+    let ps = plugins(&[("udp", wat(MATCH_UDP), fast())]).unwrap();
+    let rules = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin udp --args \"x y\" -j ACCEPT\n-A FORWARD -p tcp -m wasm ! --plugin udp -j ACCEPT\nCOMMIT\n";
+    let mut l = lab(&ps, rules).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l.send("lan0", &tcp(A, 1, B, 2, 2)).forwarded(), "negated match");
+    let saved = l.router.engine().save(false);
+    assert!(
+        saved.contains("-A FORWARD -m wasm --plugin udp --args \"x y\" -j ACCEPT"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("-A FORWARD -p tcp -m wasm ! --plugin udp -j ACCEPT"),
+        "{saved}"
+    );
+    assert_eq!(ps.get("udp").unwrap().stats.calls.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_plugin_target_sets_the_mark() {
+    let target = wat(r#"(func (export "rtrouter_target") (param i32 i32) (result i32)
+        (i32.store (i32.const 1052) (i32.const 0x77))
+        (i32.store (i32.const 1076) (i32.const 1))
+        i32.const 0)"#);
+    let ps = plugins(&[("marker", target, fast())]).unwrap();
+    let rules = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j WASM --plugin marker\n-A FORWARD -m mark --mark 0x77 -j ACCEPT\nCOMMIT\n";
+    let mut l = lab(&ps, rules).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    let verdicts = wat(r#"(func (export "rtrouter_target") (param i32 i32) (result i32) i32.const 2)"#);
+    let ps = plugins(&[("dropper", verdicts, fast())]).unwrap();
+    let mut l = lab(&ps, "*filter\n-A FORWARD -j WASM --plugin dropper\nCOMMIT\n").unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped());
+}
+
+#[test]
+fn hostile_modules_fail_alone_and_are_counted() {
+    for (name, body, kind) in [
+        (
+            "spin",
+            r#"(func (export "rtrouter_match") (param i32 i32) (result i32) (loop $l (br $l)) i32.const 1)"#,
+            "timeouts",
+        ),
+        (
+            "trap",
+            r#"(func (export "rtrouter_match") (param i32 i32) (result i32) unreachable)"#,
+            "traps",
+        ),
+        (
+            "bomb",
+            r#"(func (export "rtrouter_match") (param i32 i32) (result i32)
+                (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+                unreachable)"#,
+            "traps",
+        ),
+    ] {
+        let limits = Limits {
+            memory_bytes: 2 << 20,
+            ..fast()
+        };
+        let ps = plugins(&[(name, wat(body), limits)]).unwrap();
+        let rules = format!("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p udp -m wasm --plugin {name} -j ACCEPT\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n");
+        let mut l = lab(&ps, &rules).unwrap();
+        for _ in 0..8 {
+            // The failing match counts as no match (on_error = no-match): the UDP packet is dropped…
+            assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped(), "{name}");
+            // …and other traffic keeps flowing.
+            assert!(l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded(), "{name}");
+        }
+        let p = ps.get(name).unwrap();
+        let st = &p.stats;
+        let n = if kind == "timeouts" {
+            st.timeouts.load(Ordering::Relaxed)
+        } else {
+            st.traps.load(Ordering::Relaxed)
+        };
+        assert_eq!(n, 5, "{name}: {kind} counted until the plugin was disabled");
+        assert!(
+            p.disabled.load(Ordering::Relaxed),
+            "{name}: disabled after 5 consecutive failures"
+        );
+    }
+    // on_error = drop: a failing target drops the packet.
+    let ps = plugins(&[(
+        "trap",
+        wat(r#"(func (export "rtrouter_target") (param i32 i32) (result i32) unreachable)"#),
+        Limits {
+            on_error: OnError::Drop,
+            ..fast()
+        },
+    )])
+    .unwrap();
+    let mut l = lab(&ps, "*filter\n-A FORWARD -j WASM --plugin trap\nCOMMIT\n").unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped());
+}
+
+#[test]
+fn modules_that_break_the_rules_do_not_load() {
+    let refuse = |w: String| plugins(&[("bad", w, fast())]).unwrap_err();
+    let e = refuse(wat(MATCH_UDP).replacen("i32.const 1)", "i32.const 2)", 1));
+    assert!(e.contains("ABI version 2"), "{e}");
+    let e = refuse(wat(MATCH_UDP).replacen(
+        "(memory",
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (memory"#,
+        1,
+    ));
+    assert!(
+        e.contains("wasi_snapshot_preview1::fd_write") && e.contains("without WASI"),
+        "{e}"
+    );
+    let e = refuse(wat("").to_string());
+    assert!(e.contains("neither"), "{e}");
+    let e = refuse(wat(MATCH_UDP).replace("(result i32) i32.const 4096", "(result i32) i32.const 1000000"));
+    assert!(e.contains("outside its memory"), "{e}");
+    let e = refuse("(module)".into());
+    assert!(e.contains("does not export"), "{e}");
+    let e = plugins(&[("junk", "not wasm at all".into(), fast())]).unwrap_err();
+    assert!(e.contains("not a loadable wasm module"), "{e}");
+}
+
+#[test]
+fn rules_are_checked_against_the_plugins() {
+    // init refuses "nope" with a message in the buffer.
+    let picky = wat(r#"(data (i32.const 2048) "\0bbad args!!")
+        (func (export "rtrouter_match") (param i32 i32) (result i32) i32.const 1)"#)
+    .replace(
+        r#"(func (export "rtrouter_init") (param i32 i32) (result i32) i32.const 0)"#,
+        r#"(func (export "rtrouter_init") (param i32 i32) (result i32)
+            (if (result i32) (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 110))
+              (then (i32.store (i32.const 1024) (i32.const 11)) (memory.copy (i32.const 1028) (i32.const 2049) (i32.const 11)) (i32.const 1))
+              (else (i32.const 0))))"#,
+    );
+    let ps = plugins(&[("picky", picky, fast())]).unwrap();
+    let e = lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin picky --args nope -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("plugins.rules:2:") && e.contains("bad args!!"), "{e}");
+    assert!(lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin picky --args fine -j ACCEPT\nCOMMIT\n"
+    )
+    .is_ok());
+    let e = lab(&ps, "*filter\n-A FORWARD -m wasm --plugin nosuch -j ACCEPT\nCOMMIT\n").unwrap_err();
+    assert!(e.contains("no plugin `nosuch'"), "{e}");
+    let e = lab(&ps, "*filter\n-A FORWARD -j WASM --plugin picky\nCOMMIT\n").unwrap_err();
+    assert!(e.contains("has no target"), "{e}");
+    // Arguments longer than the plugin's buffer are refused, not cut.
+    let small = wat(MATCH_UDP).replace("(result i32) i32.const 4096", "(result i32) i32.const 128");
+    let ps = plugins(&[("small", small, fast())]).unwrap();
+    let huge = "x".repeat(4000);
+    let e = lab(
+        &ps,
+        &format!("*filter\n-A FORWARD -m wasm --plugin small --args {huge} -j ACCEPT\nCOMMIT\n"),
+    )
+    .unwrap_err();
+    assert!(e.contains("4000 bytes"), "{e}");
+}
+
+#[test]
+fn reload_swaps_plugins_between_packets_and_keeps_state() {
+    // A counter in the shared key-value store: each call adds one to key "n" and matches
+    // when it was odd before.
+    let counting = r#"(module
+  (import "rtrouter" "kv_get" (func $get (param i32 i32 i32 i32) (result i32)))
+  (import "rtrouter" "kv_set" (func $set (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "n")
+  (func (export "rtrouter_abi_version") (result i32) i32.const 1)
+  (func (export "rtrouter_buffer") (result i32) i32.const 1024)
+  (func (export "rtrouter_buffer_len") (result i32) i32.const 4096)
+  (func (export "rtrouter_init") (param i32 i32) (result i32) i32.const 0)
+  (func (export "rtrouter_match") (param i32 i32) (result i32) (local $v i32)
+    (i32.store (i32.const 16) (i32.const 0))
+    (drop (call $get (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 4)))
+    (local.set $v (i32.load (i32.const 16)))
+    (i32.store (i32.const 16) (i32.add (local.get $v) (i32.const 1)))
+    (drop (call $set (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 4)))
+    (i32.and (local.get $v) (i32.const 1))))"#;
+    let ps1 = plugins(&[("count", counting.into(), fast())]).unwrap();
+    let rules = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin count -j ACCEPT\nCOMMIT\n";
+    let mut l = lab(&ps1, rules).unwrap();
+    let got: Vec<bool> = (0..3).map(|_| l.send("lan0", &udp(A, 1, B, 2)).forwarded()).collect();
+    assert_eq!(got, [false, true, false]);
+    // Reload: a new generation, its store carried over, swapped in between two packets.
+    let m = compile(counting.as_bytes()).unwrap();
+    let ps2 = Arc::new(Plugins::from_modules(vec![("count".into(), m, fast())], &ps1.kvs()).unwrap());
+    let rs = restore(&Ruleset::default(), rules, "r", false).unwrap();
+    let v = validate(
+        &rs,
+        &Env {
+            ipsets: Default::default(),
+            plugins: Some(ps2.clone()),
+        },
+    )
+    .unwrap();
+    l.router.swap_plugins(Some(ps2.clone()), v);
+    assert!(
+        l.send("lan0", &udp(A, 1, B, 2)).forwarded(),
+        "the count went on from 3 (odd): the store survived"
+    );
+    assert_eq!(
+        ps2.get("count").unwrap().stats.calls.load(Ordering::Relaxed),
+        1,
+        "the new generation ran"
+    );
+    assert_eq!(
+        ps1.get("count").unwrap().stats.calls.load(Ordering::Relaxed),
+        3,
+        "the old one no longer does"
+    );
+}
+
+/// The example plugins, when built (`scripts/build-plugins.sh`; the test command builds them
+/// first and sets RTROUTER_REQUIRE_PLUGINS=1 so that a missing one fails instead of skipping).
+fn example(name: &str) -> Option<Arc<Plugins>> {
+    let path = rtrouter_tests::repo_root()
+        .join("plugins/target")
+        .join(format!("{name}.wasm"));
+    if !path.exists() {
+        assert!(
+            std::env::var_os("RTROUTER_REQUIRE_PLUGINS").is_none(),
+            "{} is missing: run scripts/build-plugins.sh",
+            path.display()
+        );
+        println!("SKIP: {} is not built (scripts/build-plugins.sh)", path.display());
+        return None;
+    }
+    let m = rtrouter::plugin::module_from_file(&path).unwrap();
+    Some(Arc::new(
+        Plugins::from_modules(vec![(name.replace('_', "-"), m, fast())], &Default::default()).unwrap(),
+    ))
+}
+
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut b = Vec::new();
+    rtrouter::packet::build::udp(
+        &mut b,
+        rtrouter::packet::build::Ip4::new(rtrouter_tests::ip(A), rtrouter_tests::ip("192.0.2.53"), 17),
+        5353,
+        53,
+        &q,
+    );
+    b
+}
+
+#[test]
+fn dns_qname_plugin() {
+    let Some(ps) = example("dns_qname") else { return };
+    let rules =
+        "*filter\n-A FORWARD -m wasm --plugin dns-qname --args \"example.com,ads.example.net\" -j REJECT\nCOMMIT\n";
+    let mut l = lab(&ps, rules).unwrap();
+    assert!(l.send("lan0", &dns_query("www.example.com")).outcome.rejected);
+    assert!(l.send("lan0", &dns_query("tracker.ads.example.net")).outcome.rejected);
+    assert!(l.send("lan0", &dns_query("badexample.com")).forwarded());
+    assert!(l.send("lan0", &dns_query("example.org")).forwarded());
+    let e = lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin dns-qname --args \"a..b\" -j DROP\nCOMMIT\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("bad domain suffix"), "{e}");
+}
