@@ -21,8 +21,13 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "example plugins: native unit tests, then wasm builds (tests below load them)"
+(cd plugins && cargo fmt --all -- --check && cargo clippy --all-targets -- -D warnings && cargo test)
+bash scripts/build-plugins.sh
+
 step "cargo test --workspace"
-cargo test --workspace
+# The plugin tests must not skip here: the plugins were just built.
+RTROUTER_REQUIRE_PLUGINS=1 cargo test --workspace
 
 step "benchmarks in test mode (each runs once, so they cannot rot)"
 cargo bench --workspace --benches -- --test

@@ -329,3 +329,215 @@ fn dns_qname_plugin() {
     .unwrap_err();
     assert!(e.contains("bad domain suffix"), "{e}");
 }
+
+fn tls_hello(host: &str) -> Vec<u8> {
+    let mut sn = Vec::new();
+    sn.extend_from_slice(&((host.len() + 3) as u16).to_be_bytes());
+    sn.push(0);
+    sn.extend_from_slice(&(host.len() as u16).to_be_bytes());
+    sn.extend_from_slice(host.as_bytes());
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&(sn.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&sn);
+    let mut hello = vec![3, 3];
+    hello.extend_from_slice(&[7; 32]);
+    hello.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    hello.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&hello);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    let mut b = Vec::new();
+    let ip = rtrouter::packet::build::Ip4::new(rtrouter_tests::ip(A), rtrouter_tests::ip(B), 6);
+    rtrouter::packet::build::tcp(
+        &mut b,
+        ip,
+        rtrouter::packet::build::TcpSeg {
+            sport: 40000,
+            dport: 443,
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+            window: 100,
+        },
+        &rec,
+    );
+    b
+}
+
+#[test]
+fn tls_sni_plugin() {
+    let Some(ps) = example("tls_sni") else { return };
+    let mut l = lab(&ps, "*filter\n-A FORWARD -p tcp --dport 443 -m wasm --plugin tls-sni --args \"example.com,*.example.org\" -j DROP\nCOMMIT\n").unwrap();
+    assert!(l.send("lan0", &tls_hello("example.com")).dropped());
+    assert!(l.send("lan0", &tls_hello("cdn.example.org")).dropped());
+    assert!(l.send("lan0", &tls_hello("example.net")).forwarded());
+    assert!(
+        l.send("lan0", &tcp(A, 40000, B, 443, 0x02)).forwarded(),
+        "a SYN carries no hello"
+    );
+}
+
+#[test]
+fn ratelimit_plugin_holds_across_worker_threads() {
+    let Some(ps) = example("ratelimit") else { return };
+    let l = lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin ratelimit --args \"rate=1/h,burst=50\" -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    // Four threads, 100 packets each, from one source, at one instant: exactly 50 pass.
+    let router = Arc::new(l.router);
+    let passed: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                let r = router.clone();
+                s.spawn(move || {
+                    let mut rng = rtrouter::eval::SplitMix(t);
+                    let mut reply = rtrouter::router::Reply::default();
+                    (0..100)
+                        .filter(|i| {
+                            let mut p = udp(A, 1000 + (t * 100 + i) as u16, B, 53);
+                            let meta = rtrouter::router::Meta {
+                                now: 5,
+                                ingress: rtrouter::router::Ingress::Iface(rtrouter::route::IfaceId(0)),
+                                mark: 0,
+                                ct: None,
+                            };
+                            matches!(
+                                r.process(meta, &mut p, &mut reply, &mut rng, &mut ()).disposition,
+                                rtrouter::router::Disposition::Forward(_)
+                            )
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(passed, 50, "the burst, no more, whatever thread ran each packet");
+    // Another source has its own bucket.
+    let mut l2 = lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin ratelimit --args \"rate=1/h,burst=50\" -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    assert!(l2.send("lan0", &udp("10.0.1.77", 1, B, 53)).forwarded());
+}
+
+#[test]
+fn dscp_target_plugin() {
+    let Some(ps) = example("dscp") else { return };
+    let mut l = lab(
+        &ps,
+        "*filter\n-A FORWARD -p udp -j WASM --plugin dscp --args ef\nCOMMIT\n",
+    )
+    .unwrap();
+    let s = l.send("lan0", &udp(A, 1, B, 2));
+    assert!(s.forwarded());
+    assert_eq!(s.pkt[1] >> 2, 46, "EF");
+    assert_eq!(
+        rtrouter_tests::independent_checksum_check(&s.pkt),
+        Ok(()),
+        "the host fixed the checksum"
+    );
+    assert!(
+        lab(&ps, "*filter\n-A FORWARD -j WASM --plugin dscp --args af99\nCOMMIT\n")
+            .unwrap_err()
+            .contains("unknown DSCP class")
+    );
+}
+
+#[test]
+fn c_plugin_speaks_the_same_abi() {
+    let Some(ps) = example("c_port_range") else { return };
+    let mut l = lab(
+        &ps,
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin c-port-range --args 1000-2000 -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 1500)).forwarded());
+    assert!(l.send("lan0", &tcp(A, 1, B, 2000, 2)).forwarded());
+    assert!(l.send("lan0", &udp(A, 1, B, 2001)).dropped());
+    let e = lab(
+        &ps,
+        "*filter\n-A FORWARD -m wasm --plugin c-port-range --args 5-1 -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("expected PORT or LOW-HIGH"), "{e}");
+}
+
+#[test]
+fn plugins_in_a_config_through_replay() {
+    let root = rtrouter_tests::repo_root();
+    if example("dns_qname").is_none() || example("tls_sni").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rtrouter-plugin-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = format!(
+        r#"[[interface]]
+name = "lan0"
+addresses = ["10.0.1.1/24"]
+[[interface]]
+name = "wan0"
+addresses = ["10.0.2.1/24"]
+[[route]]
+to = "0.0.0.0/0"
+dev = "wan0"
+[[plugin]]
+name = "dnsq"
+path = "{root}/plugins/target/dns_qname.wasm"
+[[plugin]]
+name = "sni"
+path = "{root}/plugins/target/tls_sni.wasm"
+on_error = "drop"
+[rules]
+inline = """
+*filter
+-A FORWARD -p udp --dport 53 -m wasm --plugin dnsq --args "ads.example.net" -j REJECT
+-A FORWARD -p tcp --dport 443 -m wasm --plugin sni --args "*.example.org" -j DROP
+COMMIT
+"""
+"#,
+        root = root.display()
+    );
+    std::fs::write(dir.join("router.toml"), cfg).unwrap();
+    let c = rtrouter::config::Config::load(&dir.join("router.toml")).unwrap();
+    let router = rtrouter::replay::router_from_config(&c).unwrap();
+    let mut w = rtrouter::pcap::Writer::new();
+    let q = |name: &str| {
+        let mut b = Vec::new();
+        let mut m = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        rtrouter::packet::build::udp(
+            &mut b,
+            rtrouter::packet::build::Ip4::new(rtrouter_tests::ip(A), rtrouter_tests::ip("192.0.2.53"), 17),
+            5353,
+            53,
+            &m,
+        );
+        b
+    };
+    w.packet("lan0", 1, &q("x.ads.example.net"));
+    w.packet("lan0", 2, &q("example.net"));
+    w.packet("lan0", 3, &tls_hello("a.example.org"));
+    w.packet("lan0", 4, &tls_hello("example.com"));
+    let r = rtrouter::replay::replay(&router, &w.finish(), None, 0).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let verdicts: Vec<&str> = r.records.iter().map(|x| x.verdict()).collect();
+    assert_eq!(verdicts, ["reject", "forward", "drop", "forward"]);
+    // Saving prints the plugin rules back the same.
+    let saved = router.engine().save(false);
+    assert!(
+        saved.contains("-m wasm --plugin dnsq --args \"ads.example.net\" -j REJECT"),
+        "{saved}"
+    );
+}

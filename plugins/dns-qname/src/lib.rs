@@ -23,7 +23,11 @@ impl Match for DnsQname {
         let mut suffixes = Vec::new();
         for s in args.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let s = s.trim_end_matches('.');
-            let labels: Vec<Vec<u8>> = s.split('.').rev().map(|l| l.to_ascii_lowercase().into_bytes()).collect();
+            let labels: Vec<Vec<u8>> = s
+                .split('.')
+                .rev()
+                .map(|l| l.to_ascii_lowercase().into_bytes())
+                .collect();
             if labels.iter().any(|l| l.is_empty() || l.len() > 63) || s.len() > 253 {
                 return Err(alloc::format!("bad domain suffix `{s}'"));
             }
@@ -56,14 +60,20 @@ impl Match for DnsQname {
             if len > 63 || n == MAX_LABELS {
                 return false;
             }
-            let Some(l) = msg.get(at + 1..at + 1 + usize::from(len)) else { return false };
+            let Some(l) = msg.get(at + 1..at + 1 + usize::from(len)) else {
+                return false;
+            };
             labels[n] = l;
             n += 1;
             at += 1 + usize::from(len);
         }
         let name = &labels[..n];
         self.suffixes.iter().any(|suf| {
-            suf.len() <= name.len() && suf.iter().zip(name.iter().rev()).all(|(want, got)| want.eq_ignore_ascii_case(got))
+            suf.len() <= name.len()
+                && suf
+                    .iter()
+                    .zip(name.iter().rev())
+                    .all(|(want, got)| want.eq_ignore_ascii_case(got))
         })
     }
 }
