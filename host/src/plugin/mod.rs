@@ -94,6 +94,8 @@ pub struct Plugin {
     pub disabled: AtomicBool,
     /// The `--args` of each rule bound to this plugin, by the plugin's own handle.
     rules: Mutex<Vec<String>>,
+    /// `rules.len()`, read on every call without the lock.
+    bound: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -106,11 +108,14 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
-/// A rule's binding: which plugin, and the handle the plugin knows it by.
-#[derive(Debug, Clone, Copy)]
-struct Binding {
-    plugin: usize,
-    local: u32,
+/// A rule's handle: the plugin's index in the high 16 bits, the plugin's own handle for the
+/// rule in the low 16.
+fn handle(plugin: usize, local: u32) -> u32 {
+    ((plugin as u32) << 16) | (local & 0xffff)
+}
+
+fn unhandle(h: u32) -> (usize, u32) {
+    ((h >> 16) as usize, h & 0xffff)
 }
 
 /// One generation of loaded plugins.
@@ -118,7 +123,6 @@ struct Binding {
 pub struct Plugins {
     id: u64,
     pub plugins: Vec<Plugin>,
-    bindings: Mutex<Vec<Binding>>,
 }
 
 /// A store's data: its limits and what the host functions need.
@@ -143,9 +147,15 @@ struct Worker {
     inited: usize,
 }
 
+/// One generation's instances on one thread, by plugin index.
+struct Slot {
+    generation: u64,
+    workers: Vec<Option<Worker>>,
+}
+
 thread_local! {
-    /// This thread's instances, by (generation, plugin index).
-    static WORKERS: RefCell<HashMap<(u64, usize), Worker>> = RefCell::new(HashMap::new());
+    /// This thread's instances; usually one generation, two while a reload is swapping.
+    static WORKERS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
 
 fn next_generation() -> u64 {
@@ -405,7 +415,6 @@ impl Plugins {
         Ok(Plugins {
             id: next_generation(),
             plugins,
-            bindings: Mutex::new(Vec::new()),
         })
     }
 
@@ -433,7 +442,6 @@ impl Plugins {
         Ok(Plugins {
             id: next_generation(),
             plugins,
-            bindings: Mutex::new(Vec::new()),
         })
     }
 
@@ -455,29 +463,43 @@ impl Plugins {
     ) -> Result<R, wasmtime::Error> {
         let p = &self.plugins[idx];
         WORKERS.with(|w| {
-            let mut map = w.borrow_mut();
-            // Forget instances of older generations on this thread.
-            if map.keys().any(|(g, _)| *g < self.id) {
-                map.retain(|(g, _), _| *g >= self.id);
-            }
-            let key = (self.id, idx);
-            let worker = match map.entry(key) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(p.instantiate()?),
-            };
-            let rules = crate::eval::state::lock(&p.rules).clone();
-            while worker.inited < rules.len() {
-                let h = worker.inited;
-                let code = worker.init_rule(h as i32, &rules[h], p.deadline_ticks)?;
-                if code != 0 {
-                    return Err(wasmtime::Error::msg(worker.message()));
+            let mut slots = w.borrow_mut();
+            let si = match slots.iter().position(|s| s.generation == self.id) {
+                Some(i) => i,
+                None => {
+                    // A new generation on this thread: forget instances of older ones.
+                    slots.retain(|s| s.generation > self.id);
+                    slots.push(Slot {
+                        generation: self.id,
+                        workers: Vec::new(),
+                    });
+                    slots.len() - 1
                 }
-                worker.inited += 1;
+            };
+            let workers = &mut slots[si].workers;
+            if workers.len() <= idx {
+                workers.resize_with(idx + 1, || None);
+            }
+            if workers[idx].is_none() {
+                workers[idx] = Some(p.instantiate()?);
+            }
+            let worker = workers[idx].as_mut().expect("just created");
+            // Rules bound after this instance was made (at load time) are initialised here.
+            if worker.inited < p.bound.load(Ordering::Acquire) {
+                let rules = crate::eval::state::lock(&p.rules).clone();
+                while worker.inited < rules.len() {
+                    let h = worker.inited;
+                    let code = worker.init_rule(h as i32, &rules[h], p.deadline_ticks)?;
+                    if code != 0 {
+                        return Err(wasmtime::Error::msg(worker.message()));
+                    }
+                    worker.inited += 1;
+                }
             }
             let r = f(worker, p);
             if r.is_err() {
                 // A trapped instance may be inconsistent: start afresh next time.
-                map.remove(&key);
+                workers[idx] = None;
             }
             r
         })
@@ -638,11 +660,20 @@ impl Plugin {
             consecutive: AtomicU32::new(0),
             disabled: AtomicBool::new(false),
             rules: Mutex::new(Vec::new()),
+            bound: std::sync::atomic::AtomicUsize::new(0),
         };
         // Instantiate once now: the ABI version, the buffer and the limits are checked before
         // any packet arrives.
         p.instantiate().map_err(|e| format!("does not instantiate: {e}"))?;
         Ok(p)
+    }
+
+    /// A call succeeded: the run of consecutive failures ends (written only when it changes,
+    /// so workers do not share a cache line on every call).
+    fn succeeded(&self) {
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
     }
 
     fn instantiate(&self) -> Result<Worker, wasmtime::Error> {
@@ -756,42 +787,45 @@ impl PluginBinder for Plugins {
         }
         let local = {
             let mut rules = crate::eval::state::lock(&p.rules);
+            if rules.len() > 0xffff {
+                return Err(format!("plugin `{name}' is used by too many rules (at most 65536)"));
+            }
             rules.push(args.to_string());
+            p.bound.store(rules.len(), Ordering::Release);
             (rules.len() - 1) as u32
         };
         // Let the plugin check the arguments now, so a bad rule is a load error.
         if let Err(e) = self.with_worker(idx, |_, _| Ok(())) {
-            crate::eval::state::lock(&p.rules).pop();
+            let mut rules = crate::eval::state::lock(&p.rules);
+            rules.pop();
+            p.bound.store(rules.len(), Ordering::Release);
+            drop(rules);
             return Err(format!("plugin `{name}' refused --args {:?}: {e}", args));
         }
-        let mut b = crate::eval::state::lock(&self.bindings);
-        b.push(Binding { plugin: idx, local });
-        Ok((b.len() - 1) as u32)
+        Ok(handle(idx, local))
     }
 }
 
 impl PluginHost for Plugins {
-    fn call_match(&self, handle: u32, pkt: &Pkt, cx: &Cx) -> bool {
-        let Some(b) = crate::eval::state::lock(&self.bindings).get(handle as usize).copied() else {
-            return false;
-        };
-        let p = &self.plugins[b.plugin];
+    fn call_match(&self, h: u32, pkt: &Pkt, cx: &Cx) -> bool {
+        let (pi, local) = unhandle(h);
+        let Some(p) = self.plugins.get(pi) else { return false };
         if p.disabled.load(Ordering::Relaxed) {
             return false;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let r = self.with_worker(b.plugin, |w, p| {
+        let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             let f = w
                 .f_match
                 .clone()
                 .ok_or_else(|| wasmtime::Error::msg("no match export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
-            f.call(&mut w.store, (b.local as i32, n as i32))
+            f.call(&mut w.store, (local as i32, n as i32))
         });
         match r {
             Ok(v) => {
-                p.consecutive.store(0, Ordering::Relaxed);
+                p.succeeded();
                 v != 0
             }
             Err(e) => {
@@ -801,9 +835,9 @@ impl PluginHost for Plugins {
         }
     }
 
-    fn call_target(&self, handle: u32, pkt: &mut Pkt, cx: &Cx) -> Option<Verdict> {
-        let b = crate::eval::state::lock(&self.bindings).get(handle as usize).copied()?;
-        let p = &self.plugins[b.plugin];
+    fn call_target(&self, h: u32, pkt: &mut Pkt, cx: &Cx) -> Option<Verdict> {
+        let (pi, local) = unhandle(h);
+        let p = self.plugins.get(pi)?;
         let fail = match p.on_error {
             OnError::Drop => Some(Verdict::Drop),
             OnError::NoMatch => None,
@@ -812,14 +846,14 @@ impl PluginHost for Plugins {
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let r = self.with_worker(b.plugin, |w, p| {
+        let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             let f = w
                 .f_target
                 .clone()
                 .ok_or_else(|| wasmtime::Error::msg("no target export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
-            let code = f.call(&mut w.store, (b.local as i32, n as i32))?;
+            let code = f.call(&mut w.store, (local as i32, n as i32))?;
             let d = w.memory.data(&w.store);
             let meta = &d[w.buf..w.buf + abi::META_LEN];
             let get32 = |at: usize| u32::from_le_bytes([meta[at], meta[at + 1], meta[at + 2], meta[at + 3]]);
@@ -840,7 +874,7 @@ impl PluginHost for Plugins {
         });
         match r {
             Ok((code, changed)) => {
-                p.consecutive.store(0, Ordering::Relaxed);
+                p.succeeded();
                 if changed && !revalidate(pkt) {
                     // The plugin broke the packet: it must not leave.
                     return Some(Verdict::Drop);
