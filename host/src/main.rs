@@ -203,7 +203,7 @@ fn addr_port(s: &str, default_port: u16) -> anyhow::Result<(IpAddr, u16)> {
 }
 
 fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
-    let (rules, cfg) = match load(&a.source) {
+    let (rules, cfg, plugins) = match load(&a.source) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -286,7 +286,8 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
         ttl: a.ttl,
         length: a.length,
     };
-    let outcomes = match trace::trace(&rules, &ipsets, &topo, &spec) {
+    let plugins = plugins.map(|p| p as std::sync::Arc<dyn rtrouter::eval::PluginHost>);
+    let outcomes = match trace::trace(&rules, &ipsets, &topo, &spec, plugins) {
         Ok(o) => o,
         Err(e) => anyhow::bail!(e),
     };
@@ -299,7 +300,13 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads what `src` names into a validated ruleset, plus the config when there is one.
-fn load(src: &Source) -> Result<(ValidRuleset, Option<Config>), Errors> {
+type Loaded = (
+    ValidRuleset,
+    Option<Config>,
+    Option<std::sync::Arc<rtrouter::plugin::Plugins>>,
+);
+
+fn load(src: &Source) -> Result<Loaded, Errors> {
     if let Some(sock) = &src.socket {
         return Err(Errors(vec![rtrouter::ruleset::Error {
             file: sock.display().to_string().into(),
@@ -311,8 +318,8 @@ fn load(src: &Source) -> Result<(ValidRuleset, Option<Config>), Errors> {
     }
     if let Some(path) = &src.config {
         let cfg = Config::load(path)?;
-        let (rs, _plugins) = rtrouter::plugin::load(&cfg, None)?;
-        return Ok((rs, Some(cfg)));
+        let (rs, plugins) = rtrouter::plugin::load(&cfg, None)?;
+        return Ok((rs, Some(cfg), plugins));
     }
     let path = src.rules.as_deref().unwrap_or(Path::new("-"));
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -325,7 +332,7 @@ fn load(src: &Source) -> Result<(ValidRuleset, Option<Config>), Errors> {
         }])
     })?;
     let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false)?;
-    Ok((validate(&rs, &Env::default())?, None))
+    Ok((validate(&rs, &Env::default())?, None, None))
 }
 
 fn summary(rs: &ValidRuleset) -> String {
@@ -350,7 +357,7 @@ fn summary(rs: &ValidRuleset) -> String {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Check(src)) => match load(&src) {
-            Ok((rs, cfg)) => {
+            Ok((rs, cfg, _)) => {
                 if let Some(cfg) = cfg {
                     println!(
                         "{}: ok ({} interfaces, {} routes, {} ipsets, {} plugins)",
@@ -432,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             control(&c, if counters { "save -c\n" } else { "save\n" })
         }
         Some(Command::Save { source, counters }) => match load(&source) {
-            Ok((rs, _)) => {
+            Ok((rs, _, _)) => {
                 print!("{}", rs.source.save(None, counters));
                 Ok(ExitCode::SUCCESS)
             }

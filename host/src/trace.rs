@@ -227,7 +227,14 @@ pub fn with_unknown_route(mut topo: Topology) -> Topology {
 }
 
 /// Traces `spec` through `rules` on `topo`; returns every distinct outcome.
-pub fn trace(rules: &ValidRuleset, ipsets: &IpSets, topo: &Topology, spec: &Spec) -> Result<Vec<Outcome>, String> {
+/// `plugins` are the ones `rules`' wasm rules were bound to.
+pub fn trace(
+    rules: &ValidRuleset,
+    ipsets: &IpSets,
+    topo: &Topology,
+    spec: &Spec,
+    plugins: Option<std::sync::Arc<dyn crate::eval::PluginHost>>,
+) -> Result<Vec<Outcome>, String> {
     let topo = with_unknown_route(topo.clone());
     let ingress = match &spec.from {
         None => Ingress::Local,
@@ -240,7 +247,8 @@ pub fn trace(rules: &ValidRuleset, ipsets: &IpSets, topo: &Topology, spec: &Spec
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut forced: Vec<bool> = Vec::new();
     for _ in 0..MAX_BRANCHES {
-        let router = Router::new(topo.clone(), rules.clone(), ipsets.clone(), u32::MAX);
+        let router = Router::new(topo.clone(), ValidRuleset::empty(), ipsets.clone(), u32::MAX);
+        router.swap_plugins(plugins.clone(), rules.clone());
         let mut buf = pkt.clone();
         let h = crate::packet::parse(&buf).map_err(|r| format!("built packet does not parse: {}", r.name()))?;
         let ct = match spec.ctstate {

@@ -77,6 +77,8 @@ pub struct Spec<'a> {
     pub router_creates_netns: bool,
     /// Serve metrics on 10.0.1.1:9100.
     pub metrics: bool,
+    /// More TOML appended to the config (e.g. `[[plugin]]` tables).
+    pub extra: &'a str,
 }
 
 impl Net {
@@ -140,7 +142,9 @@ socket = "control.sock"
 {metrics}
 [log]
 level = "info"
+{more}
 "#,
+            more = spec.extra,
             metrics = if spec.metrics {
                 "[metrics]\nlisten = \"10.0.1.1:9100\""
             } else {

@@ -319,3 +319,46 @@ fn metrics_endpoint_on_a_router_address() {
     assert!(body.contains("rtrouter_conntrack_entries "), "{body}");
     assert!(body.contains("rtrouter_drops_total{reason=\"filtered\"}"), "{body}");
 }
+
+#[test]
+fn plugin_rules_reload_over_the_control_socket() {
+    let wasm = rtrouter_tests::repo_root().join("plugins/target/c_port_range.wasm");
+    if !wasm.exists() {
+        assert!(
+            std::env::var_os("RTROUTER_REQUIRE_PLUGINS").is_none(),
+            "{} missing: scripts/build-plugins.sh",
+            wasm.display()
+        );
+        println!("SKIP: {} is not built", wasm.display());
+        return;
+    }
+    let rules = |range: &str| {
+        format!("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A FORWARD -p tcp -m wasm --plugin ports --args {range} -j ACCEPT\nCOMMIT\n")
+    };
+    let extra = format!("[[plugin]]\nname = \"ports\"\npath = \"{}\"\n", wasm.display());
+    let first = rules("7000-7100");
+    let Some(net) = Net::start(Spec {
+        rules: &first,
+        extra: &extra,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    tcp_echo(&net, Side::Wan, addr("10.0.2.2:7050"), 2);
+    tcp_echo(&net, Side::Wan, addr("10.0.2.2:7200"), 2);
+    let mut kept = connect(&net, Side::Lan, "10.0.2.2:7050", Duration::from_secs(3)).expect("7050 is in range");
+    let e = connect(&net, Side::Lan, "10.0.2.2:7200", Duration::from_millis(800)).expect_err("7200 is not");
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+    // New plugin arguments in the rules file, then reload.
+    std::fs::write(net.dir.join("rules"), rules("7100-7300")).unwrap();
+    let answer = net.control("reload\n").expect("reload");
+    assert!(answer.contains("1 plugins and the ruleset reloaded"), "{answer}");
+    let mut s = connect(&net, Side::Lan, "10.0.2.2:7200", Duration::from_secs(3)).expect("7200 is in the new range");
+    assert!(ask(&mut s, "new").unwrap().ends_with("new"));
+    assert!(
+        ask(&mut kept, "still").unwrap().ends_with("still"),
+        "the established connection survived the reload"
+    );
+    let stats = net.control("stats\n").unwrap();
+    assert!(stats.contains("plugin ports: calls"), "{stats}");
+}

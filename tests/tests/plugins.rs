@@ -541,3 +541,47 @@ COMMIT
         "{saved}"
     );
 }
+
+#[test]
+fn trace_follows_plugin_rules() {
+    if example("c_port_range").is_none() {
+        return;
+    }
+    let root = rtrouter_tests::repo_root();
+    let dir = std::env::temp_dir().join(format!("rtrouter-plugin-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("router.toml"),
+        format!(
+            "[[interface]]\nname = \"lan0\"\naddresses = [\"10.0.1.1/24\"]\n[[plugin]]\nname = \"ports\"\npath = \"{}/plugins/target/c_port_range.wasm\"\n[rules]\ninline = \"\"\"\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin ports --args 1000-2000 -j ACCEPT\nCOMMIT\n\"\"\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let run = |dst: &str| -> serde_json::Value {
+        let o = std::process::Command::new(rtrouter_tests::netns::binary())
+            .args(["trace", "--config"])
+            .arg(dir.join("router.toml"))
+            .args([
+                "--from",
+                "lan0",
+                "--proto",
+                "udp",
+                "--src",
+                "10.0.1.2:5000",
+                "--dst",
+                dst,
+                "--json",
+            ])
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let hit = run("192.0.2.9:1500");
+    let miss = run("192.0.2.9:3000");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(hit["outcomes"][0]["verdict"], "accept", "{hit}");
+    assert_eq!(hit["outcomes"][0]["path"][0], "filter/FORWARD#1");
+    assert_eq!(miss["outcomes"][0]["verdict"], "drop", "{miss}");
+}

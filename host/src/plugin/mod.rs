@@ -17,7 +17,7 @@
 use crate::config::Config;
 use crate::eval::{Ct, CtState, Cx, Pkt, PluginHost, Verdict};
 use crate::packet;
-use crate::ruleset::{Errors, Hook, PluginBinder, ValidRuleset};
+use crate::ruleset::{Errors, PluginBinder, ValidRuleset};
 use rtrouter_sdk::abi;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -922,11 +922,6 @@ pub fn load(cfg: &Config, previous: Option<&Plugins>) -> Result<(ValidRuleset, O
     let plugins = Arc::new(Plugins::load(cfg, &kvs)?);
     let rules = cfg.ruleset_with(Some(plugins.clone()))?;
     Ok((rules, Some(plugins)))
-}
-
-/// `hook` as the ABI numbers it.
-pub fn hook_code(h: Hook) -> u32 {
-    h as u32
 }
 
 /// The module a `.wasm` or `.wat` file holds, compiled (for tests and tools).
