@@ -8,11 +8,13 @@
 
 pub mod config;
 pub mod conntrack;
+#[cfg(feature = "plugins")]
 pub mod dataplane;
 pub mod eval;
 pub mod nat;
 pub mod packet;
 pub mod pcap;
+#[cfg(feature = "plugins")]
 pub mod plugin;
 pub mod replay;
 pub mod route;

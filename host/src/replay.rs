@@ -7,7 +7,6 @@
 //! replies, ICMP errors) — is written to the output with NAT applied, on an interface named
 //! after where it went.
 
-use crate::config::Config;
 use crate::eval::{Ct, CtState, SplitMix};
 use crate::pcap::{self, Writer};
 use crate::route::IfaceId;
@@ -177,13 +176,15 @@ pub fn summary(r: &Replay) -> String {
 }
 
 /// Builds the router a config describes, as `run` and `replay` use it.
-pub fn router_from_config(cfg: &Config) -> Result<Router, crate::ruleset::Errors> {
+#[cfg(feature = "plugins")]
+pub fn router_from_config(cfg: &crate::config::Config) -> Result<Router, crate::ruleset::Errors> {
     router_and_plugins(cfg).map(|(r, _)| r)
 }
 
 /// As [`router_from_config`], also returning the loaded plugins.
+#[cfg(feature = "plugins")]
 pub fn router_and_plugins(
-    cfg: &Config,
+    cfg: &crate::config::Config,
 ) -> Result<(Router, Option<std::sync::Arc<crate::plugin::Plugins>>), crate::ruleset::Errors> {
     let (rules, plugins) = crate::plugin::load(cfg, None)?;
     let topo = crate::route::Topology::from_config(cfg);

@@ -67,6 +67,22 @@ pub struct Outcome {
     pub ct: Ct,
 }
 
+impl Outcome {
+    /// An outcome with `disposition` and nothing else decided yet.
+    fn new(disposition: Disposition) -> Self {
+        Outcome {
+            disposition,
+            route: None,
+            dnat: None,
+            snat: None,
+            masquerade: false,
+            rejected: false,
+            replied: false,
+            ct: Ct::Invalid,
+        }
+    }
+}
+
 /// The routing decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -175,16 +191,7 @@ impl Router {
 
     fn count_drop(&self, r: DropReason) -> Outcome {
         self.stats.drops[r.index()].fetch_add(1, Ordering::Relaxed);
-        Outcome {
-            disposition: Disposition::Drop(r),
-            route: None,
-            dnat: None,
-            snat: None,
-            masquerade: false,
-            rejected: false,
-            replied: false,
-            ct: Ct::Invalid,
-        }
+        Outcome::new(Disposition::Drop(r))
     }
 
     /// Runs one packet through the pipeline. `buf` holds the IP packet and is rewritten in
@@ -230,16 +237,7 @@ impl Router {
             ct_override: m.ct.is_some(),
             flow: Flow::none(),
             nat_fail: None,
-            out: Outcome {
-                disposition: Disposition::Local,
-                route: None,
-                dnat: None,
-                snat: None,
-                masquerade: false,
-                rejected: false,
-                replied: false,
-                ct: Ct::Invalid,
-            },
+            out: Outcome::new(Disposition::Local),
         };
         let mut disposition = if generated {
             run.local_out(&mut p, reply, false)
