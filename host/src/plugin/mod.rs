@@ -756,10 +756,10 @@ impl Worker {
             )));
         }
         let n = args.len();
-        let (buf, init) = (self.buf, self.init.clone());
+        let buf = self.buf;
         self.memory.data_mut(&mut self.store)[buf..buf + n].copy_from_slice(&args.as_bytes()[..n]);
         self.store.set_epoch_deadline(ticks);
-        init.call(&mut self.store, (handle, n as i32))
+        self.init.call(&mut self.store, (handle, n as i32))
     }
 
     /// The refusal message a failed `rtrouter_init` left in the buffer.
@@ -816,9 +816,11 @@ impl PluginHost for Plugins {
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
         let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
+            // Borrow the function and the store apart: cloning a `TypedFunc` per call costs
+            // more than the call (it clones and drops its registered type).
             let f = w
                 .f_match
-                .clone()
+                .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no match export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
             f.call(&mut w.store, (local as i32, n as i32))
@@ -850,7 +852,7 @@ impl PluginHost for Plugins {
             let n = Self::fill(w, p, pkt, cx);
             let f = w
                 .f_target
-                .clone()
+                .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no target export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
             let code = f.call(&mut w.store, (local as i32, n as i32))?;
