@@ -4,6 +4,7 @@
 
 use crate::abi::{META_LEN, META_OUT_FLAGS};
 use crate::{Match, Packet, PacketMut, Target};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
@@ -81,26 +82,25 @@ fn args(len: i32) -> Result<&'static str, i32> {
     core::str::from_utf8(&buffer()[..n]).map_err(|_| refuse("--args is not UTF-8"))
 }
 
-pub fn init_match<T: Match>(rules: &Rules<T>, handle: i32, args_len: i32) -> i32 {
+/// Builds a rule's value from its `--args` with `new` and stores it under `handle`; a refusal
+/// leaves its message in the buffer.
+fn init<T>(rules: &Rules<T>, handle: i32, args_len: i32, new: fn(&str) -> Result<T, String>) -> i32 {
     let a = match args(args_len) {
         Ok(a) => a,
         Err(e) => return e,
     };
-    match T::new(a) {
+    match new(a) {
         Ok(v) => store(rules, handle, v),
         Err(e) => refuse(&e),
     }
 }
 
+pub fn init_match<T: Match>(rules: &Rules<T>, handle: i32, args_len: i32) -> i32 {
+    init(rules, handle, args_len, T::new)
+}
+
 pub fn init_target<T: Target>(rules: &Rules<T>, handle: i32, args_len: i32) -> i32 {
-    let a = match args(args_len) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
-    match T::new(a) {
-        Ok(v) => store(rules, handle, v),
-        Err(e) => refuse(&e),
-    }
+    init(rules, handle, args_len, T::new)
 }
 
 fn rule<T>(rules: &Rules<T>, handle: i32) -> Option<&T> {

@@ -29,15 +29,7 @@ pub fn apply(
                     tcp_options: l.tcp_options,
                     ip_options: l.ip_options,
                 };
-                let line = format_line(
-                    &l.prefix,
-                    cx.topo.name(p.in_if),
-                    cx.topo.name(p.out_if),
-                    p.buf,
-                    &p.h,
-                    p.mark,
-                    flags,
-                );
+                let line = log_line(p, cx, &l.prefix, flags);
                 match l.level {
                     0..=3 => tracing::error!(target: "rtrouter::packet", "{line}"),
                     4 => tracing::warn!(target: "rtrouter::packet", "{line}"),
@@ -50,15 +42,7 @@ pub fn apply(
         }
         Target::Nflog(n) => {
             if cx.log.admit(cx.now) {
-                let line = format_line(
-                    &n.prefix,
-                    cx.topo.name(p.in_if),
-                    cx.topo.name(p.out_if),
-                    p.buf,
-                    &p.h,
-                    p.mark,
-                    LogFlags::default(),
-                );
+                let line = log_line(p, cx, &n.prefix, LogFlags::default());
                 tracing::info!(target: "rtrouter::packet", group = n.group, "{line}");
                 cx.obs.event(&|| format!("NFLOG group {}: {line}", n.group));
             }
@@ -139,6 +123,19 @@ pub fn apply(
 
 /// Records the translation a NAT target asks for. `fixed` is the address MASQUERADE or
 /// REDIRECT found (`Some(None)` when the interface has no IPv4 address).
+/// The kernel-style log line LOG and NFLOG write for `p`.
+fn log_line(p: &Pkt, cx: &Cx, prefix: &str, flags: LogFlags) -> String {
+    format_line(
+        prefix,
+        cx.topo.name(p.in_if),
+        cx.topo.name(p.out_if),
+        p.buf,
+        &p.h,
+        p.mark,
+        flags,
+    )
+}
+
 fn nat(
     p: &mut Pkt,
     cx: &mut Cx,
