@@ -2,38 +2,23 @@
 //! sizes. Run: `cargo bench -p rtrouter --bench pipeline`; figures are in the README.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rtrouter::config::Cidr;
 use rtrouter::eval::{Ct, CtInfo, SplitMix};
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
 use rtrouter::packet::parse;
-use rtrouter::route::{IfaceId, IfaceInfo, NextHop, Topology};
+use rtrouter::route::IfaceId;
 use rtrouter::router::{Disposition, Ingress, Meta, Reply, Router};
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::hint::black_box;
 use std::net::IpAddr;
 
+#[path = "../../tests/src/topology.rs"]
+mod topology;
+use topology::topology;
+
 fn router(rules: &str) -> Router {
-    let mut t = Topology::default();
-    t.add_iface(IfaceInfo {
-        name: "lan0".into(),
-        addrs: vec![Cidr::parse("10.0.1.1/24").unwrap()],
-        mtu: 1500,
-    });
-    let wan = t.add_iface(IfaceInfo {
-        name: "wan0".into(),
-        addrs: vec![Cidr::parse("10.0.2.1/24").unwrap()],
-        mtu: 1500,
-    });
-    t.routes.insert(
-        Cidr::parse("0.0.0.0/0").unwrap(),
-        NextHop {
-            iface: wan,
-            via: Some("10.0.2.2".parse().unwrap()),
-        },
-    );
     let rs = restore(&Ruleset::default(), rules, "bench", false).expect("rules");
     Router::new(
-        t,
+        topology(),
         validate(&rs, &Env::default()).expect("valid"),
         Default::default(),
         10,

@@ -2,15 +2,18 @@
 //! allocator watches `Router::process` forward, NAT, filter and reject packets.
 #![allow(unsafe_code)]
 
-use rtrouter::config::Cidr;
 use rtrouter::eval::SplitMix;
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
-use rtrouter::route::{IfaceId, IfaceInfo, NextHop, Topology};
+use rtrouter::route::IfaceId;
 use rtrouter::router::{Ingress, Meta, Reply, Router};
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[path = "../../tests/src/topology.rs"]
+mod topology;
+use topology::topology;
 
 struct Counting;
 
@@ -50,26 +53,13 @@ const RULES: &str = "*nat\n-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --t
 
 #[test]
 fn processing_packets_allocates_nothing_once_warm() {
-    let mut t = Topology::default();
-    t.add_iface(IfaceInfo {
-        name: "lan0".into(),
-        addrs: vec![Cidr::parse("10.0.1.1/24").unwrap()],
-        mtu: 1500,
-    });
-    let wan = t.add_iface(IfaceInfo {
-        name: "wan0".into(),
-        addrs: vec![Cidr::parse("10.0.2.1/24").unwrap()],
-        mtu: 1500,
-    });
-    t.routes.insert(
-        Cidr::parse("0.0.0.0/0").unwrap(),
-        NextHop {
-            iface: wan,
-            via: Some("10.0.2.2".parse().unwrap()),
-        },
-    );
     let rs = restore(&Ruleset::default(), RULES, "alloc", false).unwrap();
-    let router = Router::new(t, validate(&rs, &Env::default()).unwrap(), Default::default(), 10);
+    let router = Router::new(
+        topology(),
+        validate(&rs, &Env::default()).unwrap(),
+        Default::default(),
+        10,
+    );
 
     let mut packets = Vec::new();
     let mut b = Vec::new();

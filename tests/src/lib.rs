@@ -1,6 +1,9 @@
 //! Helpers shared by rtrouter's end-to-end tests.
 
 pub mod netns;
+mod topology;
+
+pub use topology::topology;
 
 use std::path::PathBuf;
 
@@ -27,11 +30,9 @@ pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
     }
 }
 
-use rtrouter::config::Cidr;
 use rtrouter::eval::state::IpSets;
 use rtrouter::eval::{Ct, SplitMix};
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
-use rtrouter::route::{IfaceInfo, NextHop, Topology};
 use rtrouter::router::{Disposition, Ingress, Meta, Outcome, Reply, Router};
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::net::Ipv4Addr;
@@ -65,28 +66,6 @@ impl Sent {
     pub fn local(&self) -> bool {
         matches!(self.outcome.disposition, Disposition::Local)
     }
-}
-
-pub fn topology() -> Topology {
-    let mut t = Topology::default();
-    t.add_iface(IfaceInfo {
-        name: "lan0".into(),
-        addrs: vec![Cidr::parse("10.0.1.1/24").unwrap()],
-        mtu: 1500,
-    });
-    let wan = t.add_iface(IfaceInfo {
-        name: "wan0".into(),
-        addrs: vec![Cidr::parse("10.0.2.1/24").unwrap()],
-        mtu: 1500,
-    });
-    t.routes.insert(
-        Cidr::parse("0.0.0.0/0").unwrap(),
-        NextHop {
-            iface: wan,
-            via: Some("10.0.2.2".parse().unwrap()),
-        },
-    );
-    t
 }
 
 impl Lab {
