@@ -11,9 +11,7 @@ use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::hint::black_box;
 use std::net::IpAddr;
 
-#[path = "../../tests/src/topology.rs"]
-mod topology;
-use topology::topology;
+use rtrouter::gen::topology;
 
 fn router(rules: &str) -> Router {
     let rs = restore(&Ruleset::default(), rules, "bench", false).expect("rules");

@@ -8,7 +8,8 @@
 
 use crate::ruleset::lex::tokenize;
 use crate::ruleset::restore::restore;
-use crate::ruleset::{validate, Env, Error, Errors, Ruleset, TableKind, ValidRuleset};
+use crate::ruleset::validate::validate_owned;
+use crate::ruleset::{Env, Error, Errors, Ruleset, TableKind, ValidRuleset};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -92,9 +93,20 @@ pub struct Config {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub engine: EngineSection,
     /// The file this was read from (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// `[engine]`: how rules are evaluated.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// `"compiled"` (default): the classifier; `"linear"`: rule after rule, the reference.
+    #[serde(default)]
+    pub kind: crate::eval::EngineKind,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -615,7 +627,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(Errors(errors));
         }
-        validate(&rs, &Env { plugins, ..self.env() })
+        validate_owned(rs, &Env { plugins, ..self.env() })
     }
 }
 
@@ -741,7 +753,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         // LANOUT is used before its own [[rules.chain]]: references resolve at validation.
         let v = r.unwrap();
-        let saved = v.source.save(None, false);
+        let saved = v.source().save(None, false);
         assert!(
             saved.contains(":FORWARD DROP") && saved.contains("-A FORWARD -j LANOUT\n-A LANOUT -i lan0 -j ACCEPT\n"),
             "{saved}"

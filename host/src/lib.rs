@@ -11,6 +11,7 @@ pub mod conntrack;
 #[cfg(feature = "plugins")]
 pub mod dataplane;
 pub mod eval;
+pub mod gen;
 pub mod nat;
 pub mod packet;
 pub mod pcap;

@@ -5,13 +5,19 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use rtrouter::config::{Cidr, Config};
 use rtrouter::eval::state::IpSets;
+use rtrouter::eval::EngineKind;
 use rtrouter::route::{IfaceInfo, NextHop, Topology};
 use rtrouter::ruleset::restore::restore;
-use rtrouter::ruleset::{validate, Env, Errors, Ruleset, ValidRuleset};
+use rtrouter::ruleset::validate::validate_owned;
+use rtrouter::ruleset::{Env, Errors, Ruleset, ValidRuleset};
 use rtrouter::trace::{self, CtSpec, Spec};
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[path = "cli/bench.rs"]
+mod bench;
 
 #[derive(Parser, Debug)]
 #[command(name = "rtrouter", version, about = "A userspace router with netfilter's semantics")]
@@ -135,6 +141,24 @@ enum Command {
         /// Print one JSON line per input packet.
         #[arg(long)]
         json: bool,
+        /// Overrides the config's `[engine] kind`.
+        #[arg(long, value_parser = parse_engine)]
+        engine: Option<EngineKind>,
+    },
+    /// What a ruleset costs: load and compile it, then time packets through the whole core.
+    Bench(Box<bench::BenchArgs>),
+    /// Print a generated ruleset (the benchmarks' workloads) in iptables-restore form.
+    Generate {
+        /// `kube-proxy` (N services, 3 endpoints each) or `acl` (N ClassBench-style 5-tuple rules).
+        kind: String,
+        /// How many services or rules.
+        size: usize,
+        /// Also write packets aimed at the ruleset, as `trace --packets` and `bench --packets`
+        /// read them (1024 of them).
+        #[arg(long)]
+        packets: Option<PathBuf>,
+        #[arg(long, default_value = "1")]
+        seed: u64,
     },
 }
 
@@ -144,16 +168,16 @@ struct TraceArgs {
     source: Source,
     /// Ingress interface, or `local` for a packet the router itself sends.
     #[arg(long)]
-    from: String,
+    from: Option<String>,
     /// tcp, udp, icmp, sctp or a protocol number.
     #[arg(long, default_value = "tcp")]
     proto: String,
     /// Source address, with :PORT for tcp/udp/sctp (default port 40000).
     #[arg(long)]
-    src: String,
+    src: Option<String>,
     /// Destination address, with :PORT for tcp/udp/sctp (default port 0).
     #[arg(long)]
-    dst: String,
+    dst: Option<String>,
     /// The router's own addresses (addrtype LOCAL, the routing decision); default: from the config.
     #[arg(long = "local-ip")]
     local_ip: Vec<IpAddr>,
@@ -183,6 +207,20 @@ struct TraceArgs {
     /// Print one JSON object instead of the human-readable trace.
     #[arg(long)]
     json: bool,
+    /// Many packets, one JSON object a line (`-` for stdin), keyed by this command's option
+    /// names (`from`, `src`, `dst`, `proto`, `sport`, `dport`, `ctstate`, `mark`,
+    /// `tcp_flags`, `icmp_type`, `ttl`, `length`); missing keys take the options' values.
+    /// Prints one `--json` object a line.
+    #[arg(long)]
+    packets: Option<PathBuf>,
+    /// `linear` (default: the walk, every rule tested is shown) or `compiled` (only the
+    /// rules the classifier tested are shown; outcomes are the same).
+    #[arg(long, default_value = "linear", value_parser = parse_engine)]
+    engine: EngineKind,
+}
+
+fn parse_engine(s: &str) -> Result<EngineKind, String> {
+    EngineKind::parse(s).ok_or_else(|| format!("`{s}': compiled or linear"))
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
@@ -202,21 +240,169 @@ fn addr_port(s: &str, default_port: u16) -> anyhow::Result<(IpAddr, u16)> {
     Ok((sa.ip(), sa.port()))
 }
 
-fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
-    let (rules, cfg, plugins) = match load(&a.source) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(1));
+/// One packet to trace, as text: from the command line, overlaid by a `--packets` line.
+#[derive(Debug, Clone, Default)]
+struct SpecText {
+    from: Option<String>,
+    proto: String,
+    src: Option<String>,
+    dst: Option<String>,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    ctstate: String,
+    mark: u32,
+    tcp_flags: String,
+    icmp_type: String,
+    ttl: u8,
+    length: Option<u16>,
+}
+
+impl SpecText {
+    fn from_args(a: &TraceArgs) -> SpecText {
+        SpecText {
+            from: a.from.clone(),
+            proto: a.proto.clone(),
+            src: a.src.clone(),
+            dst: a.dst.clone(),
+            sport: None,
+            dport: None,
+            ctstate: a.ctstate.clone(),
+            mark: a.mark,
+            tcp_flags: a.tcp_flags.clone(),
+            icmp_type: a.icmp_type.clone(),
+            ttl: a.ttl,
+            length: a.length,
         }
+    }
+
+    /// These values overlaid by the keys of one `--packets` line.
+    fn overlay(&self, line: &str) -> anyhow::Result<SpecText> {
+        let v: serde_json::Value = serde_json::from_str(line).context("not JSON")?;
+        let obj = v.as_object().context("not a JSON object")?;
+        let mut t = self.clone();
+        for (k, v) in obj {
+            let text = || -> anyhow::Result<String> {
+                match v {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    serde_json::Value::Number(n) => Ok(n.to_string()),
+                    _ => anyhow::bail!("`{k}': a string or a number"),
+                }
+            };
+            let num = |max: u64| -> anyhow::Result<u64> {
+                let s = text()?;
+                rtrouter::ruleset::value::parse_uint(&s, 0, max)
+                    .with_context(|| format!("`{k}': `{s}' is not a number up to {max}"))
+            };
+            match k.as_str() {
+                "from" => t.from = Some(text()?),
+                "src" => t.src = Some(text()?),
+                "dst" => t.dst = Some(text()?),
+                "proto" => t.proto = text()?,
+                "sport" => t.sport = Some(num(65535)? as u16),
+                "dport" => t.dport = Some(num(65535)? as u16),
+                "ctstate" => t.ctstate = text()?,
+                "mark" => t.mark = num(u32::MAX.into())? as u32,
+                "tcp_flags" => t.tcp_flags = text()?,
+                "icmp_type" => t.icmp_type = text()?,
+                "ttl" => t.ttl = num(255)? as u8,
+                "length" => t.length = Some(num(65535)? as u16),
+                _ => anyhow::bail!("unknown key `{k}'"),
+            }
+        }
+        Ok(t)
+    }
+
+    /// The packet, checked; `from` is returned as given (`local` or an interface name).
+    fn spec(&self) -> anyhow::Result<Spec> {
+        let from = self
+            .from
+            .as_deref()
+            .context("no `from' (give --from or a \"from\" key)")?;
+        let from = (from != "local").then(|| from.to_string());
+        let proto = rtrouter::ruleset::value::parse_protocol(&self.proto)
+            .with_context(|| format!("unknown protocol `{}'", self.proto))?;
+        let (src, sport) = addr_port(
+            self.src.as_deref().context("no `src' (give --src or a \"src\" key)")?,
+            40000,
+        )?;
+        let (dst, dport) = addr_port(
+            self.dst.as_deref().context("no `dst' (give --dst or a \"dst\" key)")?,
+            0,
+        )?;
+        let ctstate = CtSpec::parse(&self.ctstate).with_context(|| {
+            format!(
+                "ctstate `{}': NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED",
+                self.ctstate
+            )
+        })?;
+        let mut tcp_flags = 0u8;
+        if !self.tcp_flags.eq_ignore_ascii_case("NONE") {
+            for f in self.tcp_flags.split(',') {
+                tcp_flags |= match f.to_ascii_uppercase().as_str() {
+                    "FIN" => 0x01,
+                    "SYN" => 0x02,
+                    "RST" => 0x04,
+                    "PSH" => 0x08,
+                    "ACK" => 0x10,
+                    "URG" => 0x20,
+                    "ECE" => 0x40,
+                    "CWR" => 0x80,
+                    _ => anyhow::bail!("tcp flags: unknown flag `{f}'"),
+                };
+            }
+        }
+        let icmp = rtrouter::ruleset::matches::parse_icmp_type(&self.icmp_type)
+            .map(|(t, (c, _))| (t, c))
+            .with_context(|| format!("icmp type `{}': TYPE[/CODE]", self.icmp_type))?;
+        Ok(Spec {
+            from,
+            proto,
+            src,
+            sport: self.sport.unwrap_or(sport),
+            dst,
+            dport: self.dport.unwrap_or(dport),
+            ctstate,
+            mark: self.mark,
+            tcp_flags,
+            icmp,
+            ttl: self.ttl,
+            length: self.length,
+        })
+    }
+}
+
+/// The lines of `--packets FILE|-`, numbered from 1, blank ones left out.
+fn packet_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
-    let mut topo = cfg.as_ref().map(Topology::from_config).unwrap_or_default();
-    let ipsets = cfg.as_ref().map(IpSets::from_config).unwrap_or_default();
-    topo.route_localnet |= a.route_localnet;
-    for ip in &a.local_ip {
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect())
+}
+
+/// The topology `trace` and `bench` run on: the config's, with `--local-ip`, `--route` and
+/// every ingress interface the packets name added.
+fn trace_topology(
+    cfg: Option<&Config>,
+    local_ip: &[IpAddr],
+    routes: &[String],
+    route_localnet: bool,
+    specs: &[Spec],
+) -> anyhow::Result<Topology> {
+    let mut topo = cfg.map(Topology::from_config).unwrap_or_default();
+    topo.route_localnet |= route_localnet;
+    for ip in local_ip {
         topo.local.insert(*ip);
     }
-    for r in &a.route {
+    for r in routes {
         let (prefix, dev) = r
             .split_once('=')
             .with_context(|| format!("--route `{r}': expected PREFIX=IFACE"))?;
@@ -231,70 +417,77 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
         };
         topo.routes.insert(prefix, NextHop { iface: id, via: None });
     }
-    let from = if a.from == "local" {
-        None
-    } else {
-        if topo.iface_id(&a.from).is_none() {
-            topo.add_iface(IfaceInfo {
-                name: a.from.clone(),
-                addrs: vec![],
-                mtu: 1500,
-            });
-        }
-        Some(a.from.clone())
-    };
-    let proto = rtrouter::ruleset::value::parse_protocol(&a.proto)
-        .with_context(|| format!("unknown protocol `{}'", a.proto))?;
-    let (src, sport) = addr_port(&a.src, 40000)?;
-    let (dst, dport) = addr_port(&a.dst, 0)?;
-    let ctstate = CtSpec::parse(&a.ctstate).with_context(|| {
-        format!(
-            "--ctstate `{}': NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED",
-            a.ctstate
-        )
-    })?;
-    let mut tcp_flags = 0u8;
-    if !a.tcp_flags.eq_ignore_ascii_case("NONE") {
-        for f in a.tcp_flags.split(',') {
-            tcp_flags |= match f.to_ascii_uppercase().as_str() {
-                "FIN" => 0x01,
-                "SYN" => 0x02,
-                "RST" => 0x04,
-                "PSH" => 0x08,
-                "ACK" => 0x10,
-                "URG" => 0x20,
-                "ECE" => 0x40,
-                "CWR" => 0x80,
-                _ => anyhow::bail!("--tcp-flags: unknown flag `{f}'"),
-            };
+    for s in specs {
+        if let Some(from) = &s.from {
+            if topo.iface_id(from).is_none() {
+                topo.add_iface(IfaceInfo {
+                    name: from.clone(),
+                    addrs: vec![],
+                    mtu: 1500,
+                });
+            }
         }
     }
-    let icmp = rtrouter::ruleset::matches::parse_icmp_type(&a.icmp_type)
-        .map(|(t, (c, _))| (t, c))
-        .with_context(|| format!("--icmp-type `{}': TYPE[/CODE]", a.icmp_type))?;
-    let spec = Spec {
-        from,
-        proto,
-        src,
-        sport,
-        dst,
-        dport,
-        ctstate,
-        mark: a.mark,
-        tcp_flags,
-        icmp,
-        ttl: a.ttl,
-        length: a.length,
+    Ok(topo)
+}
+
+fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
+    let (rules, cfg, plugins) = match load(&a.source) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
     };
+    let ipsets = cfg.as_ref().map(IpSets::from_config).unwrap_or_default();
     let plugins = plugins.map(|p| p as std::sync::Arc<dyn rtrouter::eval::PluginHost>);
-    let outcomes = match trace::trace(&rules, &ipsets, &topo, &spec, plugins) {
-        Ok(o) => o,
-        Err(e) => anyhow::bail!(e),
+    let base = SpecText::from_args(&a);
+    let Some(path) = &a.packets else {
+        let spec = base.spec()?;
+        let topo = trace_topology(
+            cfg.as_ref(),
+            &a.local_ip,
+            &a.route,
+            a.route_localnet,
+            std::slice::from_ref(&spec),
+        )?;
+        let tracer = trace::Tracer::new(rules, &ipsets, &topo, plugins, a.engine);
+        let outcomes = tracer.trace(&spec).map_err(|e| anyhow::anyhow!(e))?;
+        if a.json {
+            println!("{}", trace::render_json(&outcomes));
+        } else {
+            print!("{}", trace::render_text(&outcomes));
+        }
+        return Ok(ExitCode::SUCCESS);
     };
-    if a.json {
-        println!("{}", trace::render_json(&outcomes));
-    } else {
-        print!("{}", trace::render_text(&outcomes));
+    let name = path.display().to_string();
+    let specs: Vec<(usize, anyhow::Result<Spec>)> = packet_lines(path)?
+        .into_iter()
+        .map(|(n, l)| (n, base.overlay(&l).and_then(|t| t.spec())))
+        .collect();
+    let good: Vec<Spec> = specs.iter().filter_map(|(_, s)| s.as_ref().ok().cloned()).collect();
+    let topo = trace_topology(cfg.as_ref(), &a.local_ip, &a.route, a.route_localnet, &good)?;
+    let tracer = trace::Tracer::new(rules, &ipsets, &topo, plugins, a.engine);
+    let mut failed = 0usize;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (n, spec) in specs {
+        match spec.and_then(|s| tracer.trace(&s).map_err(|e| anyhow::anyhow!(e))) {
+            Ok(o) => {
+                if writeln!(out, "{}", trace::render_json(&o)).is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let _ = out.flush();
+                eprintln!("{name}:{n}: {e:#}");
+            }
+        }
+    }
+    let _ = out.flush();
+    if failed > 0 {
+        eprintln!("{failed} line(s) of {name} had errors");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -332,7 +525,7 @@ fn load(src: &Source) -> Result<Loaded, Errors> {
         }])
     })?;
     let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false)?;
-    Ok((validate(&rs, &Env::default())?, None, None))
+    Ok((validate_owned(rs, &Env::default())?, None, None))
 }
 
 fn summary(rs: &ValidRuleset) -> String {
@@ -378,15 +571,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Some(Command::Trace(a)) => run_trace(*a),
+        Some(Command::Bench(a)) => bench::run(*a),
+        Some(Command::Generate {
+            kind,
+            size,
+            packets,
+            seed,
+        }) => bench::generate(&kind, size, packets.as_deref(), seed),
         Some(Command::Replay {
             config,
             pcap,
             out,
             from,
             json,
+            engine,
         }) => {
             let cfg = match Config::load(&config) {
-                Ok(c) => c,
+                Ok(mut c) => {
+                    if let Some(k) = engine {
+                        c.engine.kind = k;
+                    }
+                    c
+                }
                 Err(e) => {
                     eprintln!("{e}");
                     return Ok(ExitCode::from(1));
@@ -440,7 +646,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _, _)) => {
-                print!("{}", rs.source.save(None, counters));
+                print!("{}", rs.source().save(None, counters));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

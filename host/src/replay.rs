@@ -195,7 +195,8 @@ pub fn router_and_plugins(
         ipsets,
         cfg.log.packet_log_rate,
     )
-    .with_conntrack(crate::conntrack::Table::from_config(&cfg.conntrack));
+    .with_conntrack(crate::conntrack::Table::from_config(&cfg.conntrack))
+    .with_engine(cfg.engine.kind);
     r.swap_plugins(
         plugins
             .clone()

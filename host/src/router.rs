@@ -130,6 +130,7 @@ impl Stats {
 #[derive(Debug)]
 pub struct Router {
     engine: ArcSwap<Engine>,
+    kind: crate::eval::EngineKind,
     shared: Shared,
     plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
     pub topo: Topology,
@@ -139,11 +140,12 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(topo: Topology, rules: ValidRuleset, ipsets: IpSets, log_rate: u32) -> Router {
+    pub fn new(topo: Topology, rules: impl Into<Arc<ValidRuleset>>, ipsets: IpSets, log_rate: u32) -> Router {
         let shared = Shared::default();
         let engine = Engine::new(rules, &shared, Arc::new(ipsets));
         Router {
             engine: ArcSwap::from_pointee(engine),
+            kind: crate::eval::EngineKind::default(),
             shared,
             plugins: std::sync::Mutex::new(None),
             topo,
@@ -159,6 +161,19 @@ impl Router {
         self
     }
 
+    /// The same router evaluating rules with `kind`.
+    pub fn with_engine(mut self, kind: crate::eval::EngineKind) -> Router {
+        self.kind = kind;
+        let e = self.engine.load_full();
+        self.swap_rules(e.rules.clone());
+        self
+    }
+
+    /// How rules are evaluated.
+    pub fn engine_kind(&self) -> crate::eval::EngineKind {
+        self.kind
+    }
+
     /// The rules in use (a snapshot; a concurrent swap does not affect it).
     pub fn engine(&self) -> Arc<Engine> {
         self.engine.load_full()
@@ -166,11 +181,22 @@ impl Router {
 
     /// Replaces the rules atomically between packets; `recent` lists and nfacct counters carry
     /// over by name.
-    pub fn swap_rules(&self, rules: ValidRuleset) {
+    pub fn swap_rules(&self, rules: impl Into<Arc<ValidRuleset>>) {
         let ipsets = self.engine.load().ipsets.clone();
         let plugins = crate::eval::state::lock(&self.plugins).clone();
-        self.engine
-            .store(Arc::new(Engine::new(rules, &self.shared, ipsets).with_plugins(plugins)));
+        self.engine.store(Arc::new(
+            Engine::with_kind(rules, &self.shared, ipsets, self.kind).with_plugins(plugins),
+        ));
+    }
+
+    /// As [`Router::swap_rules`], with classifiers already compiled for `rules` (they must
+    /// have been built from the same ruleset, for this router's engine kind).
+    pub fn swap_compiled(&self, rules: impl Into<Arc<ValidRuleset>>, index: Arc<crate::eval::Index>) {
+        let ipsets = self.engine.load().ipsets.clone();
+        let plugins = crate::eval::state::lock(&self.plugins).clone();
+        self.engine.store(Arc::new(
+            Engine::with_index(rules, &self.shared, ipsets, self.kind, index).with_plugins(plugins),
+        ));
     }
 
     /// The plugins wasm rules call, if any.
@@ -180,7 +206,7 @@ impl Router {
 
     /// Sets the plugins wasm rules call (`rules` must have been validated against them) and
     /// swaps in `rules`, atomically between packets.
-    pub fn swap_plugins(&self, host: Option<Arc<dyn crate::eval::PluginHost>>, rules: ValidRuleset) {
+    pub fn swap_plugins(&self, host: Option<Arc<dyn crate::eval::PluginHost>>, rules: impl Into<Arc<ValidRuleset>>) {
         *crate::eval::state::lock(&self.plugins) = host;
         self.swap_rules(rules);
     }

@@ -9,7 +9,7 @@
 //! (`nth` counters, token buckets, `recent` lists) starts as it does on a new router.
 
 use crate::eval::state::IpSets;
-use crate::eval::{Chance, Ct, CtInfo, CtState, Observer};
+use crate::eval::{Chance, Ct, CtInfo, CtState, EngineKind, Index, Observer};
 use crate::packet::build::{self, Ip4, TcpSeg};
 use crate::packet::proto;
 use crate::route::{IfaceInfo, NextHop, Topology};
@@ -17,6 +17,7 @@ use crate::router::{Disposition, Ingress, Meta, Reply, Route, Router};
 use crate::ruleset::validate::ValidChain;
 use crate::ruleset::{Policy, TableKind, ValidRuleset};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The name of the stand-in interface a forwarded packet leaves through when no route is
 /// known.
@@ -227,7 +228,8 @@ pub fn with_unknown_route(mut topo: Topology) -> Topology {
 }
 
 /// Traces `spec` through `rules` on `topo`; returns every distinct outcome.
-/// `plugins` are the ones `rules`' wasm rules were bound to.
+/// `plugins` are the ones `rules`' wasm rules were bound to. The walk (the reference
+/// engine) runs, so the steps show every rule the packet was tested against.
 pub fn trace(
     rules: &ValidRuleset,
     ipsets: &IpSets,
@@ -235,20 +237,65 @@ pub fn trace(
     spec: &Spec,
     plugins: Option<std::sync::Arc<dyn crate::eval::PluginHost>>,
 ) -> Result<Vec<Outcome>, String> {
-    let topo = with_unknown_route(topo.clone());
-    let ingress = match &spec.from {
-        None => Ingress::Local,
-        Some(n) => Ingress::Iface(
-            topo.iface_id(n)
-                .ok_or_else(|| format!("no interface `{n}' (declare it in the config or with --route)"))?,
-        ),
-    };
+    Tracer::new(rules.clone(), ipsets, topo, plugins, EngineKind::Linear).trace(spec)
+}
+
+/// One loaded ruleset, compiled once, that many packets are traced through.
+#[derive(Debug)]
+pub struct Tracer {
+    rules: Arc<ValidRuleset>,
+    index: Arc<Index>,
+    kind: EngineKind,
+    ipsets: IpSets,
+    topo: Topology,
+    plugins: Option<Arc<dyn crate::eval::PluginHost>>,
+}
+
+impl Tracer {
+    /// With [`EngineKind::Compiled`] the steps show only the rules the classifier tested;
+    /// outcomes and paths are the walk's.
+    pub fn new(
+        rules: impl Into<Arc<ValidRuleset>>,
+        ipsets: &IpSets,
+        topo: &Topology,
+        plugins: Option<Arc<dyn crate::eval::PluginHost>>,
+        kind: EngineKind,
+    ) -> Tracer {
+        let rules = rules.into();
+        let index = Index::for_kind(&rules, kind);
+        Tracer {
+            rules,
+            index: Arc::new(index),
+            kind,
+            ipsets: ipsets.clone(),
+            topo: with_unknown_route(topo.clone()),
+            plugins,
+        }
+    }
+
+    /// Every distinct outcome of `spec`.
+    pub fn trace(&self, spec: &Spec) -> Result<Vec<Outcome>, String> {
+        let topo = &self.topo;
+        let ingress = match &spec.from {
+            None => Ingress::Local,
+            Some(n) => Ingress::Iface(
+                topo.iface_id(n)
+                    .ok_or_else(|| format!("no interface `{n}' (declare it in the config or with --route)"))?,
+            ),
+        };
+        branches(self, spec, ingress)
+    }
+}
+
+fn branches(tr: &Tracer, spec: &Spec, ingress: Ingress) -> Result<Vec<Outcome>, String> {
+    let topo = &tr.topo;
     let pkt = build_packet(spec)?;
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut forced: Vec<bool> = Vec::new();
     for _ in 0..MAX_BRANCHES {
-        let router = Router::new(topo.clone(), ValidRuleset::empty(), ipsets.clone(), u32::MAX);
-        router.swap_plugins(plugins.clone(), rules.clone());
+        let router = Router::new(topo.clone(), ValidRuleset::empty(), tr.ipsets.clone(), u32::MAX).with_engine(tr.kind);
+        router.swap_plugins(tr.plugins.clone(), ValidRuleset::empty());
+        router.swap_compiled(tr.rules.clone(), tr.index.clone());
         let mut buf = pkt.clone();
         let h = crate::packet::parse(&buf).map_err(|r| format!("built packet does not parse: {}", r.name()))?;
         let ct = match spec.ctstate {

@@ -11,9 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[path = "../../tests/src/topology.rs"]
-mod topology;
-use topology::topology;
+use rtrouter::gen::topology;
 
 struct Counting;
 
@@ -135,5 +133,67 @@ fn processing_packets_allocates_nothing_once_warm() {
         router.stats.replies.load(Ordering::Relaxed) > 1000,
         "and rejected with replies"
     );
+    assert_eq!(ALLOCS.load(Ordering::Relaxed), 0, "heap allocations on the packet path");
+}
+
+/// The compiled classifier's lookups allocate nothing either: kube-proxy's rules for 300
+/// services, every packet a new connection to a service (conntrack's state fixed to NEW, so
+/// KUBE-SERVICES is classified, an endpoint chosen and DNAT applied each time).
+#[test]
+fn classified_lookups_allocate_nothing() {
+    use rtrouter::eval::{Chance, Ct, CtInfo};
+    let rs = restore(&Ruleset::default(), &rtrouter::gen::kube_proxy(300), "alloc", false).unwrap();
+    let router = Router::new(
+        topology(),
+        validate(&rs, &Env::default()).unwrap(),
+        Default::default(),
+        10,
+    );
+    assert!(
+        router.engine().index().shape().0 >= 2,
+        "KUBE-SERVICES and KUBE-NODEPORTS are classified"
+    );
+    let mut rng = SplitMix(3);
+    let packets: Vec<(Vec<u8>, Ct)> = (0..64)
+        .map(|i| {
+            let p = rtrouter::gen::tcp_syn(
+                "10.0.1.2".parse().unwrap(),
+                40000 + i,
+                rtrouter::gen::service_ip(rng.below(300) as usize),
+                80,
+            );
+            let ct = Ct::Tracked(CtInfo::new_from(&rtrouter::packet::parse(&p).unwrap()));
+            (p, ct)
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(2048);
+    let mut reply = Reply {
+        buf: Vec::with_capacity(2048),
+        disposition: None,
+    };
+    let mut run = |n: usize, rng: &mut SplitMix| {
+        for i in 0..n {
+            let (p, ct) = &packets[i % packets.len()];
+            buf.clear();
+            buf.extend_from_slice(p);
+            let o = router.process(
+                Meta {
+                    now: i as u64 * 1000,
+                    ingress: Ingress::Iface(IfaceId(0)),
+                    mark: 0,
+                    ct: Some(*ct),
+                },
+                &mut buf,
+                &mut reply,
+                rng,
+                &mut (),
+            );
+            assert!(o.dnat.is_some(), "every packet is DNAT-ed to an endpoint");
+        }
+    };
+    run(100, &mut rng);
+    WATCHING.with(|w| w.set(true));
+    run(5_000, &mut rng);
+    WATCHING.with(|w| w.set(false));
     assert_eq!(ALLOCS.load(Ordering::Relaxed), 0, "heap allocations on the packet path");
 }

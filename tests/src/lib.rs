@@ -1,9 +1,7 @@
 //! Helpers shared by rtrouter's end-to-end tests.
 
 pub mod netns;
-mod topology;
-
-pub use topology::topology;
+pub use rtrouter::gen::topology;
 
 use std::path::PathBuf;
 

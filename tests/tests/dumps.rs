@@ -48,7 +48,7 @@ fn load(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false).map_err(|e| e.to_string())?;
     let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
-    Ok(v.source.save(None, false))
+    Ok(v.source().save(None, false))
 }
 
 #[test]

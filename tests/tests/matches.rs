@@ -383,8 +383,11 @@ fn nfacct_counts_and_matches() {
 }
 
 #[test]
-fn ipv6_packets_traverse_the_same_tables() {
-    // IPv6: protocol and port matches apply; IPv4 prefixes never match.
+fn ipv6_packets_do_not_meet_iptables_rules() {
+    // As netfilter: IPv4 packets traverse iptables' tables, IPv6 packets ip6tables' tables.
+    // rtrouter loads no ip6tables ruleset yet, so IPv6 packets meet empty built-in chains
+    // whose policy is ACCEPT, whatever the IPv4 rules say (no `! -s 10.0.0.0/8 -j DROP`
+    // dropping them, no IPv4 policy DROP either).
     let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
     v6.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
     v6.extend_from_slice(&"2001:db8:1::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
@@ -403,12 +406,49 @@ fn ipv6_packets_traverse_the_same_tables() {
         b"",
     );
     v6.extend_from_slice(&t[20..]);
-    let mut topo_lab = Lab::new(
-        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 443 -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n",
+    for rules in [
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 443 -j DROP\nCOMMIT\n",
+        "*filter\n-A INPUT ! -s 10.0.0.0/8 -j DROP\nCOMMIT\n",
+        "*filter\n-A INPUT -m iprange ! --src-range 10.0.0.1-10.0.0.9 -j DROP\nCOMMIT\n",
+    ] {
+        let mut l = Lab::new(rules);
+        l.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
+        assert!(l.send("lan0", &v6).local(), "{rules}");
+        assert_eq!(l.router.engine().rule_counters(0), (0, 0), "{rules}");
+    }
+    // The same IPv4 packet is dropped by each.
+    let mut l = Lab::new("*filter\n-A INPUT ! -s 192.168.0.0/16 -j DROP\nCOMMIT\n");
+    assert!(l.send("lan0", &tcp(A, 5, "10.0.1.1", 443, 2)).dropped());
+}
+
+#[test]
+fn reversed_udp_range_loads_and_matches_nothing() {
+    // libxt_udp (iptables 1.8.9) keeps `1024:1023`; the kernel's port_match never holds.
+    let mut l = Lab::new(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p udp -m udp --sport 1024:1023 -j ACCEPT\n-A INPUT -p udp -m udp ! --dport 9:8 -j REJECT\nCOMMIT\n",
     );
-    topo_lab.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
-    assert!(topo_lab.send("lan0", &v6).local(), "port match applies to IPv6");
-    let mut l = Lab::new("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n");
-    l.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
-    assert!(l.send("lan0", &v6).dropped(), "IPv4 prefixes do not match IPv6");
+    let saved = l.router.engine().save(false);
+    assert!(
+        saved.contains("-A INPUT -p udp -m udp --sport 1024:1023 -j ACCEPT"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("-A INPUT -p udp -m udp ! --dport 9:8 -j REJECT"),
+        "{saved}"
+    );
+    for sport in [1023, 1024, 5000] {
+        let s = l.send("lan0", &udp(A, sport, "10.0.1.1", 53));
+        assert!(
+            s.outcome.rejected,
+            "sport {sport}: the reversed range matched nothing, the negated one everything"
+        );
+    }
+    // libxt_tcp refuses it.
+    let rs = rtrouter::ruleset::restore::restore(
+        &Default::default(),
+        "*filter\n-A INPUT -p tcp -m tcp --sport 1024:1023\nCOMMIT\n",
+        "t",
+        false,
+    );
+    assert!(rs.is_err());
 }

@@ -70,7 +70,7 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
         Some("save") => Ok(r.engine().save(words.contains(&"-c"))),
         Some("restore") => {
             let eng = r.engine();
-            let next = restore(&eng.rules.source, body, "restore", false).map_err(|e| e.to_string())?;
+            let next = restore(&eng.rules.source(), body, "restore", false).map_err(|e| e.to_string())?;
             let plugins = r
                 .plugins()
                 .map(|h| h as std::sync::Arc<dyn crate::ruleset::PluginBinder>);

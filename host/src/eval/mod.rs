@@ -7,10 +7,18 @@
 //! its policy; ACCEPT ends the table, DROP and REJECT end the packet; NAT targets record the
 //! translation and accept; other targets change the packet or its metadata and continue.
 //!
-//! [`Engine::run`] is the one entry point. Today it walks the chains in order; the interface
-//! takes the whole table and hook so that a compiled classifier can replace the walk without
-//! touching callers.
+//! [`Engine::run`] is the one entry point. It walks a chain from rule to rule; with
+//! [`EngineKind::Compiled`] (the default) each step asks the chain's [`classify::ChainIndex`]
+//! for the next rule whose indexed tests can hold, so rules that cannot match are skipped
+//! without being tested. Everything else (the order of tests within a rule, side effects,
+//! counters, jumps, policies) is the same code for both kinds; [`EngineKind::Linear`] is the
+//! reference the compiled engine is tested against.
+//!
+//! Per IP family, as netfilter: these are the iptables (IPv4) tables. IPv6 packets traverse
+//! ip6tables' tables, which rtrouter does not load yet: they meet empty built-in chains whose
+//! policy is ACCEPT.
 
+pub mod classify;
 pub mod log;
 pub mod matches;
 pub mod state;
@@ -238,11 +246,91 @@ pub enum MatchState {
     Nfacct(Arc<Counter>),
 }
 
+/// How a chain finds its next matching rule (`[engine] kind` in router.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Rule after rule, as the kernel's `ipt_do_table`: the reference.
+    Linear,
+    /// The classifier of [`classify`]: per-packet cost that does not grow with the rules.
+    #[default]
+    Compiled,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Linear => "linear",
+            EngineKind::Compiled => "compiled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EngineKind> {
+        match s {
+            "linear" => Some(EngineKind::Linear),
+            "compiled" => Some(EngineKind::Compiled),
+            _ => None,
+        }
+    }
+}
+
+/// The classifiers of every chain of a ruleset, by table and chain; empty for the walk.
+#[derive(Debug, Default)]
+pub struct Index {
+    tables: [Vec<Option<classify::ChainIndex>>; 4],
+}
+
+impl Index {
+    /// Compiles every chain of `rules` that is long enough to gain from it.
+    pub fn build(rules: &ValidRuleset) -> Index {
+        let mut ix = Index::default();
+        for t in rules.tables.iter().flatten() {
+            ix.tables[t.kind.index()] = t.chains.iter().map(classify::ChainIndex::build).collect();
+        }
+        ix
+    }
+
+    /// What an engine of `kind` runs: the classifiers, or nothing for the walk.
+    pub fn for_kind(rules: &ValidRuleset, kind: EngineKind) -> Index {
+        match kind {
+            EngineKind::Linear => Index::default(),
+            EngineKind::Compiled => Index::build(rules),
+        }
+    }
+
+    fn chain(&self, t: TableKind, c: u32) -> Option<&classify::ChainIndex> {
+        self.tables[t.index()].get(c as usize).and_then(Option::as_ref)
+    }
+
+    /// Heap bytes of the classifiers.
+    pub fn heap_bytes(&self) -> usize {
+        self.tables
+            .iter()
+            .flatten()
+            .map(|c| std::mem::size_of::<Option<classify::ChainIndex>>() + c.as_ref().map_or(0, |c| c.heap_bytes()))
+            .sum()
+    }
+
+    /// How many chains are classified, and the most tables one lookup may probe.
+    pub fn shape(&self) -> (usize, usize) {
+        let cs = self.tables.iter().flatten().flatten();
+        (cs.clone().count(), cs.map(|c| c.table_count()).max().unwrap_or(0))
+    }
+}
+
 /// A validated ruleset with its runtime state: what the dataplane swaps atomically.
 #[derive(Debug)]
 pub struct Engine {
-    pub rules: ValidRuleset,
-    states: Vec<Box<[MatchState]>>,
+    /// Shared, so that building another engine for the same rules (a swap of the engine
+    /// kind or of plugins, each branch of a trace) does not copy them.
+    pub rules: Arc<ValidRuleset>,
+    kind: EngineKind,
+    index: Arc<Index>,
+    /// Runtime state of the matches of rules that have any (`limit`, `statistic nth`,
+    /// `recent`, `nfacct`): rule `id`'s matches have theirs at `states[state_at[id]..]`, one
+    /// per match; `u32::MAX` for a rule with none (most rules: they cost 4 bytes here).
+    states: Vec<MatchState>,
+    state_at: Vec<u32>,
     counters: Vec<Counter>,
     /// Policy counters per table and hook.
     policy: [[Counter; 5]; 4],
@@ -254,17 +342,51 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(rules: ValidRuleset, shared: &Shared, ipsets: Arc<IpSets>) -> Engine {
-        let mut states: Vec<Box<[MatchState]>> = Vec::with_capacity(rules.rule_count);
+    /// The default (compiled) engine for `rules`.
+    pub fn new(rules: impl Into<Arc<ValidRuleset>>, shared: &Shared, ipsets: Arc<IpSets>) -> Engine {
+        Self::with_kind(rules, shared, ipsets, EngineKind::default())
+    }
+
+    /// An engine of `kind` for `rules`, compiling its classifiers.
+    pub fn with_kind(
+        rules: impl Into<Arc<ValidRuleset>>,
+        shared: &Shared,
+        ipsets: Arc<IpSets>,
+        kind: EngineKind,
+    ) -> Engine {
+        let rules = rules.into();
+        let index = Index::for_kind(&rules, kind);
+        Self::with_index(rules, shared, ipsets, kind, Arc::new(index))
+    }
+
+    /// An engine reusing classifiers compiled for the same `rules` (the tracer builds one
+    /// router per branch of a random decision, and compiles once).
+    pub fn with_index(
+        rules: impl Into<Arc<ValidRuleset>>,
+        shared: &Shared,
+        ipsets: Arc<IpSets>,
+        kind: EngineKind,
+        index: Arc<Index>,
+    ) -> Engine {
+        let rules: Arc<ValidRuleset> = rules.into();
+        let mut states: Vec<MatchState> = Vec::new();
+        let mut state_at: Vec<u32> = Vec::with_capacity(rules.rule_count);
         let mut recent_keep = state::RECENT_STAMPS;
         for t in rules.tables.iter().flatten() {
             for c in &t.chains {
                 for r in &c.rules {
-                    let s: Vec<MatchState> = r
-                        .rule
-                        .matches
-                        .iter()
-                        .map(|m| match m {
+                    debug_assert_eq!(state_at.len(), r.id as usize);
+                    let stateful = r.rule.matches.iter().any(|m| {
+                        matches!(m, Match::Limit(_) | Match::Recent(_) | Match::Nfacct(_))
+                            || matches!(m, Match::Statistic(s) if matches!(s.mode, crate::ruleset::matches::StatisticMode::Nth { .. }))
+                    });
+                    if !stateful {
+                        state_at.push(u32::MAX);
+                        continue;
+                    }
+                    state_at.push(states.len() as u32);
+                    for m in &r.rule.matches {
+                        states.push(match m {
                             Match::Limit(l) => MatchState::Limit(Bucket::new(l)),
                             Match::Statistic(s) => match s.mode {
                                 crate::ruleset::matches::StatisticMode::Nth { every, packet } => {
@@ -279,17 +401,18 @@ impl Engine {
                             }
                             Match::Nfacct(n) => MatchState::Nfacct(shared.nfacct(n)),
                             _ => MatchState::None,
-                        })
-                        .collect();
-                    debug_assert_eq!(states.len(), r.id as usize);
-                    states.push(s.into_boxed_slice());
+                        });
+                    }
                 }
             }
         }
         let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
         Engine {
             rules,
+            kind,
+            index,
             states,
+            state_at,
             counters,
             policy: Default::default(),
             ipsets,
@@ -304,6 +427,15 @@ impl Engine {
         self
     }
 
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// The compiled classifiers (empty for the linear engine).
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
     /// Packets and bytes a rule has counted.
     pub fn rule_counters(&self, id: u32) -> (u64, u64) {
         self.counters.get(id as usize).map_or((0, 0), Counter::get)
@@ -316,7 +448,7 @@ impl Engine {
 
     /// The ruleset in iptables-save form, with live counters when `counters` is set.
     pub fn save(&self, counters: bool) -> String {
-        let mut src = self.rules.source.clone();
+        let mut src = self.rules.source();
         for t in src.tables.iter_mut().flatten() {
             for c in &mut t.chains {
                 if let Some(h) = Hook::from_chain_name(&c.name).filter(|_| c.policy.is_some()) {
@@ -336,6 +468,10 @@ impl Engine {
 
     /// Runs `table`'s chain for `cx.hook` over the packet. A table without that chain accepts.
     pub fn run(&self, table: TableKind, p: &mut Pkt, cx: &mut Cx) -> Verdict {
+        if !p.h.is_v4() {
+            // ip6tables' tables: empty built-in chains, policy ACCEPT.
+            return Verdict::Accept;
+        }
         let Some(t) = self.rules.table(table) else {
             return Verdict::Accept;
         };
@@ -348,6 +484,9 @@ impl Engine {
         let bytes = u64::from(p.h.total_len);
         loop {
             let c = t.chain(crate::ruleset::ChainId(chain));
+            if let Some(ix) = self.index.chain(table, chain) {
+                i = ix.next(i, p);
+            }
             let Some(r) = c.rules.get(i) else {
                 // Fell off the end of the chain.
                 if c.policy.is_none() && depth > 0 {
@@ -410,7 +549,12 @@ impl Engine {
         if !matches::base(&r.rule, p, cx.topo) {
             return false;
         }
-        let states = &self.states[r.id as usize];
+        const NONE: MatchState = MatchState::None;
+        let at = self.state_at[r.id as usize];
+        if at == u32::MAX {
+            return r.rule.matches.iter().all(|m| matches::matches(m, &NONE, p, cx, self));
+        }
+        let states = &self.states[at as usize..];
         r.rule
             .matches
             .iter()

@@ -894,8 +894,13 @@ fn port_option(p: &mut Ports, proto: &str, opt: &str, mut inv: bool, c: &mut Cur
     let name = format!("--{opt}");
     c.once(slot, &name)?;
     let v = c.value_inv(&name, &mut inv)?;
-    let r = Range16::parse(&v, Some(proto))
-        .map_or_else(|| c.err_value(format!("invalid port/service `{v}' specified")), Ok)?;
+    // libxt_udp keeps a reversed range (it then matches nothing); libxt_sctp refuses it.
+    let r = if proto == "udp" {
+        Range16::parse_reversible(&v, Some(proto))
+    } else {
+        Range16::parse(&v, Some(proto))
+    };
+    let r = r.map_or_else(|| c.err_value(format!("invalid port/service `{v}' specified")), Ok)?;
     *slot = Some(Neg::new(inv, r));
     Ok(true)
 }

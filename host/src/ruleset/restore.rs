@@ -10,7 +10,61 @@ use super::lex::{tokenize, Token};
 use super::rule::{parse_rule, Loc};
 use super::targets::Target;
 use super::{Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// A table being restored, with its chains by name. New user chains are appended and put in
+/// libiptc's order (by name, after the built-ins) at `COMMIT`, so that declaring N chains
+/// costs O(N log N), not O(N²).
+#[derive(Debug)]
+struct Open {
+    table: Table,
+    names: HashMap<String, usize>,
+}
+
+impl Open {
+    fn new(table: Table) -> Open {
+        let mut o = Open {
+            table,
+            names: HashMap::new(),
+        };
+        o.reindex();
+        o
+    }
+
+    fn reindex(&mut self) {
+        self.names = self
+            .table
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.names.get(name).copied()
+    }
+
+    fn add_user_chain(&mut self, name: &str, counters: (u64, u64)) -> usize {
+        let at = self.table.chains.len();
+        self.table.chains.push(super::Chain {
+            name: name.to_string(),
+            policy: None,
+            counters,
+            rules: Vec::new(),
+        });
+        self.names.insert(name.to_string(), at);
+        at
+    }
+
+    /// The table in libiptc's chain order.
+    fn finish(mut self) -> Table {
+        let builtins = self.table.chains.iter().take_while(|c| c.policy.is_some()).count();
+        self.table.chains[builtins..].sort_by(|a, b| a.name.cmp(&b.name));
+        self.table
+    }
+}
 
 /// The most errors collected from one input before giving up on it.
 const MAX_ERRORS: usize = 100;
@@ -21,7 +75,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
     let mut out = base.clone();
     let mut errors = Vec::new();
     // The table being built, with the line of its `*table`.
-    let mut open: Option<(Table, u32, bool)> = None;
+    let mut open: Option<(Open, u32, bool)> = None;
     let mut last_line = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = (i + 1) as u32;
@@ -53,7 +107,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
                 errors.push(err(
                     first.col,
                     &first.text,
-                    format!("table `{}' (line {l}) was not committed before this line", t.kind),
+                    format!("table `{}' (line {l}) was not committed before this line", t.table.kind),
                 ));
             }
             let Some(kind) = TableKind::from_name(name) else {
@@ -84,7 +138,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
                 }
                 t
             };
-            open = Some((table, line, true));
+            open = Some((Open::new(table), line, true));
             continue;
         }
         let Some((table, _, ok)) = open.as_mut() else {
@@ -96,11 +150,11 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
             continue;
         };
         if first.text == "COMMIT" {
-            if *ok {
-                let kind = table.kind;
-                out.tables[kind.index()] = Some(std::mem::replace(table, Table::new(kind)));
+            if let Some((t, _, true)) = open.take() {
+                let t = t.finish();
+                let kind = t.kind;
+                out.tables[kind.index()] = Some(t);
             }
-            open = None;
             continue;
         }
         let res = if let Some(decl) = first.text.strip_prefix(':') {
@@ -125,7 +179,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
             token: String::new(),
             msg: format!(
                 "COMMIT expected: table `{}' opened on line {l} was never committed",
-                t.kind
+                t.table.kind
             ),
         });
     }
@@ -139,7 +193,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
 type LineResult = Result<(), (usize, String)>;
 
 /// `:NAME POLICY [packets:bytes]`.
-fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
+fn declare_chain(open: &mut Open, name: &str, toks: &[Token]) -> LineResult {
     let policy = toks
         .get(1)
         .map(|t| t.text.as_str())
@@ -151,9 +205,9 @@ fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
     if toks.len() > 3 {
         return Err((3, "unexpected word after the chain's counters".into()));
     }
-    let builtin = Hook::from_chain_name(name).is_some_and(|h| table.kind.builtin_hooks().contains(&h));
+    let builtin = Hook::from_chain_name(name).is_some_and(|h| open.table.kind.builtin_hooks().contains(&h));
     if builtin {
-        let c = table.chain_mut(name).expect("built-in chains always exist");
+        let c = open.table.chain_mut(name).expect("built-in chains always exist");
         c.counters = counters;
         match policy {
             "ACCEPT" => c.policy = Some(Policy::Accept),
@@ -170,12 +224,15 @@ fn declare_chain(table: &mut Table, name: &str, toks: &[Token]) -> LineResult {
         ));
     }
     check_chain_name(name).map_err(|m| (0, m))?;
-    match table.chain_mut(name) {
+    match open.find(name) {
         Some(c) => {
+            let c = &mut open.table.chains[c];
             c.rules.clear();
             c.counters = counters;
         }
-        None => table.add_user_chain(name, counters),
+        None => {
+            open.add_user_chain(name, counters);
+        }
     }
     Ok(())
 }
@@ -201,7 +258,7 @@ pub fn check_chain_name(name: &str) -> Result<(), String> {
 
 /// One rule command line: `[p:b] -A CHAIN rule…`, `-I`, `-D`, `-R`, `-N`, `-X`, `-F`, `-Z`,
 /// `-P`, `-E`.
-fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> LineResult {
+fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineResult {
     let mut i = 0;
     let mut counters = None;
     if toks[0].text.starts_with('[') {
@@ -217,12 +274,9 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
     let need_chain = |j: usize| -> Result<&str, (usize, String)> {
         chain_arg(j).ok_or((cmd_idx, format!("{} needs a chain name", cmd.text)))
     };
-    let existing = |t: &Table, j: usize| -> Result<usize, (usize, String)> {
+    let existing = |o: &Open, j: usize| -> Result<usize, (usize, String)> {
         let name = need_chain(j)?;
-        t.chains
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or((j, format!("chain `{name}' does not exist")))
+        o.find(name).ok_or((j, format!("chain `{name}' does not exist")))
     };
     let loc = Loc {
         file: file.clone(),
@@ -248,27 +302,27 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
     let position = |j: usize| -> Option<usize> { chain_arg(j).and_then(|s| s.parse::<usize>().ok()) };
     match cmd.text.as_str() {
         "-A" | "--append" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             let rs = rules(i + 2)?;
-            table.chains[c].rules.extend(rs);
+            open.table.chains[c].rules.extend(rs);
         }
         "-I" | "--insert" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             let (at, start) = match position(i + 2) {
                 Some(n) => (n, i + 3),
                 None => (1, i + 2),
             };
-            let len = table.chains[c].rules.len();
+            let len = open.table.chains[c].rules.len();
             if at == 0 || at > len + 1 {
                 return Err((i + 2, format!("index of insertion too big (chain has {len} rules)")));
             }
             let rs = rules(start)?;
-            table.chains[c].rules.splice(at - 1..at - 1, rs);
+            open.table.chains[c].rules.splice(at - 1..at - 1, rs);
         }
         "-R" | "--replace" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             let n = position(i + 2).ok_or((i + 2, "-R needs a rule number".to_string()))?;
-            let len = table.chains[c].rules.len();
+            let len = open.table.chains[c].rules.len();
             if n == 0 || n > len {
                 return Err((i + 2, format!("index of replacement too big (chain has {len} rules)")));
             }
@@ -276,25 +330,25 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             if rs.len() != 1 {
                 return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
-            table.chains[c].rules[n - 1] = rs.remove(0);
+            open.table.chains[c].rules[n - 1] = rs.remove(0);
         }
         "-D" | "--delete" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             if let Some(n) = position(i + 2) {
                 no_more(i + 3)?;
-                let len = table.chains[c].rules.len();
+                let len = open.table.chains[c].rules.len();
                 if n == 0 || n > len {
                     return Err((i + 2, format!("index of deletion too big (chain has {len} rules)")));
                 }
-                table.chains[c].rules.remove(n - 1);
+                open.table.chains[c].rules.remove(n - 1);
             } else {
                 for r in rules(i + 2)? {
-                    let pos = table.chains[c].rules.iter().position(|x| *x == r);
+                    let pos = open.table.chains[c].rules.iter().position(|x| *x == r);
                     let pos = pos.ok_or((
                         i + 2,
                         "bad rule (does a matching rule exist in that chain?)".to_string(),
                     ))?;
-                    table.chains[c].rules.remove(pos);
+                    open.table.chains[c].rules.remove(pos);
                 }
             }
         }
@@ -302,56 +356,65 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             let name = need_chain(i + 1)?;
             no_more(i + 2)?;
             check_chain_name(name).map_err(|m| (i + 1, m))?;
-            if table.chain(name).is_some() {
+            if open.find(name).is_some() {
                 return Err((i + 1, format!("chain `{name}' already exists")));
             }
-            table.add_user_chain(name, (0, 0));
+            open.add_user_chain(name, (0, 0));
         }
         "-X" | "--delete-chain" => {
             no_more(i + 2)?;
             let victims: Vec<usize> = match chain_arg(i + 1) {
                 Some(_) => {
-                    let c = existing(table, i + 1)?;
-                    if table.chains[c].policy.is_some() {
+                    let c = existing(open, i + 1)?;
+                    if open.table.chains[c].policy.is_some() {
                         return Err((i + 1, "can't delete a built-in chain".into()));
                     }
                     vec![c]
                 }
-                None => (0..table.chains.len())
-                    .filter(|&c| table.chains[c].policy.is_none())
+                None => (0..open.table.chains.len())
+                    .filter(|&c| open.table.chains[c].policy.is_none())
                     .collect(),
             };
+            let mut victim = vec![false; open.table.chains.len()];
+            victims.iter().for_each(|&c| victim[c] = true);
+            // Jump targets of the chains that stay.
+            let kept_targets: std::collections::HashSet<&str> = open
+                .table
+                .chains
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !victim[*k])
+                .flat_map(|(_, ch)| ch.rules.iter())
+                .filter_map(|r| match &r.target {
+                    Target::Jump(t) | Target::Goto(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect();
             for &c in &victims {
-                let name = &table.chains[c].name;
-                if !table.chains[c].rules.is_empty() && victims.len() == 1 {
+                let name = &open.table.chains[c].name;
+                if !open.table.chains[c].rules.is_empty() && victims.len() == 1 {
                     return Err((i + 1, format!("chain `{name}' is not empty: flush it first")));
                 }
-                let referenced = table.chains.iter().enumerate().any(|(k, ch)| {
-                    !victims.contains(&k)
-                        && ch
-                            .rules
-                            .iter()
-                            .any(|r| matches!(&r.target, Target::Jump(t) | Target::Goto(t) if t == name))
-                });
-                if referenced {
+                if kept_targets.contains(name.as_str()) {
                     return Err((i + 1, format!("chain `{name}' is still referenced by a rule")));
                 }
             }
             let mut k = 0;
-            table.chains.retain(|_| {
+            open.table.chains.retain(|_| {
                 k += 1;
-                !victims.contains(&(k - 1))
+                !victim[k - 1]
             });
+            open.reindex();
         }
         "-F" | "--flush" | "-Z" | "--zero" => {
             no_more(i + 2)?;
             let flush = cmd.text.starts_with("-F") || cmd.text == "--flush";
             let which: Vec<usize> = match chain_arg(i + 1) {
-                Some(_) => vec![existing(table, i + 1)?],
-                None => (0..table.chains.len()).collect(),
+                Some(_) => vec![existing(open, i + 1)?],
+                None => (0..open.table.chains.len()).collect(),
             };
             for c in which {
-                let ch = &mut table.chains[c];
+                let ch = &mut open.table.chains[c];
                 if flush {
                     ch.rules.clear();
                 } else {
@@ -361,34 +424,34 @@ fn command(table: &mut Table, toks: &[Token], file: &Arc<str>, line: u32) -> Lin
             }
         }
         "-P" | "--policy" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             no_more(i + 3)?;
-            if table.chains[c].policy.is_none() {
+            if open.table.chains[c].policy.is_none() {
                 return Err((i + 1, "only built-in chains have a policy".into()));
             }
-            table.chains[c].policy = Some(match chain_arg(i + 2) {
+            open.table.chains[c].policy = Some(match chain_arg(i + 2) {
                 Some("ACCEPT") => Policy::Accept,
                 Some("DROP") => Policy::Drop,
                 _ => return Err((i + 2, "bad policy (expected ACCEPT or DROP)".into())),
             });
         }
         "-E" | "--rename-chain" => {
-            let c = existing(table, i + 1)?;
+            let c = existing(open, i + 1)?;
             let new = chain_arg(i + 2).ok_or((i + 1, "-E needs the old and the new name".to_string()))?;
             no_more(i + 3)?;
-            if table.chains[c].policy.is_some() {
+            if open.table.chains[c].policy.is_some() {
                 return Err((i + 1, "can't rename a built-in chain".into()));
             }
             check_chain_name(new).map_err(|m| (i + 2, m))?;
-            if table.chain(new).is_some() {
+            if open.find(new).is_some() {
                 return Err((i + 2, format!("chain `{new}' already exists")));
             }
-            let mut chain = table.chains.remove(c);
+            let mut chain = open.table.chains.remove(c);
             let old = std::mem::replace(&mut chain.name, new.to_string());
-            table.add_user_chain(new, chain.counters);
-            let at = table.chains.iter().position(|x| x.name == new).expect("just added");
-            table.chains[at].rules = chain.rules;
-            for r in table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+            open.reindex();
+            let at = open.add_user_chain(new, chain.counters);
+            open.table.chains[at].rules = chain.rules;
+            for r in open.table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
                 if let Target::Jump(t) | Target::Goto(t) = &mut r.target {
                     if *t == old {
                         *t = new.to_string();

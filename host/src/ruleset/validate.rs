@@ -60,6 +60,8 @@ pub struct ValidRule {
 pub struct ValidChain {
     pub name: String,
     pub policy: Option<Policy>,
+    /// The chain's `[packets:bytes]` as loaded.
+    pub counters: (u64, u64),
     pub rules: Vec<ValidRule>,
     /// The hooks this chain can be reached from.
     pub hooks: HookMask,
@@ -80,14 +82,35 @@ impl ValidTable {
 }
 
 /// A ruleset that passed validation. Immutable; shared behind an `Arc` and swapped whole.
+/// It keeps one copy of each rule: [`ValidRuleset::source`] rebuilds the source form.
 #[derive(Debug, Clone)]
 pub struct ValidRuleset {
     pub tables: [Option<ValidTable>; 4],
     pub rule_count: usize,
-    pub source: Ruleset,
 }
 
 impl ValidRuleset {
+    /// The source form this was validated from (chains in the same order, rules as loaded).
+    pub fn source(&self) -> Ruleset {
+        let mut rs = Ruleset::default();
+        for t in self.tables.iter().flatten() {
+            rs.tables[t.kind.index()] = Some(super::Table {
+                kind: t.kind,
+                chains: t
+                    .chains
+                    .iter()
+                    .map(|c| super::Chain {
+                        name: c.name.clone(),
+                        policy: c.policy,
+                        counters: c.counters,
+                        rules: c.rules.iter().map(|r| r.rule.clone()).collect(),
+                    })
+                    .collect(),
+            });
+        }
+        rs
+    }
+
     pub fn table(&self, k: TableKind) -> Option<&ValidTable> {
         self.tables[k.index()].as_ref()
     }
@@ -119,18 +142,26 @@ fn hook_names(mask: HookMask) -> String {
 
 /// Validates `rs` against `env`; returns every error found.
 pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
+    validate_owned(rs.clone(), env)
+}
+
+/// As [`validate`], taking the rules over instead of copying them (one copy of a large
+/// ruleset in memory, not two).
+pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
     let mut errors = Vec::new();
     let mut tables: [Option<super::validate::ValidTable>; 4] = Default::default();
     let mut next_id = 0u32;
-    for t in rs.tables.iter().flatten() {
+    for t in rs.tables.into_iter().flatten() {
         let n = t.chains.len();
+        let by_name: std::collections::HashMap<&str, usize> =
+            t.chains.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
         // Resolve jumps.
         let mut jumps: Vec<Vec<Option<ChainId>>> = Vec::with_capacity(n);
         for c in &t.chains {
             let mut js = Vec::with_capacity(c.rules.len());
             for r in &c.rules {
                 let j = match &r.target {
-                    Target::Jump(name) | Target::Goto(name) => match t.chains.iter().position(|x| &x.name == name) {
+                    Target::Jump(name) | Target::Goto(name) => match by_name.get(name.as_str()).copied() {
                         Some(k) if t.chains[k].policy.is_some() => {
                             errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
                             None
@@ -235,12 +266,14 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
         }
         // Per-rule checks: table, hooks, ipsets.
         let mut chains = Vec::with_capacity(n);
-        for (ci, c) in t.chains.iter().enumerate() {
+        let kind = t.kind;
+        for (ci, c) in t.chains.into_iter().enumerate() {
             let hm = hook_mask[ci];
             let mut rules = Vec::with_capacity(c.rules.len());
-            for (ri, r) in c.rules.iter().enumerate() {
+            for (ri, owned) in c.rules.into_iter().enumerate() {
+                let r = &owned;
                 if let Some(tab) = r.target.table() {
-                    if tab != t.kind {
+                    if tab != kind {
                         errors.push(err(
                             r,
                             true,
@@ -285,18 +318,22 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                         }
                     }
                 }
-                let mut rule = r.clone();
+                let mut rule = owned;
+                let mut bind_errors = Vec::new();
                 for m in &mut rule.matches {
                     if let Match::Wasm(w) = m {
                         if let Err(msg) = env.bind(w, false) {
-                            errors.push(err(r, false, &w.name, msg));
+                            bind_errors.push((false, w.name.clone(), msg));
                         }
                     }
                 }
                 if let Target::Wasm(w) = &mut rule.target {
                     if let Err(msg) = env.bind(w, true) {
-                        errors.push(err(r, true, &w.name, msg));
+                        bind_errors.push((true, w.name.clone(), msg));
                     }
+                }
+                for (at_target, token, msg) in bind_errors {
+                    errors.push(err(&rule, at_target, &token, msg));
                 }
                 rules.push(ValidRule {
                     rule,
@@ -306,8 +343,9 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                 next_id += 1;
             }
             chains.push(ValidChain {
-                name: c.name.clone(),
+                name: c.name,
                 policy: c.policy,
+                counters: c.counters,
                 rules,
                 hooks: hm,
             });
@@ -326,7 +364,6 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
         Ok(ValidRuleset {
             tables,
             rule_count: next_id as usize,
-            source: rs.clone(),
         })
     } else {
         Err(Errors(errors))

@@ -115,6 +115,12 @@ impl Range16 {
     /// `a`, `a:b`, `:b`, `a:` or `:` (missing ends are 0 and 65535); `a > b` is refused.
     /// `names` lets single values be service names (ports) or not (lengths).
     pub fn parse(s: &str, names: Option<&str>) -> Option<Self> {
+        Self::parse_reversible(s, names).filter(|r| r.lo <= r.hi)
+    }
+
+    /// As [`Range16::parse`], but `a > b` is kept: a range that contains nothing (libxt_udp
+    /// accepts `--sport 1024:1023`, and the kernel's `port_match` then never matches).
+    pub fn parse_reversible(s: &str, names: Option<&str>) -> Option<Self> {
         let one = |t: &str, dflt: u16| -> Option<u16> {
             if t.is_empty() {
                 return Some(dflt);
@@ -131,7 +137,7 @@ impl Range16 {
                 (v, v)
             }
         };
-        (lo <= hi).then_some(Range16 { lo, hi })
+        Some(Range16 { lo, hi })
     }
 }
 

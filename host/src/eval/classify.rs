@@ -1,0 +1,468 @@
+//! The compiled classifier: for one chain, "which rule at or after position `i` is the next
+//! one whose indexed tests hold for this packet", answered without testing every rule.
+//!
+//! # What may be skipped, and why the answer is exact
+//!
+//! The kernel tests a rule's IP part first (`ip_packet_match`: `-s -d -i -o -p -f`) and then
+//! its `-m` matches in the order written, stopping at the first that fails. Some matches have
+//! side effects when they are tested (`statistic`, `limit`, `recent`, `nfacct`, plugins). A
+//! rule may therefore be skipped only when a test that comes *before its first side effect*
+//! fails: then the walk would have stopped there without any effect. This module indexes only
+//! such tests (its [`Fields`]: source and destination prefix, protocol, the transport the
+//! `tcp`/`udp`/`sctp` match demands, and their port ranges, none negated). The engine still
+//! runs every test of a candidate rule in order, so side effects, counters, jumps and
+//! policies happen exactly as in the walk; a candidate whose other tests fail is passed over
+//! and the classifier asked again from the next position.
+//!
+//! # The structure
+//!
+//! Tuple space search with TupleMerge's relaxation (Daly, Liu, Torng: "TupleMerge: Fast
+//! Software Packet Processing for Online Packet Classification", 2019). Rules are grouped
+//! into tables, each with a mask over the fields (prefix lengths rounded down to a multiple of
+//! 8, protocol, transport, exact ports); a rule goes into the first table whose mask it
+//! covers and whose bucket for it holds fewer than [`COLLISION_LIMIT`] rules, else into a new
+//! table of its own shape. A lookup probes each table once with the packet's masked key and
+//! checks the few rules of the bucket; tables are sorted by their first rule so a lookup stops
+//! as soon as no remaining table can hold an earlier rule (Open vSwitch's priority sorting).
+//! Port ranges are checked on the candidates, not hashed. Rules with no indexable field share
+//! one table whose single bucket lists them in order.
+//!
+//! Chains shorter than [`MIN_RULES`] are not indexed: the walk is cheaper there.
+
+use super::Pkt;
+use crate::packet::L4;
+use crate::ruleset::matches::Match;
+use crate::ruleset::validate::ValidChain;
+use crate::ruleset::Rule;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// A bucket may hold this many rules before a rule that would land in it starts a new table.
+pub const COLLISION_LIMIT: usize = 8;
+
+/// Chains with fewer rules are walked.
+pub const MIN_RULES: usize = 6;
+
+/// Which transport a rule's port match demands (`-m tcp` needs a TCP header, and so on).
+const L4_ANY: u8 = 0;
+const L4_TCP: u8 = 1;
+const L4_UDP: u8 = 2;
+const L4_SCTP: u8 = 3;
+
+/// The fields of a packet the classifier reads, taken from its headers at each query (a
+/// non-terminal target may have changed them).
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    src: u32,
+    dst: u32,
+    proto: u8,
+    /// `L4_*`; `L4_ANY` when the packet carries no ports (not a first fragment, other protocol).
+    l4: u8,
+    sport: u16,
+    dport: u16,
+}
+
+impl Key {
+    /// `None` for packets the IPv4 tables never see.
+    fn of(p: &Pkt) -> Option<Key> {
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (p.h.src, p.h.dst) else {
+            return None;
+        };
+        let (l4, sport, dport) = match p.h.l4 {
+            L4::Tcp(t) => (L4_TCP, t.sport, t.dport),
+            L4::Udp { sport, dport } => (L4_UDP, sport, dport),
+            L4::Sctp { sport, dport } => (L4_SCTP, sport, dport),
+            L4::None | L4::Icmp(_) => (L4_ANY, 0, 0),
+        };
+        Some(Key {
+            src: u32::from(s),
+            dst: u32::from(d),
+            proto: p.h.proto,
+            l4,
+            sport,
+            dport,
+        })
+    }
+}
+
+/// The pure tests of a rule that precede its first side effect and that the classifier
+/// checks itself. Each holds for every packet when unconstrained (mask 0, full range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fields {
+    src: u32,
+    smask: u32,
+    dst: u32,
+    dmask: u32,
+    /// `Some` for a non-negated `-p`.
+    proto: Option<u8>,
+    l4: u8,
+    sport: (u16, u16),
+    dport: (u16, u16),
+}
+
+impl Fields {
+    const ANY: Fields = Fields {
+        src: 0,
+        smask: 0,
+        dst: 0,
+        dmask: 0,
+        proto: None,
+        l4: L4_ANY,
+        sport: (0, u16::MAX),
+        dport: (0, u16::MAX),
+    };
+
+    #[inline]
+    fn holds(&self, k: &Key) -> bool {
+        k.src & self.smask == self.src
+            && k.dst & self.dmask == self.dst
+            && self.proto.is_none_or(|p| p == k.proto)
+            && (self.l4 == L4_ANY
+                || (self.l4 == k.l4
+                    && self.sport.0 <= k.sport
+                    && k.sport <= self.sport.1
+                    && self.dport.0 <= k.dport
+                    && k.dport <= self.dport.1))
+    }
+
+    /// Narrows the port ranges by a port match; `false` if the rule can then match nothing.
+    fn ports(&mut self, l4: u8, sport: Option<(u16, u16)>, dport: Option<(u16, u16)>) -> bool {
+        if self.l4 != L4_ANY && self.l4 != l4 {
+            return false;
+        }
+        self.l4 = l4;
+        let meet = |a: (u16, u16), b: Option<(u16, u16)>| match b {
+            Some(b) => (a.0.max(b.0), a.1.min(b.1)),
+            None => a,
+        };
+        self.sport = meet(self.sport, sport);
+        self.dport = meet(self.dport, dport);
+        self.sport.0 <= self.sport.1 && self.dport.0 <= self.dport.1
+    }
+
+    /// The indexable tests of `r`, or `None` when they can hold for no packet at all (then
+    /// the walk never gets past them, and the rule is never a candidate).
+    fn of(r: &Rule) -> Option<Fields> {
+        let mut f = Fields::ANY;
+        let net = |n: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Ipv4Net>>| match n {
+            Some(n) if !n.inv => (u32::from(n.v.addr) & n.v.mask, n.v.mask),
+            _ => (0, 0),
+        };
+        (f.src, f.smask) = net(&r.src);
+        (f.dst, f.dmask) = net(&r.dst);
+        f.proto = r.proto.filter(|p| !p.inv).map(|p| p.v);
+        let range = |x: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>| match x {
+            Some(x) if !x.inv => Some((x.v.lo, x.v.hi)),
+            _ => None,
+        };
+        for m in &r.matches {
+            let ok = match m {
+                Match::Tcp(t) => f.ports(L4_TCP, range(&t.sport), range(&t.dport)),
+                Match::Udp(u) => f.ports(L4_UDP, range(&u.sport), range(&u.dport)),
+                Match::Sctp(u) => f.ports(L4_SCTP, range(&u.sport), range(&u.dport)),
+                // Pure tests the classifier leaves to the candidate check.
+                Match::Icmp(_)
+                | Match::Multiport(_)
+                | Match::Comment(_)
+                | Match::AddrType(_)
+                | Match::Conntrack(_)
+                | Match::State(_)
+                | Match::Mark(_)
+                | Match::ConnMark(_)
+                | Match::IpRange(_)
+                | Match::Length(_)
+                | Match::Ttl(_)
+                | Match::Set(_)
+                | Match::PktType(_) => true,
+                // Side effects: nothing after one may be used to skip the rule.
+                Match::Statistic(_) | Match::Limit(_) | Match::Recent(_) | Match::Nfacct(_) | Match::Wasm(_) => break,
+            };
+            if !ok {
+                return None;
+            }
+        }
+        // A transport match on a packet of another protocol fails; the kernel demands `-p`
+        // to agree, which validation leaves to the source, so check it here.
+        match (f.proto, f.l4) {
+            (Some(6), L4_TCP) | (Some(17), L4_UDP) | (Some(132), L4_SCTP) | (_, L4_ANY) | (None, _) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Which fields a table hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mask {
+    smask: u32,
+    dmask: u32,
+    proto: bool,
+    l4: bool,
+    sport: bool,
+    dport: bool,
+}
+
+/// The top `n` bits.
+fn prefix_mask(n: u32) -> u32 {
+    if n == 0 {
+        0
+    } else {
+        u32::MAX << (32 - n)
+    }
+}
+
+impl Mask {
+    /// The relaxed shape of a rule: prefixes shortened to a multiple of 8 bits (or kept as
+    /// they are with `exact`), every exact field used.
+    fn of(f: &Fields, exact: bool) -> Mask {
+        let relax = |m: u32| {
+            let n = m.leading_ones();
+            prefix_mask(if exact { n } else { n - n % 8 })
+        };
+        Mask {
+            smask: relax(f.smask),
+            dmask: relax(f.dmask),
+            proto: f.proto.is_some(),
+            l4: f.l4 != L4_ANY,
+            sport: f.l4 != L4_ANY && f.sport.0 == f.sport.1,
+            dport: f.l4 != L4_ANY && f.dport.0 == f.dport.1,
+        }
+    }
+
+    /// Whether a rule with fields `f` can live in a table with this mask: every field the
+    /// table hashes is fixed by the rule.
+    fn covers(&self, f: &Fields) -> bool {
+        f.smask & self.smask == self.smask
+            && f.dmask & self.dmask == self.dmask
+            && (!self.proto || f.proto.is_some())
+            && (!self.l4 || f.l4 != L4_ANY)
+            && (!self.sport || (f.l4 != L4_ANY && f.sport.0 == f.sport.1))
+            && (!self.dport || (f.l4 != L4_ANY && f.dport.0 == f.dport.1))
+    }
+
+    fn pack(&self, src: u32, dst: u32, proto: u8, l4: u8, sport: u16, dport: u16) -> u128 {
+        let p = if self.proto { proto } else { 0 };
+        let l = if self.l4 { l4 } else { 0 };
+        let s = if self.sport { sport } else { 0 };
+        let d = if self.dport { dport } else { 0 };
+        u128::from(src & self.smask)
+            | u128::from(dst & self.dmask) << 32
+            | u128::from(p) << 64
+            | u128::from(l) << 72
+            | u128::from(s) << 80
+            | u128::from(d) << 96
+    }
+
+    fn rule_key(&self, f: &Fields) -> u128 {
+        self.pack(f.src, f.dst, f.proto.unwrap_or(0), f.l4, f.sport.0, f.dport.0)
+    }
+
+    /// `None` when the packet cannot match any rule of this table (it has no ports and the
+    /// table's rules demand a transport).
+    #[inline]
+    fn packet_key(&self, k: &Key) -> Option<u128> {
+        if self.l4 && k.l4 == L4_ANY {
+            return None;
+        }
+        Some(self.pack(k.src, k.dst, k.proto, k.l4, k.sport, k.dport))
+    }
+}
+
+type Hasher = foldhash::fast::FixedState;
+
+/// One table of the tuple space.
+#[derive(Debug)]
+struct Table {
+    mask: Mask,
+    /// Masked key → range of `rules` (rule positions, ascending).
+    buckets: HashMap<u128, (u32, u32), Hasher>,
+    rules: Vec<u32>,
+    /// The lowest and highest rule position in the table.
+    first: u32,
+    last: u32,
+}
+
+/// The classifier of one chain.
+#[derive(Debug)]
+pub struct ChainIndex {
+    /// Sorted by `first`.
+    tables: Vec<Table>,
+    /// Per rule position: its indexed tests; `None` for rules that never match.
+    fields: Vec<Option<Fields>>,
+}
+
+impl ChainIndex {
+    /// The classifier for `chain`, or `None` when the chain is short enough to walk.
+    pub fn build(chain: &ValidChain) -> Option<ChainIndex> {
+        if chain.rules.len() < MIN_RULES {
+            return None;
+        }
+        let fields: Vec<Option<Fields>> = chain.rules.iter().map(|r| Fields::of(&r.rule)).collect();
+        // Build with Vec buckets, then flatten.
+        struct Building {
+            mask: Mask,
+            buckets: HashMap<u128, Vec<u32>, Hasher>,
+        }
+        let mut tables: Vec<Building> = Vec::new();
+        for (pos, f) in fields.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let pos = pos as u32;
+            let fits = tables.iter().position(|t| {
+                t.mask.covers(f)
+                    && t.buckets
+                        .get(&t.mask.rule_key(f))
+                        .is_none_or(|b| b.len() < COLLISION_LIMIT)
+            });
+            let ti = match fits {
+                Some(ti) => ti,
+                None => {
+                    // A table of the rule's relaxed shape; if that one is full for this key, a
+                    // table of its exact shape; if that is full too, it takes the collision.
+                    let relaxed = Mask::of(f, false);
+                    let exact = Mask::of(f, true);
+                    let find = |m: Mask| tables.iter().position(|t| t.mask == m);
+                    match (find(relaxed), find(exact)) {
+                        (None, _) => {
+                            tables.push(Building {
+                                mask: relaxed,
+                                buckets: HashMap::with_hasher(Hasher::default()),
+                            });
+                            tables.len() - 1
+                        }
+                        (Some(_), None) => {
+                            tables.push(Building {
+                                mask: exact,
+                                buckets: HashMap::with_hasher(Hasher::default()),
+                            });
+                            tables.len() - 1
+                        }
+                        (Some(_), Some(e)) => e,
+                    }
+                }
+            };
+            let t = &mut tables[ti];
+            t.buckets.entry(t.mask.rule_key(f)).or_default().push(pos);
+        }
+        let mut out: Vec<Table> = tables
+            .into_iter()
+            .map(|b| {
+                let mut rules = Vec::new();
+                let mut buckets = HashMap::with_capacity_and_hasher(b.buckets.len(), Hasher::default());
+                let (mut first, mut last) = (u32::MAX, 0);
+                for (k, v) in b.buckets {
+                    first = first.min(v[0]);
+                    last = last.max(v[v.len() - 1]);
+                    buckets.insert(k, (rules.len() as u32, v.len() as u32));
+                    rules.extend_from_slice(&v);
+                }
+                Table {
+                    mask: b.mask,
+                    buckets,
+                    rules,
+                    first,
+                    last,
+                }
+            })
+            .collect();
+        out.sort_by_key(|t| t.first);
+        Some(ChainIndex { tables: out, fields })
+    }
+
+    /// The first rule position at or after `start` whose indexed tests hold for `p`, or the
+    /// chain's length when there is none.
+    #[inline]
+    pub fn next(&self, start: usize, p: &Pkt) -> usize {
+        let n = self.fields.len();
+        let Some(k) = Key::of(p) else { return n };
+        let start = start as u32;
+        let mut best = n as u32;
+        for t in &self.tables {
+            if t.first >= best {
+                break;
+            }
+            if t.last < start {
+                continue;
+            }
+            let Some(key) = t.mask.packet_key(&k) else { continue };
+            let Some(&(off, len)) = t.buckets.get(&key) else {
+                continue;
+            };
+            let bucket = &t.rules[off as usize..(off + len) as usize];
+            let from = if bucket.len() > 8 {
+                bucket.partition_point(|&r| r < start)
+            } else {
+                0
+            };
+            for &r in &bucket[from..] {
+                if r >= best {
+                    break;
+                }
+                if r < start {
+                    continue;
+                }
+                if self.fields[r as usize].is_some_and(|f| f.holds(&k)) {
+                    best = r;
+                    break;
+                }
+            }
+        }
+        best as usize
+    }
+
+    /// Bytes this index occupies on the heap (approximately: hash tables by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(u128, (u32, u32))>() + 1;
+        self.fields.capacity() * std::mem::size_of::<Option<Fields>>()
+            + self
+                .tables
+                .iter()
+                .map(|t| std::mem::size_of::<Table>() + t.rules.capacity() * 4 + t.buckets.capacity() * entry)
+                .sum::<usize>()
+    }
+
+    /// How many tables a lookup may probe (for benchmarks and `bench`).
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(src: &str, dst: &str) -> Fields {
+        let n = |s: &str| crate::ruleset::value::Ipv4Net::parse(s).unwrap();
+        let (s, d) = (n(src), n(dst));
+        Fields {
+            src: u32::from(s.addr),
+            smask: s.mask,
+            dst: u32::from(d.addr),
+            dmask: d.mask,
+            ..Fields::ANY
+        }
+    }
+
+    #[test]
+    fn masks_relax_to_bytes_and_cover_finer_rules() {
+        let a = f("10.1.2.0/23", "0.0.0.0/0");
+        let m = Mask::of(&a, false);
+        assert_eq!(m.smask, 0xffff_0000);
+        assert!(m.covers(&a));
+        assert!(m.covers(&f("10.1.2.3/32", "1.2.3.4/32")));
+        assert!(!m.covers(&f("10.0.0.0/8", "0.0.0.0/0")));
+        assert_eq!(Mask::of(&a, true).smask, 0xffff_fe00);
+        // A non-contiguous mask counts by its leading ones.
+        let odd = f("10.0.0.1/255.0.255.255", "0.0.0.0/0");
+        assert_eq!(Mask::of(&odd, false).smask, 0xff00_0000);
+        assert!(Mask::of(&odd, false).covers(&odd));
+    }
+
+    #[test]
+    fn port_intersection_and_conflicts() {
+        let mut x = Fields::ANY;
+        assert!(x.ports(L4_TCP, None, Some((10, 20))));
+        assert!(x.ports(L4_TCP, None, Some((15, 30))));
+        assert_eq!(x.dport, (15, 20));
+        assert!(!x.clone().ports(L4_UDP, None, None));
+        assert!(!x.ports(L4_TCP, None, Some((25, 30))));
+    }
+}
