@@ -25,8 +25,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Criterion's test mode: `cargo bench -- --test`, or `cargo test --benches` (no `--bench`).
 fn test_mode() -> bool {
-    std::env::args().any(|a| a == "--test")
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
 }
 
 /// The sizes to run: `RTROUTER_BENCH_MAX=N` leaves out those above N (each group builds

@@ -31,7 +31,6 @@
 
 use super::Pkt;
 use crate::packet::L4;
-use crate::ruleset::matches::Match;
 use crate::ruleset::validate::ValidChain;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
@@ -45,9 +44,9 @@ pub const MIN_RULES: usize = 6;
 
 /// Which transport a rule's port match demands (`-m tcp` needs a TCP header, and so on).
 const L4_ANY: u8 = 0;
-const L4_TCP: u8 = 1;
-const L4_UDP: u8 = 2;
-const L4_SCTP: u8 = 3;
+pub(crate) const L4_TCP: u8 = 1;
+pub(crate) const L4_UDP: u8 = 2;
+pub(crate) const L4_SCTP: u8 = 3;
 
 /// The fields of a packet the classifier reads, taken from its headers at each query (a
 /// non-terminal target may have changed them).
@@ -88,7 +87,7 @@ impl Key {
 /// The pure tests of a rule that precede its first side effect and that the classifier
 /// checks itself. Each holds for every packet when unconstrained (mask 0, full range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fields {
+pub struct Fields {
     src: u32,
     smask: u32,
     dst: u32,
@@ -125,8 +124,23 @@ impl Fields {
                     && k.dport <= self.dport.1))
     }
 
-    /// Narrows the port ranges by a port match; `false` if the rule can then match nothing.
-    fn ports(&mut self, l4: u8, sport: Option<(u16, u16)>, dport: Option<(u16, u16)>) -> bool {
+    /// Narrows the fields by a transport match (`-m tcp`, `-m udp`, `-m sctp`): it demands
+    /// that transport, and its ports where they are not negated. `false` when the rule can
+    /// then match nothing.
+    pub(crate) fn ports(
+        &mut self,
+        l4: u8,
+        sport: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>,
+        dport: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>,
+    ) -> bool {
+        let range = |x: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>| match x {
+            Some(x) if !x.inv => Some((x.v.lo, x.v.hi)),
+            _ => None,
+        };
+        self.narrow(l4, range(sport), range(dport))
+    }
+
+    fn narrow(&mut self, l4: u8, sport: Option<(u16, u16)>, dport: Option<(u16, u16)>) -> bool {
         if self.l4 != L4_ANY && self.l4 != l4 {
             return false;
         }
@@ -151,33 +165,12 @@ impl Fields {
         (f.src, f.smask) = net(&r.src);
         (f.dst, f.dmask) = net(&r.dst);
         f.proto = r.proto.filter(|p| !p.inv).map(|p| p.v);
-        let range = |x: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>| match x {
-            Some(x) if !x.inv => Some((x.v.lo, x.v.hi)),
-            _ => None,
-        };
         for m in &r.matches {
-            let ok = match m {
-                Match::Tcp(t) => f.ports(L4_TCP, range(&t.sport), range(&t.dport)),
-                Match::Udp(u) => f.ports(L4_UDP, range(&u.sport), range(&u.dport)),
-                Match::Sctp(u) => f.ports(L4_SCTP, range(&u.sport), range(&u.dport)),
-                // Pure tests the classifier leaves to the candidate check.
-                Match::Icmp(_)
-                | Match::Multiport(_)
-                | Match::Comment(_)
-                | Match::AddrType(_)
-                | Match::Conntrack(_)
-                | Match::State(_)
-                | Match::Mark(_)
-                | Match::ConnMark(_)
-                | Match::IpRange(_)
-                | Match::Length(_)
-                | Match::Ttl(_)
-                | Match::Set(_)
-                | Match::PktType(_) => true,
-                // Side effects: nothing after one may be used to skip the rule.
-                Match::Statistic(_) | Match::Limit(_) | Match::Recent(_) | Match::Nfacct(_) | Match::Wasm(_) => break,
-            };
-            if !ok {
+            if m.side_effect() {
+                // Nothing after a side effect may be used to skip the rule.
+                break;
+            }
+            if !m.index(&mut f) {
                 return None;
             }
         }
@@ -459,10 +452,10 @@ mod tests {
     #[test]
     fn port_intersection_and_conflicts() {
         let mut x = Fields::ANY;
-        assert!(x.ports(L4_TCP, None, Some((10, 20))));
-        assert!(x.ports(L4_TCP, None, Some((15, 30))));
+        assert!(x.narrow(L4_TCP, None, Some((10, 20))));
+        assert!(x.narrow(L4_TCP, None, Some((15, 30))));
         assert_eq!(x.dport, (15, 20));
-        assert!(!x.clone().ports(L4_UDP, None, None));
-        assert!(!x.ports(L4_TCP, None, Some((25, 30))));
+        assert!(!x.clone().narrow(L4_UDP, None, None));
+        assert!(!x.narrow(L4_TCP, None, Some((25, 30))));
     }
 }

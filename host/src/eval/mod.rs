@@ -26,13 +26,12 @@ pub mod targets;
 
 use crate::packet::{Headers, L4};
 use crate::route::{IfaceId, Topology};
-use crate::ruleset::matches::Match;
+use crate::ruleset::matches::{Match, Test};
 use crate::ruleset::targets::{RejectWith, Target};
 use crate::ruleset::validate::{ValidChain, ValidRule, MAX_DEPTH};
 use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
-use state::{Bucket, Counter, IpSets, RecentList, Shared};
+use state::{Counter, IpSets, Shared};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 /// A connection's state as the conntrack and state matches see it.
@@ -236,16 +235,6 @@ pub trait PluginHost: crate::ruleset::PluginBinder {
     fn call_target(&self, handle: u32, p: &mut Pkt, cx: &Cx) -> Option<Verdict>;
 }
 
-/// Per-match runtime state, parallel to a rule's matches.
-#[derive(Debug)]
-pub enum MatchState {
-    None,
-    Limit(Bucket),
-    Nth(AtomicU32),
-    Recent(Arc<RecentList>),
-    Nfacct(Arc<Counter>),
-}
-
 /// How a chain finds its next matching rule (`[engine] kind` in router.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -326,11 +315,11 @@ pub struct Engine {
     pub rules: Arc<ValidRuleset>,
     kind: EngineKind,
     index: Arc<Index>,
-    /// Runtime state of the matches of rules that have any (`limit`, `statistic nth`,
-    /// `recent`, `nfacct`): rule `id`'s matches have theirs at `states[state_at[id]..]`, one
-    /// per match; `u32::MAX` for a rule with none (most rules: they cost 4 bytes here).
-    states: Vec<MatchState>,
-    state_at: Vec<u32>,
+    /// Every rule's `-m` matches, compiled against this generation (ipsets resolved, state
+    /// allocated), in order: rule `id`'s are `tests[test_at[id]..test_at[id + 1]]`.
+    /// `comment`, which every packet matches, compiles to nothing and is left out.
+    tests: Vec<Test>,
+    test_at: Vec<u32>,
     counters: Vec<Counter>,
     /// Policy counters per table and hook.
     policy: [[Counter; 5]; 4],
@@ -369,50 +358,38 @@ impl Engine {
         index: Arc<Index>,
     ) -> Engine {
         let rules: Arc<ValidRuleset> = rules.into();
-        let mut states: Vec<MatchState> = Vec::new();
-        let mut state_at: Vec<u32> = Vec::with_capacity(rules.rule_count);
+        let env = crate::ruleset::matches::CompileEnv {
+            shared,
+            ipsets: &ipsets,
+        };
+        let mut tests: Vec<Test> = Vec::new();
+        let mut test_at: Vec<u32> = Vec::with_capacity(rules.rule_count + 1);
         let mut recent_keep = state::RECENT_STAMPS;
         for t in rules.tables.iter().flatten() {
             for c in &t.chains {
                 for r in &c.rules {
-                    debug_assert_eq!(state_at.len(), r.id as usize);
-                    let stateful = r.rule.matches.iter().any(|m| {
-                        matches!(m, Match::Limit(_) | Match::Recent(_) | Match::Nfacct(_))
-                            || matches!(m, Match::Statistic(s) if matches!(s.mode, crate::ruleset::matches::StatisticMode::Nth { .. }))
-                    });
-                    if !stateful {
-                        state_at.push(u32::MAX);
-                        continue;
-                    }
-                    state_at.push(states.len() as u32);
+                    debug_assert_eq!(test_at.len(), r.id as usize);
+                    test_at.push(tests.len() as u32);
                     for m in &r.rule.matches {
-                        states.push(match m {
-                            Match::Limit(l) => MatchState::Limit(Bucket::new(l)),
-                            Match::Statistic(s) => match s.mode {
-                                crate::ruleset::matches::StatisticMode::Nth { every, packet } => {
-                                    // The kernel's master->count starts at (every-1) - packet.
-                                    MatchState::Nth(AtomicU32::new(every - 1 - packet))
-                                }
-                                _ => MatchState::None,
-                            },
-                            Match::Recent(rc) => {
-                                recent_keep = recent_keep.max(rc.hitcount as usize);
-                                MatchState::Recent(shared.recent(&rc.name))
-                            }
-                            Match::Nfacct(n) => MatchState::Nfacct(shared.nfacct(n)),
-                            _ => MatchState::None,
-                        });
+                        match m {
+                            Match::Comment(_) => continue,
+                            Match::Recent(rc) => recent_keep = recent_keep.max(rc.hitcount as usize),
+                            _ => {}
+                        }
+                        tests.push(m.compile(&env));
                     }
                 }
             }
         }
+        test_at.push(tests.len() as u32);
+        tests.shrink_to_fit();
         let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
         Engine {
             rules,
             kind,
             index,
-            states,
-            state_at,
+            tests,
+            test_at,
             counters,
             policy: Default::default(),
             ipsets,
@@ -549,17 +526,9 @@ impl Engine {
         if !matches::base(&r.rule, p, cx.topo) {
             return false;
         }
-        const NONE: MatchState = MatchState::None;
-        let at = self.state_at[r.id as usize];
-        if at == u32::MAX {
-            return r.rule.matches.iter().all(|m| matches::matches(m, &NONE, p, cx, self));
-        }
-        let states = &self.states[at as usize..];
-        r.rule
-            .matches
-            .iter()
-            .zip(states.iter())
-            .all(|(m, s)| matches::matches(m, s, p, cx, self))
+        let id = r.id as usize;
+        let tests = &self.tests[self.test_at[id] as usize..self.test_at[id + 1] as usize];
+        tests.iter().all(|t| t.test(p, cx, self))
     }
 
     pub(crate) fn recent_keep(&self) -> usize {

@@ -142,7 +142,7 @@ impl Shared {
 /// The ipsets the config defines: `hash:ip` and `hash:net` membership.
 #[derive(Debug, Default, Clone)]
 pub struct IpSets {
-    sets: HashMap<String, IpSet>,
+    sets: HashMap<String, Arc<IpSet>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -193,17 +193,22 @@ impl IpSets {
                     set.insert(cidr);
                 }
             }
-            sets.insert(s.name.get_ref().clone(), set);
+            sets.insert(s.name.get_ref().clone(), Arc::new(set));
         }
         IpSets { sets }
     }
 
     pub fn insert(&mut self, name: &str, set: IpSet) {
-        self.sets.insert(name.to_string(), set);
+        self.sets.insert(name.to_string(), Arc::new(set));
     }
 
     pub fn get(&self, name: &str) -> Option<&IpSet> {
-        self.sets.get(name)
+        self.sets.get(name).map(|s| &**s)
+    }
+
+    /// The set, shared: what a compiled `-m set` holds.
+    pub fn get_shared(&self, name: &str) -> Option<Arc<IpSet>> {
+        self.sets.get(name).cloned()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &String> {

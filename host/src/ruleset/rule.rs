@@ -328,7 +328,7 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                     132 => Some("sctp"),
                     _ => None,
                 });
-                if let Some(name) = implicit.filter(|n| !partials.iter().any(|(p, _)| partial_name(p) == Some(*n))) {
+                if let Some(name) = implicit.filter(|n| !partials.iter().any(|(p, _)| p.name() == *n)) {
                     let mut p = Partial::start(name).expect("protocol matches exist");
                     if p.option(&opt, inv, &mut c)? {
                         partials.push((p, at));
@@ -384,13 +384,6 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
         }
     }
     Ok(out)
-}
-
-fn partial_name(p: &Partial) -> Option<&'static str> {
-    match p {
-        Partial::Done(m) => Some(m.name()),
-        _ => None,
-    }
 }
 
 fn is_builtin_target(name: &str) -> bool {

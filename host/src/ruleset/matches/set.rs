@@ -1,0 +1,83 @@
+//! `-m set` (`libxt_set.c`, `xt_set.c`): membership of an address in an ipset of the config.
+//! The set is resolved when the rule is compiled.
+
+use super::{CompileEnv, MatchExt, RuleProto};
+use crate::eval::state::IpSet;
+use crate::eval::{Cx, Engine, Pkt};
+use crate::ruleset::ext::{bang, Cursor, PResult};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetMatch {
+    pub inv: bool,
+    pub name: String,
+    /// Per dimension: `true` = source, `false` = destination.
+    pub dirs: Vec<bool>,
+}
+
+#[derive(Debug)]
+pub struct Compiled {
+    /// `None` when the generation has no such set (validation refuses that; a set can still
+    /// be missing from an engine built by hand): the match then never holds.
+    set: Option<Arc<IpSet>>,
+    src: bool,
+    inv: bool,
+}
+
+impl MatchExt for SetMatch {
+    type Builder = Option<SetMatch>;
+    type Compiled = Compiled;
+    const SIDE_EFFECT: bool = false;
+
+    fn option(s: &mut Option<SetMatch>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
+        if opt != "match-set" {
+            return Ok(false);
+        }
+        c.once(s, "--match-set")?;
+        let set = c.value_inv("--match-set", &mut inv)?;
+        let Some(dirs) = c.next_word() else {
+            return c.err("--match-set requires two arguments: NAME src|dst[,...]");
+        };
+        let mut v = Vec::new();
+        for d in dirs.split(',') {
+            match d {
+                "src" => v.push(true),
+                "dst" => v.push(false),
+                _ => return c.err_value(format!("set: bad direction `{d}' (src or dst)")),
+            }
+        }
+        if v.len() > 6 {
+            return c.err_value("set: at most 6 dimensions");
+        }
+        *s = Some(SetMatch {
+            inv,
+            name: set,
+            dirs: v,
+        });
+        Ok(true)
+    }
+
+    fn finish(s: Option<SetMatch>, _: RuleProto) -> Result<SetMatch, String> {
+        s.ok_or_else(|| "set: --match-set is required".into())
+    }
+
+    fn save(&self, out: &mut String) {
+        let dirs: Vec<&str> = self.dirs.iter().map(|d| if *d { "src" } else { "dst" }).collect();
+        let _ = write!(out, "{} --match-set {} {}", bang(self.inv), self.name, dirs.join(","));
+    }
+
+    fn compile(&self, env: &CompileEnv) -> Compiled {
+        Compiled {
+            set: env.ipsets.get_shared(&self.name),
+            src: self.dirs.first().copied().unwrap_or(true),
+            inv: self.inv,
+        }
+    }
+
+    fn test(c: &Compiled, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
+        let Some(set) = &c.set else { return false };
+        let a = if c.src { p.h.src } else { p.h.dst };
+        set.contains(a) != c.inv
+    }
+}

@@ -1,0 +1,89 @@
+//! `-m udp` (`libxt_udp.c`, `xt_tcpudp.c: udp_mt`): source and destination ports.
+
+use super::{range_holds, save_port_range, CompileEnv, MatchExt, RuleProto};
+use crate::eval::classify::{Fields, L4_UDP};
+use crate::eval::{Cx, Engine, Pkt};
+use crate::packet::L4;
+use crate::ruleset::ext::{Cursor, Neg, PResult};
+use crate::ruleset::value::Range16;
+
+/// Source and destination port matches (`udp`, `sctp`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ports {
+    pub sport: Option<Neg<Range16>>,
+    pub dport: Option<Neg<Range16>>,
+}
+
+impl Ports {
+    /// `--sport`/`--dport` (and their long names) for `proto`'s service names. `reversible`
+    /// keeps a reversed range (libxt_udp accepts `--sport 1024:1023`; it matches nothing).
+    pub(super) fn option(
+        &mut self,
+        proto: &str,
+        reversible: bool,
+        opt: &str,
+        mut inv: bool,
+        c: &mut Cursor,
+    ) -> PResult<bool> {
+        let slot = match opt {
+            "sport" | "source-port" => &mut self.sport,
+            "dport" | "destination-port" => &mut self.dport,
+            _ => return Ok(false),
+        };
+        let name = format!("--{opt}");
+        c.once(slot, &name)?;
+        let v = c.value_inv(&name, &mut inv)?;
+        let r = if reversible {
+            Range16::parse_reversible(&v, Some(proto))
+        } else {
+            Range16::parse(&v, Some(proto))
+        };
+        let r = r.map_or_else(|| c.err_value(format!("invalid port/service `{v}' specified")), Ok)?;
+        *slot = Some(Neg::new(inv, r));
+        Ok(true)
+    }
+
+    pub(super) fn save(&self, out: &mut String) {
+        save_port_range(out, "sport", &self.sport);
+        save_port_range(out, "dport", &self.dport);
+    }
+
+    pub(super) fn holds(&self, sport: u16, dport: u16) -> bool {
+        range_holds(&self.sport, sport) && range_holds(&self.dport, dport)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Udp(pub Ports);
+
+impl MatchExt for Udp {
+    type Builder = Ports;
+    type Compiled = Ports;
+    const SIDE_EFFECT: bool = false;
+
+    fn option(b: &mut Ports, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
+        b.option("udp", true, opt, inv, c)
+    }
+
+    fn finish(b: Ports, p: RuleProto) -> Result<Udp, String> {
+        p.require(17, "udp")?;
+        Ok(Udp(b))
+    }
+
+    fn save(&self, out: &mut String) {
+        self.0.save(out);
+    }
+
+    fn compile(&self, _: &CompileEnv) -> Ports {
+        self.0.clone()
+    }
+
+    fn test(c: &Ports, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
+        let L4::Udp { sport, dport } = p.h.l4 else { return false };
+        c.holds(sport, dport)
+    }
+
+    fn index(&self, f: &mut Fields) -> bool {
+        f.ports(L4_UDP, &self.0.sport, &self.0.dport)
+    }
+}
