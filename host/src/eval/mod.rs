@@ -22,7 +22,6 @@ pub mod classify;
 pub mod log;
 pub mod matches;
 pub mod state;
-pub mod targets;
 
 use crate::packet::{Headers, L4};
 use crate::route::{IfaceId, Topology};
@@ -484,7 +483,6 @@ impl Engine {
                 Target::None => i += 1,
                 Target::Accept => return Verdict::Accept,
                 Target::Drop => return Verdict::Drop,
-                Target::Reject(w) => return Verdict::Reject(*w),
                 Target::Return => {
                     if depth == 0 {
                         return self.apply_policy(table, t.chain(entry), bytes, cx);
@@ -504,7 +502,7 @@ impl Engine {
                     }
                     (chain, i) = (to.0, 0);
                 }
-                target => match targets::apply(target, r, p, cx, self.plugins.as_ref()) {
+                ext => match ext.apply(p, cx, self) {
                     Some(v) => return v,
                     None => i += 1,
                 },

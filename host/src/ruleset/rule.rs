@@ -281,10 +281,7 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                     if is_builtin_target(&name) {
                         return c.err_value(format!("goto needs a user chain, not `{name}'"));
                     }
-                    PartialTarget::start(&name).map(|mut t| {
-                        t.target = Target::Goto(name.clone());
-                        t
-                    })
+                    PartialTarget::goto(&name)
                 } else {
                     PartialTarget::start(&name)
                 };

@@ -327,7 +327,7 @@ pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                         }
                     }
                 }
-                if let Target::Wasm(w) = &mut rule.target {
+                if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
                     if let Err(msg) = env.bind(w, true) {
                         bind_errors.push((true, w.name.clone(), msg));
                     }

@@ -1,0 +1,51 @@
+//! `MASQUERADE` (`libipt_MASQUERADE.c`, `nf_nat_masquerade.c`): SNAT to the address of the
+//! interface the packet leaves through. nat table, POSTROUTING.
+
+use super::nat::{nat, ports_option, NatRange};
+use super::TargetExt;
+use crate::eval::{Cx, Engine, Pkt, Verdict};
+use crate::ruleset::ext::{Cursor, PResult};
+use crate::ruleset::matches::RuleProto;
+use crate::ruleset::{hooks, HookMask, TableKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Masquerade(pub NatRange);
+
+impl TargetExt for Masquerade {
+    type Builder = NatRange;
+
+    fn start() -> NatRange {
+        NatRange::default()
+    }
+
+    fn owns(opt: &str) -> bool {
+        matches!(opt, "to-ports" | "random" | "random-fully")
+    }
+
+    fn option(r: &mut NatRange, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
+        ports_option(r, opt, c)
+    }
+
+    fn finish(r: NatRange, p: RuleProto, _: bool) -> Result<Masquerade, String> {
+        r.check("MASQUERADE", p)?;
+        Ok(Masquerade(r))
+    }
+
+    fn save(&self, out: &mut String) {
+        self.0.save_ports(out);
+    }
+
+    fn table(&self) -> Option<TableKind> {
+        Some(TableKind::Nat)
+    }
+
+    fn hooks(&self) -> HookMask {
+        hooks::POSTROUTING
+    }
+
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
+        let toward = p.h.dst_v4();
+        let a = p.out_if.and_then(|o| cx.topo.iface(o).v4_addr_toward(toward));
+        Some(nat(p, cx, &self.0, false, true, Some(a)))
+    }
+}

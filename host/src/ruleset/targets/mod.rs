@@ -1,0 +1,280 @@
+//! The `-j` targets. The verdicts the walk itself carries out (`ACCEPT`, `DROP`, `RETURN`, a
+//! jump or goto to a user chain, no target at all) are [`Target`]'s own variants; every other
+//! target is an extension, one module each as netfilter pairs `libxt_NAME.c` with
+//! `xt_NAME.c`: its options and checks, where netfilter allows it (table, hooks), its
+//! canonical `iptables-save` form, and what it does to a packet.
+//!
+//! [`registry!`] at the bottom lists the extensions: adding one is a module implementing
+//! [`TargetExt`] plus one line there. Targets hold plain data once parsed (a plugin target's
+//! handle is bound at validation), so the evaluator runs them as they are.
+
+pub mod checksum;
+pub mod connmark;
+pub mod ct;
+pub mod dnat;
+pub mod log;
+pub mod mark;
+pub mod masquerade;
+pub mod nat;
+pub mod nflog;
+pub mod notrack;
+pub mod redirect;
+pub mod reject;
+pub mod snat;
+pub mod tcpmss;
+pub mod ttl;
+pub mod wasm;
+
+pub use connmark::ConnMark;
+pub use ct::Ct;
+pub use log::Log;
+pub use nat::NatRange;
+pub use nflog::Nflog;
+pub use reject::RejectWith;
+pub use tcpmss::TcpMss;
+pub use ttl::TtlOp;
+
+use super::ext::{Cursor, PResult};
+use super::matches::RuleProto;
+use super::{hooks, HookMask, TableKind};
+use crate::eval::{Cx, Engine, Pkt, Verdict};
+use std::fmt::Write as _;
+
+/// One target extension.
+pub trait TargetExt: Sized {
+    /// The options while they are read.
+    type Builder: Clone + std::fmt::Debug;
+    /// The target's options may be negated and it checks `!` itself (else the registry
+    /// refuses `!` before an option).
+    const CHECKS_INVERT: bool = false;
+
+    /// The state after `-j NAME`.
+    fn start() -> Self::Builder;
+    /// Whether `--opt` (without the dashes) is one of this target's options.
+    fn owns(opt: &str) -> bool;
+    /// Reads an option this target owns.
+    fn option(b: &mut Self::Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<()>;
+    /// Checks the completed target against the rule: its `-p`, and for TCPMSS whether a
+    /// match selects SYN packets.
+    fn finish(b: Self::Builder, p: RuleProto, syn_match: bool) -> Result<Self, String>;
+    /// Appends the options (after ` -j NAME`) exactly as iptables-save prints them.
+    fn save(&self, out: &mut String);
+    /// The table the target is restricted to (`xt_target.table`).
+    fn table(&self) -> Option<TableKind> {
+        None
+    }
+    /// The hooks the target is valid in (`xt_target.hooks` and checkentry).
+    fn hooks(&self) -> HookMask {
+        hooks::ALL
+    }
+    /// Acts on the packet: `Some(verdict)` ends the table (NAT targets accept after recording
+    /// the translation), `None` continues with the next rule (`XT_CONTINUE`).
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict>;
+}
+
+macro_rules! registry {
+    ($($name:literal => $var:ident($m:ident :: $ty:ident)),* $(,)?) => {
+        /// What a rule does when all its matches hold.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Target {
+            /// No `-j`: the rule only counts.
+            None,
+            Accept,
+            Drop,
+            Return,
+            /// `-j CHAIN`: call a user chain, coming back here on RETURN.
+            Jump(String),
+            /// `-g CHAIN`: continue in a user chain without a return point.
+            Goto(String),
+            $($var($m::$ty),)*
+        }
+
+        /// A target whose options are still being read.
+        #[derive(Debug, Clone)]
+        pub enum PartialTarget {
+            /// A verdict or chain: no options.
+            Plain(Target),
+            $($var(<$m::$ty as TargetExt>::Builder),)*
+        }
+
+        impl PartialTarget {
+            /// Starts the target named by `-j NAME`. Names that are not targets are chains;
+            /// names of extensions rtrouter lacks are refused here rather than taken for
+            /// chains.
+            pub fn start(name: &str) -> Result<PartialTarget, String> {
+                Ok(match name {
+                    "ACCEPT" => PartialTarget::Plain(Target::Accept),
+                    "DROP" => PartialTarget::Plain(Target::Drop),
+                    "RETURN" => PartialTarget::Plain(Target::Return),
+                    $($name => PartialTarget::$var(<$m::$ty as TargetExt>::start()),)*
+                    n if is_unsupported_extension(n) => {
+                        return Err(format!("target `{n}' is not supported by rtrouter"));
+                    }
+                    n => PartialTarget::Plain(Target::Jump(n.to_string())),
+                })
+            }
+
+            /// `-g NAME`: a goto to a user chain (the name must not be a known extension
+            /// rtrouter lacks, as for `-j`).
+            pub fn goto(name: &str) -> Result<PartialTarget, String> {
+                Self::start(name)?;
+                Ok(PartialTarget::Plain(Target::Goto(name.to_string())))
+            }
+
+            /// Offers `--opt` to the target; `Ok(false)` when it is not one of its options.
+            pub fn option(&mut self, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
+                match self {
+                    PartialTarget::Plain(_) => Ok(false),
+                    $(PartialTarget::$var(b) => {
+                        if !<$m::$ty as TargetExt>::owns(opt) {
+                            return Ok(false);
+                        }
+                        if !<$m::$ty as TargetExt>::CHECKS_INVERT {
+                            c.no_invert(inv, &format!("--{opt}"))?;
+                        }
+                        <$m::$ty as TargetExt>::option(b, opt, inv, c).map(|()| true)
+                    })*
+                }
+            }
+
+            /// Checks the complete target against the rule.
+            pub fn finish(self, p: RuleProto, syn_match: bool) -> Result<Target, String> {
+                match self {
+                    PartialTarget::Plain(t) => Ok(t),
+                    $(PartialTarget::$var(b) => <$m::$ty as TargetExt>::finish(b, p, syn_match).map(Target::$var),)*
+                }
+            }
+        }
+
+        impl Target {
+            /// The name `-j` takes.
+            pub fn name(&self) -> &str {
+                match self {
+                    Target::None => "",
+                    Target::Accept => "ACCEPT",
+                    Target::Drop => "DROP",
+                    Target::Return => "RETURN",
+                    Target::Jump(c) | Target::Goto(c) => c,
+                    $(Target::$var(_) => $name,)*
+                }
+            }
+
+            /// The table a target is restricted to, as the kernel's `xt_target.table`.
+            pub fn table(&self) -> Option<TableKind> {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
+                    $(Target::$var(t) => t.table(),)*
+                }
+            }
+
+            /// The hooks a target is valid in, as the kernel's `xt_target.hooks` and checkentry.
+            pub fn allowed_hooks(&self) -> HookMask {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => hooks::ALL,
+                    $(Target::$var(t) => t.hooks(),)*
+                }
+            }
+
+            /// Appends ` -j NAME OPTIONS` (or ` -g CHAIN`) as iptables-save prints it.
+            pub fn save(&self, out: &mut String) {
+                match self {
+                    Target::None => {}
+                    Target::Goto(c) => {
+                        let _ = write!(out, " -g {c}");
+                    }
+                    Target::Accept | Target::Drop | Target::Return | Target::Jump(_) => {
+                        let _ = write!(out, " -j {}", self.name());
+                    }
+                    $(Target::$var(t) => {
+                        let _ = write!(out, " -j {}", $name);
+                        t.save(out);
+                    })*
+                }
+            }
+
+            /// Runs an extension target: `Some(verdict)` ends the table, `None` continues.
+            /// The walk carries out its own verdicts and chains before it gets here; for them
+            /// this continues.
+            pub(crate) fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict> {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
+                    $(Target::$var(t) => t.apply(p, cx, eng),)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    "REJECT" => Reject(reject::Reject),
+    "LOG" => Log(log::Log),
+    "NFLOG" => Nflog(nflog::Nflog),
+    "MARK" => Mark(mark::Mark),
+    "CONNMARK" => ConnMark(connmark::ConnMark),
+    "DNAT" => Dnat(dnat::Dnat),
+    "SNAT" => Snat(snat::Snat),
+    "MASQUERADE" => Masquerade(masquerade::Masquerade),
+    "REDIRECT" => Redirect(redirect::Redirect),
+    "NOTRACK" => Notrack(notrack::Notrack),
+    "CT" => Ct(ct::Ct),
+    "TTL" => Ttl(ttl::Ttl),
+    "TCPMSS" => TcpMss(tcpmss::TcpMss),
+    "CHECKSUM" => Checksum(checksum::Checksum),
+    "WASM" => Wasm(wasm::WasmTarget),
+}
+
+/// Extensions that iptables has and rtrouter does not implement: refused by name so that a
+/// ruleset using them fails loudly instead of jumping to a missing chain.
+fn is_unsupported_extension(name: &str) -> bool {
+    matches!(
+        name,
+        "AUDIT"
+            | "CLASSIFY"
+            | "CLUSTERIP"
+            | "CONNSECMARK"
+            | "DSCP"
+            | "ECN"
+            | "HL"
+            | "HMARK"
+            | "IDLETIMER"
+            | "LED"
+            | "NETMAP"
+            | "NFQUEUE"
+            | "QUEUE"
+            | "RATEEST"
+            | "SECMARK"
+            | "SET"
+            | "SYNPROXY"
+            | "TEE"
+            | "TOS"
+            | "TPROXY"
+            | "TRACE"
+            | "ULOG"
+            | "MIRROR"
+            | "SAME"
+    )
+}
+
+/// The xmark pair for MARK/CONNMARK's option spellings (libxt_MARK.c).
+pub(crate) fn bit_op(opt: &str, v: u32, m: u32) -> (u32, u32) {
+    match opt {
+        "set-xmark" => (v, m),
+        "set-mark" => (v, v | m),
+        "and-mark" => (0, !v),
+        "or-mark" => (v, v),
+        _ => (v, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_spellings_become_xmark() {
+        assert_eq!(bit_op("or-mark", 0x4000, 0), (0x4000, 0x4000));
+        assert_eq!(bit_op("xor-mark", 0x4000, 0), (0x4000, 0));
+        assert_eq!(bit_op("and-mark", 0xff, 0), (0, !0xff));
+        assert_eq!(bit_op("set-mark", 1, 0xffffffff), (1, 0xffffffff));
+    }
+}

@@ -1,0 +1,278 @@
+//! What the NAT targets share (`nf_nat_range2`, `nf_nat_core.c`): the range they map into,
+//! its parsing and printing, and recording the translation for the router to apply.
+
+use crate::eval::{Cx, NatRequest, Pkt, SplitMix, Verdict};
+use crate::packet::Headers;
+use crate::ruleset::matches::RuleProto;
+use crate::ruleset::value::{has_ports, parse_ipv4, parse_port, parse_uint};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// A NAT range as `nf_nat_range2`: addresses, ports, a port base (offset mode) and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatRange {
+    pub addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub ports: Option<(u16, u16)>,
+    pub base: Option<u16>,
+    pub random: bool,
+    pub random_fully: bool,
+    pub persistent: bool,
+}
+
+impl NatRange {
+    /// A port range needs a protocol with ports (the kernel's `nf_nat_*_checkentry`).
+    pub(super) fn check(&self, target: &str, p: RuleProto) -> Result<(), String> {
+        if self.ports.is_some() && !p.exact().is_some_and(has_ports) {
+            return Err(format!(
+                "{target}: a port specification needs `-p tcp', `-p udp', `-p sctp', `-p dccp' or `-p udplite'"
+            ));
+        }
+        Ok(())
+    }
+
+    /// ` --to-destination|--to-source [IP[-IP]][:PORT[-PORT][/BASE]]` and the flags.
+    pub(super) fn save_to(&self, opt: &str, out: &mut String) {
+        let _ = write!(out, " --{opt} ");
+        if let Some((lo, hi)) = self.addrs {
+            let _ = write!(out, "{lo}");
+            if lo != hi {
+                let _ = write!(out, "-{hi}");
+            }
+        }
+        if let Some((lo, hi)) = self.ports {
+            let _ = write!(out, ":{lo}");
+            if lo != hi {
+                let _ = write!(out, "-{hi}");
+            }
+            if let Some(b) = self.base {
+                let _ = write!(out, "/{b}");
+            }
+        }
+        self.save_flags(out);
+    }
+
+    /// ` --to-ports LO[-HI]` and the flags (MASQUERADE, REDIRECT).
+    pub(super) fn save_ports(&self, out: &mut String) {
+        if let Some((lo, hi)) = self.ports {
+            let _ = write!(out, " --to-ports {lo}");
+            if lo != hi {
+                let _ = write!(out, "-{hi}");
+            }
+        }
+        self.save_flags(out);
+    }
+
+    fn save_flags(&self, out: &mut String) {
+        if self.random {
+            out.push_str(" --random");
+        }
+        if self.random_fully {
+            out.push_str(" --random-fully");
+        }
+        if self.persistent {
+            out.push_str(" --persistent");
+        }
+    }
+}
+
+/// A port or `lo-hi` range of ports; a single service name is allowed, range ends must be
+/// numbers (as in libxt_REDIRECT: `10-ssh` is refused).
+pub(super) fn parse_port_range(v: &str) -> Result<(u16, u16), &'static str> {
+    if let Some(p) = parse_port(v, "tcp") {
+        return Ok((p, p));
+    }
+    let (a, b) = v.split_once('-').ok_or("not a port or range")?;
+    let num = |s: &str| parse_uint(s, 0, 65535).map(|v| v as u16);
+    let (lo, hi) = (num(a).ok_or("bad port")?, num(b).ok_or("bad port")?);
+    if lo > hi {
+        return Err("range is backwards");
+    }
+    Ok((lo, hi))
+}
+
+/// `[IP[-IP]][:PORT[-PORT][/BASE]]`.
+pub(super) fn parse_nat_range(v: &str) -> Result<NatRange, &'static str> {
+    let mut r = NatRange::default();
+    let (addrs, ports) = match v.split_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (v, None),
+    };
+    if !addrs.is_empty() {
+        let (lo, hi) = match addrs.split_once('-') {
+            Some((a, b)) => (parse_ipv4(a).ok_or("bad address")?, parse_ipv4(b).ok_or("bad address")?),
+            None => {
+                let a = parse_ipv4(addrs).ok_or("bad address")?;
+                (a, a)
+            }
+        };
+        if u32::from(lo) > u32::from(hi) {
+            return Err("address range is backwards");
+        }
+        r.addrs = Some((lo, hi));
+    }
+    if let Some(p) = ports {
+        let (range, base) = match p.split_once('/') {
+            Some((range, base)) => (range, Some(base)),
+            None => (p, None),
+        };
+        r.ports = Some(parse_port_range(range)?);
+        if let Some(b) = base {
+            let b = parse_port(b, "tcp").ok_or("bad base port")?;
+            if b == 0 {
+                return Err("base port must be 1-65535");
+            }
+            r.base = Some(b);
+        }
+    }
+    if r.addrs.is_none() && r.ports.is_none() {
+        return Err("needs an address or a port");
+    }
+    Ok(r)
+}
+
+/// Records the translation a NAT target asks for. `fixed` is the address MASQUERADE or
+/// REDIRECT found (`Some(None)` when the interface has no IPv4 address).
+pub(super) fn nat(
+    p: &mut Pkt,
+    cx: &mut Cx,
+    r: &NatRange,
+    dst: bool,
+    masquerade: bool,
+    fixed: Option<Option<Ipv4Addr>>,
+) -> Verdict {
+    let addr = match fixed {
+        Some(a) => a.map(IpAddr::V4),
+        None => r
+            .addrs
+            .map(|(lo, hi)| IpAddr::V4(pick_addr(lo, hi, &p.h, r.persistent))),
+    };
+    let ports = r.ports.map(|(lo, hi)| match r.base {
+        // Offset mode: shift the original port into the range.
+        Some(base) => {
+            let orig = p.h.ports().map_or(0, |(s, d)| if dst { d } else { s });
+            let size = u32::from(hi - lo) + 1;
+            let off = (u32::from(orig.wrapping_sub(base))) % size;
+            let v = lo + off as u16;
+            (v, v)
+        }
+        None => (lo, hi),
+    });
+    let req = NatRequest {
+        dst,
+        addr,
+        ports,
+        masquerade,
+        random: r.random,
+        random_fully: r.random_fully,
+        persistent: r.persistent,
+        no_addr: matches!(fixed, Some(None)),
+    };
+    cx.obs.event(&|| {
+        let a = req.addr.map_or("(unchanged)".to_string(), |a| a.to_string());
+        let ports = req.ports.map_or(String::new(), |(lo, hi)| {
+            if lo == hi {
+                format!(":{lo}")
+            } else {
+                format!(":{lo}-{hi}")
+            }
+        });
+        format!(
+            "{} to {a}{ports}",
+            if dst {
+                "DNAT"
+            } else if masquerade {
+                "MASQUERADE"
+            } else {
+                "SNAT"
+            }
+        )
+    });
+    p.nat = Some(req);
+    Verdict::Accept
+}
+
+/// Chooses an address from a range the way `find_best_ips_proto` does: a hash of the source
+/// (and of the destination unless `--persistent`), so one client keeps one address.
+fn pick_addr(lo: Ipv4Addr, hi: Ipv4Addr, h: &Headers, persistent: bool) -> Ipv4Addr {
+    let (lo32, hi32) = (u32::from(lo), u32::from(hi));
+    if lo32 >= hi32 {
+        return lo;
+    }
+    let mut x = match h.src {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => (u128::from(a) as u64) ^ ((u128::from(a) >> 64) as u64),
+    };
+    if !persistent {
+        if let IpAddr::V4(d) = h.dst {
+            x ^= u64::from(u32::from(d)) << 32;
+        }
+    }
+    let mut s = SplitMix(x);
+    let dist = u64::from(hi32 - lo32) + 1;
+    Ipv4Addr::from(lo32 + (((s.next_u64() >> 32) * dist) >> 32) as u32)
+}
+
+/// DNAT's and SNAT's options: `--to-destination`/`--to-source` once, and the flags. The
+/// builder is the range and whether the address option was given.
+pub(super) fn to_option(
+    b: &mut (NatRange, bool),
+    opt: &str,
+    c: &mut crate::ruleset::ext::Cursor,
+) -> crate::ruleset::ext::PResult<()> {
+    let name = format!("--{opt}");
+    let r = &mut b.0;
+    match opt {
+        "to-destination" | "to-source" => {
+            if b.1 {
+                return c.err(format!("multiple {name} options are not supported"));
+            }
+            let v = c.value(&name)?;
+            *r = NatRange {
+                random: r.random,
+                random_fully: r.random_fully,
+                persistent: r.persistent,
+                ..parse_nat_range(&v).map_or_else(|e| c.err_value(format!("bad {name} `{v}': {e}")), Ok)?
+            };
+            b.1 = true;
+        }
+        "random" => r.random = true,
+        "random-fully" => r.random_fully = true,
+        _ => r.persistent = true,
+    }
+    Ok(())
+}
+
+/// MASQUERADE's and REDIRECT's options: `--to-ports` and the flags.
+pub(super) fn ports_option(
+    r: &mut NatRange,
+    opt: &str,
+    c: &mut crate::ruleset::ext::Cursor,
+) -> crate::ruleset::ext::PResult<()> {
+    match opt {
+        "to-ports" => {
+            let v = c.value("--to-ports")?;
+            let (lo, hi) =
+                parse_port_range(&v).map_or_else(|e| c.err_value(format!("bad --to-ports `{v}': {e}")), Ok)?;
+            r.ports = Some((lo, hi));
+        }
+        "random" => r.random = true,
+        _ => r.random_fully = true,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nat_ranges() {
+        let r = parse_nat_range("1.1.1.1-1.1.1.10:1025-65535").unwrap();
+        assert_eq!(r.addrs, Some(("1.1.1.1".parse().unwrap(), "1.1.1.10".parse().unwrap())));
+        assert_eq!(r.ports, Some((1025, 65535)));
+        assert_eq!(parse_nat_range("1.1.1.1:10-20/ftp").unwrap().base, Some(21));
+        assert!(parse_nat_range("1.1.1.1:10-20/0").is_err());
+        assert!(parse_nat_range("1.1.1.1:echo-ssh").is_err());
+        assert_eq!(parse_nat_range(":8080").unwrap().ports, Some((8080, 8080)));
+    }
+}

@@ -1,0 +1,40 @@
+//! `NOTRACK` (`libxt_NOTRACK.c`), the old spelling of `CT --notrack`: the packet is not
+//! tracked. raw table.
+
+use super::TargetExt;
+use crate::eval::{Ct, Cx, Engine, Pkt, Verdict};
+use crate::ruleset::ext::{Cursor, PResult};
+use crate::ruleset::matches::RuleProto;
+use crate::ruleset::TableKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notrack;
+
+impl TargetExt for Notrack {
+    type Builder = ();
+
+    fn start() {}
+
+    fn owns(_: &str) -> bool {
+        false
+    }
+
+    fn option(_: &mut (), _: &str, _: bool, _: &mut Cursor) -> PResult<()> {
+        Ok(())
+    }
+
+    fn finish(_: (), _: RuleProto, _: bool) -> Result<Notrack, String> {
+        Ok(Notrack)
+    }
+
+    fn save(&self, _: &mut String) {}
+
+    fn table(&self) -> Option<TableKind> {
+        Some(TableKind::Raw)
+    }
+
+    fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
+        p.ct = Ct::Untracked;
+        None
+    }
+}

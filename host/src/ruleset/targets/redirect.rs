@@ -1,0 +1,57 @@
+//! `REDIRECT` (`libxt_REDIRECT.c`, `nf_nat_redirect.c`): DNAT to the router itself. nat
+//! table, PREROUTING and OUTPUT.
+
+use super::nat::{nat, ports_option, NatRange};
+use super::TargetExt;
+use crate::eval::{Cx, Engine, Pkt, Verdict};
+use crate::ruleset::ext::{Cursor, PResult};
+use crate::ruleset::matches::RuleProto;
+use crate::ruleset::{hooks, Hook, HookMask, TableKind};
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redirect(pub NatRange);
+
+impl TargetExt for Redirect {
+    type Builder = NatRange;
+
+    fn start() -> NatRange {
+        NatRange::default()
+    }
+
+    fn owns(opt: &str) -> bool {
+        matches!(opt, "to-ports" | "random")
+    }
+
+    fn option(r: &mut NatRange, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
+        ports_option(r, opt, c)
+    }
+
+    fn finish(r: NatRange, p: RuleProto, _: bool) -> Result<Redirect, String> {
+        r.check("REDIRECT", p)?;
+        Ok(Redirect(r))
+    }
+
+    fn save(&self, out: &mut String) {
+        self.0.save_ports(out);
+    }
+
+    fn table(&self) -> Option<TableKind> {
+        Some(TableKind::Nat)
+    }
+
+    fn hooks(&self) -> HookMask {
+        hooks::PREROUTING | hooks::OUTPUT
+    }
+
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
+        // To the ingress interface's primary address, or the loopback address for locally
+        // generated packets (`nf_nat_redirect_ipv4`).
+        let a = if cx.hook == Hook::Output {
+            Some(Ipv4Addr::LOCALHOST)
+        } else {
+            p.in_if.and_then(|i| cx.topo.iface(i).v4_addr_toward(None))
+        };
+        Some(nat(p, cx, &self.0, true, false, Some(a)))
+    }
+}
