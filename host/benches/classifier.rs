@@ -130,7 +130,7 @@ fn acl(c: &mut Criterion) {
             })
             .collect();
         for kind in KINDS {
-            let e = Engine::with_kind(v.clone(), &Shared::default(), Arc::new(IpSets::default()), kind);
+            let e = Engine::with_kind(v.clone(), &Shared::default(), Arc::new(IpSets::default()), &topo, kind);
             let mut rng = SplitMix(1);
             let mut i = 0;
             g.bench_function(BenchmarkId::new(kind.name(), n), |b| {

@@ -142,7 +142,7 @@ pub struct Router {
 impl Router {
     pub fn new(topo: Topology, rules: impl Into<Arc<ValidRuleset>>, ipsets: IpSets, log_rate: u32) -> Router {
         let shared = Shared::default();
-        let engine = Engine::new(rules, &shared, Arc::new(ipsets));
+        let engine = Engine::new(rules, &shared, Arc::new(ipsets), &topo);
         Router {
             engine: ArcSwap::from_pointee(engine),
             kind: crate::eval::EngineKind::default(),
@@ -185,7 +185,7 @@ impl Router {
         let ipsets = self.engine.load().ipsets.clone();
         let plugins = crate::eval::state::lock(&self.plugins).clone();
         self.engine.store(Arc::new(
-            Engine::with_kind(rules, &self.shared, ipsets, self.kind).with_plugins(plugins),
+            Engine::with_kind(rules, &self.shared, ipsets, &self.topo, self.kind).with_plugins(plugins),
         ));
     }
 
@@ -195,7 +195,7 @@ impl Router {
         let ipsets = self.engine.load().ipsets.clone();
         let plugins = crate::eval::state::lock(&self.plugins).clone();
         self.engine.store(Arc::new(
-            Engine::with_index(rules, &self.shared, ipsets, self.kind, index).with_plugins(plugins),
+            Engine::with_index(rules, &self.shared, ipsets, &self.topo, self.kind, index).with_plugins(plugins),
         ));
     }
 

@@ -97,6 +97,20 @@ pub struct Fields {
     l4: u8,
     sport: (u16, u16),
     dport: (u16, u16),
+    /// These fields are all the rule tests: when they hold, the rule matches, and the
+    /// engine does not test it again.
+    exact: bool,
+}
+
+/// What a match tells the classifier about the packets it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexed {
+    /// Its test is exactly what it narrowed the fields to.
+    Exact,
+    /// It narrowed them (or not), and its test must still run on a candidate.
+    Partial,
+    /// No packet can match it.
+    Never,
 }
 
 impl Fields {
@@ -109,6 +123,7 @@ impl Fields {
         l4: L4_ANY,
         sport: (0, u16::MAX),
         dport: (0, u16::MAX),
+        exact: true,
     };
 
     #[inline]
@@ -132,12 +147,20 @@ impl Fields {
         l4: u8,
         sport: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>,
         dport: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>,
-    ) -> bool {
+    ) -> Indexed {
         let range = |x: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>| match x {
             Some(x) if !x.inv => Some((x.v.lo, x.v.hi)),
             _ => None,
         };
-        self.narrow(l4, range(sport), range(dport))
+        if !self.narrow(l4, range(sport), range(dport)) {
+            return Indexed::Never;
+        }
+        let negated = |x: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Range16>>| x.is_some_and(|x| x.inv);
+        if negated(sport) || negated(dport) {
+            Indexed::Partial
+        } else {
+            Indexed::Exact
+        }
     }
 
     fn narrow(&mut self, l4: u8, sport: Option<(u16, u16)>, dport: Option<(u16, u16)>) -> bool {
@@ -165,13 +188,22 @@ impl Fields {
         (f.src, f.smask) = net(&r.src);
         (f.dst, f.dmask) = net(&r.dst);
         f.proto = r.proto.filter(|p| !p.inv).map(|p| p.v);
+        f.exact = !r.src.is_some_and(|n| n.inv)
+            && !r.dst.is_some_and(|n| n.inv)
+            && !r.proto.is_some_and(|p| p.inv)
+            && r.in_iface.is_none()
+            && r.out_iface.is_none()
+            && r.frag.is_none();
         for m in &r.matches {
             if m.side_effect() {
                 // Nothing after a side effect may be used to skip the rule.
+                f.exact = false;
                 break;
             }
-            if !m.index(&mut f) {
-                return None;
+            match m.index(&mut f) {
+                Indexed::Exact => {}
+                Indexed::Partial => f.exact = false,
+                Indexed::Never => return None,
             }
         }
         // A transport match on a packet of another protocol fails; the kernel demands `-p`
@@ -399,6 +431,13 @@ impl ChainIndex {
             }
         }
         best as usize
+    }
+
+    /// Whether the rule at `pos`, a candidate [`ChainIndex::next`] returned, matches without
+    /// further tests.
+    #[inline]
+    pub fn exact(&self, pos: usize) -> bool {
+        self.fields.get(pos).is_some_and(|f| f.is_some_and(|f| f.exact))
     }
 
     /// Bytes this index occupies on the heap (approximately: hash tables by capacity).

@@ -319,6 +319,10 @@ pub struct Engine {
     /// `comment`, which every packet matches, compiles to nothing and is left out.
     tests: Vec<Test>,
     test_at: Vec<u32>,
+    /// Every rule's `-i`/`-o` resolved to interface-id sets: rule `id`'s is
+    /// `ifaces[iface_at[id]]`, `u32::MAX` for a rule with neither.
+    ifaces: Vec<matches::IfaceTest>,
+    iface_at: Vec<u32>,
     counters: Vec<Counter>,
     /// Policy counters per table and hook.
     policy: [[Counter; 5]; 4],
@@ -331,8 +335,8 @@ pub struct Engine {
 
 impl Engine {
     /// The default (compiled) engine for `rules`.
-    pub fn new(rules: impl Into<Arc<ValidRuleset>>, shared: &Shared, ipsets: Arc<IpSets>) -> Engine {
-        Self::with_kind(rules, shared, ipsets, EngineKind::default())
+    pub fn new(rules: impl Into<Arc<ValidRuleset>>, shared: &Shared, ipsets: Arc<IpSets>, topo: &Topology) -> Engine {
+        Self::with_kind(rules, shared, ipsets, topo, EngineKind::default())
     }
 
     /// An engine of `kind` for `rules`, compiling its classifiers.
@@ -340,11 +344,12 @@ impl Engine {
         rules: impl Into<Arc<ValidRuleset>>,
         shared: &Shared,
         ipsets: Arc<IpSets>,
+        topo: &Topology,
         kind: EngineKind,
     ) -> Engine {
         let rules = rules.into();
         let index = Index::for_kind(&rules, kind);
-        Self::with_index(rules, shared, ipsets, kind, Arc::new(index))
+        Self::with_index(rules, shared, ipsets, topo, kind, Arc::new(index))
     }
 
     /// An engine reusing classifiers compiled for the same `rules` (the tracer builds one
@@ -353,6 +358,7 @@ impl Engine {
         rules: impl Into<Arc<ValidRuleset>>,
         shared: &Shared,
         ipsets: Arc<IpSets>,
+        topo: &Topology,
         kind: EngineKind,
         index: Arc<Index>,
     ) -> Engine {
@@ -363,12 +369,21 @@ impl Engine {
         };
         let mut tests: Vec<Test> = Vec::new();
         let mut test_at: Vec<u32> = Vec::with_capacity(rules.rule_count + 1);
+        let mut ifaces: Vec<matches::IfaceTest> = Vec::new();
+        let mut iface_at: Vec<u32> = Vec::with_capacity(rules.rule_count);
         let mut recent_keep = state::RECENT_STAMPS;
         for t in rules.tables.iter().flatten() {
             for c in &t.chains {
                 for r in &c.rules {
                     debug_assert_eq!(test_at.len(), r.id as usize);
                     test_at.push(tests.len() as u32);
+                    iface_at.push(match matches::IfaceTest::resolve(&r.rule, topo) {
+                        Some(t) => {
+                            ifaces.push(t);
+                            (ifaces.len() - 1) as u32
+                        }
+                        None => u32::MAX,
+                    });
                     for m in &r.rule.matches {
                         match m {
                             Match::Comment(_) => continue,
@@ -389,6 +404,8 @@ impl Engine {
             index,
             tests,
             test_at,
+            ifaces,
+            iface_at,
             counters,
             policy: Default::default(),
             ipsets,
@@ -460,8 +477,12 @@ impl Engine {
         let bytes = u64::from(p.h.total_len);
         loop {
             let c = t.chain(crate::ruleset::ChainId(chain));
+            // With a classifier, the next candidate; `exact` when its indexed fields are all
+            // its tests, so it matches without testing it again.
+            let mut exact = false;
             if let Some(ix) = self.index.chain(table, chain) {
                 i = ix.next(i, p);
+                exact = ix.exact(i);
             }
             let Some(r) = c.rules.get(i) else {
                 // Fell off the end of the chain.
@@ -472,7 +493,7 @@ impl Engine {
                 }
                 return self.apply_policy(table, t.chain(entry), bytes, cx);
             };
-            let hit = self.rule_matches(r, p, cx);
+            let hit = exact || self.rule_matches(r, p, cx);
             cx.obs.rule(table, c, i, hit);
             if !hit {
                 i += 1;
@@ -521,7 +542,8 @@ impl Engine {
     }
 
     fn rule_matches(&self, r: &ValidRule, p: &Pkt, cx: &mut Cx) -> bool {
-        if !matches::base(&r.rule, p, cx.topo) {
+        let ifaces = self.ifaces.get(self.iface_at[r.id as usize] as usize);
+        if !matches::base(&r.rule, ifaces, p) {
             return false;
         }
         let id = r.id as usize;

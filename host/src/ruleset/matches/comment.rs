@@ -2,6 +2,7 @@
 //! every packet matches.
 
 use super::{CompileEnv, MatchExt, RuleProto};
+use crate::eval::classify::{Fields, Indexed};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::value::save_string;
@@ -41,5 +42,9 @@ impl MatchExt for Comment {
 
     fn test(_: &(), _: &Pkt, _: &mut Cx, _: &Engine) -> bool {
         true
+    }
+
+    fn index(&self, _: &mut Fields) -> Indexed {
+        Indexed::Exact
     }
 }

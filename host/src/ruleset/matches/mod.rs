@@ -52,7 +52,7 @@ pub use wasm::Plugin;
 
 use super::ext::{Cursor, PResult};
 use super::{hooks, HookMask};
-use crate::eval::classify::Fields;
+use crate::eval::classify::{Fields, Indexed};
 use crate::eval::state::{IpSets, Shared};
 use crate::eval::{Cx, Engine, Pkt};
 use std::fmt::Write as _;
@@ -112,10 +112,10 @@ pub trait MatchExt: Sized {
     /// Whether the packet matches (and the side effect, if any).
     fn test(c: &Self::Compiled, p: &Pkt, cx: &mut Cx, eng: &Engine) -> bool;
     /// Narrows the fields the classifier indexes by what this match demands of every packet
-    /// it matches; `false` when no packet can match. Only called for matches before a rule's
-    /// first side effect.
-    fn index(&self, _f: &mut Fields) -> bool {
-        true
+    /// it matches, and says whether they now capture its test exactly. Only called for
+    /// matches before a rule's first side effect.
+    fn index(&self, _f: &mut Fields) -> Indexed {
+        Indexed::Partial
     }
 }
 
@@ -200,7 +200,7 @@ macro_rules! registry {
                 }
             }
 
-            pub(crate) fn index(&self, f: &mut Fields) -> bool {
+            pub(crate) fn index(&self, f: &mut Fields) -> Indexed {
                 match self {
                     $(Match::$var(m) => m.index(f),)*
                 }

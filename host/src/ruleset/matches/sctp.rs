@@ -3,7 +3,7 @@
 
 use super::udp::Ports;
 use super::{CompileEnv, MatchExt, RuleProto};
-use crate::eval::classify::{Fields, L4_SCTP};
+use crate::eval::classify::{Fields, Indexed, L4_SCTP};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::packet::L4;
 use crate::ruleset::ext::{Cursor, PResult};
@@ -43,7 +43,7 @@ impl MatchExt for Sctp {
         c.holds(sport, dport)
     }
 
-    fn index(&self, f: &mut Fields) -> bool {
+    fn index(&self, f: &mut Fields) -> Indexed {
         f.ports(L4_SCTP, &self.0.sport, &self.0.dport)
     }
 }

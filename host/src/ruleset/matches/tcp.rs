@@ -1,7 +1,7 @@
 //! `-m tcp` (`libxt_tcp.c`, `xt_tcpudp.c: tcp_mt`): ports, flags and options of TCP headers.
 
 use super::{range_holds, save_port_range, CompileEnv, MatchExt, RuleProto};
-use crate::eval::classify::{Fields, L4_TCP};
+use crate::eval::classify::{Fields, Indexed, L4_TCP};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::packet::{Headers, L4};
 use crate::ruleset::ext::{Cursor, Neg, PResult};
@@ -93,8 +93,11 @@ impl MatchExt for Tcp {
                 .is_none_or(|o| o.holds(has_tcp_option(p.buf, &p.h, tcp.hdr_len, o.v)))
     }
 
-    fn index(&self, f: &mut Fields) -> bool {
-        f.ports(L4_TCP, &self.sport, &self.dport)
+    fn index(&self, f: &mut Fields) -> Indexed {
+        match f.ports(L4_TCP, &self.sport, &self.dport) {
+            Indexed::Exact if self.flags.is_some() || self.option.is_some() => Indexed::Partial,
+            i => i,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `-m udp` (`libxt_udp.c`, `xt_tcpudp.c: udp_mt`): source and destination ports.
 
 use super::{range_holds, save_port_range, CompileEnv, MatchExt, RuleProto};
-use crate::eval::classify::{Fields, L4_UDP};
+use crate::eval::classify::{Fields, Indexed, L4_UDP};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::packet::L4;
 use crate::ruleset::ext::{Cursor, Neg, PResult};
@@ -83,7 +83,7 @@ impl MatchExt for Udp {
         c.holds(sport, dport)
     }
 
-    fn index(&self, f: &mut Fields) -> bool {
+    fn index(&self, f: &mut Fields) -> Indexed {
         f.ports(L4_UDP, &self.0.sport, &self.0.dport)
     }
 }
