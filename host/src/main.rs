@@ -530,13 +530,13 @@ fn load(src: &Source) -> Result<Loaded, Errors> {
 
 fn summary(rs: &ValidRuleset) -> String {
     let mut out = String::new();
-    for t in rs.tables.iter().flatten() {
-        let rules: usize = t.chains.iter().map(|c| c.rules.len()).sum();
-        let user = t.chains.iter().filter(|c| c.policy.is_none()).count();
+    for t in rs.tables() {
+        let rules: usize = t.chains().iter().map(|c| c.rules().len()).sum();
+        let user = t.chains().iter().filter(|c| c.policy().is_none()).count();
         out += &format!(
             "{}: {} chains ({} user), {} rules\n",
-            t.kind,
-            t.chains.len(),
+            t.kind(),
+            t.chains().len(),
             user,
             rules
         );

@@ -37,8 +37,18 @@ fn chain_flow_jump_return_goto_policy() {
     // udp: A has no udp rule before ACCEPT at A#3.
     assert!(l.send("lan0", &udp(A, 9, B, 4)).forwarded());
     let e = l.router.engine();
-    let fwd = e.rules.table(TableKind::Filter).unwrap();
-    let ids: Vec<u32> = fwd.chains.iter().flat_map(|c| c.rules.iter().map(|r| r.id)).collect();
+    let fwd = e.rules().table(TableKind::Filter).unwrap();
+    let ids: Vec<u32> = fwd
+        .chains()
+        .iter()
+        .flat_map(|c| c.rules().iter().map(|r| r.id()))
+        .collect();
+    // The source map leads every id back to its rule.
+    for (n, &id) in ids.iter().enumerate() {
+        let (table, chain, pos) = e.rule(id).expect("every rule id is mapped");
+        assert_eq!(table, TableKind::Filter);
+        assert_eq!(chain.rules()[pos].id(), id, "rule {n}");
+    }
     let counts: Vec<u64> = ids.iter().map(|&i| e.rule_counters(i).0).collect();
     // FORWARD#1 saw all 5, A#1 one, A#2 three (tcp 2,3,4), A#3 one (udp)…
     assert_eq!(&counts[..5], &[5, 0, 1, 3, 1], "{counts:?}");
@@ -208,7 +218,7 @@ fn no_route_answers_net_unreachable() {
         });
     }
     let mut l = Lab::new("*filter\nCOMMIT\n");
-    l.router = rtrouter::router::Router::new(topo, l.router.engine().rules.clone(), Default::default(), 10);
+    l.router = rtrouter::router::Router::new(topo, l.router.engine().rules().clone(), Default::default(), 10);
     let s = l.send("lan0", &udp(A, 1, B, 2));
     assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::NoRoute));
     let (r, d) = s.reply.expect("net unreachable");

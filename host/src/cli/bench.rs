@@ -99,7 +99,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rule_count = rules.rule_count;
+    let rule_count = rules.rule_count();
     let rules = Arc::new(rules);
     let name = a.packets.display().to_string();
     let base = SpecText {

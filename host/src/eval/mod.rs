@@ -306,31 +306,49 @@ impl Index {
     }
 }
 
+/// Where a rule's compiled parts are.
+#[derive(Debug, Clone, Copy)]
+struct RuleAt {
+    tests: u32,
+    iface: u32,
+}
+
 /// A validated ruleset with its runtime state: what the dataplane swaps atomically.
 #[derive(Debug)]
 pub struct Engine {
     /// Shared, so that building another engine for the same rules (a swap of the engine
     /// kind or of plugins, each branch of a trace) does not copy them.
-    pub rules: Arc<ValidRuleset>,
+    pub(crate) rules: Arc<ValidRuleset>,
     kind: EngineKind,
     index: Arc<Index>,
     /// Every rule's `-m` matches, compiled against this generation (ipsets resolved, state
-    /// allocated), in order: rule `id`'s are `tests[test_at[id]..test_at[id + 1]]`.
+    /// allocated), in order: rule `id`'s are `tests[at[id].tests..at[id + 1].tests]`.
     /// `comment`, which every packet matches, compiles to nothing and is left out.
     tests: Vec<Test>,
-    test_at: Vec<u32>,
     /// Every rule's `-i`/`-o` resolved to interface-id sets: rule `id`'s is
-    /// `ifaces[iface_at[id]]`, `u32::MAX` for a rule with neither.
+    /// `ifaces[at[id].iface]`, `u32::MAX` for a rule with neither.
     ifaces: Vec<matches::IfaceTest>,
-    iface_at: Vec<u32>,
+    /// Per rule id, where its compiled parts are (one entry more than rules, for the end of
+    /// the last rule's tests); one array so that a rule's lookup is one cache line.
+    at: Vec<RuleAt>,
     counters: Vec<Counter>,
     /// Policy counters per table and hook.
     policy: [[Counter; 5]; 4],
-    pub ipsets: Arc<IpSets>,
+    pub(crate) ipsets: Arc<IpSets>,
+    /// Where each rule id is: the source map from the compiled rules back to the loaded ones.
+    locs: Vec<RuleLoc>,
     /// `recent` timestamps kept per address.
     recent_keep: usize,
     /// The plugins the ruleset's wasm rules were bound to.
-    pub plugins: Option<Arc<dyn PluginHost>>,
+    pub(crate) plugins: Option<Arc<dyn PluginHost>>,
+}
+
+/// A rule's place: table, chain index, position in the chain.
+#[derive(Debug, Clone, Copy)]
+struct RuleLoc {
+    table: TableKind,
+    chain: u32,
+    pos: u32,
 }
 
 impl Engine {
@@ -368,21 +386,29 @@ impl Engine {
             ipsets: &ipsets,
         };
         let mut tests: Vec<Test> = Vec::new();
-        let mut test_at: Vec<u32> = Vec::with_capacity(rules.rule_count + 1);
         let mut ifaces: Vec<matches::IfaceTest> = Vec::new();
-        let mut iface_at: Vec<u32> = Vec::with_capacity(rules.rule_count);
+        let mut at: Vec<RuleAt> = Vec::with_capacity(rules.rule_count + 1);
+        let mut locs: Vec<RuleLoc> = Vec::with_capacity(rules.rule_count);
         let mut recent_keep = state::RECENT_STAMPS;
         for t in rules.tables.iter().flatten() {
-            for c in &t.chains {
-                for r in &c.rules {
-                    debug_assert_eq!(test_at.len(), r.id as usize);
-                    test_at.push(tests.len() as u32);
-                    iface_at.push(match matches::IfaceTest::resolve(&r.rule, topo) {
+            for (ci, c) in t.chains.iter().enumerate() {
+                for (ri, r) in c.rules.iter().enumerate() {
+                    debug_assert_eq!(at.len(), r.id as usize);
+                    locs.push(RuleLoc {
+                        table: t.kind,
+                        chain: ci as u32,
+                        pos: ri as u32,
+                    });
+                    let iface = match matches::IfaceTest::resolve(&r.rule, topo) {
                         Some(t) => {
                             ifaces.push(t);
                             (ifaces.len() - 1) as u32
                         }
                         None => u32::MAX,
+                    };
+                    at.push(RuleAt {
+                        tests: tests.len() as u32,
+                        iface,
                     });
                     for m in &r.rule.matches {
                         match m {
@@ -395,7 +421,10 @@ impl Engine {
                 }
             }
         }
-        test_at.push(tests.len() as u32);
+        at.push(RuleAt {
+            tests: tests.len() as u32,
+            iface: u32::MAX,
+        });
         tests.shrink_to_fit();
         let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
         Engine {
@@ -403,12 +432,12 @@ impl Engine {
             kind,
             index,
             tests,
-            test_at,
             ifaces,
-            iface_at,
+            at,
             counters,
             policy: Default::default(),
             ipsets,
+            locs,
             recent_keep,
             plugins: None,
         }
@@ -422,6 +451,23 @@ impl Engine {
 
     pub fn kind(&self) -> EngineKind {
         self.kind
+    }
+
+    /// The validated rules this engine was compiled from.
+    pub fn rules(&self) -> &Arc<ValidRuleset> {
+        &self.rules
+    }
+
+    /// The ipsets `-m set` rules were compiled against.
+    pub fn ipsets(&self) -> &Arc<IpSets> {
+        &self.ipsets
+    }
+
+    /// The source map: where rule `id` is (its table, its chain, its position there, from 0).
+    pub fn rule(&self, id: u32) -> Option<(TableKind, &ValidChain, usize)> {
+        let l = self.locs.get(id as usize)?;
+        let c = self.rules.table(l.table)?.chains.get(l.chain as usize)?;
+        Some((l.table, c, l.pos as usize))
     }
 
     /// The compiled classifiers (empty for the linear engine).
@@ -542,12 +588,12 @@ impl Engine {
     }
 
     fn rule_matches(&self, r: &ValidRule, p: &Pkt, cx: &mut Cx) -> bool {
-        let ifaces = self.ifaces.get(self.iface_at[r.id as usize] as usize);
-        if !matches::base(&r.rule, ifaces, p) {
+        let id = r.id as usize;
+        let (here, next) = (self.at[id], self.at[id + 1]);
+        if !matches::base(&r.rule, self.ifaces.get(here.iface as usize), p) {
             return false;
         }
-        let id = r.id as usize;
-        let tests = &self.tests[self.test_at[id] as usize..self.test_at[id + 1] as usize];
+        let tests = &self.tests[here.tests as usize..next.tests as usize];
         tests.iter().all(|t| t.test(p, cx, self))
     }
 

@@ -46,38 +46,82 @@ impl Env {
     }
 }
 
+// The validated form is a witness: only `validate` makes one, so its fields are the crate's
+// own; other crates read it through the accessors.
+
 /// A rule ready to run: the source rule, its resolved jump, and its counter slot.
 #[derive(Debug, Clone)]
 pub struct ValidRule {
-    pub rule: Rule,
+    pub(crate) rule: Rule,
     /// The chain a `-j CHAIN`/`-g CHAIN` goes to.
-    pub jump: Option<ChainId>,
+    pub(crate) jump: Option<ChainId>,
     /// Index into the ruleset's counter array; unique across all tables.
-    pub id: u32,
+    pub(crate) id: u32,
+}
+
+impl ValidRule {
+    /// The rule as loaded.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Its identity within the ruleset (its counters' slot), unique across all tables.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ValidChain {
-    pub name: String,
-    pub policy: Option<Policy>,
+    pub(crate) name: String,
+    pub(crate) policy: Option<Policy>,
     /// The chain's `[packets:bytes]` as loaded.
-    pub counters: (u64, u64),
-    pub rules: Vec<ValidRule>,
+    pub(crate) counters: (u64, u64),
+    pub(crate) rules: Vec<ValidRule>,
     /// The hooks this chain can be reached from.
-    pub hooks: HookMask,
+    pub(crate) hooks: HookMask,
+}
+
+impl ValidChain {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `None` for a user chain.
+    pub fn policy(&self) -> Option<Policy> {
+        self.policy
+    }
+
+    pub fn rules(&self) -> &[ValidRule] {
+        &self.rules
+    }
+
+    /// The hooks this chain can be reached from.
+    pub fn hooks(&self) -> HookMask {
+        self.hooks
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ValidTable {
-    pub kind: TableKind,
-    pub chains: Vec<ValidChain>,
+    pub(crate) kind: TableKind,
+    pub(crate) chains: Vec<ValidChain>,
     /// The built-in chain of each hook, by `Hook as usize`.
-    pub entry: [Option<ChainId>; 5],
+    pub(crate) entry: [Option<ChainId>; 5],
 }
 
 impl ValidTable {
     pub fn chain(&self, id: ChainId) -> &ValidChain {
         &self.chains[id.0 as usize]
+    }
+
+    pub fn kind(&self) -> TableKind {
+        self.kind
+    }
+
+    /// Built-in chains first, then user chains by name, as iptables-save orders them.
+    pub fn chains(&self) -> &[ValidChain] {
+        &self.chains
     }
 }
 
@@ -85,11 +129,21 @@ impl ValidTable {
 /// It keeps one copy of each rule: [`ValidRuleset::source`] rebuilds the source form.
 #[derive(Debug, Clone)]
 pub struct ValidRuleset {
-    pub tables: [Option<ValidTable>; 4],
-    pub rule_count: usize,
+    pub(crate) tables: [Option<ValidTable>; 4],
+    pub(crate) rule_count: usize,
 }
 
 impl ValidRuleset {
+    /// The tables that were loaded, in hook order.
+    pub fn tables(&self) -> impl Iterator<Item = &ValidTable> {
+        self.tables.iter().flatten()
+    }
+
+    /// How many rules, over all tables.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+
     /// The source form this was validated from (chains in the same order, rules as loaded).
     pub fn source(&self) -> Ruleset {
         let mut rs = Ruleset::default();
