@@ -298,7 +298,8 @@ type Hasher = foldhash::fast::FixedState;
 #[derive(Debug)]
 struct Table {
     mask: Mask,
-    /// Masked key → range of `rules` (rule positions, ascending).
+    /// Masked key → range of `rules` (rule positions, ascending); a bucket of one rule holds
+    /// the rule's position itself, with length 1.
     buckets: HashMap<u128, (u32, u32), Hasher>,
     rules: Vec<u32>,
     /// The lowest and highest rule position in the table.
@@ -376,8 +377,13 @@ impl ChainIndex {
                 for (k, v) in b.buckets {
                     first = first.min(v[0]);
                     last = last.max(v[v.len() - 1]);
-                    buckets.insert(k, (rules.len() as u32, v.len() as u32));
-                    rules.extend_from_slice(&v);
+                    if let [only] = v[..] {
+                        // A bucket of one keeps its rule inline: one memory access less.
+                        buckets.insert(k, (only, 1));
+                    } else {
+                        buckets.insert(k, (rules.len() as u32, v.len() as u32));
+                        rules.extend_from_slice(&v);
+                    }
                 }
                 Table {
                     mask: b.mask,
@@ -411,7 +417,11 @@ impl ChainIndex {
             let Some(&(off, len)) = t.buckets.get(&key) else {
                 continue;
             };
-            let bucket = &t.rules[off as usize..(off + len) as usize];
+            let bucket = if len == 1 {
+                std::slice::from_ref(&off)
+            } else {
+                &t.rules[off as usize..(off + len) as usize]
+            };
             let from = if bucket.len() > 8 {
                 bucket.partition_point(|&r| r < start)
             } else {
