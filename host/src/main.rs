@@ -16,6 +16,28 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Writes to stdout. When the reader has gone away (`rtrouter save | head -1`), ends the
+/// process quietly with the status a shell reports for SIGPIPE, as Unix tools do, instead of
+/// panicking.
+fn emit(args: std::fmt::Arguments) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("rtrouter: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { $crate::emit(format_args!($($t)*)) };
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::emit(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 #[path = "cli/bench.rs"]
 mod bench;
 
@@ -75,7 +97,7 @@ impl ControlArgs {
 fn control(c: &ControlArgs, request: &str) -> anyhow::Result<ExitCode> {
     match rtrouter::dataplane::control::request(&c.path()?, request) {
         Ok(body) => {
-            print!("{body}");
+            out!("{body}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -454,9 +476,9 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
         let tracer = trace::Tracer::new(rules, &ipsets, &topo, plugins, a.engine);
         let outcomes = tracer.trace(&spec).map_err(|e| anyhow::anyhow!(e))?;
         if a.json {
-            println!("{}", trace::render_json(&outcomes));
+            outln!("{}", trace::render_json(&outcomes));
         } else {
-            print!("{}", trace::render_text(&outcomes));
+            out!("{}", trace::render_text(&outcomes));
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -552,7 +574,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Check(src)) => match load(&src) {
             Ok((rs, cfg, _)) => {
                 if let Some(cfg) = cfg {
-                    println!(
+                    outln!(
                         "{}: ok ({} interfaces, {} routes, {} ipsets, {} plugins)",
                         cfg.path.display(),
                         cfg.interface.len(),
@@ -561,7 +583,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         cfg.plugin.len()
                     );
                 }
-                print!("{}", summary(&rs));
+                out!("{}", summary(&rs));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -617,10 +639,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::write(&out, &r.pcapng).with_context(|| format!("writing {}", out.display()))?;
             if json {
                 for rec in &r.records {
-                    println!("{}", rec.json());
+                    outln!("{}", rec.json());
                 }
             } else {
-                println!("{}", rtrouter::replay::summary(&r));
+                outln!("{}", rtrouter::replay::summary(&r));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -646,7 +668,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _, _)) => {
-                print!("{}", rs.source().save(None, counters));
+                out!("{}", rs.source().save(None, counters));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

@@ -162,7 +162,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let established_ns = (!established.is_empty()).then(|| measure(half, &established, &r, &mut rng, &mut now));
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    println!(
+    outln!(
         "{}",
         serde_json::json!({
             "rules": rule_count,

@@ -11,94 +11,72 @@ pub mod checksum;
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Why a packet was dropped. Every drop has one; the router counts them per reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
+/// Defines [`DropReason`] with its names and [`DropReason::ALL`] from one list, so that a
+/// new reason cannot be left out of `ALL` (whose length sizes the router's drop counters).
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $var:ident => $name:literal,)*) => {
+        /// Why a packet was dropped. Every drop has one; the router counts them per reason.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DropReason {
+            $($(#[$doc])* $var,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order (`index()` is the position here).
+            pub const ALL: [DropReason; [$(DropReason::$var),*].len()] = [$(DropReason::$var),*];
+
+            /// A stable snake_case name, for counters and metrics.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$var => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Shorter than an IP header.
-    Truncated,
+    Truncated => "truncated",
     /// IP version is neither 4 nor 6.
-    BadVersion,
+    BadVersion => "bad_version",
     /// IPv4 header length below 20 bytes or past the end of the packet.
-    BadHeaderLength,
+    BadHeaderLength => "bad_header_length",
     /// The IP total/payload length disagrees with the bytes received.
-    BadTotalLength,
+    BadTotalLength => "bad_total_length",
     /// IPv4 header checksum wrong.
-    BadChecksum,
+    BadChecksum => "bad_checksum",
     /// The first fragment is too short for its TCP/UDP/ICMP/SCTP header.
-    TruncatedL4,
+    TruncatedL4 => "truncated_l4",
     /// Forwarding would take TTL/hop limit to 0; ICMP time-exceeded was sent.
-    TtlExceeded,
+    TtlExceeded => "ttl_exceeded",
     /// No route to the destination; ICMP unreachable was sent.
-    NoRoute,
+    NoRoute => "no_route",
     /// Source or destination address that must never be routed (RFC 1812 5.3.7), or a
     /// loopback destination from outside without `route_localnet`.
-    Martian,
+    Martian => "martian",
     /// Forwarding is disabled.
-    NotForwarding,
+    NotForwarding => "not_forwarding",
     /// A `DROP` target or policy.
-    Filtered,
+    Filtered => "filtered",
     /// A `REJECT` target (the reply was sent).
-    Rejected,
+    Rejected => "rejected",
     /// Larger than the egress MTU with DF set; ICMP fragmentation-needed was sent.
-    TooBig,
+    TooBig => "too_big",
     /// Conntrack table full and nothing could be evicted.
-    ConntrackFull,
+    ConntrackFull => "conntrack_full",
     /// A NAT mapping could not be found for a new connection (port space exhausted).
-    NatExhausted,
+    NatExhausted => "nat_exhausted",
     /// A packet the router generated could not be routed back.
-    ReplyUnroutable,
+    ReplyUnroutable => "reply_unroutable",
     /// A plugin failed and its rule is configured to drop.
-    PluginFailure,
+    PluginFailure => "plugin_failure",
     /// MASQUERADE or REDIRECT on an interface without an IPv4 address.
-    NatNoAddress,
+    NatNoAddress => "nat_no_address",
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
-        DropReason::Truncated,
-        DropReason::BadVersion,
-        DropReason::BadHeaderLength,
-        DropReason::BadTotalLength,
-        DropReason::BadChecksum,
-        DropReason::TruncatedL4,
-        DropReason::TtlExceeded,
-        DropReason::NoRoute,
-        DropReason::Martian,
-        DropReason::NotForwarding,
-        DropReason::Filtered,
-        DropReason::Rejected,
-        DropReason::TooBig,
-        DropReason::ConntrackFull,
-        DropReason::NatExhausted,
-        DropReason::ReplyUnroutable,
-        DropReason::PluginFailure,
-        DropReason::NatNoAddress,
-    ];
-
-    /// A stable snake_case name, for counters and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadVersion => "bad_version",
-            DropReason::BadHeaderLength => "bad_header_length",
-            DropReason::BadTotalLength => "bad_total_length",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::TruncatedL4 => "truncated_l4",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::NoRoute => "no_route",
-            DropReason::Martian => "martian",
-            DropReason::NotForwarding => "not_forwarding",
-            DropReason::Filtered => "filtered",
-            DropReason::Rejected => "rejected",
-            DropReason::TooBig => "too_big",
-            DropReason::ConntrackFull => "conntrack_full",
-            DropReason::NatExhausted => "nat_exhausted",
-            DropReason::ReplyUnroutable => "reply_unroutable",
-            DropReason::PluginFailure => "plugin_failure",
-            DropReason::NatNoAddress => "nat_no_address",
-        }
-    }
-
+    /// The reason's position in [`DropReason::ALL`].
     pub fn index(self) -> usize {
         self as usize
     }
@@ -543,6 +521,19 @@ pub fn checksums_ok(buf: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_reasons_are_all_listed_once_in_order() {
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+            assert!(names.insert(r.name()), "{} twice", r.name());
+        }
+        // The router sizes its counters by ALL: the last reason must fit.
+        let stats = crate::router::Stats::default();
+        assert_eq!(stats.drops.len(), DropReason::ALL.len());
+        assert_eq!(stats.drop_count(DropReason::NatNoAddress), 0);
+    }
 
     /// 10.0.0.1:1234 -> 10.0.0.2:80, TCP SYN seq 100 (checksums computed independently).
     pub(crate) const SYN: [u8; 40] = [

@@ -71,6 +71,15 @@ const MAX_ERRORS: usize = 100;
 
 /// Applies the iptables-restore `text` (named `file` in errors) to `base`.
 pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<Ruleset, Errors> {
+    // A lone CR ends a line too (old Mac line endings), as an editor shows such a file;
+    // otherwise the whole file would be one line, and a comment if it starts with `#`.
+    let normalized;
+    let text = if text.contains('\r') {
+        normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+        normalized.as_str()
+    } else {
+        text
+    };
     let file: Arc<str> = Arc::from(file);
     let mut out = base.clone();
     let mut errors = Vec::new();
@@ -478,6 +487,30 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cr_only_line_endings_end_lines() {
+        let rs = restore(
+            &Ruleset::default(),
+            "# a comment\r*filter\r:INPUT DROP [0:0]\r-A INPUT -j ACCEPT\rCOMMIT\r",
+            "cr",
+            false,
+        )
+        .unwrap();
+        let t = rs.table(TableKind::Filter).unwrap();
+        assert_eq!(t.chain("INPUT").unwrap().policy, Some(Policy::Drop));
+        assert_eq!(t.chain("INPUT").unwrap().rules.len(), 1);
+        // CRLF still works, and errors count CR-separated lines.
+        assert!(restore(
+            &Ruleset::default(),
+            "*filter\r\n-A INPUT -j ACCEPT\r\nCOMMIT\r\n",
+            "crlf",
+            false
+        )
+        .is_ok());
+        let e = restore(&Ruleset::default(), "*filter\r-A NOPE -j ACCEPT\rCOMMIT\r", "cr", false).unwrap_err();
+        assert_eq!(e.0[0].line, 2, "{e}");
+    }
 
     const GOOD: &str =
         "*filter\n:INPUT DROP [3:4]\n:FOO - [0:0]\n-A INPUT -j FOO\n-A FOO -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";

@@ -1,0 +1,136 @@
+//! The command line as a user runs it: `trace --packets`, `bench`, `generate`, and output
+//! into a pipe that closes early.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rtrouter() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rtrouter"))
+}
+
+#[test]
+fn trace_packets_prints_one_json_line_per_packet_and_names_bad_lines() {
+    let lines = [
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9:443"}"#,
+        r#"{"from":"wan0","src":"192.0.2.9","dst":"10.0.2.1:8080"}"#,
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"not-an-address"}"#,
+        "",
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9","proto":"udp","dport":53}"#,
+    ];
+    let mut child = rtrouter()
+        .args(["trace", "--config"])
+        .arg(root().join("configs/router.toml"))
+        .args(["--packets", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.join("\n").as_bytes())
+        .expect("written");
+    let o = child.wait_with_output().expect("finishes");
+    assert_eq!(o.status.code(), Some(1), "a bad line makes the exit status 1");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("-:3: `not-an-address'"), "{err}");
+    let out: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(out.len(), 3, "every good line runs");
+    // Each line is exactly what `trace --json` prints for the same packet.
+    let single = rtrouter()
+        .args(["trace", "--config"])
+        .arg(root().join("configs/router.toml"))
+        .args([
+            "--from",
+            "wan0",
+            "--src",
+            "192.0.2.9",
+            "--dst",
+            "10.0.2.1:8080",
+            "--json",
+        ])
+        .output()
+        .expect("runs");
+    let single: serde_json::Value = serde_json::from_slice(&single.stdout).expect("json");
+    assert_eq!(out[1], single);
+    assert_eq!(out[1]["outcomes"][0]["dnat"], "10.0.1.2:80");
+    assert_eq!(out[2]["outcomes"][0]["out"], "wan0");
+}
+
+#[test]
+fn bench_reports_costs_as_json() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("svc.rules");
+    let packets = dir.join("svc.jsonl");
+    let g = rtrouter()
+        .args(["generate", "kube-proxy", "50", "--packets"])
+        .arg(&packets)
+        .output()
+        .expect("runs");
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    std::fs::write(&rules, &g.stdout).unwrap();
+    for engine in ["compiled", "linear"] {
+        let o = rtrouter()
+            .args(["bench", "--rules"])
+            .arg(&rules)
+            .arg("--packets")
+            .arg(&packets)
+            .args(["--seconds", "0.2", "--engine", engine])
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json object");
+        assert_eq!(v["rules"], 50 * 14 + 12, "{v}");
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["packets"], 1024);
+        assert!(v["new_flow_ns"].as_f64().is_some_and(|n| n > 0.0), "{v}");
+        assert!(v["established_ns"].as_f64().is_some_and(|n| n > 0.0), "{v}");
+        for k in ["load_ms", "compile_ms", "program_bytes", "rss_bytes"] {
+            assert!(v[k].is_number(), "{k}: {v}");
+        }
+        assert_eq!(v["program_bytes"].as_u64().unwrap() > 0, engine == "compiled", "{v}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `rtrouter save | head -1`: the reader goes away after one line.
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("big.rules");
+    let g = rtrouter().args(["generate", "acl", "20000"]).output().expect("runs");
+    std::fs::write(&rules, &g.stdout).unwrap();
+    let mut child = rtrouter()
+        .args(["save", "--rules"])
+        .arg(&rules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("finishes");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "quietly: {err}");
+    assert_eq!(o.status.code(), Some(141), "the status a shell gives a SIGPIPE death");
+}
