@@ -155,6 +155,7 @@ fn acl(c: &mut Criterion) {
                         rng: &mut rng,
                         obs: &mut (),
                         log: &log,
+                        abort: None,
                     };
                     black_box(e.run(TableKind::Filter, &mut p, &mut cx))
                 })

@@ -385,6 +385,7 @@ impl Run<'_> {
             rng: &mut *self.rng,
             obs: &mut *self.obs,
             log: &self.r.log,
+            abort: None,
         };
         self.eng.run(t, p, &mut cx)
     }
@@ -680,7 +681,8 @@ impl Run<'_> {
                 self.reject(p, reply, w);
                 Disposition::Drop(DropReason::Rejected)
             }
-            _ => Disposition::Drop(DropReason::Filtered),
+            Verdict::Abort(r) => Disposition::Drop(r),
+            Verdict::Drop | Verdict::Accept => Disposition::Drop(DropReason::Filtered),
         }
     }
 

@@ -2,7 +2,9 @@
 //! forwarding other traffic and counts the failures), load-time refusals, reload, and the
 //! example plugins built by scripts/build-plugins.sh.
 
+use rtrouter::packet::DropReason;
 use rtrouter::plugin::{compile, Limits, OnError, Plugins};
+use rtrouter::router::Disposition;
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use rtrouter_tests::{tcp, udp, Lab};
 use std::sync::atomic::Ordering;
@@ -152,7 +154,54 @@ fn hostile_modules_fail_alone_and_are_counted() {
     )])
     .unwrap();
     let mut l = lab(&ps, "*filter\n-A FORWARD -j WASM --plugin trap\nCOMMIT\n").unwrap();
-    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped());
+    let s = l.send("lan0", &udp(A, 1, B, 2));
+    assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::PluginFailure));
+}
+
+#[test]
+fn failing_match_plugins_configured_to_drop_fail_closed() {
+    // Before, a match plugin that trapped counted as "no match" whatever on_error said, so
+    // with an ACCEPT policy every packet went through (2000 of 2000 in the red-team run).
+    for (name, body) in [
+        (
+            "trap",
+            r#"(func (export "rtrouter_match") (param i32 i32) (result i32) unreachable)"#,
+        ),
+        (
+            "spin",
+            r#"(func (export "rtrouter_match") (param i32 i32) (result i32) (loop $l (br $l)) i32.const 1)"#,
+        ),
+    ] {
+        let ps = plugins(&[(
+            name,
+            wat(body),
+            Limits {
+                on_error: OnError::Drop,
+                ..fast()
+            },
+        )])
+        .unwrap();
+        let rules = format!("*filter\n-A FORWARD -p udp -m wasm ! --plugin {name} -j ACCEPT\nCOMMIT\n");
+        let mut l = lab(&ps, &rules).unwrap();
+        // Past the 5 failures that disable the plugin too: a disabled plugin gives the
+        // configured outcome as well.
+        for i in 0..8 {
+            let s = l.send("lan0", &udp(A, 1, B, 2));
+            assert_eq!(
+                s.outcome.disposition,
+                Disposition::Drop(DropReason::PluginFailure),
+                "{name}, packet {i}"
+            );
+            assert!(
+                l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded(),
+                "{name}: other traffic flows"
+            );
+        }
+        assert!(ps.get(name).unwrap().disabled.load(Ordering::Relaxed));
+        assert_eq!(l.router.stats.drop_count(DropReason::PluginFailure), 8);
+        // The rule that failed did not count the packet.
+        assert_eq!(l.router.engine().rule_counters(0), (0, 0));
+    }
 }
 
 #[test]

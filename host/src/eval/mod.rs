@@ -159,6 +159,9 @@ pub enum Verdict {
     Accept,
     Drop,
     Reject(RejectWith),
+    /// Dropped for a reason other than a rule's DROP (a plugin configured to drop on
+    /// failure failed).
+    Abort(crate::packet::DropReason),
 }
 
 /// Random decisions rules make (`statistic --mode random`, NAT `--random`). The dataplane
@@ -214,6 +217,9 @@ pub struct Cx<'a> {
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,
     pub log: &'a log::PacketLog,
+    /// Set by a test that must end the packet (a failed plugin match configured to drop);
+    /// the table stops there with [`Verdict::Abort`]. `None` when building a `Cx`.
+    pub abort: Option<crate::packet::DropReason>,
 }
 
 impl std::fmt::Debug for Cx<'_> {
@@ -228,8 +234,9 @@ impl std::fmt::Debug for Cx<'_> {
 /// Calls into wasm plugins, implemented by the plugin runtime (this layer never sees
 /// wasmtime). A failing call is handled inside: it counts as the plugin's configured outcome.
 pub trait PluginHost: crate::ruleset::PluginBinder {
-    /// Whether the plugin match bound as `handle` matches.
-    fn call_match(&self, handle: u32, p: &Pkt, cx: &Cx) -> bool;
+    /// Whether the plugin match bound as `handle` matches; `None` when the call failed (or
+    /// the plugin is disabled) and the plugin's configured outcome is to drop the packet.
+    fn call_match(&self, handle: u32, p: &Pkt, cx: &Cx) -> Option<bool>;
     /// Runs the plugin target bound as `handle`; `None` continues with the next rule.
     fn call_target(&self, handle: u32, p: &mut Pkt, cx: &Cx) -> Option<Verdict>;
 }
@@ -540,6 +547,10 @@ impl Engine {
                 return self.apply_policy(table, t.chain(entry), bytes, cx);
             };
             let hit = exact || self.rule_matches(r, p, cx);
+            if let Some(reason) = cx.abort.take() {
+                cx.obs.rule(table, c, i, false);
+                return Verdict::Abort(reason);
+            }
             cx.obs.rule(table, c, i, hit);
             if !hit {
                 i += 1;

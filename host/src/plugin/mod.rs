@@ -807,11 +807,18 @@ impl PluginBinder for Plugins {
 }
 
 impl PluginHost for Plugins {
-    fn call_match(&self, h: u32, pkt: &Pkt, cx: &Cx) -> bool {
+    fn call_match(&self, h: u32, pkt: &Pkt, cx: &Cx) -> Option<bool> {
         let (pi, local) = unhandle(h);
-        let Some(p) = self.plugins.get(pi) else { return false };
+        let Some(p) = self.plugins.get(pi) else {
+            return Some(false);
+        };
+        // A failed call gives the configured outcome: no match, or drop the packet.
+        let fail = match p.on_error {
+            OnError::Drop => None,
+            OnError::NoMatch => Some(false),
+        };
         if p.disabled.load(Ordering::Relaxed) {
-            return false;
+            return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
         let r = self.with_worker(pi, |w, p| {
@@ -828,11 +835,11 @@ impl PluginHost for Plugins {
         match r {
             Ok(v) => {
                 p.succeeded();
-                v != 0
+                Some(v != 0)
             }
             Err(e) => {
                 self.failure(p, &e);
-                false
+                fail
             }
         }
     }
@@ -841,7 +848,7 @@ impl PluginHost for Plugins {
         let (pi, local) = unhandle(h);
         let p = self.plugins.get(pi)?;
         let fail = match p.on_error {
-            OnError::Drop => Some(Verdict::Drop),
+            OnError::Drop => Some(Verdict::Abort(crate::packet::DropReason::PluginFailure)),
             OnError::NoMatch => None,
         };
         if p.disabled.load(Ordering::Relaxed) {

@@ -104,7 +104,14 @@ impl MatchExt for Plugin {
 
     fn test(c: &Compiled, p: &Pkt, cx: &mut Cx, eng: &Engine) -> bool {
         let hit = match (&eng.plugins, c.handle) {
-            (Some(host), Some(h)) => host.call_match(h, p, cx),
+            (Some(host), Some(h)) => match host.call_match(h, p, cx) {
+                Some(hit) => hit,
+                None => {
+                    // Fail closed: the plugin is configured to drop when it fails.
+                    cx.abort = Some(crate::packet::DropReason::PluginFailure);
+                    return false;
+                }
+            },
             _ => false,
         };
         hit != c.inv
