@@ -12,8 +12,14 @@ use std::sync::Arc;
 
 /// The ABI's boilerplate around `body` (exports a 4 KiB buffer at 1024).
 fn wat(body: &str) -> String {
+    wat_importing("", body)
+}
+
+/// The same, with host imports (which a module declares before its functions).
+fn wat_importing(imports: &str, body: &str) -> String {
     format!(
         r#"(module
+  {imports}
   (memory (export "memory") 1)
   (func (export "rtrouter_abi_version") (result i32) i32.const 1)
   (func (export "rtrouter_buffer") (result i32) i32.const 1024)
@@ -713,4 +719,78 @@ fn trace_follows_plugin_rules() {
     assert_eq!(hit["outcomes"][0]["verdict"], "accept", "{hit}");
     assert_eq!(hit["outcomes"][0]["path"][0], "filter/FORWARD#1");
     assert_eq!(miss["outcomes"][0]["verdict"], "drop", "{miss}");
+}
+
+#[test]
+fn plugin_log_lines_are_rate_limited_like_log() {
+    // A match that logs on every call: before, 30,000 lines in 6 s reached the log.
+    let import = r#"(import "rtrouter" "log" (func $log (param i32 i32 i32)))"#;
+    let body = r#"(data (i32.const 512) "called")
+        (func (export "rtrouter_match") (param i32 i32) (result i32)
+            (call $log (i32.const 2) (i32.const 512) (i32.const 6)) i32.const 0)"#;
+    let ps = plugins(&[("chatty", wat_importing(import, body), Limits { log_rate: 10, ..fast() })]).unwrap();
+    let mut l = lab(&ps, "*filter\n-A FORWARD -m wasm --plugin chatty\nCOMMIT\n").unwrap();
+    for _ in 0..500 {
+        l.send("lan0", &udp(A, 1, B, 2));
+    }
+    let p = ps.get("chatty").unwrap();
+    assert_eq!(p.stats.calls.load(Ordering::Relaxed), 500);
+    // At most a burst of 10 (and what accrues while the test runs) got through.
+    assert!(p.log_suppressed() >= 470, "{} suppressed", p.log_suppressed());
+}
+
+#[test]
+fn plugin_random_streams_differ_per_worker_and_follow_the_seed() {
+    // A match on the low bit of `random`: before, every thread drew the same stream (seeded
+    // from the process id).
+    let import = r#"(import "rtrouter" "random" (func $random (result i64)))"#;
+    let body = r#"(func (export "rtrouter_match") (param i32 i32) (result i32)
+            (i32.wrap_i64 (i64.and (call $random) (i64.const 1))))"#;
+    // Two worker threads, one after the other, 64 packets each: the match results.
+    let draws = |seed: Option<u64>| -> Vec<Vec<bool>> {
+        let ps = plugins(&[("dice", wat_importing(import, body), Limits { seed, ..fast() })]).unwrap();
+        let l = lab(
+            &ps,
+            "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin dice -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        let router = Arc::new(l.router);
+        (0..2u64)
+            .map(|t| {
+                let r = router.clone();
+                std::thread::spawn(move || {
+                    let mut rng = rtrouter::eval::SplitMix(t);
+                    let mut reply = rtrouter::router::Reply::default();
+                    (0..64u16)
+                        .map(|i| {
+                            let mut p = udp(A, 1000 + i, B, 53);
+                            let meta = rtrouter::router::Meta {
+                                now: 5,
+                                ingress: rtrouter::router::Ingress::Iface(rtrouter::route::IfaceId(0)),
+                                mark: 0,
+                                ct: Some(rtrouter::eval::Ct::Untracked),
+                            };
+                            matches!(
+                                r.process(meta, &mut p, &mut reply, &mut rng, &mut ()).disposition,
+                                Disposition::Forward(_)
+                            )
+                        })
+                        .collect::<Vec<bool>>()
+                })
+                .join()
+                .unwrap()
+            })
+            .collect()
+    };
+    let a = draws(Some(7));
+    assert_ne!(a[0], a[1], "each worker draws its own stream");
+    assert!(
+        a[0].iter().any(|x| *x) && a[0].iter().any(|x| !*x),
+        "draws vary: {:?}",
+        a[0]
+    );
+    assert_eq!(draws(Some(7)), a, "the same router.seed, the same streams");
+    assert_ne!(draws(Some(8))[0], a[0], "another seed, other streams");
+    let (x, y) = (draws(None), draws(None));
+    assert_ne!(x[0], y[0], "unseeded: from the OS");
 }

@@ -96,6 +96,31 @@ pub struct Plugin {
     rules: Mutex<Vec<String>>,
     /// `rules.len()`, read on every call without the lock.
     bound: std::sync::atomic::AtomicUsize,
+    /// Where each instance's `random` stream starts: this mixed with the instance's number.
+    seed: u64,
+    instances: AtomicU64,
+    /// The rate limit of the plugin's `log` lines, shared by its instances.
+    log: Arc<crate::eval::log::PacketLog>,
+}
+
+/// A seed from the OS's randomness (std keys every `RandomState` from it).
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+/// Monotonic nanoseconds for the plugin runtime's own rate limits (this shell, not the core,
+/// reads the clock).
+fn mono_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
+impl Plugin {
+    /// `log` lines the rate limit held back.
+    pub fn log_suppressed(&self) -> u64 {
+        self.log.suppressed.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -132,6 +157,9 @@ pub struct HostState {
     kv: Arc<Kv>,
     stats: Arc<PluginStats>,
     name: Arc<str>,
+    /// This instance's own `random` stream.
+    rng: crate::eval::SplitMix,
+    log: Arc<crate::eval::log::PacketLog>,
 }
 
 /// A worker's instance of one plugin.
@@ -283,6 +311,10 @@ fn linker() -> Result<Linker<HostState>, String> {
         "log",
         |mut c: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
             if let Some((m, st)) = mem(&mut c) {
+                // The same rate limit as LOG lines; what it holds back is counted.
+                if !st.log.admit(mono_ns()) {
+                    return;
+                }
                 if let Some(r) = slice(m, ptr, len.min(1024)) {
                     let msg = String::from_utf8_lossy(&m[r]);
                     match level {
@@ -297,9 +329,8 @@ fn linker() -> Result<Linker<HostState>, String> {
         },
     )
     .map_err(e)?;
-    l.func_wrap(abi::IMPORT_MODULE, "random", |_c: Caller<'_, HostState>| -> i64 {
-        thread_local!(static R: RefCell<crate::eval::SplitMix> = RefCell::new(crate::eval::SplitMix(std::process::id().into())));
-        R.with(|r| r.borrow_mut().next_u64() as i64)
+    l.func_wrap(abi::IMPORT_MODULE, "random", |mut c: Caller<'_, HostState>| -> i64 {
+        c.data_mut().rng.next_u64() as i64
     })
     .map_err(e)?;
     l.func_wrap(
@@ -397,19 +428,18 @@ impl Plugins {
             } else {
                 OnError::NoMatch
             };
+            let limits = Limits {
+                memory_bytes: p.memory_mib as usize * 1024 * 1024,
+                timeout_us: p.timeout_us,
+                on_error,
+                max_bytes: p.max_bytes as usize,
+                disable_after: p.disable_after,
+                log_rate: cfg.log.packet_log_rate,
+                seed: cfg.router.seed,
+            };
             plugins.push(
-                Plugin::new(
-                    &linker,
-                    &name,
-                    module,
-                    p.memory_mib as usize * 1024 * 1024,
-                    p.timeout_us,
-                    on_error,
-                    p.max_bytes as usize,
-                    p.disable_after,
-                    kvs.get(&name).cloned(),
-                )
-                .map_err(|m| load_err(cfg, &name, m))?,
+                Plugin::new(&linker, &name, module, &limits, kvs.get(&name).cloned())
+                    .map_err(|m| load_err(cfg, &name, m))?,
             );
         }
         Ok(Plugins {
@@ -427,17 +457,7 @@ impl Plugins {
         let linker = linker()?;
         let mut plugins = Vec::new();
         for (name, m, l) in mods {
-            plugins.push(Plugin::new(
-                &linker,
-                &name,
-                m,
-                l.memory_bytes,
-                l.timeout_us,
-                l.on_error,
-                l.max_bytes,
-                l.disable_after,
-                kvs.get(&name).cloned(),
-            )?);
+            plugins.push(Plugin::new(&linker, &name, m, &l, kvs.get(&name).cloned())?);
         }
         Ok(Plugins {
             id: next_generation(),
@@ -574,6 +594,10 @@ pub struct Limits {
     pub on_error: OnError,
     pub max_bytes: usize,
     pub disable_after: u32,
+    /// Lines per second the plugin may log (`log.packet_log_rate`, as LOG).
+    pub log_rate: u32,
+    /// Seeds the plugin's `random` (`router.seed`); `None`: from the OS.
+    pub seed: Option<u64>,
 }
 
 impl Default for Limits {
@@ -584,21 +608,18 @@ impl Default for Limits {
             on_error: OnError::NoMatch,
             max_bytes: 2048,
             disable_after: 100,
+            log_rate: 10,
+            seed: None,
         }
     }
 }
 
 impl Plugin {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         linker: &Linker<HostState>,
         name: &str,
         module: Module,
-        memory_bytes: usize,
-        timeout_us: u64,
-        on_error: OnError,
-        max_bytes: usize,
-        disable_after: u32,
+        l: &Limits,
         kv: Option<Arc<Kv>>,
     ) -> Result<Plugin, String> {
         check_imports(&module)?;
@@ -648,11 +669,14 @@ impl Plugin {
         let p = Plugin {
             name: name.to_string(),
             pre,
-            memory_bytes,
-            deadline_ticks: timeout_us.div_ceil(TICK_US).max(1),
-            on_error,
-            max_bytes,
-            disable_after: disable_after.max(1),
+            memory_bytes: l.memory_bytes,
+            deadline_ticks: l.timeout_us.div_ceil(TICK_US).max(1),
+            on_error: l.on_error,
+            max_bytes: l.max_bytes,
+            disable_after: l.disable_after.max(1),
+            seed: l.seed.unwrap_or_else(os_seed),
+            instances: AtomicU64::new(0),
+            log: Arc::new(crate::eval::log::PacketLog::new(l.log_rate)),
             has_match,
             has_target,
             kv: kv.unwrap_or_default(),
@@ -687,6 +711,14 @@ impl Plugin {
             kv: self.kv.clone(),
             stats: self.stats.clone(),
             name: Arc::from(self.name.as_str()),
+            rng: {
+                // Every instance (one per worker thread) its own stream, reproducible from
+                // `router.seed`.
+                let n = self.instances.fetch_add(1, Ordering::Relaxed);
+                let mut m = crate::eval::SplitMix(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                crate::eval::SplitMix(m.next_u64())
+            },
+            log: self.log.clone(),
         };
         let mut store = Store::new(engine(), state);
         store.limiter(|s| &mut s.limits);
