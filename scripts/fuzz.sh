@@ -10,7 +10,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 # cargo-fuzz passes -Z sanitizer flags: allow them on the stable toolchain.
 export RUSTC_BOOTSTRAP=1
-mkdir -p fuzz/corpus/restore fuzz/corpus/config fuzz/corpus/packet fuzz/corpus/classifier
+mkdir -p fuzz/corpus/restore fuzz/corpus/config fuzz/corpus/packet fuzz/corpus/classifier fuzz/corpus/pcap fuzz/corpus/plugin_out
+cp ../configs/*.pcapng fuzz/corpus/pcap/
 seeds_restore=(../configs)
 [ -d ../../shared/conformance/iptables-dumps ] && seeds_restore+=(../../shared/conformance/iptables-dumps)
 [ -d ../../shared/conformance/kube-proxy/rules_full ] && seeds_restore+=(../../shared/conformance/kube-proxy/rules_full)
@@ -26,3 +27,5 @@ run restore fuzz/corpus/restore "${seeds_restore[@]}"
 run config fuzz/corpus/config
 run packet fuzz/corpus/packet fuzz/seeds/packet
 run classifier fuzz/corpus/classifier
+run pcap fuzz/corpus/pcap
+run plugin_out fuzz/corpus/plugin_out

@@ -393,15 +393,7 @@ impl Config {
     /// Reads and checks `path`: the TOML itself, then the references inside it.
     pub fn load(path: &Path) -> Result<Config, Errors> {
         let file: Arc<str> = Arc::from(path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Errors(vec![Error {
-                file: file.clone(),
-                line: 0,
-                col: 0,
-                token: String::new(),
-                msg: format!("cannot read config: {e}"),
-            }])
-        })?;
+        let text = crate::ruleset::read_text(path, "config").map_err(|e| Errors(vec![e]))?;
         let mut c = Config::parse(&text, &file)?;
         c.path = path.to_path_buf();
         Ok(c)
@@ -591,12 +583,14 @@ impl Config {
         let mut errors = Vec::new();
         for f in &self.rules.files {
             let p = self.base_dir().join(f.get_ref());
-            match std::fs::read_to_string(&p) {
+            match crate::ruleset::read_text(&p, "rules file") {
                 Ok(t) => match restore(&rs, &t, &p.display().to_string(), true) {
                     Ok(next) => rs = next,
                     Err(e) => errors.extend(e.0),
                 },
-                Err(e) => errors.push(src.err(f, f.get_ref(), format!("cannot read rules file {}: {e}", p.display()))),
+                // Cannot read: the error points at the config's line naming the file.
+                Err(e) if e.line == 0 => errors.push(src.err(f, f.get_ref(), format!("{}: {}", p.display(), e.msg))),
+                Err(e) => errors.push(e),
             }
         }
         if let Some(inline) = &self.rules.inline {

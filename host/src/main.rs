@@ -537,15 +537,7 @@ fn load(src: &Source) -> Result<Loaded, Errors> {
         return Ok((rs, Some(cfg), plugins));
     }
     let path = src.rules.as_deref().unwrap_or(Path::new("-"));
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Errors(vec![rtrouter::ruleset::Error {
-            file: path.display().to_string().into(),
-            line: 0,
-            col: 0,
-            token: String::new(),
-            msg: format!("cannot read: {e}"),
-        }])
-    })?;
+    let text = rtrouter::ruleset::read_text(path, "rules").map_err(|e| Errors(vec![e]))?;
     let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false)?;
     Ok((validate_owned(rs, &Env::default())?, None, None))
 }

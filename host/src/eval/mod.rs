@@ -21,6 +21,7 @@
 pub mod classify;
 pub mod log;
 pub mod matches;
+pub mod plugin_out;
 pub mod state;
 
 use crate::packet::{Headers, L4};

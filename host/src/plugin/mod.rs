@@ -16,7 +16,6 @@
 
 use crate::config::Config;
 use crate::eval::{Ct, CtState, Cx, Pkt, PluginHost, Verdict};
-use crate::packet;
 use crate::ruleset::{Errors, PluginBinder, ValidRuleset};
 use rtrouter_sdk::abi;
 use std::cell::RefCell;
@@ -897,60 +896,19 @@ impl PluginHost for Plugins {
             let code = f.call(&mut w.store, (local as i32, n as i32))?;
             let d = w.memory.data(&w.store);
             let meta = &d[w.buf..w.buf + abi::META_LEN];
-            let get32 = |at: usize| u32::from_le_bytes([meta[at], meta[at + 1], meta[at + 2], meta[at + 3]]);
-            let flags = get32(abi::META_OUT_FLAGS);
-            if flags & abi::OUT_MARK != 0 {
-                pkt.mark = get32(abi::META_MARK);
-            }
-            if flags & abi::OUT_CT_MARK != 0 {
-                if let Ct::Tracked(c) = &mut pkt.ct {
-                    c.mark = get32(abi::META_CT_MARK);
-                }
-            }
-            if flags & abi::OUT_PACKET != 0 {
-                let body = &d[w.buf + abi::META_LEN..w.buf + abi::META_LEN + n];
-                pkt.buf[..n].copy_from_slice(body);
-            }
-            Ok((code, flags & abi::OUT_PACKET != 0))
+            let body = &d[w.buf + abi::META_LEN..w.buf + abi::META_LEN + n];
+            Ok(crate::eval::plugin_out::apply(pkt, meta, body, code))
         });
         match r {
-            Ok((code, changed)) => {
+            Ok(v) => {
                 p.succeeded();
-                if changed && !revalidate(pkt) {
-                    // The plugin broke the packet: it must not leave.
-                    return Some(Verdict::Drop);
-                }
-                match code {
-                    abi::VERDICT_ACCEPT => Some(Verdict::Accept),
-                    abi::VERDICT_DROP => Some(Verdict::Drop),
-                    abi::VERDICT_REJECT => Some(Verdict::Reject(crate::ruleset::targets::RejectWith::PortUnreachable)),
-                    _ => None,
-                }
+                v
             }
             Err(e) => {
                 self.failure(p, &e);
                 fail
             }
         }
-    }
-}
-
-/// After a target changed packet bytes: the IPv4 header checksum and the transport checksum
-/// are recomputed and the packet re-parsed. `false` if it no longer parses.
-fn revalidate(pkt: &mut Pkt) -> bool {
-    if pkt.buf.len() >= 20 && pkt.buf[0] >> 4 == 4 {
-        let hl = (usize::from(pkt.buf[0] & 15) * 4).min(pkt.buf.len());
-        pkt.buf[10..12].copy_from_slice(&[0, 0]);
-        let c = packet::checksum::finish(packet::checksum::sum(&pkt.buf[..hl]));
-        pkt.buf[10..12].copy_from_slice(&c.to_be_bytes());
-    }
-    match packet::parse(pkt.buf) {
-        Ok(h) => {
-            packet::fill_l4_checksum(pkt.buf, &h);
-            pkt.h = h;
-            true
-        }
-        Err(_) => false,
     }
 }
 

@@ -249,7 +249,7 @@ impl Ruleset {
 
 /// An error in a ruleset or config: where, the offending word, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{col}: {msg}{}", token_hint(.token))]
+#[error("{file}:{line}:{col}: {}{}", shown(.msg, MSG_SHOWN), token_hint(.token))]
 pub struct Error {
     pub file: Arc<str>,
     pub line: u32,
@@ -259,12 +259,54 @@ pub struct Error {
     pub msg: String,
 }
 
+/// The longest token an error message repeats; a longer one is cut, with `…`.
+const TOKEN_SHOWN: usize = 200;
+/// The same for the message, which may quote the input too.
+const MSG_SHOWN: usize = 400;
+
+/// `s` in at most about `max` characters: a longer one keeps its start and its last quarter
+/// (where a message says what was wrong with the long word it quotes), with `…` between.
+fn shown(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let n = s.chars().count();
+    if n <= max {
+        return s.into();
+    }
+    let tail = max / 4;
+    let head: String = s.chars().take(max - tail).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{head}…{end}").into()
+}
+
 fn token_hint(t: &str) -> String {
     if t.is_empty() {
         String::new()
     } else {
-        format!(" (at `{t}')")
+        format!(" (at `{}')", shown(t, TOKEN_SHOWN))
     }
+}
+
+/// Reads a text file: a file that is not UTF-8 is an error at the line and column of its
+/// first bad byte (`what` says what the file is, for errors reading it at all).
+pub fn read_text(path: &std::path::Path, what: &str) -> Result<String, Error> {
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let err = |line, col, token: String, msg| Error {
+        file: file.clone(),
+        line,
+        col,
+        token,
+        msg,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(0, 0, String::new(), format!("cannot read {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Columns count characters, as for every other error; the prefix is valid UTF-8.
+        let col = std::str::from_utf8(&bytes[start..at]).map_or(0, |s| s.chars().count()) as u32 + 1;
+        err(line, col, format!("\\x{:02x}", bytes[at]), "not UTF-8 text".into())
+    })
 }
 
 /// Every error found in one input, in order.

@@ -86,10 +86,19 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
     // The table being built, with the line of its `*table`.
     let mut open: Option<(Open, u32, bool)> = None;
     let mut last_line = 0;
+    let mut gave_up = false;
     for (i, raw) in text.lines().enumerate() {
         let line = (i + 1) as u32;
         last_line = line;
         if errors.len() >= MAX_ERRORS {
+            gave_up = true;
+            errors.push(Error {
+                file: file.clone(),
+                line,
+                col: 1,
+                token: String::new(),
+                msg: format!("too many errors: stopped reading here, after {MAX_ERRORS}"),
+            });
             break;
         }
         let trimmed = raw.trim();
@@ -180,7 +189,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
             errors.push(err(col, token, msg));
         }
     }
-    if let Some((t, l, _)) = open {
+    if let Some((t, l, _)) = open.filter(|_| !gave_up) {
         errors.push(Error {
             file: file.clone(),
             line: last_line.max(l),
@@ -487,6 +496,51 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_too_many_errors_reading_stops_without_a_spurious_commit_error() {
+        let mut text = String::from("*filter\n");
+        for _ in 0..150 {
+            text += "-A NOPE -j ACCEPT\n";
+        }
+        let e = restore(&Ruleset::default(), &text, "many", false).unwrap_err();
+        assert_eq!(e.0.len(), MAX_ERRORS + 1);
+        let last = e.0.last().unwrap();
+        assert!(last.msg.contains("too many errors"), "{last}");
+        assert_eq!(last.line, MAX_ERRORS as u32 + 2);
+        assert!(!e.0.iter().any(|x| x.msg.contains("COMMIT")), "{e}");
+    }
+
+    #[test]
+    fn long_tokens_are_cut_in_messages() {
+        let name = "X".repeat(10 << 20);
+        let e = restore(
+            &Ruleset::default(),
+            &format!("*filter\n-A INPUT -j ACCEPT {name}\nCOMMIT\n"),
+            "big",
+            false,
+        )
+        .unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.len() < 1000, "{} bytes", shown.len());
+        assert!(shown.contains("XXX…XXX"), "{}", &shown[..300.min(shown.len())]);
+        assert!(shown.starts_with("big:2:20: bad argument `XXX"), "{shown}");
+        assert_eq!(e.0[0].token.len(), 10 << 20, "the error keeps the whole token");
+    }
+
+    #[test]
+    fn non_utf8_files_are_an_error_at_the_first_bad_byte() {
+        let p = std::env::temp_dir().join(format!("rtrouter-utf8-{}.rules", std::process::id()));
+        std::fs::write(
+            &p,
+            b"*filter\n-A INPUT -j ACCEPT\n-A INPUT -m comment --comment \"caf\xe9\" -j DROP\nCOMMIT\n",
+        )
+        .unwrap();
+        let e = super::super::read_text(&p, "rules").unwrap_err();
+        let _ = std::fs::remove_file(&p);
+        assert_eq!((e.line, e.col, e.token.as_str()), (3, 35, "\\xe9"), "{e}");
+        assert!(e.msg.contains("UTF-8"));
+    }
 
     #[test]
     fn cr_only_line_endings_end_lines() {
