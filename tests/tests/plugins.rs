@@ -794,3 +794,111 @@ fn plugin_random_streams_differ_per_worker_and_follow_the_seed() {
     let (x, y) = (draws(None), draws(None));
     assert_ne!(x[0], y[0], "unseeded: from the OS");
 }
+
+/// The `.cwasm` entries in a cache directory.
+fn cache_entries(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_compile_cache_loads_native_code_only_from_a_private_directory_and_a_matching_entry() {
+    use rtrouter::plugin::{compile_cached, CACHE_MAX_BYTES};
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("rtrouter-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(base.clone());
+    let udp_module = wat(MATCH_UDP);
+    let tcp_module = wat(r#"(func (export "rtrouter_match") (param i32 i32) (result i32)
+        (i32.eq (i32.load8_u (i32.const 1049)) (i32.const 6)))"#);
+
+    // A private directory is made 0700 and used.
+    let good = base.join("good");
+    compile_cached(udp_module.as_bytes(), Some(&good), CACHE_MAX_BYTES).unwrap();
+    assert_eq!(std::fs::metadata(&good).unwrap().permissions().mode() & 0o777, 0o700);
+    let entries = cache_entries(&good);
+    assert_eq!(entries.len(), 1);
+
+    // A directory others may write to, a symbolic link, another user's directory: not used
+    // (the module still compiles, nothing is read or written there).
+    let open = base.join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    compile_cached(udp_module.as_bytes(), Some(&open), CACHE_MAX_BYTES).unwrap();
+    assert!(
+        cache_entries(&open).is_empty(),
+        "a world-writable directory is not used"
+    );
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    compile_cached(tcp_module.as_bytes(), Some(&link), CACHE_MAX_BYTES).unwrap();
+    assert_eq!(cache_entries(&good).len(), 1, "a symlink to a cache is not followed");
+    if nix::unistd::geteuid().is_root() {
+        let theirs = base.join("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+        nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        compile_cached(udp_module.as_bytes(), Some(&theirs), CACHE_MAX_BYTES).unwrap();
+        assert!(
+            cache_entries(&theirs).is_empty(),
+            "another user's directory is not used"
+        );
+    }
+
+    // A poisoned entry: the TCP module's compiled code put where the UDP module's belongs.
+    // It does not carry the UDP module's hash, so it is compiled again, not run.
+    let other = base.join("other");
+    compile_cached(tcp_module.as_bytes(), Some(&other), CACHE_MAX_BYTES).unwrap();
+    let tcp_entry = std::fs::read(&cache_entries(&other)[0]).unwrap();
+    std::fs::write(&entries[0], &tcp_entry).unwrap();
+    let m = compile_cached(udp_module.as_bytes(), Some(&good), CACHE_MAX_BYTES).unwrap();
+    let ps = Arc::new(Plugins::from_modules(vec![("udp".into(), m, fast())], &Default::default()).unwrap());
+    let mut l = lab(
+        &ps,
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin udp -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    assert!(
+        l.send("lan0", &udp(A, 1, B, 2)).forwarded(),
+        "the module is the UDP one"
+    );
+    assert!(l.send("lan0", &tcp(A, 1, B, 80, 2)).dropped());
+    assert_ne!(
+        std::fs::read(&entries[0]).unwrap(),
+        tcp_entry,
+        "the poisoned entry was replaced"
+    );
+
+    // Old entries are evicted beyond the size limit.
+    let small = base.join("small");
+    let one = tcp_entry.len() as u64;
+    for body in [
+        MATCH_UDP,
+        r#"(func (export "rtrouter_match") (param i32 i32) (result i32) i32.const 1)"#,
+        r#"(func (export "rtrouter_match") (param i32 i32) (result i32) i32.const 0)"#,
+    ] {
+        compile_cached(wat(body).as_bytes(), Some(&small), one * 2 - 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kept: u64 = cache_entries(&small)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(kept < one * 2, "{kept} bytes kept, limit {}", one * 2 - 1);
+    assert!(!cache_entries(&small).is_empty(), "the newest entry stays");
+}

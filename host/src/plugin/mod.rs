@@ -202,22 +202,145 @@ fn load_err(cfg: &Config, name: &str, msg: String) -> Errors {
     }])
 }
 
-/// The directory compiled modules are cached in (`RTROUTER_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/rtrouter`, else `~/.cache/rtrouter`, else the temp directory).
-pub fn cache_dir() -> PathBuf {
+/// The directory compiled modules are cached in: `RTROUTER_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/rtrouter`, else `~/.cache/rtrouter`; `None` (no cache: every load
+/// compiles) when none is set. Never a shared temporary directory.
+pub fn cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("RTROUTER_CACHE_DIR") {
-        return PathBuf::from(d);
+        return Some(PathBuf::from(d));
     }
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("rtrouter");
+        return Some(PathBuf::from(d).join("rtrouter"));
     }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".cache").join("rtrouter");
-    }
-    std::env::temp_dir().join("rtrouter-cache")
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("rtrouter"))
 }
 
-/// FNV-1a, a stable hash for cache keys (the std hasher is not promised to be stable).
+/// How much the cache may hold; the oldest entries go first.
+pub const CACHE_MAX_BYTES: u64 = 256 << 20;
+
+/// A cache entry: this magic, a keyed hash (8 bytes), the compiled module.
+const CACHE_MAGIC: &[u8; 8] = b"RTRCWASM";
+
+/// Whether `dir` is safe to load native code from: a real directory (not a symlink) owned by
+/// this process's user and closed to everyone else (no group or other bits). It is created so
+/// when missing.
+fn trusted_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create it: {e}"))?;
+            std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if meta.file_type().is_symlink() {
+        return Err("it is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return Err("it is not a directory".into());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to uid {}, not to this process's uid {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "its mode is {:o}: others may write to it (0700 is needed)",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// The per-user secret the cache entries' hashes are keyed with (`key` in the cache
+/// directory, 0600, made from the OS's randomness once).
+fn cache_key(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let path = dir.join("key");
+    let read = |path: &std::path::Path| -> Option<(u64, u64)> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+            return None;
+        }
+        let b = std::fs::read(path).ok()?;
+        let k: [u8; 16] = b.get(..16)?.try_into().ok()?;
+        Some((
+            u64::from_le_bytes(k[..8].try_into().ok()?),
+            u64::from_le_bytes(k[8..].try_into().ok()?),
+        ))
+    };
+    if let Some(k) = read(&path) {
+        return Some(k);
+    }
+    let (a, b) = (os_seed(), os_seed());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .ok()?;
+    f.write_all(&a.to_le_bytes()).ok()?;
+    f.write_all(&b.to_le_bytes()).ok()?;
+    read(&path)
+}
+
+/// SipHash-2-4 keyed with the cache's secret over what an entry must belong to: the engine's
+/// configuration, the module's bytes and the compiled code.
+#[allow(deprecated)] // `SipHasher` is the std's keyed SipHash; nothing else in std takes keys.
+fn cache_tag(key: (u64, u64), config: u64, wasm: &[u8], compiled: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::SipHasher::new_with_keys(key.0, key.1);
+    h.write_u64(config);
+    h.write_usize(wasm.len());
+    h.write(wasm);
+    h.write(compiled);
+    h.finish()
+}
+
+/// Removes stale temporary files and, beyond `max` bytes, the least recently used entries.
+fn evict(dir: &std::path::Path, max: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let now = std::time::SystemTime::now();
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    for e in rd.flatten() {
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(now);
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("tmp") if now.duration_since(modified).is_ok_and(|d| d.as_secs() > 3600) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Some("cwasm") => entries.push((modified, meta.len(), path)),
+            _ => {}
+        }
+    }
+    let mut total: u64 = entries.iter().map(|e| e.1).sum();
+    entries.sort();
+    for (_, len, path) in entries {
+        if total <= max {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+/// FNV-1a, a stable hash for cache file names (the std hasher is not promised to be stable).
 fn fnv(bytes: &[u8], mut h: u64) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
@@ -226,34 +349,68 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
     h
 }
 
-/// Compiles `wasm` (binary or text), or loads it from the cache.
+/// Compiles `wasm` (binary or text), or loads it from the cache ([`cache_dir`]).
 pub fn compile(wasm: &[u8]) -> Result<Module, String> {
+    compile_cached(wasm, cache_dir().as_deref(), CACHE_MAX_BYTES)
+}
+
+/// Compiles `wasm`, caching the native code in `dir` (none: no cache) up to `max` bytes.
+///
+/// Native code is only ever loaded from a directory [`trusted_dir`] accepts, and only when the
+/// entry's keyed hash matches this module, this engine and the code; anything else is
+/// compiled again and replaced.
+pub fn compile_cached(wasm: &[u8], dir: Option<&std::path::Path>, max: u64) -> Result<Module, String> {
     let e = engine();
     let mut h = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(&e.precompile_compatibility_hash(), &mut h);
-    let key = fnv(wasm, std::hash::Hasher::finish(&h) ^ 0xcbf2_9ce4_8422_2325);
-    let dir = cache_dir();
-    let path = dir.join(format!("{key:016x}.cwasm"));
-    if let Ok(bytes) = std::fs::read(&path) {
-        // SAFETY: the file was written by `precompile_module` below for this engine's settings
-        // (part of the key), in a directory only this user writes (created 0700). A file that
-        // does not deserialize is recompiled and replaced.
-        #[allow(unsafe_code)]
-        if let Ok(m) = unsafe { Module::deserialize(e, &bytes) } {
-            return Ok(m);
+    let config = std::hash::Hasher::finish(&h);
+    let name = format!("{:016x}.cwasm", fnv(wasm, config ^ 0xcbf2_9ce4_8422_2325));
+    let cache = dir.and_then(|d| match trusted_dir(d) {
+        Ok(()) => cache_key(d).map(|k| (d, k)),
+        Err(why) => {
+            tracing::warn!(target: "rtrouter::plugin", dir = %d.display(), "not using the compile cache: {why}");
+            None
+        }
+    });
+    if let Some((d, key)) = cache {
+        let path = d.join(&name);
+        let entry = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|_| std::fs::read(&path).ok());
+        if let Some(bytes) = entry {
+            let ok = bytes.len() > 16
+                && &bytes[..8] == CACHE_MAGIC
+                && bytes[8..16] == cache_tag(key, config, wasm, &bytes[16..]).to_le_bytes();
+            if ok {
+                // SAFETY: the bytes carry a hash keyed with this user's secret over this module,
+                // this engine's configuration and the code itself, so they are what
+                // `precompile_module` below wrote for this module, in a directory only this user
+                // can write to.
+                #[allow(unsafe_code)]
+                if let Ok(m) = unsafe { Module::deserialize(e, &bytes[16..]) } {
+                    if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+                        let _ = f.set_modified(std::time::SystemTime::now());
+                    }
+                    return Ok(m);
+                }
+            }
         }
     }
     // Text (`.wat`) is accepted too, which small test fixtures use.
     let compiled = e
         .precompile_module(wasm)
         .map_err(|err| format!("is not a loadable wasm module: {err}"))?;
-    if std::fs::create_dir_all(&dir).is_ok() {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        let tmp = dir.join(format!("{key:016x}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, &compiled).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
+    if let Some((d, key)) = cache {
+        let tmp = d.join(format!("{name}.{}.tmp", std::process::id()));
+        let mut entry = Vec::with_capacity(16 + compiled.len());
+        entry.extend_from_slice(CACHE_MAGIC);
+        entry.extend_from_slice(&cache_tag(key, config, wasm, &compiled).to_le_bytes());
+        entry.extend_from_slice(&compiled);
+        if std::fs::write(&tmp, &entry).is_ok() {
+            let _ = std::fs::rename(&tmp, d.join(&name));
         }
+        evict(d, max);
     }
     // SAFETY: `compiled` was just produced by this engine's `precompile_module`.
     #[allow(unsafe_code)]
