@@ -389,7 +389,115 @@ impl Source<'_> {
     }
 }
 
+/// Where the values [`Config::check_runnable`] looks at stand in the text.
+#[derive(Debug, Default, Deserialize)]
+struct Spans {
+    #[serde(default)]
+    router: RouterSpans,
+    #[serde(default)]
+    conntrack: ConntrackSpans,
+    #[serde(default)]
+    log: LogSpans,
+    #[serde(default)]
+    interface: Vec<InterfaceSpans>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RouterSpans {
+    workers: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConntrackSpans {
+    max_entries: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LogSpans {
+    level: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct InterfaceSpans {
+    netns: Option<Spanned<toml::Value>>,
+}
+
+/// `log.level`: a level, or comma-separated `TARGET=LEVEL` directives (a tracing filter).
+/// Stricter than `EnvFilter`, which takes any bare word for a target and logs everything
+/// from it.
+fn check_log_level(spec: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = |l: &str| LEVELS.iter().any(|x| x.eq_ignore_ascii_case(l));
+    for d in spec.split(',').map(str::trim) {
+        let ok = match d.split_once('=') {
+            None => level(d),
+            Some((target, l)) => !target.is_empty() && level(l),
+        };
+        if !ok {
+            return Err(format!(
+                "`{d}' is neither a level ({}) nor TARGET=LEVEL",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The most dataplane threads `router.workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
 impl Config {
+    /// Refuses values the types allow but the router cannot run with (`check` must not pass a
+    /// config that then fails or hangs at start).
+    fn check_runnable(&self, src: &Source, errors: &mut Vec<Error>) {
+        let spans: Spans = toml::from_str(src.text).unwrap_or_default();
+        let at = |s: Option<&Spanned<toml::Value>>, msg: String| {
+            let (line, col) = s.map_or((0, 0), |s| line_col(src.text, s.span().start));
+            Error {
+                file: src.file.clone(),
+                line,
+                col,
+                token: s.map(|s| s.get_ref().to_string()).unwrap_or_default(),
+                msg,
+            }
+        };
+        if self.router.workers > MAX_WORKERS {
+            errors.push(at(
+                spans.router.workers.as_ref(),
+                format!(
+                    "router.workers is {}: at most {MAX_WORKERS} (0 = one per core)",
+                    self.router.workers
+                ),
+            ));
+        }
+        if self.conntrack.max_entries == 0 {
+            errors.push(at(
+                spans.conntrack.max_entries.as_ref(),
+                "conntrack.max_entries must be at least 1".into(),
+            ));
+        }
+        if let Err(why) = check_log_level(&self.log.level) {
+            errors.push(at(
+                spans.log.level.as_ref(),
+                format!(
+                    "log.level `{}' is not a level or a tracing filter: {why}",
+                    self.log.level
+                ),
+            ));
+        }
+        for (i, iface) in self.interface.iter().enumerate() {
+            let Some(ns) = &iface.netns else { continue };
+            if ns.is_empty() || ns.len() > 255 || ns.contains(['/', '\0']) || ns == "." || ns == ".." {
+                errors.push(at(
+                    spans.interface.get(i).and_then(|s| s.netns.as_ref()),
+                    format!("netns `{ns}' is not a namespace name (1 to 255 characters, no `/', not `.' or `..')"),
+                ));
+            }
+        }
+    }
+
     /// Reads and checks `path`: the TOML itself, then the references inside it.
     pub fn load(path: &Path) -> Result<Config, Errors> {
         let file: Arc<str> = Arc::from(path.display().to_string());
@@ -499,6 +607,7 @@ impl Config {
                 errors.push(src.err(&p.on_error, e, "on_error must be `no-match' or `drop'"));
             }
         }
+        self.check_runnable(src, &mut errors);
         if let Some(l) = &self.metrics.listen {
             match l.get_ref().parse::<std::net::SocketAddr>() {
                 Err(_) => errors.push(src.err(l, l.get_ref(), "metrics.listen must be ADDRESS:PORT")),
@@ -698,6 +807,34 @@ mod tests {
         let e = &e.0[0];
         assert_eq!((e.line, e.col), (3, 1), "{e}");
         assert!(e.msg.contains("unknown field `mtuu`"), "{e}");
+    }
+
+    #[test]
+    fn values_the_router_cannot_run_are_refused_with_their_place() {
+        let bad = |text: &str, line: u32, what: &str| {
+            let e = Config::parse(text, "r.toml").expect_err(text);
+            let e = &e.0[0];
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.col > 0, "{e}");
+            assert!(e.msg.contains(what), "{e}");
+        };
+        bad("[router]\nworkers = 1000000\n", 2, "at most 1024");
+        bad("[conntrack]\n\nmax_entries = 0\n", 3, "at least 1");
+        bad("[log]\nlevel = \"loud!!\"\n", 2, "not a level");
+        for ns in ["", "../../etc", "a/b", ".."] {
+            bad(
+                &format!("[[interface]]\nname = \"a0\"\n[[interface]]\nname = \"b0\"\nnetns = \"{ns}\"\n"),
+                5,
+                "not a namespace name",
+            );
+        }
+        for ok in [
+            "[router]\nworkers = 4\n",
+            "[log]\nlevel = \"warn,rtrouter::plugin=debug\"\n",
+            "[[interface]]\nname = \"a0\"\nnetns = \"rt-lan\"\n",
+        ] {
+            Config::parse(ok, "r.toml").expect(ok);
+        }
     }
 
     #[test]
