@@ -282,9 +282,25 @@ fn udp_expires_and_gc_removes_it() {
     );
     assert_eq!(l.router.conntrack.len(), 1);
     l.router.conntrack.delete(&Filter::default());
-    // Once replied, the stream timeout (120 s) applies.
+    // A request and its reply only: still the short timeout, not ASSURED (Linux 6.x makes a
+    // UDP flow a stream only if it is still active 2 s after its first packet).
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
     assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
+    assert!(!l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"));
+    l.now += 1_000_000_000;
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(
+        !l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"),
+        "1 s in: not yet"
+    );
+    l.now += 31_000_000_000;
+    assert_eq!(l.router.conntrack.gc(l.now), 1, "the short timeout applied");
+    // Still active after 2 s: a stream, ASSURED, the stream timeout (120 s).
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
+    l.now += 2_500_000_000;
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"));
     l.now += 100_000_000_000;
     assert_eq!(l.router.conntrack.gc(l.now), 0);
 }

@@ -163,6 +163,9 @@ pub struct ConnState {
     pub tcp: TcpState,
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
+    /// UDP: when a replied flow still active counts as a stream (2 s after its first packet,
+    /// `ct->proto.udp.stream_ts`).
+    pub stream_ts: u64,
 }
 
 /// A connection. Shared by both of its table entries and by packets in flight.
@@ -345,7 +348,11 @@ impl Table {
                     Some(to)
                 }
             },
-            L4::Udp { .. } => Some(if st.status & status::SEEN_REPLY != 0 || reply {
+            // `nf_conntrack_udp_packet` (Linux 6.x): a flow that has seen a reply (before this
+            // packet) and is still active 2 s after its first packet is a stream: the long
+            // timeout and ASSURED. Until then, and for the first reply itself, the short one.
+            L4::Udp { .. } => Some(if st.status & status::SEEN_REPLY != 0 && now > st.stream_ts {
+                st.status |= status::ASSURED;
                 self.timeouts.udp_stream
             } else {
                 self.timeouts.udp
@@ -355,7 +362,7 @@ impl Table {
         };
         if reply && st.status & status::SEEN_REPLY == 0 {
             st.status |= status::SEEN_REPLY;
-            if h.proto == proto::UDP || h.proto == proto::ICMP {
+            if h.proto == proto::ICMP {
                 st.status |= status::ASSURED;
             }
         }
@@ -404,6 +411,7 @@ impl Table {
             tcp,
             packets: [1, 0],
             bytes: [u64::from(h.total_len), 0],
+            stream_ts: now + 2 * NS,
         })
     }
 
