@@ -60,7 +60,7 @@ fn filled() -> (Arc<Table>, Vec<Headers>) {
     let flows: Vec<Headers> = (0..N).map(flow).collect();
     let before = LIVE.load(Ordering::Relaxed);
     for h in &flows {
-        if let Verdict::Tentative(st) = t.inspect(h, &[], 0, 1) {
+        if let Verdict::Tentative(st) = t.inspect(h, &[], 0, 1, false) {
             t.confirm(st).expect("room");
         }
     }
@@ -82,7 +82,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("lookup-existing", |b| {
         b.iter(|| {
             i = (i + 7919) % flows.len();
-            black_box(matches!(table.inspect(&flows[i], &[], 0, 2), Verdict::Known { .. }))
+            black_box(matches!(
+                table.inspect(&flows[i], &[], 0, 2, false),
+                Verdict::Known { .. }
+            ))
         })
     });
     let mut next = N;
@@ -91,7 +94,7 @@ fn bench(c: &mut Criterion) {
             // Insert a new connection and forget it again, so the table stays at 1M.
             let h = flow(next);
             next += 1;
-            if let Verdict::Tentative(st) = table.inspect(&h, &[], 0, 2) {
+            if let Verdict::Tentative(st) = table.inspect(&h, &[], 0, 2, false) {
                 table.confirm(st).expect("room");
             }
             table.forget(&Key::of(&h, 0).expect("udp"));
@@ -107,7 +110,7 @@ fn bench(c: &mut Criterion) {
                         let mut k = t as usize * 500_000;
                         for _ in 0..iters / 2 {
                             k = (k + 7919) % flows.len();
-                            black_box(table.inspect(&flows[k], &[], 0, 2));
+                            black_box(table.inspect(&flows[k], &[], 0, 2, false));
                         }
                     });
                 }

@@ -412,7 +412,7 @@ impl Run<'_> {
             return;
         }
         let now = self.now;
-        match self.r.conntrack.inspect(&p.h, p.buf, p.zone, now) {
+        match self.r.conntrack.inspect(&p.h, p.buf, p.zone, now, p.in_if.is_some()) {
             conntrack::Verdict::Known { conn, dir, new } => {
                 let state = if new { CtState::New } else { CtState::Established };
                 p.ct = Ct::Tracked(ct_info(&conn.lock(), dir, state, now));

@@ -389,7 +389,7 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
             s.spawn(move || {
                 for i in 0..per {
                     let h = hdr(t, i);
-                    match mine.inspect(&h, &[], 0, 1) {
+                    match mine.inspect(&h, &[], 0, 1, false) {
                         rtrouter::conntrack::Verdict::Tentative(st) => mine.confirm(st).expect("room"),
                         v => panic!("new key seen as {v:?}"),
                     }
@@ -399,7 +399,7 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
             let racer = table.clone();
             s.spawn(move || {
                 let h = hdr(99, 0);
-                if let rtrouter::conntrack::Verdict::Tentative(st) = racer.inspect(&h, &[], 0, 1) {
+                if let rtrouter::conntrack::Verdict::Tentative(st) = racer.inspect(&h, &[], 0, 1, false) {
                     let _ = racer.confirm(st);
                 }
             });
@@ -440,4 +440,51 @@ fn replies_the_router_generates_are_translated_like_their_connection() {
     assert_eq!((h.src, h.ports()), (addr(WAN), Some((8080, 2))));
     assert_eq!(checksums_ok(&rst), Some(true));
     assert_eq!(l.router.conntrack.len(), 0, "refused connections are not committed");
+}
+
+#[test]
+fn malformed_segments_and_datagrams_are_invalid() {
+    // As `tcp_error`/`udp_error` (nf_conntrack_checksum=1): before, these were NEW and
+    // forwarded.
+    let mut l = Lab::new(GATEWAY);
+    let invalid = |l: &mut Lab, p: &[u8], what: &str| {
+        let s = l.send("lan0", p);
+        assert!(s.dropped(), "{what}: {:?}", s.outcome);
+        assert_eq!(s.outcome.ct, Ct::Invalid, "{what}");
+    };
+    for (flags, what) in [
+        (0x03, "SYN+FIN"),
+        (0x06, "SYN+RST"),
+        (0x3f, "every flag"),
+        (0x00, "no flag"),
+        (0x01, "FIN alone"),
+        (0x29, "FIN+PSH+URG (xmas)"),
+    ] {
+        invalid(&mut l, &seg(A, 40000, B, 80, flags, 1, 0), what);
+    }
+    // ECE, CWR and PSH do not count: a SYN with ECN bits is a SYN.
+    assert!(l
+        .send("lan0", &seg(A, 40001, B, 80, 0x02 | 0x40 | 0x80, 1, 0))
+        .forwarded());
+    let mut bad_sum = seg(A, 40002, B, 80, 0x02, 1, 0);
+    bad_sum[36] ^= 0xff;
+    invalid(&mut l, &bad_sum, "bad TCP checksum");
+    for udp_len in [0u16, 7, 100] {
+        let mut d = udp(A, 5000, B, 53);
+        d[24..26].copy_from_slice(&udp_len.to_be_bytes());
+        rtrouter_tests::refresh_checksums(&mut d);
+        d[24..26].copy_from_slice(&udp_len.to_be_bytes());
+        invalid(&mut l, &d, &format!("UDP length {udp_len}"));
+    }
+    let mut d = udp(A, 5001, B, 53);
+    d[26] ^= 0x55;
+    invalid(&mut l, &d, "bad UDP checksum");
+    // No UDP checksum at all is allowed.
+    let mut d = udp(A, 5002, B, 53);
+    d[26..28].copy_from_slice(&[0, 0]);
+    assert!(l.send("lan0", &d).forwarded());
+    let mut ping = icmp_echo(A, B);
+    ping[22] ^= 0x10;
+    invalid(&mut l, &ping, "bad ICMP checksum");
+    assert!(l.router.conntrack.len() <= 2, "no entry for an invalid packet");
 }

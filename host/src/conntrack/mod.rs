@@ -168,6 +168,49 @@ pub struct ConnState {
     pub stream_ts: u64,
 }
 
+/// `tcp_valid_flags` (`nf_conntrack_proto_tcp.c`): the flag combinations, ECE, CWR and PSH
+/// aside, that a TCP segment may carry; anything else (SYN+FIN, SYN+RST, none, all, …) is
+/// INVALID.
+fn tcp_flags_valid(flags: u8) -> bool {
+    use crate::packet::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
+    matches!(
+        flags & !(0x40 | 0x80 | PSH),
+        f if f == SYN
+            || f == SYN | URG
+            || f == SYN | ACK
+            || f == RST
+            || f == RST | ACK
+            || f == FIN | ACK
+            || f == FIN | ACK | URG
+            || f == ACK
+            || f == ACK | URG
+    )
+}
+
+/// The checks `tcp_error`, `udp_error` and `icmp_error` make before a packet reaches the
+/// state machine.
+fn valid(h: &Headers, buf: &[u8], arriving: bool) -> Result<(), &'static str> {
+    match h.l4 {
+        L4::Tcp(t) if !tcp_flags_valid(t.flags) => return Err("invalid TCP flag combination"),
+        L4::Udp { .. } if !h.is_fragment() => {
+            // The parser has checked that the header is there; a summary built without its
+            // bytes (benchmarks) has nothing to check.
+            let at = usize::from(h.l4_off);
+            if let Some(b) = buf.get(at + 4..at + 6) {
+                let len = usize::from(u16::from_be_bytes([b[0], b[1]]));
+                if len < 8 || len > usize::from(h.total_len).saturating_sub(at) {
+                    return Err("truncated/malformed UDP packet");
+                }
+            }
+        }
+        _ => {}
+    }
+    if arriving && !crate::packet::l4_checksum_valid(buf, h) {
+        return Err("bad checksum");
+    }
+    Ok(())
+}
+
 /// A connection. Shared by both of its table entries and by packets in flight.
 #[derive(Debug)]
 pub struct Conn {
@@ -291,8 +334,14 @@ impl Table {
     }
 
     /// Classifies a packet and updates its connection (`nf_conntrack_in`): state machine,
-    /// timeouts, counters, SEEN_REPLY/ASSURED.
-    pub fn inspect(&self, h: &Headers, buf: &[u8], zone: u16, now: u64) -> Verdict {
+    /// timeouts, counters, SEEN_REPLY/ASSURED. `arriving` is a packet from an interface
+    /// (PREROUTING), whose transport checksum is verified as with `nf_conntrack_checksum=1`.
+    pub fn inspect(&self, h: &Headers, buf: &[u8], zone: u16, now: u64, arriving: bool) -> Verdict {
+        if let Err(why) = valid(h, buf, arriving) {
+            tracing::trace!(target: "rtrouter::conntrack", "invalid: {why}");
+            self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Invalid;
+        }
         let Some(key) = Key::of(h, zone) else {
             return self.related(h, buf, zone, now);
         };

@@ -473,6 +473,39 @@ pub fn fill_l4_checksum(buf: &mut [u8], h: &Headers) {
     buf[start + field..start + field + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Whether the transport checksum of an unfragmented TCP, UDP or ICMP packet is right (what
+/// conntrack verifies with `nf_conntrack_checksum=1`). Fragments, other protocols and UDP
+/// without a checksum pass. Allocates nothing.
+pub fn l4_checksum_valid(buf: &[u8], h: &Headers) -> bool {
+    if h.is_fragment() {
+        return true;
+    }
+    let (start, end) = (usize::from(h.l4_off), usize::from(h.total_len));
+    let Some(seg) = buf.get(start..end) else { return false };
+    let field = match h.proto {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        proto::ICMP | proto::ICMPV6 => 2,
+        _ => return true,
+    };
+    if seg.len() < field + 2 {
+        return false;
+    }
+    if h.proto == proto::UDP && seg[field..field + 2] == [0, 0] {
+        return true;
+    }
+    let mut s = checksum::sum(seg);
+    if h.proto != proto::ICMP {
+        let len = seg.len() as u32;
+        s += match (h.src, h.dst) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => checksum::pseudo_header(&a.octets(), &b.octets(), h.proto, len),
+            (IpAddr::V6(a), IpAddr::V6(b)) => checksum::pseudo_header(&a.octets(), &b.octets(), h.proto, len),
+            _ => return false,
+        };
+    }
+    checksum::finish(s) == 0
+}
+
 /// SCTP's CRC32c (RFC 9260 appendix A) over the whole SCTP packet.
 fn fill_sctp_crc(buf: &mut [u8], h: &Headers) {
     let start = usize::from(h.l4_off);
