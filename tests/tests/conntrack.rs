@@ -2,7 +2,7 @@
 //! connections (checksums verified by a full recomputation), ICMP errors, port clashes,
 //! expiry, the size limit, and several threads on one table.
 
-use rtrouter::conntrack::{Filter, Key, Table, Timeouts};
+use rtrouter::conntrack::{Filter, Key, Table, Timeouts, Verdict};
 use rtrouter::eval::{Ct, CtState};
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
 use rtrouter::packet::{checksums_ok, parse, DropReason, L4};
@@ -487,4 +487,71 @@ fn malformed_segments_and_datagrams_are_invalid() {
     ping[22] ^= 0x10;
     invalid(&mut l, &ping, "bad ICMP checksum");
     assert!(l.router.conntrack.len() <= 2, "no entry for an invalid packet");
+}
+
+#[test]
+fn racing_first_packets_of_one_flow_share_its_entry() {
+    // Two first packets of one flow, classified before either is confirmed (two workers):
+    // the second is not refused as `conntrack_full` but goes on with the first's entry, as
+    // Linux's nf_ct_resolve_clash does.
+    let table = Table::new(1000, Timeouts::default());
+    let mut b = Vec::new();
+    build::udp(&mut b, Ip4::new(ip(A), ip(B), 17), 5353, 53, b"q");
+    let h = parse(&b).unwrap();
+    let (Verdict::Tentative(first), Verdict::Tentative(second)) =
+        (table.inspect(&h, &b, 0, 1, true), table.inspect(&h, &b, 0, 1, true))
+    else {
+        panic!("both packets start a connection")
+    };
+    assert_eq!(table.confirm(first), Ok(()));
+    assert_eq!(table.confirm(second), Ok(()), "the loser adopts the winner's entry");
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.stats.clash_resolved.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A clash with a different translation (same original tuple, another reply tuple) is
+    // dropped as `clash`.
+    let mut b2 = Vec::new();
+    build::udp(&mut b2, Ip4::new(ip(A), ip(B), 17), 7000, 53, b"q");
+    let h2 = parse(&b2).unwrap();
+    let (Verdict::Tentative(x), Verdict::Tentative(mut y)) =
+        (table.inspect(&h2, &b2, 0, 1, true), table.inspect(&h2, &b2, 0, 1, true))
+    else {
+        panic!("both packets start a connection")
+    };
+    y.reply.dport = 40000;
+    assert_eq!(table.confirm(x), Ok(()));
+    assert_eq!(table.confirm(y), Err(rtrouter::packet::DropReason::Clash));
+    assert_eq!(table.len(), 2);
+}
+
+#[test]
+fn racing_inserts_never_overshoot_max_entries() {
+    // Four workers confirm 1,000 new flows each into a table of 100 whose every entry has
+    // seen a reply (nothing to evict): at no time more than 100.
+    let table = Arc::new(Table::new(100, Timeouts::default()));
+    let full = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let (table, full) = (table.clone(), &full);
+            s.spawn(move || {
+                for i in 0..1000u32 {
+                    let mut b = Vec::new();
+                    let src = ip(&format!("10.{t}.{}.{}", i / 250, i % 250 + 1));
+                    build::udp(&mut b, Ip4::new(src, ip(B), 17), 1000, 53, b"x");
+                    let h = parse(&b).unwrap();
+                    if let Verdict::Tentative(mut st) = table.inspect(&h, &b, 0, 1, true) {
+                        st.status |= rtrouter::eval::status::SEEN_REPLY;
+                        match table.confirm(st) {
+                            Ok(()) => assert!(table.len() <= 100, "{} entries", table.len()),
+                            Err(rtrouter::packet::DropReason::ConntrackFull) => {
+                                full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(r) => panic!("{r:?}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(table.len(), 100);
+    assert_eq!(full.into_inner(), 3900);
 }

@@ -246,6 +246,8 @@ pub struct Stats {
     pub invalid: AtomicU64,
     pub inserted: AtomicU64,
     pub insert_failed: AtomicU64,
+    /// Racing first packets of one flow: the later one went on with the earlier's entry.
+    pub clash_resolved: AtomicU64,
     pub early_drop: AtomicU64,
     /// New connections refused because the table was full of replied connections.
     pub drop_full: AtomicU64,
@@ -484,25 +486,64 @@ impl Table {
     /// (`nf_conntrack_confirm`). `Err` when the table is full of replied connections or a
     /// tuple was taken meanwhile: the packet must be dropped.
     pub fn confirm(&self, mut st: ConnState) -> Result<(), crate::packet::DropReason> {
+        use dashmap::mapref::entry::Entry;
         st.status |= status::CONFIRMED;
         let (orig, reply) = (st.orig, st.reply);
-        if self.len() >= self.max && !self.early_drop() {
+        // A place in the table first, atomically, so that racing inserts cannot overshoot
+        // `max_entries`.
+        if !self.reserve() && !(self.early_drop() && self.reserve()) {
             self.stats.drop_full.fetch_add(1, Ordering::Relaxed);
             return Err(crate::packet::DropReason::ConntrackFull);
         }
-        if self.map.contains_key(&orig) || (reply != orig && self.map.contains_key(&reply)) {
-            self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
-            return Err(crate::packet::DropReason::ConntrackFull);
-        }
         let conn = Arc::new(Conn { st: Mutex::new(st) });
-        self.map.insert(orig, (conn.clone(), Dir::Original));
-        if reply != orig {
-            self.map.insert(reply, (conn, Dir::Reply));
+        match self.map.entry(orig) {
+            Entry::Occupied(e) => {
+                // Another packet of the same flow confirmed first (`nf_ct_resolve_clash`):
+                // when it made the same connection, this packet goes on with it; otherwise it
+                // is dropped as a clash.
+                let winner = e.get().0.clone();
+                drop(e);
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                let same = {
+                    let w = winner.lock();
+                    w.orig == orig && w.reply == reply
+                };
+                if same {
+                    self.stats.clash_resolved.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(crate::packet::DropReason::Clash);
+            }
+            Entry::Vacant(v) => {
+                v.insert((conn.clone(), Dir::Original));
+            }
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        if reply != orig {
+            match self.map.entry(reply) {
+                Entry::Occupied(e) => {
+                    // Another connection owns this one's reply tuple: undo.
+                    drop(e);
+                    self.map.remove(&orig);
+                    self.count.fetch_sub(1, Ordering::Relaxed);
+                    self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(crate::packet::DropReason::Clash);
+                }
+                Entry::Vacant(v) => {
+                    v.insert((conn, Dir::Reply));
+                }
+            }
+        }
         self.stats.inserted.fetch_add(1, Ordering::Relaxed);
         crate::eval::state::lock(&self.unreplied).push_back(orig);
         Ok(())
+    }
+
+    /// Takes a place in the table if there is one (the count includes it from now on).
+    fn reserve(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c < self.max).then_some(c + 1))
+            .is_ok()
     }
 
     /// Evicts the oldest connection that never saw a reply. `false` when there is none.

@@ -86,6 +86,7 @@ pub fn render(dp: &Dataplane) -> String {
     for (what, v) in [
         ("inserted", &ct.stats.inserted),
         ("insert_failed", &ct.stats.insert_failed),
+        ("clash_resolved", &ct.stats.clash_resolved),
         ("early_drop", &ct.stats.early_drop),
         ("drop_full", &ct.stats.drop_full),
         ("expired", &ct.stats.expired),

@@ -65,6 +65,9 @@ drop_reasons! {
     TooBig => "too_big",
     /// Conntrack table full and nothing could be evicted.
     ConntrackFull => "conntrack_full",
+    /// A new connection clashed with one confirmed meanwhile for its tuples but a different
+    /// translation (`nf_ct_resolve_clash` could not merge them).
+    Clash => "clash",
     /// A NAT mapping could not be found for a new connection (port space exhausted).
     NatExhausted => "nat_exhausted",
     /// A packet the router generated could not be routed back.
