@@ -491,7 +491,8 @@ impl Table {
         let (orig, reply) = (st.orig, st.reply);
         // A place in the table first, atomically, so that racing inserts cannot overshoot
         // `max_entries`.
-        if !self.reserve() && !(self.early_drop() && self.reserve()) {
+        let placed = self.reserve() || (self.early_drop() && self.reserve());
+        if !placed {
             self.stats.drop_full.fetch_add(1, Ordering::Relaxed);
             return Err(crate::packet::DropReason::ConntrackFull);
         }
