@@ -314,15 +314,16 @@ fn rst_as_the_only_reply_kills_the_entry() {
 }
 
 #[test]
-fn full_table_evicts_unreplied_and_never_established() {
+fn full_table_evicts_unassured_and_never_established() {
     let mut l = Lab::new(GATEWAY);
     l.router = std::mem::replace(&mut l.router, Lab::new("").router).with_conntrack(Table::new(4, Timeouts::default()));
-    // Two established connections.
+    // Two established (ASSURED) connections: SYN, SYN-ACK, ACK.
     for p in [1u16, 2] {
         assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
         assert!(l.send("wan0", &seg(B, 80, WAN, p, 0x12, 1, 2)).forwarded());
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x10, 2, 2)).forwarded());
     }
-    // A SYN flood: each new SYN evicts an older unreplied one, never the established ones.
+    // A SYN flood: each new SYN evicts an older unassured one, never the established ones.
     for p in 100..200u16 {
         assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
     }
@@ -341,12 +342,27 @@ fn full_table_evicts_unreplied_and_never_established() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 96
     );
-    // Fill the table with replied connections: new ones are refused and counted.
+    // A SYN flood to an open port: the server answers every SYN (SYN-ACK seen, not
+    // ASSURED). Linux's early_drop evicts such half-open connections; before, they were never
+    // evicted and new connections failed until they timed out.
+    let mut l = Lab::new(GATEWAY);
+    l.router = std::mem::replace(&mut l.router, Lab::new("").router).with_conntrack(Table::new(8, Timeouts::default()));
+    for p in 1000..1100u16 {
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded(), "SYN {p}");
+        assert!(
+            l.send("wan0", &seg(B, 80, WAN, p, 0x12, 1, 2)).forwarded(),
+            "SYN-ACK {p}"
+        );
+    }
+    assert_eq!(l.router.conntrack.len(), 8);
+    assert_eq!(l.router.stats.drop_count(DropReason::ConntrackFull), 0);
+    // Fill the table with assured connections: new ones are refused and counted.
     let mut l = Lab::new(GATEWAY);
     l.router = std::mem::replace(&mut l.router, Lab::new("").router).with_conntrack(Table::new(2, Timeouts::default()));
     for p in [1u16, 2] {
         assert!(l.send("lan0", &seg(A, p, B, 80, 0x02, 1, 0)).forwarded());
         assert!(l.send("wan0", &seg(B, 80, WAN, p, 0x12, 1, 2)).forwarded());
+        assert!(l.send("lan0", &seg(A, p, B, 80, 0x10, 2, 2)).forwarded());
     }
     let s = l.send("lan0", &seg(A, 3, B, 80, 0x02, 1, 0));
     assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::ConntrackFull));
@@ -526,7 +542,7 @@ fn racing_first_packets_of_one_flow_share_its_entry() {
 #[test]
 fn racing_inserts_never_overshoot_max_entries() {
     // Four workers confirm 1,000 new flows each into a table of 100 whose every entry has
-    // seen a reply (nothing to evict): at no time more than 100.
+    // is assured (nothing to evict): at no time more than 100.
     let table = Arc::new(Table::new(100, Timeouts::default()));
     let full = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -539,7 +555,7 @@ fn racing_inserts_never_overshoot_max_entries() {
                     build::udp(&mut b, Ip4::new(src, ip(B), 17), 1000, 53, b"x");
                     let h = parse(&b).unwrap();
                     if let Verdict::Tentative(mut st) = table.inspect(&h, &b, 0, 1, true) {
-                        st.status |= rtrouter::eval::status::SEEN_REPLY;
+                        st.status |= rtrouter::eval::status::SEEN_REPLY | rtrouter::eval::status::ASSURED;
                         match table.confirm(st) {
                             Ok(()) => assert!(table.len() <= 100, "{} entries", table.len()),
                             Err(rtrouter::packet::DropReason::ConntrackFull) => {

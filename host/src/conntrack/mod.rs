@@ -547,7 +547,9 @@ impl Table {
             .is_ok()
     }
 
-    /// Evicts the oldest connection that never saw a reply. `false` when there is none.
+    /// Evicts the oldest connection that is not ASSURED (Linux's `early_drop`: a half-open
+    /// TCP connection or a UDP flow not yet a stream may go, an assured one never). `false`
+    /// when there is none.
     fn early_drop(&self) -> bool {
         let mut q = crate::eval::state::lock(&self.unreplied);
         while let Some(k) = q.pop_front() {
@@ -558,8 +560,8 @@ impl Table {
                 continue;
             }
             let st = conn.lock();
-            if st.status & status::SEEN_REPLY != 0 {
-                // Replied since: no longer a candidate.
+            if st.status & status::ASSURED != 0 {
+                // Assured since: never a candidate again.
                 continue;
             }
             let (o, r) = (st.orig, st.reply);
@@ -609,8 +611,14 @@ impl Table {
         let n = gone.len();
         self.count.fetch_sub(n.min(self.len()), Ordering::Relaxed);
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
-        // Drop eviction candidates that no longer exist, so the queue stays bounded.
-        crate::eval::state::lock(&self.unreplied).retain(|k| self.map.contains_key(k));
+        // Drop eviction candidates that no longer exist or are assured, so the queue stays
+        // bounded.
+        crate::eval::state::lock(&self.unreplied).retain(|k| {
+            self.map
+                .get(k)
+                .map(|e| e.0.clone())
+                .is_some_and(|c| c.lock().status & status::ASSURED == 0)
+        });
         n
     }
 
