@@ -714,12 +714,9 @@ impl Config {
             } else {
                 0
             };
-            match restore(&rs, body, &cfg_file, true) {
+            match crate::ruleset::restore::restore_at(&rs, body, &cfg_file, true, line0 + skip) {
                 Ok(next) => rs = next,
-                Err(e) => errors.extend(e.0.into_iter().map(|mut e| {
-                    e.line += line0 - 1 + skip;
-                    e
-                })),
+                Err(e) => errors.extend(e.0),
             }
         }
         for ch in &self.rules.chain {
@@ -772,8 +769,28 @@ fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<()
         line_origin.insert(script.lines().count() as u32, (r, prefix.len()));
     }
     script += "COMMIT\n";
+    let before = rs.table(kind).and_then(|t| t.chain(name)).map_or(0, |c| c.rules.len());
     match restore(rs, &script, &src.file, true) {
-        Ok(next) => {
+        Ok(mut next) => {
+            // The rules this chain added point at their TOML strings, so that later errors
+            // (validation) name the config's line and column, not the script's.
+            if let Some(c) = next.tables[kind.index()].as_mut().and_then(|t| t.chain_mut(name)) {
+                for r in c.rules.iter_mut().skip(before) {
+                    if let Some((s, prefix)) = line_origin.get(&r.loc.line) {
+                        let (line, col) = line_col(src.text, s.span().start);
+                        let shift = |c: u32| {
+                            if (c as usize) > *prefix {
+                                col + c - *prefix as u32
+                            } else {
+                                col
+                            }
+                        };
+                        r.loc.col = shift(r.loc.col);
+                        r.loc.target_col = shift(r.loc.target_col);
+                        r.loc.line = line;
+                    }
+                }
+            }
             *rs = next;
             Ok(())
         }
@@ -865,6 +882,28 @@ mod tests {
         assert_eq!(
             (e.0[0].line, e.0[0].col, e.0[0].token.as_str()),
             (5, 19, "99999"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation_errors_in_rules_inside_the_config_name_the_config_line() {
+        let dir = std::env::temp_dir().join(format!("rtrouter-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.toml");
+        std::fs::write(
+            &p,
+            "[rules]\ninline = \"\"\"\n*filter\n-A INPUT -j NOPE\nCOMMIT\n\"\"\"\n\n[[rules.chain]]\nname = \"FORWARD\"\nrules = [\n  \"-p tcp -j ALSO_MISSING\",\n]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let e = c.ruleset().unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        // The jump targets are checked at validation, after the rules were loaded.
+        assert_eq!((e.0[0].line, e.0[0].col, e.0[0].token.as_str()), (4, 10, "NOPE"), "{e}");
+        assert_eq!(
+            (e.0[1].line, e.0[1].col, e.0[1].token.as_str()),
+            (11, 11, "ALSO_MISSING"),
             "{e}"
         );
     }

@@ -646,7 +646,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("nothing was changed");
                 return Ok(ExitCode::from(1));
             }
-            control(&c, &format!("restore\n{text}"))
+            let name = file.display().to_string().replace(['\n', '\r'], "?");
+            control(&c, &format!("restore {name}\n{text}"))
         }
         Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),

@@ -229,6 +229,11 @@ fn restore_while_a_stream_runs() {
         .control("restore\n*filter\n-A FORWARD -p tcp --dport 99999 -j DROP\nCOMMIT\n")
         .expect_err("refused");
     assert!(e.contains(":2:") && e.contains("99999"), "{e}");
+    // Errors found by the router (validation) name the file the client read.
+    let e = net
+        .control("restore /etc/rtrouter/site.rules\n*filter\n\n-A FORWARD -j NO_SUCH_CHAIN\nCOMMIT\n")
+        .expect_err("refused");
+    assert!(e.contains("/etc/rtrouter/site.rules:3:"), "{e}");
     assert!(net.control("save\n").unwrap().contains("--ctstate NEW -j REJECT"));
 }
 

@@ -902,3 +902,25 @@ fn the_compile_cache_loads_native_code_only_from_a_private_directory_and_a_match
     assert!(kept < one * 2, "{kept} bytes kept, limit {}", one * 2 - 1);
     assert!(!cache_entries(&small).is_empty(), "the newest entry stays");
 }
+
+#[test]
+fn plugin_load_errors_name_the_entrys_line() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-plugin-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("router.toml");
+    std::fs::write(dir.join("bad.wasm"), b"\0asm not really").unwrap();
+    std::fs::write(
+        &cfg,
+        "[[interface]]\nname = \"lan0\"\n\n[[plugin]]\nname = \"missing\"\npath = \"nope.wasm\"\n",
+    )
+    .unwrap();
+    let c = rtrouter::config::Config::load(&cfg).unwrap();
+    let e = rtrouter::plugin::load(&c, None).unwrap_err();
+    assert_eq!((e.0[0].line, e.0[0].col), (5, 8), "{e}");
+    assert!(e.0[0].msg.contains("cannot read"), "{e}");
+    std::fs::write(&cfg, "[[plugin]]\nname = \"first\"\npath = \"bad.wasm\"\n").unwrap();
+    let c = rtrouter::config::Config::load(&cfg).unwrap();
+    let e = rtrouter::plugin::load(&c, None).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((e.0[0].line, e.0[0].col), (2, 8), "{e}");
+}

@@ -69,8 +69,11 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
     match words.first().copied() {
         Some("save") => Ok(r.engine().save(words.contains(&"-c"))),
         Some("restore") => {
+            // `restore NAME`: the file the client read, so that errors name it.
+            let name = head.strip_prefix("restore").map(str::trim).filter(|n| !n.is_empty());
             let eng = r.engine();
-            let next = restore(&eng.rules.source(), body, "restore", false).map_err(|e| e.to_string())?;
+            let next =
+                restore(&eng.rules.source(), body, name.unwrap_or("restore"), false).map_err(|e| e.to_string())?;
             let plugins = r
                 .plugins()
                 .map(|h| h as std::sync::Arc<dyn crate::ruleset::PluginBinder>);

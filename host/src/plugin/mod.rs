@@ -190,13 +190,20 @@ fn next_generation() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A loading error, about the config's `[[plugin]]` entry.
+/// A loading error, about the config's `[[plugin]]` entry: its line and column are those of
+/// the entry's `name`.
 fn load_err(cfg: &Config, name: &str, msg: String) -> Errors {
     let file: Arc<str> = Arc::from(cfg.path.display().to_string());
+    let (line, col) = cfg
+        .plugin
+        .iter()
+        .find(|p| p.name.get_ref() == name)
+        .zip(crate::ruleset::read_text(&cfg.path, "config").ok())
+        .map_or((0, 0), |(p, text)| crate::config::line_col(&text, p.name.span().start));
     Errors(vec![crate::ruleset::Error {
         file,
-        line: 0,
-        col: 0,
+        line,
+        col,
         token: name.to_string(),
         msg: format!("plugin `{name}': {msg}"),
     }])

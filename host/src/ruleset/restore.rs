@@ -71,6 +71,12 @@ const MAX_ERRORS: usize = 100;
 
 /// Applies the iptables-restore `text` (named `file` in errors) to `base`.
 pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<Ruleset, Errors> {
+    restore_at(base, text, file, noflush, 1)
+}
+
+/// As [`restore`], for text that starts on line `first_line` of `file` (rules written inside
+/// a config): errors and the rules' places count from there.
+pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_line: u32) -> Result<Ruleset, Errors> {
     // A lone CR ends a line too (old Mac line endings), as an editor shows such a file;
     // otherwise the whole file would be one line, and a comment if it starts with `#`.
     let normalized;
@@ -88,7 +94,7 @@ pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<
     let mut last_line = 0;
     let mut gave_up = false;
     for (i, raw) in text.lines().enumerate() {
-        let line = (i + 1) as u32;
+        let line = first_line + i as u32;
         last_line = line;
         if errors.len() >= MAX_ERRORS {
             gave_up = true;
