@@ -47,6 +47,9 @@ struct Cli {
     /// The router configuration to run (`rtrouter --config router.toml`).
     #[arg(long, global = false)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` (coloured only on a terminal) or `json`.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -759,15 +762,27 @@ fn run_router(
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the level (default `warn`, where LOG targets' default
-/// level 4 lines appear; `rtrouter --config` uses the config's `log.level`).
-fn init_logging(default: &str) {
+/// level 4 lines appear; `rtrouter --config` uses the config's `log.level`). Colours only when
+/// stderr is a terminal (not in files or the journal); `json` writes one JSON object a line.
+fn init_logging(default: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(true)
-        .try_init();
+        .with_target(true);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -777,7 +792,7 @@ fn main() -> ExitCode {
         (None, Some(p)) => Config::load(p).map(|c| c.log.level).unwrap_or_else(|_| "warn".into()),
         _ => "warn".into(),
     };
-    init_logging(&level);
+    init_logging(&level, cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -134,3 +134,47 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(err.is_empty(), "quietly: {err}");
     assert_eq!(o.status.code(), Some(141), "the status a shell gives a SIGPIPE death");
 }
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_and_can_be_json() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("log.rules");
+    std::fs::write(&rules, "*filter\n-A INPUT -j LOG --log-prefix \"seen: \"\nCOMMIT\n").unwrap();
+    let run = |extra: &[&str]| {
+        rtrouter()
+            .args(extra)
+            .args(["trace", "--rules"])
+            .arg(&rules)
+            .args([
+                "--from",
+                "eth0",
+                "--src",
+                "10.0.0.1",
+                "--dst",
+                "10.0.0.2:22",
+                "--local-ip",
+                "10.0.0.2",
+            ])
+            .output()
+            .expect("runs")
+    };
+    let text = run(&[]);
+    assert!(text.status.success());
+    let err = String::from_utf8_lossy(&text.stderr);
+    assert!(err.contains("seen: IN=eth0"), "{err}");
+    assert!(!err.contains('\x1b'), "no ANSI codes into a pipe: {err:?}");
+    let json = run(&["--log-format", "json"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&json.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("seen: IN=eth0"))),
+        "{err}"
+    );
+}
