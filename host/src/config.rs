@@ -445,6 +445,94 @@ fn check_log_level(spec: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+impl Config {
+    /// The sections of `new` that differ from this (running) config and cannot change while
+    /// the router runs: a reload applies rules and plugins and reports these as needing a
+    /// restart. Positions in the file do not count, only values.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        fn cidrs(v: &[Spanned<Cidr>]) -> Vec<String> {
+            v.iter().map(|c| format!("{:?}", c.get_ref())).collect()
+        }
+        let ifaces = |c: &Config| -> Vec<String> {
+            c.interface
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {:?} {} {:?} {} {:?}",
+                        i.name.get_ref(),
+                        cidrs(&i.addresses),
+                        i.mtu,
+                        i.netns,
+                        i.create_netns,
+                        i.peer.as_ref().map(|p| (cidrs(&p.addresses), cidrs(&p.routes)))
+                    )
+                })
+                .collect()
+        };
+        let routes = |c: &Config| -> Vec<String> {
+            c.route
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:?} {} {:?}",
+                        r.to.get_ref(),
+                        r.dev.get_ref(),
+                        r.via.as_ref().map(|v| *v.get_ref())
+                    )
+                })
+                .collect()
+        };
+        let router = |c: &Config| {
+            let r = &c.router;
+            (
+                cidrs(&r.local_addresses),
+                r.forwarding,
+                r.workers,
+                r.seed,
+                r.route_localnet,
+            )
+        };
+        let ipsets = |c: &Config| -> Vec<String> {
+            c.ipset
+                .iter()
+                .map(|s| {
+                    let entries: Vec<&String> = s.entries.iter().map(|e| e.get_ref()).collect();
+                    format!("{} {} {entries:?}", s.name.get_ref(), s.kind.get_ref())
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        if ifaces(self) != ifaces(new) {
+            out.push("interface");
+        }
+        if routes(self) != routes(new) {
+            out.push("route");
+        }
+        if router(self) != router(new) {
+            out.push("router");
+        }
+        if ipsets(self) != ipsets(new) {
+            out.push("ipset");
+        }
+        if format!("{:?}", self.conntrack) != format!("{:?}", new.conntrack) {
+            out.push("conntrack");
+        }
+        if self.control.socket != new.control.socket {
+            out.push("control.socket");
+        }
+        if self.metrics.listen.as_ref().map(|s| s.get_ref()) != new.metrics.listen.as_ref().map(|s| s.get_ref()) {
+            out.push("metrics.listen");
+        }
+        if self.log.level != new.log.level || self.log.packet_log_rate != new.log.packet_log_rate {
+            out.push("log");
+        }
+        if self.engine.kind != new.engine.kind {
+            out.push("engine");
+        }
+        out
+    }
+}
+
 /// The most dataplane threads `router.workers` may ask for.
 pub const MAX_WORKERS: usize = 1024;
 

@@ -735,7 +735,38 @@ fn run_router(
             }
         };
         let names: Vec<&str> = dp.devices.iter().map(|d| d.name()).collect();
-        eprintln!("rtrouter: running on {} (SIGINT or SIGTERM stops)", names.join(", "));
+        eprintln!(
+            "rtrouter: running on {} (SIGINT or SIGTERM stops, SIGHUP reloads)",
+            names.join(", ")
+        );
+        // SIGHUP reloads the config as `rtrouter reload` does, off the packet workers;
+        // SIGUSR1 logs the statistics. Neither stops the router.
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+            let dp = dp.clone();
+            tokio::spawn(async move {
+                loop {
+                    let what = tokio::select! {
+                        _ = hup.recv() => "reload",
+                        _ = usr1.recv() => "stats",
+                    };
+                    let d = dp.clone();
+                    let r =
+                        tokio::task::spawn_blocking(move || rtrouter::dataplane::control::answer(&d, what, "")).await;
+                    match r {
+                        Ok(Ok(text)) => tracing::info!(
+                            "SIG{}: {}",
+                            if what == "reload" { "HUP" } else { "USR1" },
+                            text.trim_end()
+                        ),
+                        Ok(Err(e)) => tracing::error!("SIGHUP: reload refused, nothing changed: {e}"),
+                        Err(e) => tracing::error!("signal handler: {e}"),
+                    }
+                }
+            });
+        }
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");

@@ -186,6 +186,19 @@ level = "info"
         panic!("rtrouter did not become ready in 10 s:\n{}", self.log_text());
     }
 
+    /// Sends `sig` to the router.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().expect("running").id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal sent");
+    }
+
+    /// Whether the router process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -367,3 +367,66 @@ fn plugin_rules_reload_over_the_control_socket() {
     let stats = net.control("stats\n").unwrap();
     assert!(stats.contains("plugin ports: calls"), "{stats}");
 }
+
+#[test]
+fn sighup_reloads_and_reports_what_needs_a_restart_and_sigusr1_does_not_kill() {
+    use nix::sys::signal::Signal;
+    let Some(mut net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    // New rules in the file, then SIGHUP: the running router takes them.
+    std::fs::write(
+        net.dir.join("rules"),
+        "*filter\n-A FORWARD -p udp --dport 9999 -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    net.signal(Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !net.control("save\n").unwrap().contains("--dport 9999 -j DROP") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reloaded:\n{}",
+            net.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(net.alive(), "SIGHUP does not stop the router");
+    // A change that needs a restart is reported, not silently ignored.
+    let cfg = net.dir.join("router.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen(
+            "addresses = [\"10.0.1.1/24\"]",
+            "addresses = [\"10.0.1.1/24\"]\nmtu = 1400",
+            1,
+        ),
+    )
+    .unwrap();
+    net.signal(Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !net.log_text().contains("kept until a restart: interface") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reported:\n{}",
+            net.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGUSR1 logs the statistics and the router keeps running.
+    net.signal(Signal::SIGUSR1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !net.log_text().contains("SIGUSR1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statistics:\n{}",
+            net.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(net.alive(), "SIGUSR1 does not stop the router");
+    assert!(net.control("stats\n").is_ok());
+}

@@ -124,10 +124,17 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
             *crate::eval::state::lock(&dp.plugins) = plugins.clone();
             r.swap_plugins(plugins.map(|p| p as std::sync::Arc<dyn crate::eval::PluginHost>), rules);
             tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
-            Ok(format!(
+            let mut answer = format!(
                 "{n} plugins and the ruleset reloaded in {} ms\n",
                 t0.elapsed().as_millis()
-            ))
+            );
+            let stale = dp.config.restart_needed(&cfg);
+            if !stale.is_empty() {
+                let list = stale.join(", ");
+                tracing::warn!("changed in the config, kept until a restart: {list}");
+                answer += &format!("needs a restart to apply: {list}\n");
+            }
+            Ok(answer)
         }
         Some(other) => Err(format!(
             "unknown request `{other}' (save, restore, conntrack, stats, reload)"

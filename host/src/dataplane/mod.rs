@@ -45,6 +45,9 @@ pub struct Dataplane {
     pub counters: Arc<Vec<IfaceCounters>>,
     /// The config file, for `reload`.
     pub config_path: std::path::PathBuf,
+    /// The config the router started with: `reload` reports changes to what it cannot
+    /// change while running.
+    pub config: crate::config::Config,
     /// The plugins in use, for `reload` to carry their key–value stores over.
     pub plugins: std::sync::Mutex<Option<Arc<crate::plugin::Plugins>>>,
     /// Namespaces this run created, deleted by `teardown` (and on drop).
@@ -75,6 +78,7 @@ impl Dataplane {
             created_netns: std::sync::Mutex::new(Vec::new()),
             started: Instant::now(),
             config_path: cfg.path.clone(),
+            config: cfg.clone(),
             plugins: std::sync::Mutex::new(None),
         };
         for i in &cfg.interface {
