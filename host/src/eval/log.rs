@@ -45,10 +45,15 @@ pub struct LogFlags {
     pub ip_options: bool,
 }
 
-/// The log line for a packet, after the prefix: `IN=… OUT=… SRC=… DST=… LEN=… …`.
+/// The log line for a packet, after the prefix: `IN=… OUT=… [MAC= ]SRC=… DST=… LEN=… …`.
 pub fn format_line(prefix: &str, in_if: &str, out_if: &str, buf: &[u8], h: &Headers, mark: u32, f: LogFlags) -> String {
     let mut s = String::with_capacity(160);
     let _ = write!(s, "{prefix}IN={in_if} OUT={out_if} ");
+    // `dump_ipv4_mac_header`, for packets that came in through a device: a TUN device has no
+    // link-layer header (ARPHRD_NONE), so the kernel prints an empty `MAC=`.
+    if !in_if.is_empty() {
+        s.push_str("MAC= ");
+    }
     let _ = write!(s, "SRC={} DST={} LEN={} ", h.src, h.dst, h.total_len);
     if h.is_v4() {
         let _ = write!(
@@ -175,8 +180,11 @@ mod tests {
         let l = format_line("DROP: ", "eth0", "", &b, &h, 0, LogFlags::default());
         assert_eq!(
             l,
-            "DROP: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=4321 DF PROTO=TCP SPT=1234 DPT=80 WINDOW=512 RES=0x00 SYN URGP=0"
+            "DROP: IN=eth0 OUT= MAC= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=4321 DF PROTO=TCP SPT=1234 DPT=80 WINDOW=512 RES=0x00 SYN URGP=0"
         );
+        // A packet the router sends itself has no input device, and no MAC=.
+        let l = format_line("", "", "eth0", &b, &h, 0, LogFlags::default());
+        assert!(l.starts_with("IN= OUT=eth0 SRC=10.0.0.1 "), "{l}");
     }
 
     #[test]
