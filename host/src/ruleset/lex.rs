@@ -1,8 +1,11 @@
-//! Splits one line of iptables-restore input into words, the way iptables-restore does.
+//! Splits one line of iptables-restore input into words, the way iptables-restore does
+//! (`add_param_to_argv` in iptables' `xshared.c`).
 //!
-//! Words are separated by blanks; a double- or single-quoted span is part of one word and may
-//! contain blanks; inside quotes a backslash escapes the next character. Every word remembers
-//! the 1-based column where it starts so that errors can point at it.
+//! Words are separated by blanks; a double-quoted span is part of one word and may contain
+//! blanks; inside it a backslash escapes the next character, and its closing quote ends the
+//! word. A single quote is an ordinary character, kept in the word (`--comment 'x'` is the
+//! comment `'x'`, and `'two words'` is two words). Every word remembers the 1-based column
+//! where it starts so that errors can point at it.
 
 /// One word of a line, with where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,27 +28,32 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, UnterminatedQuote> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut start: Option<usize> = None;
-    let mut quote: Option<(char, usize)> = None;
+    let mut quote: Option<usize> = None;
     let mut escaped = false;
     for (i, c) in line.chars().enumerate() {
         let col = i + 1;
-        if let Some((q, _)) = quote {
+        if quote.is_some() {
             if escaped {
                 cur.push(c);
                 escaped = false;
             } else if c == '\\' {
                 escaped = true;
-            } else if c == q {
+            } else if c == '"' {
+                // The closing quote ends the word.
                 quote = None;
+                out.push(Token {
+                    text: std::mem::take(&mut cur),
+                    col: start.take().unwrap_or(col),
+                });
             } else {
                 cur.push(c);
             }
             continue;
         }
         match c {
-            '"' | '\'' => {
+            '"' => {
                 start.get_or_insert(col);
-                quote = Some((c, col));
+                quote = Some(col);
             }
             c if c.is_whitespace() => {
                 if let Some(s) = start.take() {
@@ -61,7 +69,7 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, UnterminatedQuote> {
             }
         }
     }
-    if let Some((_, col)) = quote {
+    if let Some(col) = quote {
         return Err(UnterminatedQuote { col });
     }
     if let Some(s) = start {
@@ -84,8 +92,15 @@ mod tests {
             words(r#"-A INPUT -m comment --comment "a b\"c" -j ACCEPT"#),
             ["-A", "INPUT", "-m", "comment", "--comment", "a b\"c", "-j", "ACCEPT"]
         );
-        assert_eq!(words("--log-prefix 'x: '"), ["--log-prefix", "x: "]);
         assert_eq!(words(r#"--comment """#), ["--comment", ""]);
+    }
+
+    #[test]
+    fn single_quotes_are_ordinary_characters() {
+        assert_eq!(words("--comment 'x'"), ["--comment", "'x'"]);
+        assert_eq!(words("--comment 'two words'"), ["--comment", "'two", "words'"]);
+        // A closing double quote ends the word, as in add_param_to_argv.
+        assert_eq!(words(r#"--comment "a b"c"#), ["--comment", "a b", "c"]);
     }
 
     #[test]

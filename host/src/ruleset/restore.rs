@@ -126,7 +126,14 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
             }
         };
         let first = &toks[0];
-        if let Some(name) = first.text.strip_prefix('*') {
+        // `*mangle`, or `* mangle`: iptables-restore takes the table name with strtok, so
+        // blanks after the `*` do not matter.
+        let (table_word, table_extra) = if first.text == "*" && toks.len() > 1 {
+            (Some(toks[1].text.as_str()), 2)
+        } else {
+            (first.text.strip_prefix('*'), 1)
+        };
+        if let Some(name) = table_word {
             if let Some((t, l, _)) = &open {
                 errors.push(err(
                     first.col,
@@ -143,12 +150,8 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
                 open = None;
                 continue;
             };
-            if toks.len() > 1 {
-                errors.push(err(
-                    toks[1].col,
-                    &toks[1].text,
-                    "unexpected word after the table name".into(),
-                ));
+            if let Some(t) = toks.get(table_extra) {
+                errors.push(err(t.col, &t.text, "unexpected word after the table name".into()));
             }
             let table = if noflush {
                 out.table(kind).cloned().unwrap_or_else(|| Table::new(kind))
@@ -502,6 +505,52 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_after_the_table_star_is_allowed() {
+        let rs = restore(
+            &Ruleset::default(),
+            "* mangle\n-A PREROUTING -j ACCEPT\nCOMMIT\n",
+            "t",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            rs.table(TableKind::Mangle)
+                .unwrap()
+                .chain("PREROUTING")
+                .unwrap()
+                .rules
+                .len(),
+            1
+        );
+        assert!(restore(&Ruleset::default(), "* mangle extra\nCOMMIT\n", "t", false).is_err());
+    }
+
+    #[test]
+    fn single_quotes_are_kept_as_iptables_restore_keeps_them() {
+        let rs = restore(
+            &Ruleset::default(),
+            "*filter\n-A INPUT -m comment --comment 'x' -j ACCEPT\nCOMMIT\n",
+            "t",
+            false,
+        )
+        .unwrap();
+        let saved = rs.save(None, false);
+        assert!(
+            saved.contains("-A INPUT -m comment --comment \"'x'\" -j ACCEPT"),
+            "{saved}"
+        );
+        // `'two words'` is two words: the second is refused.
+        let e = restore(
+            &Ruleset::default(),
+            "*filter\n-A INPUT -m comment --comment 'two words' -j ACCEPT\nCOMMIT\n",
+            "t",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("words'"), "{e}");
+    }
 
     #[test]
     fn after_too_many_errors_reading_stops_without_a_spurious_commit_error() {

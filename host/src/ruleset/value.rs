@@ -277,7 +277,9 @@ pub fn save_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        if matches!(c, '"' | '\\' | '\'') {
+        // A single quote is printed as it is: iptables-restore reads it as an ordinary
+        // character (`--comment 'x'` loads and saves as `"'x'"`).
+        if matches!(c, '"' | '\\') {
             out.push('\\');
         }
         out.push(c);
