@@ -314,13 +314,6 @@ impl Index {
     }
 }
 
-/// Where a rule's compiled parts are.
-#[derive(Debug, Clone, Copy)]
-struct RuleAt {
-    tests: u32,
-    iface: u32,
-}
-
 /// A validated ruleset with its runtime state: what the dataplane swaps atomically.
 #[derive(Debug)]
 pub struct Engine {
@@ -330,15 +323,12 @@ pub struct Engine {
     kind: EngineKind,
     index: Arc<Index>,
     /// Every rule's `-m` matches, compiled against this generation (ipsets resolved, state
-    /// allocated), in order: rule `id`'s are `tests[at[id].tests..at[id + 1].tests]`.
-    /// `comment`, which every packet matches, compiles to nothing and is left out.
+    /// allocated), in rule order; a rule's are at its `tests_at`/`tests_len`. `comment`,
+    /// which every packet matches, compiles to nothing and is left out.
     tests: Vec<Test>,
-    /// Every rule's `-i`/`-o` resolved to interface-id sets: rule `id`'s is
-    /// `ifaces[at[id].iface]`, `u32::MAX` for a rule with neither.
+    /// Every `-i`/`-o` resolved to interface-id sets, in rule order; a rule's is at its
+    /// `iface_at`.
     ifaces: Vec<matches::IfaceTest>,
-    /// Per rule id, where its compiled parts are (one entry more than rules, for the end of
-    /// the last rule's tests); one array so that a rule's lookup is one cache line.
-    at: Vec<RuleAt>,
     counters: Vec<Counter>,
     /// Policy counters per table and hook.
     policy: [[Counter; 5]; 4],
@@ -395,29 +385,22 @@ impl Engine {
         };
         let mut tests: Vec<Test> = Vec::new();
         let mut ifaces: Vec<matches::IfaceTest> = Vec::new();
-        let mut at: Vec<RuleAt> = Vec::with_capacity(rules.rule_count + 1);
         let mut locs: Vec<RuleLoc> = Vec::with_capacity(rules.rule_count);
         let mut recent_keep = state::RECENT_STAMPS;
         for t in rules.tables.iter().flatten() {
             for (ci, c) in t.chains.iter().enumerate() {
                 for (ri, r) in c.rules.iter().enumerate() {
-                    debug_assert_eq!(at.len(), r.id as usize);
+                    debug_assert_eq!(tests.len(), r.tests_at as usize, "validation laid the tests out");
+                    debug_assert_eq!(locs.len(), r.id as usize);
                     locs.push(RuleLoc {
                         table: t.kind,
                         chain: ci as u32,
                         pos: ri as u32,
                     });
-                    let iface = match matches::IfaceTest::resolve(&r.rule, topo) {
-                        Some(t) => {
-                            ifaces.push(t);
-                            (ifaces.len() - 1) as u32
-                        }
-                        None => u32::MAX,
-                    };
-                    at.push(RuleAt {
-                        tests: tests.len() as u32,
-                        iface,
-                    });
+                    if let Some(t) = matches::IfaceTest::resolve(&r.rule, topo) {
+                        debug_assert_eq!(ifaces.len(), r.iface_at as usize);
+                        ifaces.push(t);
+                    }
                     for m in &r.rule.matches {
                         match m {
                             Match::Comment(_) => continue,
@@ -429,10 +412,6 @@ impl Engine {
                 }
             }
         }
-        at.push(RuleAt {
-            tests: tests.len() as u32,
-            iface: u32::MAX,
-        });
         tests.shrink_to_fit();
         let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
         Engine {
@@ -441,7 +420,6 @@ impl Engine {
             index,
             tests,
             ifaces,
-            at,
             counters,
             policy: Default::default(),
             ipsets,
@@ -600,12 +578,11 @@ impl Engine {
     }
 
     fn rule_matches(&self, r: &ValidRule, p: &Pkt, cx: &mut Cx) -> bool {
-        let id = r.id as usize;
-        let (here, next) = (self.at[id], self.at[id + 1]);
-        if !matches::base(&r.rule, self.ifaces.get(here.iface as usize), p) {
+        if !matches::base(&r.rule, self.ifaces.get(r.iface_at as usize), p) {
             return false;
         }
-        let tests = &self.tests[here.tests as usize..next.tests as usize];
+        let at = r.tests_at as usize;
+        let tests = self.tests.get(at..at + usize::from(r.tests_len)).unwrap_or(&[]);
         tests.iter().all(|t| t.test(p, cx, self))
     }
 

@@ -57,6 +57,12 @@ pub struct ValidRule {
     pub(crate) jump: Option<ChainId>,
     /// Index into the ruleset's counter array; unique across all tables.
     pub(crate) id: u32,
+    /// Where the engine keeps this rule's compiled matches (`comment` left out) and its
+    /// resolved `-i`/`-o` (`u32::MAX`: none): positions in arrays built in rule order, laid
+    /// out here so that the engine finds them in the rule it reads anyway.
+    pub(crate) tests_at: u32,
+    pub(crate) tests_len: u16,
+    pub(crate) iface_at: u32,
 }
 
 impl ValidRule {
@@ -205,6 +211,7 @@ pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
     let mut errors = Vec::new();
     let mut tables: [Option<super::validate::ValidTable>; 4] = Default::default();
     let mut next_id = 0u32;
+    let (mut next_test, mut next_iface) = (0u32, 0u32);
     for t in rs.tables.into_iter().flatten() {
         let n = t.chains.len();
         let by_name: std::collections::HashMap<&str, usize> =
@@ -389,12 +396,23 @@ pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
                 for (at_target, token, msg) in bind_errors {
                     errors.push(err(&rule, at_target, &token, msg));
                 }
+                let tests_len = rule.matches.iter().filter(|m| !matches!(m, Match::Comment(_))).count() as u16;
+                let iface_at = if rule.in_iface.is_some() || rule.out_iface.is_some() {
+                    next_iface += 1;
+                    next_iface - 1
+                } else {
+                    u32::MAX
+                };
                 rules.push(ValidRule {
                     rule,
                     jump: jumps[ci][ri],
                     id: next_id,
+                    tests_at: next_test,
+                    tests_len,
+                    iface_at,
                 });
                 next_id += 1;
+                next_test += u32::from(tests_len);
             }
             chains.push(ValidChain {
                 name: c.name,
