@@ -924,3 +924,40 @@ fn plugin_load_errors_name_the_entrys_line() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!((e.0[0].line, e.0[0].col), (2, 8), "{e}");
 }
+
+#[test]
+fn load_time_calls_have_their_own_longer_deadline() {
+    // An `rtrouter_init` that works for a few milliseconds, with a per-packet deadline of
+    // 100 µs: before, init ran under the packet deadline and the plugin was refused (or not,
+    // depending on how busy the machine was).
+    let slow_init = r#"(module
+  (memory (export "memory") 1)
+  (func (export "rtrouter_abi_version") (result i32) i32.const 1)
+  (func (export "rtrouter_buffer") (result i32) i32.const 1024)
+  (func (export "rtrouter_buffer_len") (result i32) i32.const 4096)
+  (func (export "rtrouter_init") (param i32 i32) (result i32) (local $i i32)
+    (local.set $i (i32.const 20000000))
+    (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i)))
+    i32.const 0)
+  (func (export "rtrouter_match") (param i32 i32) (result i32)
+    (i32.eq (i32.load8_u (i32.const 1049)) (i32.const 17))))"#;
+    let ps = plugins(&[(
+        "slowinit",
+        slow_init.to_string(),
+        Limits {
+            timeout_us: 100,
+            ..fast()
+        },
+    )])
+    .unwrap();
+    let mut l = lab(
+        &ps,
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin slowinit -j ACCEPT\nCOMMIT\n",
+    )
+    .expect("a slow rtrouter_init is within the load deadline");
+    assert!(
+        l.send("lan0", &udp(A, 1, B, 2)).forwarded(),
+        "the plugin runs afterwards"
+    );
+    assert_eq!(ps.get("slowinit").unwrap().stats.failures.load(Ordering::Relaxed), 0);
+}

@@ -30,6 +30,14 @@ use wasmtime::{
 
 /// Epoch tick: call deadlines are rounded up to this.
 pub const TICK_US: u64 = 100;
+
+/// The deadline of load-time calls (instantiation, `rtrouter_abi_version`, the buffer,
+/// `rtrouter_init`): far longer than a packet's, so a good plugin is not refused because the
+/// router is busy while it loads.
+pub const LOAD_DEADLINE_US: u64 = 1_000_000;
+
+/// [`LOAD_DEADLINE_US`] in epoch ticks.
+const LOAD_TICKS: u64 = LOAD_DEADLINE_US / TICK_US;
 /// Entries the shared key–value store of one plugin holds at most.
 pub const KV_MAX_ENTRIES: usize = 1 << 16;
 
@@ -43,9 +51,21 @@ pub fn engine() -> &'static Engine {
         let ticker = e.clone();
         std::thread::Builder::new()
             .name("rtrouter-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(std::time::Duration::from_micros(TICK_US));
-                ticker.increment_epoch();
+            .spawn(move || {
+                // The epoch follows the clock, not the number of wake-ups: a sleep that
+                // overshoots (timer slack, a busy machine) is made up for at once, so a
+                // deadline of n ticks ends within n ticks of time (plus the wake-up latency).
+                let _ = nix::sys::prctl::set_timerslack(1);
+                let start = std::time::Instant::now();
+                let mut epochs = 0u64;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_micros(TICK_US));
+                    let due = start.elapsed().as_micros() as u64 / TICK_US;
+                    while epochs < due {
+                        ticker.increment_epoch();
+                        epochs += 1;
+                    }
+                }
             })
             .expect("spawn the epoch ticker");
         e
@@ -672,7 +692,7 @@ impl Plugins {
                 let rules = crate::eval::state::lock(&p.rules).clone();
                 while worker.inited < rules.len() {
                     let h = worker.inited;
-                    let code = worker.init_rule(h as i32, &rules[h], p.deadline_ticks)?;
+                    let code = worker.init_rule(h as i32, &rules[h], LOAD_TICKS)?;
                     if code != 0 {
                         return Err(wasmtime::Error::msg(worker.message()));
                     }
@@ -833,7 +853,9 @@ impl Plugin {
             name: name.to_string(),
             pre,
             memory_bytes: l.memory_bytes,
-            deadline_ticks: l.timeout_us.div_ceil(TICK_US).max(1),
+            // A call may run at most `timeout_us`: the deadline falls between n - 1 and n
+            // ticks after the call starts, so n is rounded down (at least one tick).
+            deadline_ticks: (l.timeout_us / TICK_US).max(1),
             on_error: l.on_error,
             max_bytes: l.max_bytes,
             disable_after: l.disable_after.max(1),
@@ -885,13 +907,13 @@ impl Plugin {
         };
         let mut store = Store::new(engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(LOAD_TICKS);
         let inst = self.pre.instantiate(&mut store)?;
         let memory = inst
             .get_memory(&mut store, "memory")
             .ok_or_else(|| wasmtime::Error::msg("no memory"))?;
         let version = inst.get_typed_func::<(), i32>(&mut store, "rtrouter_abi_version")?;
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(LOAD_TICKS);
         let v = version.call(&mut store, ())?;
         if v != abi::ABI_VERSION {
             return Err(wasmtime::Error::msg(format!(
@@ -899,11 +921,11 @@ impl Plugin {
                 abi::ABI_VERSION
             )));
         }
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(LOAD_TICKS);
         let buf = inst
             .get_typed_func::<(), i32>(&mut store, "rtrouter_buffer")?
             .call(&mut store, ())?;
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(LOAD_TICKS);
         let buf_len = inst
             .get_typed_func::<(), i32>(&mut store, "rtrouter_buffer_len")?
             .call(&mut store, ())?;
