@@ -301,6 +301,21 @@ pub struct Plugin {
     /// Consecutive failures after which the plugin is disabled until the next reload.
     #[serde(default = "default_disable_after")]
     pub disable_after: u32,
+    /// Failures in any one second (of packet time) after which the plugin is disabled until
+    /// the next reload: a plugin that fails now and then is caught too.
+    #[serde(default = "default_max_failures_per_sec")]
+    pub max_failures_per_sec: u32,
+    /// Share of one core the plugin's calls may take in any one second before it is
+    /// disabled until the next reload.
+    #[serde(default = "default_max_cpu_percent")]
+    pub max_cpu_percent: u32,
+}
+
+fn default_max_failures_per_sec() -> u32 {
+    100
+}
+fn default_max_cpu_percent() -> u32 {
+    50
 }
 
 fn default_plugin_memory() -> u32 {

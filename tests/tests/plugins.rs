@@ -961,3 +961,67 @@ fn load_time_calls_have_their_own_longer_deadline() {
     );
     assert_eq!(ps.get("slowinit").unwrap().stats.failures.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn plugins_that_fail_now_and_then_or_are_slow_are_disabled_by_their_budget() {
+    // Fails every other call: the consecutive-failure count never reaches disable_after, but
+    // the failures per second do.
+    let flaky = r#"(global $n (mut i32) (i32.const 0))
+        (func (export "rtrouter_match") (param i32 i32) (result i32)
+            (global.set $n (i32.add (global.get $n) (i32.const 1)))
+            (if (i32.and (global.get $n) (i32.const 1)) (then unreachable))
+            i32.const 1)"#;
+    let ps = plugins(&[(
+        "flaky",
+        wat(flaky),
+        Limits {
+            disable_after: 1000,
+            max_failures_per_sec: 10,
+            ..fast()
+        },
+    )])
+    .unwrap();
+    let mut l = lab(&ps, "*filter\n-A FORWARD -m wasm --plugin flaky -j ACCEPT\nCOMMIT\n").unwrap();
+    for _ in 0..40 {
+        l.send("lan0", &udp(A, 1, B, 2));
+    }
+    let p = ps.get("flaky").unwrap();
+    assert!(p.disabled.load(Ordering::Relaxed), "disabled by its failure budget");
+    assert_eq!(p.stats.over_budget.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        p.stats.failures.load(Ordering::Relaxed),
+        11,
+        "the 11th failure in a second was one too many"
+    );
+    // A plugin that takes milliseconds per call: disabled once it used its share of a core
+    // (5 %: 50 ms in a second).
+    let slow = r#"(func (export "rtrouter_match") (param i32 i32) (result i32) (local $i i32)
+            (local.set $i (i32.const 3000000))
+            (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i)))
+            i32.const 1)"#;
+    let ps = plugins(&[(
+        "slow",
+        wat(slow),
+        Limits {
+            timeout_us: 200_000,
+            max_cpu_percent: 5,
+            ..fast()
+        },
+    )])
+    .unwrap();
+    let mut l = lab(&ps, "*filter\n-A FORWARD -m wasm --plugin slow -j ACCEPT\nCOMMIT\n").unwrap();
+    let p = ps.get("slow").unwrap();
+    for _ in 0..400 {
+        if p.disabled.load(Ordering::Relaxed) {
+            break;
+        }
+        l.send("lan0", &udp(A, 1, B, 2));
+    }
+    assert!(p.disabled.load(Ordering::Relaxed), "disabled by its time budget");
+    assert_eq!(p.stats.over_budget.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        p.stats.failures.load(Ordering::Relaxed),
+        0,
+        "it never failed, it was only slow"
+    );
+}

@@ -208,10 +208,10 @@ pub fn stats(dp: &Dataplane) -> String {
                 c(&st.failures),
                 c(&st.timeouts),
                 c(&st.traps),
-                if p.disabled.load(Ordering::Relaxed) {
-                    " DISABLED"
-                } else {
-                    ""
+                match (p.disabled.load(Ordering::Relaxed), c(&st.over_budget)) {
+                    (false, _) => "",
+                    (true, 0) => " DISABLED",
+                    (true, _) => " DISABLED (over its failure or time budget)",
                 }
             );
         }

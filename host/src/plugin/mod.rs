@@ -38,6 +38,10 @@ pub const LOAD_DEADLINE_US: u64 = 1_000_000;
 
 /// [`LOAD_DEADLINE_US`] in epoch ticks.
 const LOAD_TICKS: u64 = LOAD_DEADLINE_US / TICK_US;
+
+/// The epoch ticks elapsed since the ticker started: the time base of the plugins' CPU budget
+/// (a call spanning k tick boundaries is charged k ticks: on average, its duration).
+static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Entries the shared key–value store of one plugin holds at most.
 pub const KV_MAX_ENTRIES: usize = 1 << 16;
 
@@ -65,6 +69,7 @@ pub fn engine() -> &'static Engine {
                         ticker.increment_epoch();
                         epochs += 1;
                     }
+                    TICKS.store(epochs, Ordering::Relaxed);
                 }
             })
             .expect("spawn the epoch ticker");
@@ -86,6 +91,8 @@ pub struct PluginStats {
     pub failures: AtomicU64,
     pub timeouts: AtomicU64,
     pub traps: AtomicU64,
+    /// Times the plugin was disabled for exceeding its failure or time budget.
+    pub over_budget: AtomicU64,
     /// The plugin's own counters (`counter_add`).
     pub user: [AtomicI64; 16],
 }
@@ -120,6 +127,60 @@ pub struct Plugin {
     instances: AtomicU64,
     /// The rate limit of the plugin's `log` lines, shared by its instances.
     log: Arc<crate::eval::log::PacketLog>,
+    /// The failure and time budget over one-second windows of packet time.
+    budget: Budget,
+}
+
+/// A plugin's budget: failures and CPU time (epoch ticks) per one-second window of the
+/// packets' time. Exceeding either disables the plugin until the next load. Updated without
+/// a lock by every worker; a window boundary may be seen a call late, which does not matter
+/// at this granularity.
+#[derive(Debug)]
+struct Budget {
+    max_failures: u32,
+    max_ticks: u64,
+    window: AtomicU64,
+    failures: AtomicU32,
+    ticks: AtomicU64,
+}
+
+impl Budget {
+    fn new(l: &Limits) -> Budget {
+        Budget {
+            max_failures: l.max_failures_per_sec.max(1),
+            max_ticks: (1_000_000 / TICK_US) * u64::from(l.max_cpu_percent.clamp(1, 100)) / 100,
+            window: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            ticks: AtomicU64::new(0),
+        }
+    }
+
+    /// Charges one call; `Some(reason)` when the budget is now exceeded.
+    fn charge(&self, now: u64, ticks: u64, failed: bool) -> Option<String> {
+        let start = self.window.load(Ordering::Relaxed);
+        if now < start || now - start >= 1_000_000_000 {
+            self.window.store(now, Ordering::Relaxed);
+            self.failures.store(0, Ordering::Relaxed);
+            self.ticks.store(0, Ordering::Relaxed);
+        }
+        if failed {
+            let f = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if f > self.max_failures {
+                return Some(format!("{f} failures within one second (budget {})", self.max_failures));
+            }
+        }
+        if ticks > 0 {
+            let t = self.ticks.fetch_add(ticks, Ordering::Relaxed) + ticks;
+            if t > self.max_ticks {
+                return Some(format!(
+                    "its calls took {} ms within one second (budget {} ms)",
+                    t * TICK_US / 1000,
+                    self.max_ticks * TICK_US / 1000
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// A seed from the OS's randomness (std keys every `RandomState` from it).
@@ -619,6 +680,8 @@ impl Plugins {
                 disable_after: p.disable_after,
                 log_rate: cfg.log.packet_log_rate,
                 seed: cfg.router.seed,
+                max_failures_per_sec: p.max_failures_per_sec,
+                max_cpu_percent: p.max_cpu_percent,
             };
             plugins.push(
                 Plugin::new(&linker, &name, module, &limits, kvs.get(&name).cloned())
@@ -708,6 +771,17 @@ impl Plugins {
         })
     }
 
+    /// Charges a finished call to the plugin's budget; disables it when exceeded.
+    fn charge(&self, p: &Plugin, now: u64, since: u64, failed: bool) {
+        let ticks = TICKS.load(Ordering::Relaxed).saturating_sub(since);
+        if let Some(why) = p.budget.charge(now, ticks, failed) {
+            if !p.disabled.swap(true, Ordering::Relaxed) {
+                p.stats.over_budget.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(target: "rtrouter::plugin", plugin = %p.name, "disabled: {why}; it stays off until the next load");
+            }
+        }
+    }
+
     fn failure(&self, p: &Plugin, e: &wasmtime::Error) {
         p.stats.failures.fetch_add(1, Ordering::Relaxed);
         match e.downcast_ref::<Trap>() {
@@ -781,6 +855,10 @@ pub struct Limits {
     pub log_rate: u32,
     /// Seeds the plugin's `random` (`router.seed`); `None`: from the OS.
     pub seed: Option<u64>,
+    /// Failures allowed in one second of packet time before the plugin is disabled.
+    pub max_failures_per_sec: u32,
+    /// Percent of one core its calls may take in one second before it is disabled.
+    pub max_cpu_percent: u32,
 }
 
 impl Default for Limits {
@@ -793,6 +871,8 @@ impl Default for Limits {
             disable_after: 100,
             log_rate: 10,
             seed: None,
+            max_failures_per_sec: 100,
+            max_cpu_percent: 50,
         }
     }
 }
@@ -860,6 +940,7 @@ impl Plugin {
             max_bytes: l.max_bytes,
             disable_after: l.disable_after.max(1),
             seed: l.seed.unwrap_or_else(os_seed),
+            budget: Budget::new(l),
             instances: AtomicU64::new(0),
             log: Arc::new(crate::eval::log::PacketLog::new(l.log_rate)),
             has_match,
@@ -1038,6 +1119,7 @@ impl PluginHost for Plugins {
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let since = TICKS.load(Ordering::Relaxed);
         let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             // Borrow the function and the store apart: cloning a `TypedFunc` per call costs
@@ -1049,6 +1131,7 @@ impl PluginHost for Plugins {
             w.store.set_epoch_deadline(p.deadline_ticks);
             f.call(&mut w.store, (local as i32, n as i32))
         });
+        self.charge(p, cx.now, since, r.is_err());
         match r {
             Ok(v) => {
                 p.succeeded();
@@ -1072,6 +1155,7 @@ impl PluginHost for Plugins {
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let since = TICKS.load(Ordering::Relaxed);
         let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             let f = w
@@ -1085,6 +1169,7 @@ impl PluginHost for Plugins {
             let body = &d[w.buf + abi::META_LEN..w.buf + abi::META_LEN + n];
             Ok(crate::eval::plugin_out::apply(pkt, meta, body, code))
         });
+        self.charge(p, cx.now, since, r.is_err());
         match r {
             Ok(v) => {
                 p.succeeded();
