@@ -301,7 +301,7 @@ pub struct Plugin {
     /// Consecutive failures after which the plugin is disabled until the next reload.
     #[serde(default = "default_disable_after")]
     pub disable_after: u32,
-    /// Failures in any one second (of packet time) after which the plugin is disabled until
+    /// Failures in any one second after which the plugin is disabled until
     /// the next reload: a plugin that fails now and then is caught too.
     #[serde(default = "default_max_failures_per_sec")]
     pub max_failures_per_sec: u32,

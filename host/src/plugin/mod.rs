@@ -131,10 +131,10 @@ pub struct Plugin {
     budget: Budget,
 }
 
-/// A plugin's budget: failures and CPU time (epoch ticks) per one-second window of the
-/// packets' time. Exceeding either disables the plugin until the next load. Updated without
-/// a lock by every worker; a window boundary may be seen a call late, which does not matter
-/// at this granularity.
+/// A plugin's budget: failures and time in calls (epoch ticks) per one-second window of real
+/// time (the ticker's clock). Exceeding either disables the plugin until the next load.
+/// Updated without a lock by every worker; a window boundary may be seen a call late, which
+/// does not matter at this granularity.
 #[derive(Debug)]
 struct Budget {
     max_failures: u32,
@@ -155,10 +155,10 @@ impl Budget {
         }
     }
 
-    /// Charges one call; `Some(reason)` when the budget is now exceeded.
+    /// Charges one call ending at tick `now`; `Some(reason)` when the budget is now exceeded.
     fn charge(&self, now: u64, ticks: u64, failed: bool) -> Option<String> {
         let start = self.window.load(Ordering::Relaxed);
-        if now < start || now - start >= 1_000_000_000 {
+        if now < start || now - start >= 1_000_000 / TICK_US {
             self.window.store(now, Ordering::Relaxed);
             self.failures.store(0, Ordering::Relaxed);
             self.ticks.store(0, Ordering::Relaxed);
@@ -771,9 +771,11 @@ impl Plugins {
         })
     }
 
-    /// Charges a finished call to the plugin's budget; disables it when exceeded.
-    fn charge(&self, p: &Plugin, now: u64, since: u64, failed: bool) {
-        let ticks = TICKS.load(Ordering::Relaxed).saturating_sub(since);
+    /// Charges a finished call to the plugin's budget (`since`: the tick its code started
+    /// in, `None` when it never ran); disables the plugin when the budget is exceeded.
+    fn charge(&self, p: &Plugin, since: Option<u64>, failed: bool) {
+        let now = TICKS.load(Ordering::Relaxed);
+        let ticks = since.map_or(0, |t| now.saturating_sub(t));
         if let Some(why) = p.budget.charge(now, ticks, failed) {
             if !p.disabled.swap(true, Ordering::Relaxed) {
                 p.stats.over_budget.fetch_add(1, Ordering::Relaxed);
@@ -855,7 +857,7 @@ pub struct Limits {
     pub log_rate: u32,
     /// Seeds the plugin's `random` (`router.seed`); `None`: from the OS.
     pub seed: Option<u64>,
-    /// Failures allowed in one second of packet time before the plugin is disabled.
+    /// Failures allowed in one second before the plugin is disabled.
     pub max_failures_per_sec: u32,
     /// Percent of one core its calls may take in one second before it is disabled.
     pub max_cpu_percent: u32,
@@ -933,9 +935,10 @@ impl Plugin {
             name: name.to_string(),
             pre,
             memory_bytes: l.memory_bytes,
-            // A call may run at most `timeout_us`: the deadline falls between n - 1 and n
-            // ticks after the call starts, so n is rounded down (at least one tick).
-            deadline_ticks: (l.timeout_us / TICK_US).max(1),
+            // The deadline falls between n - 1 and n ticks after a call starts (its tick
+            // boundaries are not aligned with it): one tick more than the limit holds, so that
+            // no call is cut before `timeout_us`, and none runs more than a tick past it.
+            deadline_ticks: l.timeout_us / TICK_US + 1,
             on_error: l.on_error,
             max_bytes: l.max_bytes,
             disable_after: l.disable_after.max(1),
@@ -1119,7 +1122,8 @@ impl PluginHost for Plugins {
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let since = TICKS.load(Ordering::Relaxed);
+        // The time budget counts the call itself, not this thread's first instantiation.
+        let mut since = None;
         let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             // Borrow the function and the store apart: cloning a `TypedFunc` per call costs
@@ -1129,9 +1133,10 @@ impl PluginHost for Plugins {
                 .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no match export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
+            since = Some(TICKS.load(Ordering::Relaxed));
             f.call(&mut w.store, (local as i32, n as i32))
         });
-        self.charge(p, cx.now, since, r.is_err());
+        self.charge(p, since, r.is_err());
         match r {
             Ok(v) => {
                 p.succeeded();
@@ -1155,7 +1160,7 @@ impl PluginHost for Plugins {
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let since = TICKS.load(Ordering::Relaxed);
+        let mut since = None;
         let r = self.with_worker(pi, |w, p| {
             let n = Self::fill(w, p, pkt, cx);
             let f = w
@@ -1163,13 +1168,14 @@ impl PluginHost for Plugins {
                 .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no target export"))?;
             w.store.set_epoch_deadline(p.deadline_ticks);
+            since = Some(TICKS.load(Ordering::Relaxed));
             let code = f.call(&mut w.store, (local as i32, n as i32))?;
             let d = w.memory.data(&w.store);
             let meta = &d[w.buf..w.buf + abi::META_LEN];
             let body = &d[w.buf + abi::META_LEN..w.buf + abi::META_LEN + n];
             Ok(crate::eval::plugin_out::apply(pkt, meta, body, code))
         });
-        self.charge(p, cx.now, since, r.is_err());
+        self.charge(p, since, r.is_err());
         match r {
             Ok(v) => {
                 p.succeeded();
