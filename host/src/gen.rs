@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(19) {
+    match c.below(20) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -454,13 +454,16 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
         17 => {
             let _ = write!(s, " -m connmark {}--mark {}", neg(c), pick(c, &["0x5", "0x0/0x1"]));
         }
-        _ => {
+        18 => {
             let _ = write!(
                 s,
                 " -m pkttype {}--pkt-type {}",
                 neg(c),
                 pick(c, &["unicast", "broadcast", "multicast"])
             );
+        }
+        _ => {
+            let _ = write!(s, " -m set {}--match-set {} {}", neg(c), SET, pick(c, &["src", "dst"]));
         }
     }
 }
@@ -503,7 +506,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
     for _ in 0..c.below(4) {
         random_match(c, proto, s);
     }
-    let target = c.below(20);
+    let target = c.below(26);
     match target {
         0..4 => s.push_str(" -j ACCEPT"),
         4..6 => s.push_str(" -j DROP"),
@@ -533,16 +536,40 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
             let _ = write!(s, " -j DNAT --to-destination {to}");
         }
         17 if table == "nat" && chain == "POSTROUTING" => s.push_str(" -j MASQUERADE"),
+        18 if table == "nat" && chain == "POSTROUTING" => {
+            let _ = write!(
+                s,
+                " -j SNAT --to-source {}",
+                pick(c, &["10.0.2.1", "10.0.2.1-10.0.2.3"])
+            );
+        }
+        19 if table == "nat" && chain == "PREROUTING" => s.push_str(" -j REDIRECT"),
+        20 => {
+            let _ = write!(s, " -j LOG --log-prefix \"g{}: \"", c.below(3));
+        }
+        21 => s.push_str(" -j NFLOG --nflog-group 2"),
+        22 if table == "mangle" => {
+            let _ = write!(s, " -j TTL --ttl-{} 1", pick(c, &["set", "inc", "dec"]));
+        }
+        23 if table == "mangle" => s.push_str(" -j CHECKSUM --checksum-fill"),
+        24 if table == "raw" => s.push_str(" -j NOTRACK"),
+        25 if table == "raw" => {
+            let _ = write!(s, " -j CT {}", pick(c, &["--notrack", "--zone 3"]));
+        }
         _ => {}
     }
     s.push('\n');
 }
+
+/// The ipset the random rulesets match (`differential` defines it).
+pub const SET: &str = "gset";
 
 /// A random ruleset over the filter, nat and mangle tables, with user chains that jump only
 /// forward (so there are no loops). Chains are long enough to be classified.
 pub fn random_ruleset(c: &mut dyn Chance) -> String {
     let mut s = String::new();
     for (table, builtins) in [
+        ("raw", &["PREROUTING", "OUTPUT"][..]),
         ("mangle", &["PREROUTING", "FORWARD"][..]),
         ("nat", &["PREROUTING", "POSTROUTING"][..]),
         ("filter", &["INPUT", "FORWARD", "OUTPUT"][..]),
@@ -566,6 +593,13 @@ pub fn random_ruleset(c: &mut dyn Chance) -> String {
         for b in builtins {
             for _ in 0..c.below(30) {
                 random_rule(c, table, b, &users, &mut s);
+            }
+            if table == "mangle" && *b == "FORWARD" && c.below(2) == 0 {
+                let _ = writeln!(
+                    s,
+                    "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS {}",
+                    pick(c, &["--set-mss 1000", "--clamp-mss-to-pmtu"])
+                );
             }
         }
         for (i, u) in users.iter().enumerate() {
@@ -706,10 +740,20 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
     let Ok(rs) = restore(&Ruleset::default(), rules, "gen.rules", false) else {
         return Ok(None);
     };
-    let Ok(v) = validate(&rs, &Env::default()) else {
+    let mut sets = crate::eval::state::IpSets::default();
+    let mut set = crate::eval::state::IpSet::default();
+    for e in ["10.0.1.0/25", "192.168.0.5/32", "10.0.2.9/32"] {
+        set.insert(Cidr::parse(e).expect("literal"));
+    }
+    sets.insert(SET, set);
+    let env = Env {
+        ipsets: sets.names().cloned().collect(),
+        plugins: None,
+    };
+    let Ok(v) = validate(&rs, &env) else {
         return Ok(None);
     };
-    let make = |kind| Router::new(topology(), v.clone(), Default::default(), u32::MAX).with_engine(kind);
+    let make = |kind| Router::new(topology(), v.clone(), sets.clone(), u32::MAX).with_engine(kind);
     let (walk, comp) = (make(EngineKind::Linear), make(EngineKind::Compiled));
     let (mut rw, mut rc) = (SplitMix(seed), SplitMix(seed));
     for (n, (from, pkt, mark)) in packets.iter().enumerate() {
