@@ -390,15 +390,17 @@ impl Engine {
         for t in rules.tables.iter().flatten() {
             for (ci, c) in t.chains.iter().enumerate() {
                 for (ri, r) in c.rules.iter().enumerate() {
-                    debug_assert_eq!(tests.len(), r.tests_at as usize, "validation laid the tests out");
-                    debug_assert_eq!(locs.len(), r.id as usize);
+                    // Validation laid out where each rule's parts go; building in the same order
+                    // must land there (checked once per rule at load, not per packet).
+                    assert_eq!(tests.len(), r.tests_at as usize, "compiled tests out of place");
+                    assert_eq!(locs.len(), r.id as usize, "rule ids out of order");
                     locs.push(RuleLoc {
                         table: t.kind,
                         chain: ci as u32,
                         pos: ri as u32,
                     });
                     if let Some(t) = matches::IfaceTest::resolve(&r.rule, topo) {
-                        debug_assert_eq!(ifaces.len(), r.iface_at as usize);
+                        assert_eq!(ifaces.len(), r.iface_at as usize, "interface tests out of place");
                         ifaces.push(t);
                     }
                     for m in &r.rule.matches {
@@ -582,7 +584,11 @@ impl Engine {
             return false;
         }
         let at = r.tests_at as usize;
-        let tests = self.tests.get(at..at + usize::from(r.tests_len)).unwrap_or(&[]);
+        // The layout was checked when the engine was built; were it ever wrong, the rule
+        // matches nothing rather than everything.
+        let Some(tests) = self.tests.get(at..at + usize::from(r.tests_len)) else {
+            return false;
+        };
         tests.iter().all(|t| t.test(p, cx, self))
     }
 
