@@ -538,7 +538,8 @@ mod tests {
         .unwrap();
         let saved = rs.save(None, false);
         assert!(
-            saved.contains("-A INPUT -m comment --comment \"'x'\" -j ACCEPT"),
+            // As the real iptables-save (1.8.9) prints it.
+            saved.contains(r#"-A INPUT -m comment --comment "\'x\'" -j ACCEPT"#),
             "{saved}"
         );
         // `'two words'` is two words: the second is refused.

@@ -277,9 +277,9 @@ pub fn save_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        // A single quote is printed as it is: iptables-restore reads it as an ordinary
-        // character (`--comment 'x'` loads and saves as `"'x'"`).
-        if matches!(c, '"' | '\\') {
+        // As xtables_save_string: `"`, `\` and `'` are escaped (iptables 1.8.9 saves the
+        // comment `'x'` as `"\'x\'"`, checked against the real binary).
+        if matches!(c, '"' | '\\' | '\'') {
             out.push('\\');
         }
         out.push(c);
