@@ -1026,7 +1026,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         // LANOUT is used before its own [[rules.chain]]: references resolve at validation.
         let v = r.unwrap();
-        let saved = v.source().save(None, false);
+        let saved = v.source().save(false);
         assert!(
             saved.contains(":FORWARD DROP") && saved.contains("-A FORWARD -j LANOUT\n-A LANOUT -i lan0 -j ACCEPT\n"),
             "{saved}"

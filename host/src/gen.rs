@@ -750,11 +750,14 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
         ipsets: sets.names().cloned().collect(),
         plugins: None,
     };
-    let Ok(v) = validate(&rs, &env) else {
+    // Each engine counts on counters of its own, so that their counts can be compared.
+    let (Ok(vw), Ok(vc)) = (validate(&rs, &env), validate(&rs.with_fresh_counters(), &env)) else {
         return Ok(None);
     };
-    let make = |kind| Router::new(topology(), v.clone(), sets.clone(), u32::MAX).with_engine(kind);
-    let (walk, comp) = (make(EngineKind::Linear), make(EngineKind::Compiled));
+    let make = |kind, v: &crate::ruleset::ValidRuleset| {
+        Router::new(topology(), v.clone(), sets.clone(), u32::MAX).with_engine(kind)
+    };
+    let (walk, comp) = (make(EngineKind::Linear, &vw), make(EngineKind::Compiled, &vc));
     let (mut rw, mut rc) = (SplitMix(seed), SplitMix(seed));
     for (n, (from, pkt, mark)) in packets.iter().enumerate() {
         let run = |r: &Router, rng: &mut SplitMix| {

@@ -664,7 +664,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _, _)) => {
-                out!("{}", rs.source().save(None, counters));
+                out!("{}", rs.source().save(counters));
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

@@ -559,7 +559,11 @@ impl Run<'_> {
         let ttl = p.h.ttl - 1;
         packet::set_ttl(p.buf, &mut p.h, ttl);
         p.out_if = Some(hop.iface);
-        match self.hook(Hook::Forward, &[TableKind::Mangle, TableKind::Filter], p) {
+        match self.hook(
+            Hook::Forward,
+            &[TableKind::Mangle, TableKind::Filter, TableKind::Security],
+            p,
+        ) {
             Verdict::Accept => {}
             v => return self.refuse(v, p, reply),
         }
@@ -581,7 +585,16 @@ impl Run<'_> {
     }
 
     fn input(&mut self, p: &mut Pkt, reply: &mut Reply) -> Disposition {
-        match self.hook(Hook::Input, &[TableKind::Mangle, TableKind::Filter, TableKind::Nat], p) {
+        match self.hook(
+            Hook::Input,
+            &[
+                TableKind::Mangle,
+                TableKind::Filter,
+                TableKind::Security,
+                TableKind::Nat,
+            ],
+            p,
+        ) {
             Verdict::Accept => Disposition::Local,
             v => self.refuse(v, p, reply),
         }
@@ -620,7 +633,7 @@ impl Run<'_> {
                 _ => None,
             };
         }
-        let v = self.hook(Hook::Output, &[TableKind::Filter], p);
+        let v = self.hook(Hook::Output, &[TableKind::Filter, TableKind::Security], p);
         if v != Verdict::Accept {
             return stop(self, v, p, reply);
         }

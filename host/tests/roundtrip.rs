@@ -122,10 +122,10 @@ proptest! {
             // matters is that whatever loads round-trips.
             Err(_) => return Ok(()),
         };
-        let saved = x.save(None, false);
+        let saved = x.save(false);
         let y = restore(&Ruleset::default(), &saved, "saved", false).map_err(|e| TestCaseError::fail(format!("{e}\n{saved}")))?;
         prop_assert_eq!(&y, &x, "{}", saved);
-        prop_assert_eq!(y.save(None, false), saved);
+        prop_assert_eq!(y.save(false), saved);
     }
 }
 
@@ -134,6 +134,6 @@ fn generated_rulesets_mostly_load() {
     // Guards the property above against testing nothing: a fixed sample must load.
     let script = "*filter\n:USER - [0:0]\n-A FORWARD -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW -j USER\n-A USER -m limit --limit 7/hour -j LOG\nCOMMIT\n";
     let x = restore(&Ruleset::default(), script, "gen", false).expect("loads");
-    let y = restore(&Ruleset::default(), &x.save(None, false), "saved", false).expect("reloads");
+    let y = restore(&Ruleset::default(), &x.save(false), "saved", false).expect("reloads");
     assert_eq!(x, y);
 }

@@ -48,7 +48,7 @@ fn load(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false).map_err(|e| e.to_string())?;
     let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
-    Ok(v.source().save(None, false))
+    Ok(v.source().save(false))
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn iptables_dumps_round_trip() {
         assert_eq!(shape(&saved), shape(&text), "{name}: save differs from the dump");
         // And the saved text loads again to the same thing.
         let again = restore(&Ruleset::default(), &saved, "saved", false).expect("saved output loads");
-        assert_eq!(again.save(None, false), saved, "{name}: save is not a fixed point");
+        assert_eq!(again.save(false), saved, "{name}: save is not a fixed point");
         println!("{name}: round trip ok");
         n += 1;
     }
@@ -114,7 +114,7 @@ fn kube_proxy_rulesets_load() {
             }
             let saved = result.unwrap_or_else(|e| panic!("{name} does not load:\n{e}"));
             let again = restore(&Ruleset::default(), &saved, "saved", false).expect("saved output loads");
-            assert_eq!(again.save(None, false), saved, "{name}: save is not a fixed point");
+            assert_eq!(again.save(false), saved, "{name}: save is not a fixed point");
             n += 1;
         }
     }

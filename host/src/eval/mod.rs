@@ -30,7 +30,7 @@ use crate::ruleset::matches::{Match, Test};
 use crate::ruleset::targets::{RejectWith, Target};
 use crate::ruleset::validate::{ValidChain, ValidRule, MAX_DEPTH};
 use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
-use state::{Counter, IpSets, Shared};
+use state::{IpSets, Shared};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -273,7 +273,7 @@ impl EngineKind {
 /// The classifiers of every chain of a ruleset, by table and chain; empty for the walk.
 #[derive(Debug, Default)]
 pub struct Index {
-    tables: [Vec<Option<classify::ChainIndex>>; 4],
+    tables: [Vec<Option<classify::ChainIndex>>; 5],
 }
 
 impl Index {
@@ -329,9 +329,6 @@ pub struct Engine {
     /// Every `-i`/`-o` resolved to interface-id sets, in rule order; a rule's is at its
     /// `iface_at`.
     ifaces: Vec<matches::IfaceTest>,
-    counters: Vec<Counter>,
-    /// Policy counters per table and hook.
-    policy: [[Counter; 5]; 4],
     pub(crate) ipsets: Arc<IpSets>,
     /// Where each rule id is: the source map from the compiled rules back to the loaded ones.
     locs: Vec<RuleLoc>,
@@ -415,15 +412,12 @@ impl Engine {
             }
         }
         tests.shrink_to_fit();
-        let counters = (0..rules.rule_count).map(|_| Counter::default()).collect();
         Engine {
             rules,
             kind,
             index,
             tests,
             ifaces,
-            counters,
-            policy: Default::default(),
             ipsets,
             locs,
             recent_keep,
@@ -465,32 +459,20 @@ impl Engine {
 
     /// Packets and bytes a rule has counted.
     pub fn rule_counters(&self, id: u32) -> (u64, u64) {
-        self.counters.get(id as usize).map_or((0, 0), Counter::get)
+        self.rule(id).map_or((0, 0), |(_, c, i)| c.rules[i].rule.counter.get())
     }
 
     /// Packets and bytes a built-in chain's policy has decided.
     pub fn policy_counters(&self, t: TableKind, h: Hook) -> (u64, u64) {
-        self.policy[t.index()][h as usize].get()
+        self.rules
+            .table(t)
+            .and_then(|tb| tb.entry[h as usize].map(|c| tb.chain(c).counter.get()))
+            .unwrap_or((0, 0))
     }
 
     /// The ruleset in iptables-save form, with live counters when `counters` is set.
     pub fn save(&self, counters: bool) -> String {
-        let mut src = self.rules.source();
-        for t in src.tables.iter_mut().flatten() {
-            for c in &mut t.chains {
-                if let Some(h) = Hook::from_chain_name(&c.name).filter(|_| c.policy.is_some()) {
-                    c.counters = self.policy_counters(t.kind, h);
-                }
-            }
-        }
-        let vr = &self.rules;
-        let lookup = |k: TableKind, ci: usize, ri: usize| {
-            vr.table(k)
-                .and_then(|t| t.chains.get(ci))
-                .and_then(|c| c.rules.get(ri))
-                .map_or((0, 0), |r| self.rule_counters(r.id))
-        };
-        src.save(Some(&lookup), counters)
+        self.rules.source().save(counters)
     }
 
     /// Runs `table`'s chain for `cx.hook` over the packet. A table without that chain accepts.
@@ -537,7 +519,7 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            self.counters[r.id as usize].add(bytes);
+            r.rule.counter.add(bytes);
             match &r.rule.target {
                 Target::None => i += 1,
                 Target::Accept => return Verdict::Accept,
@@ -572,7 +554,7 @@ impl Engine {
     fn apply_policy(&self, table: TableKind, c: &ValidChain, bytes: u64, cx: &mut Cx) -> Verdict {
         let policy = c.policy.unwrap_or(Policy::Accept);
         cx.obs.policy(table, c, policy);
-        self.policy[table.index()][cx.hook as usize].add(bytes);
+        c.counter.add(bytes);
         match policy {
             Policy::Accept => Verdict::Accept,
             Policy::Drop => Verdict::Drop,

@@ -7,7 +7,7 @@ use crate::config::{Cidr, Config};
 use crate::ruleset::matches::{Limit, LIMIT_SCALE};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -16,23 +16,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Packets and bytes, updated from every worker.
-#[derive(Debug, Default)]
-pub struct Counter {
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-impl Counter {
-    pub fn add(&self, bytes: u64) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> (u64, u64) {
-        (self.packets.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
-    }
-}
+pub use crate::ruleset::counter::Counter;
 
 /// `-m limit`'s token bucket (`xt_limit`): credit accrues with time up to `burst` packets'
 /// worth; each matching packet spends one packet's worth.

@@ -6,6 +6,7 @@
 //! resolved, loops refused, depth bounded, and every target checked against the tables and
 //! hooks netfilter allows it in. The evaluator only accepts the valid form.
 
+pub mod counter;
 pub mod ext;
 pub mod lex;
 pub mod matches;
@@ -15,6 +16,7 @@ pub mod targets;
 pub mod validate;
 pub mod value;
 
+pub use counter::Counter;
 pub use rule::{Iface, Loc, Rule};
 pub use validate::{validate, ChainId, Env, PluginBinder, ValidRuleset};
 
@@ -22,17 +24,35 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-/// The four tables, in the order their hooks run (raw before mangle before nat before filter).
+/// The five tables, in the order their hooks run (raw before mangle before nat before filter
+/// before security, by their priorities in `netfilter_ipv4.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TableKind {
     Raw,
     Mangle,
     Nat,
     Filter,
+    /// For mandatory access control (SELinux `SECMARK`); runs after filter.
+    Security,
 }
 
 impl TableKind {
-    pub const ALL: [TableKind; 4] = [TableKind::Raw, TableKind::Mangle, TableKind::Nat, TableKind::Filter];
+    pub const ALL: [TableKind; 5] = [
+        TableKind::Raw,
+        TableKind::Mangle,
+        TableKind::Nat,
+        TableKind::Filter,
+        TableKind::Security,
+    ];
+
+    /// The order `iptables-save` prints tables in (iptables-nft's `xtables_ipv4`).
+    pub const SAVE_ORDER: [TableKind; 5] = [
+        TableKind::Mangle,
+        TableKind::Security,
+        TableKind::Raw,
+        TableKind::Filter,
+        TableKind::Nat,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +60,7 @@ impl TableKind {
             TableKind::Mangle => "mangle",
             TableKind::Nat => "nat",
             TableKind::Filter => "filter",
+            TableKind::Security => "security",
         }
     }
 
@@ -54,7 +75,7 @@ impl TableKind {
             TableKind::Raw => &[Prerouting, Output],
             TableKind::Mangle => &[Prerouting, Input, Forward, Output, Postrouting],
             TableKind::Nat => &[Prerouting, Input, Output, Postrouting],
-            TableKind::Filter => &[Input, Forward, Output],
+            TableKind::Filter | TableKind::Security => &[Input, Forward, Output],
         }
     }
 
@@ -137,12 +158,20 @@ impl Policy {
 }
 
 /// A chain in source form. Built-in chains have a policy, user chains do not.
-#[derive(Debug, Clone, PartialEq)]
+/// Equality compares names, policies and rules, not counters.
+#[derive(Debug, Clone)]
 pub struct Chain {
     pub name: String,
     pub policy: Option<Policy>,
-    pub counters: (u64, u64),
+    /// What the policy decided (built-in chains; kept by identity like rules' counters).
+    pub counter: Arc<Counter>,
     pub rules: Vec<Rule>,
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name && self.policy == o.policy && self.rules == o.rules
+    }
 }
 
 /// One table in source form: built-in chains in hook order, then user chains.
@@ -163,7 +192,7 @@ impl Table {
                 .map(|h| Chain {
                     name: h.chain_name().to_string(),
                     policy: Some(Policy::Accept),
-                    counters: (0, 0),
+                    counter: Counter::fresh(),
                     rules: Vec::new(),
                 })
                 .collect(),
@@ -179,7 +208,7 @@ impl Table {
     }
 
     /// Adds an empty user chain where libiptc keeps it: after the built-ins, sorted by name.
-    pub fn add_user_chain(&mut self, name: &str, counters: (u64, u64)) {
+    pub fn add_user_chain(&mut self, name: &str) {
         let at = self
             .chains
             .iter()
@@ -190,7 +219,7 @@ impl Table {
             Chain {
                 name: name.to_string(),
                 policy: None,
-                counters,
+                counter: Counter::fresh(),
                 rules: Vec::new(),
             },
         );
@@ -205,7 +234,7 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ruleset {
     /// Indexed by `TableKind::index`; `None` for a table no input mentioned.
-    pub tables: [Option<Table>; 4],
+    pub tables: [Option<Table>; 5],
 }
 
 impl Ruleset {
@@ -218,25 +247,42 @@ impl Ruleset {
         self.tables[k.index()].get_or_insert_with(|| Table::new(k))
     }
 
-    /// The iptables-save form. `counters` prints each rule's `[packets:bytes]`, taken from
-    /// `rule_counters(table, chain index, rule index)` when given, else from the rule itself.
-    pub fn save(
-        &self,
-        counters: Option<&dyn Fn(TableKind, usize, usize) -> (u64, u64)>,
-        with_rule_counters: bool,
-    ) -> String {
+    /// A copy whose rules and chains count on counters of their own (starting where these
+    /// are): two engines built from it and from `self` count apart (the differential test).
+    pub fn with_fresh_counters(&self) -> Ruleset {
+        let mut rs = self.clone();
+        for c in rs.tables.iter_mut().flatten().flat_map(|t| t.chains.iter_mut()) {
+            let (p, b) = c.counter.get();
+            c.counter = Counter::starting(p, b);
+            for r in &mut c.rules {
+                let (p, b) = r.counter.get();
+                r.counter = Counter::starting(p, b);
+            }
+        }
+        rs
+    }
+
+    /// The iptables-save form of every table, in iptables-save's order; `counters` prints
+    /// each rule's `[packets:bytes]`.
+    pub fn save(&self, counters: bool) -> String {
+        self.save_tables(&TableKind::SAVE_ORDER, counters)
+    }
+
+    /// The iptables-save form of the `tables` that are loaded, in the order given. Built-in
+    /// chains show their policy's counters; user chains have none (`[0:0]`), as in the kernel.
+    pub fn save_tables(&self, tables: &[TableKind], counters: bool) -> String {
         let mut out = String::from("# Generated by rtrouter\n");
-        for t in self.tables.iter().flatten() {
+        for t in tables.iter().filter_map(|&k| self.table(k)) {
             let _ = writeln!(out, "*{}", t.kind);
             // Chains are kept in iptables-save's order: built-ins, then user chains by name.
             for c in &t.chains {
+                let (p, b) = if c.policy.is_some() { c.counter.get() } else { (0, 0) };
                 let policy = c.policy.map_or("-", Policy::name);
-                let _ = writeln!(out, ":{} {} [{}:{}]", c.name, policy, c.counters.0, c.counters.1);
+                let _ = writeln!(out, ":{} {} [{p}:{b}]", c.name, policy);
             }
-            for (i, c) in t.chains.iter().enumerate() {
-                for (j, r) in c.rules.iter().enumerate() {
-                    let cnt = with_rule_counters.then(|| counters.map_or(r.counters, |f| f(t.kind, i, j)));
-                    out.push_str(&r.save_line(&c.name, cnt));
+            for c in &t.chains {
+                for r in &c.rules {
+                    out.push_str(&r.save_line(&c.name, counters.then(|| r.counter.get())));
                     out.push('\n');
                 }
             }

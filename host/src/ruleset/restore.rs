@@ -9,7 +9,7 @@ use super::ext::RuleError;
 use super::lex::{tokenize, Token};
 use super::rule::{parse_rule, Loc};
 use super::targets::Target;
-use super::{Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
+use super::{Counter, Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,12 +46,12 @@ impl Open {
         self.names.get(name).copied()
     }
 
-    fn add_user_chain(&mut self, name: &str, counters: (u64, u64)) -> usize {
+    fn add_user_chain(&mut self, name: &str) -> usize {
         let at = self.table.chains.len();
         self.table.chains.push(super::Chain {
             name: name.to_string(),
             policy: None,
-            counters,
+            counter: Counter::fresh(),
             rules: Vec::new(),
         });
         self.names.insert(name.to_string(), at);
@@ -69,14 +69,60 @@ impl Open {
 /// The most errors collected from one input before giving up on it.
 const MAX_ERRORS: usize = 100;
 
-/// Applies the iptables-restore `text` (named `file` in errors) to `base`.
+/// How a restore applies (iptables-restore's options).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `--noflush`: tables named in the input keep their chains and rules; `:CHAIN` lines
+    /// still create or flush the chains they name.
+    pub noflush: bool,
+    /// `--counters`: `[packets:bytes]` in front of rules and on built-in chains set their
+    /// counters; without it they are read and ignored. (`-c P B` inside a rule always counts.)
+    pub counters: bool,
+    /// `--table`: only this table's sections apply; the others are skipped unread.
+    pub only: Option<TableKind>,
+    /// The line of `file` the text starts on (rules written inside a config).
+    pub first_line: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            noflush: false,
+            counters: true,
+            only: None,
+            first_line: 1,
+        }
+    }
+}
+
+/// Applies the iptables-restore `text` (named `file` in errors) to `base`, honouring counters.
 pub fn restore(base: &Ruleset, text: &str, file: &str, noflush: bool) -> Result<Ruleset, Errors> {
-    restore_at(base, text, file, noflush, 1)
+    restore_with(
+        base,
+        text,
+        file,
+        &Options {
+            noflush,
+            ..Options::default()
+        },
+    )
 }
 
 /// As [`restore`], for text that starts on line `first_line` of `file` (rules written inside
 /// a config): errors and the rules' places count from there.
 pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_line: u32) -> Result<Ruleset, Errors> {
+    let o = Options {
+        noflush,
+        first_line,
+        ..Options::default()
+    };
+    restore_with(base, text, file, &o)
+}
+
+/// Applies the iptables-restore `text` to `base` as `opts` say: all of it, or nothing (the
+/// errors of every bad line).
+pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> Result<Ruleset, Errors> {
+    let (noflush, first_line) = (opts.noflush, opts.first_line);
     // A lone CR ends a line too (old Mac line endings), as an editor shows such a file;
     // otherwise the whole file would be one line, and a comment if it starts with `#`.
     let normalized;
@@ -93,6 +139,8 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
     let mut open: Option<(Open, u32, bool)> = None;
     let mut last_line = 0;
     let mut gave_up = false;
+    // Inside a section `--table` leaves out: its lines are skipped up to its COMMIT.
+    let mut skipping = false;
     for (i, raw) in text.lines().enumerate() {
         let line = first_line + i as u32;
         last_line = line;
@@ -109,6 +157,15 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
         }
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if skipping {
+            skipping = trimmed != "COMMIT";
+            continue;
+        }
+        // iptables-restore reads `-4 RULE` as `RULE` and ignores `-6 RULE` (shared input
+        // with ip6tables-restore).
+        if trimmed.starts_with("-6 ") || trimmed == "-6" {
             continue;
         }
         let err = |col: usize, token: &str, msg: String| Error {
@@ -145,13 +202,18 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
                 errors.push(err(
                     first.col,
                     &first.text,
-                    format!("unknown table `{name}' (expected raw, mangle, nat or filter)"),
+                    format!("unknown table `{name}' (expected raw, mangle, nat, filter or security)"),
                 ));
                 open = None;
                 continue;
             };
             if let Some(t) = toks.get(table_extra) {
                 errors.push(err(t.col, &t.text, "unexpected word after the table name".into()));
+            }
+            if opts.only.is_some_and(|o| o != kind) {
+                skipping = true;
+                open = None;
+                continue;
             }
             let table = if noflush {
                 out.table(kind).cloned().unwrap_or_else(|| Table::new(kind))
@@ -160,7 +222,10 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
                 let mut t = Table::new(kind);
                 if let Some(old) = out.table(kind) {
                     for c in &mut t.chains {
-                        c.policy = old.chain(&c.name).and_then(|o| o.policy);
+                        if let Some(o) = old.chain(&c.name) {
+                            c.policy = o.policy;
+                            c.counter = o.counter.clone();
+                        }
                     }
                 }
                 t
@@ -184,10 +249,15 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
             }
             continue;
         }
-        let res = if let Some(decl) = first.text.strip_prefix(':') {
-            declare_chain(table, decl, &toks)
+        // `-4 RULE` is RULE.
+        let toks = if first.text == "-4" { &toks[1..] } else { &toks[..] };
+        if toks.is_empty() {
+            continue;
+        }
+        let res = if let Some(decl) = toks[0].text.strip_prefix(':') {
+            declare_chain(table, decl, toks, opts.counters)
         } else {
-            command(table, &toks, &file, line)
+            command(table, toks, &file, line, opts.counters)
         };
         if let Err((idx, msg)) = res {
             *ok = false;
@@ -220,7 +290,7 @@ pub fn restore_at(base: &Ruleset, text: &str, file: &str, noflush: bool, first_l
 type LineResult = Result<(), (usize, String)>;
 
 /// `:NAME POLICY [packets:bytes]`.
-fn declare_chain(open: &mut Open, name: &str, toks: &[Token]) -> LineResult {
+fn declare_chain(open: &mut Open, name: &str, toks: &[Token], set_counters: bool) -> LineResult {
     let policy = toks
         .get(1)
         .map(|t| t.text.as_str())
@@ -235,7 +305,9 @@ fn declare_chain(open: &mut Open, name: &str, toks: &[Token]) -> LineResult {
     let builtin = Hook::from_chain_name(name).is_some_and(|h| open.table.kind.builtin_hooks().contains(&h));
     if builtin {
         let c = open.table.chain_mut(name).expect("built-in chains always exist");
-        c.counters = counters;
+        if set_counters && toks.get(2).is_some() {
+            c.counter = Counter::starting(counters.0, counters.1);
+        }
         match policy {
             "ACCEPT" => c.policy = Some(Policy::Accept),
             "DROP" => c.policy = Some(Policy::Drop),
@@ -253,12 +325,12 @@ fn declare_chain(open: &mut Open, name: &str, toks: &[Token]) -> LineResult {
     check_chain_name(name).map_err(|m| (0, m))?;
     match open.find(name) {
         Some(c) => {
-            let c = &mut open.table.chains[c];
-            c.rules.clear();
-            c.counters = counters;
+            open.table.chains[c].rules.clear();
         }
         None => {
-            open.add_user_chain(name, counters);
+            // User chains have no counters of their own: `[p:b]` is read and ignored, as by
+            // iptables-restore.
+            open.add_user_chain(name);
         }
     }
     Ok(())
@@ -285,7 +357,7 @@ pub fn check_chain_name(name: &str) -> Result<(), String> {
 
 /// One rule command line: `[p:b] -A CHAIN rule…`, `-I`, `-D`, `-R`, `-N`, `-X`, `-F`, `-Z`,
 /// `-P`, `-E`.
-fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineResult {
+fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_counters: bool) -> LineResult {
     let mut i = 0;
     let mut counters = None;
     if toks[0].text.starts_with('[') {
@@ -313,9 +385,9 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
     };
     let rules = |start: usize| -> Result<Vec<super::Rule>, (usize, String)> {
         let mut rs = parse_rule(toks, start, loc.clone()).map_err(|RuleError { at, msg }| (at, msg))?;
-        if let Some(c) = counters {
+        if let Some((p, b)) = counters.filter(|_| set_counters) {
             for r in &mut rs {
-                r.counters = c;
+                r.counter = Counter::starting(p, b);
             }
         }
         Ok(rs)
@@ -386,7 +458,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
             if open.find(name).is_some() {
                 return Err((i + 1, format!("chain `{name}' already exists")));
             }
-            open.add_user_chain(name, (0, 0));
+            open.add_user_chain(name);
         }
         "-X" | "--delete-chain" => {
             no_more(i + 2)?;
@@ -445,8 +517,10 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
                 if flush {
                     ch.rules.clear();
                 } else {
-                    ch.counters = (0, 0);
-                    ch.rules.iter_mut().for_each(|r| r.counters = (0, 0));
+                    // Fresh counters, not the live ones zeroed: nothing changes unless the
+                    // whole input applies.
+                    ch.counter = Counter::fresh();
+                    ch.rules.iter_mut().for_each(|r| r.counter = Counter::fresh());
                 }
             }
         }
@@ -476,7 +550,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32) -> LineR
             let mut chain = open.table.chains.remove(c);
             let old = std::mem::replace(&mut chain.name, new.to_string());
             open.reindex();
-            let at = open.add_user_chain(new, chain.counters);
+            let at = open.add_user_chain(new);
             open.table.chains[at].rules = chain.rules;
             for r in open.table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
                 if let Target::Jump(t) | Target::Goto(t) = &mut r.target {
@@ -536,7 +610,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let saved = rs.save(None, false);
+        let saved = rs.save(false);
         assert!(
             // As the real iptables-save (1.8.9) prints it.
             saved.contains(r#"-A INPUT -m comment --comment "\'x\'" -j ACCEPT"#),
@@ -628,7 +702,7 @@ mod tests {
     #[test]
     fn loads_and_saves() {
         let rs = restore(&Ruleset::default(), GOOD, "t", false).unwrap();
-        let s = rs.save(None, false);
+        let s = rs.save(false);
         assert!(s.contains(":INPUT DROP [3:4]\n"), "{s}");
         assert!(s.contains("-A FOO -p tcp -m tcp --dport 22 -j ACCEPT\n"), "{s}");
     }
@@ -670,7 +744,7 @@ mod tests {
     fn insert_delete_replace_rename() {
         let script = "*filter\n:A - [0:0]\n-A INPUT -j ACCEPT\n-I INPUT -j DROP\n-I INPUT 2 -p udp -j A\n-D INPUT -j DROP\n-R INPUT 2 -j RETURN\n-E A B\nCOMMIT\n";
         let rs = restore(&Ruleset::default(), script, "t", false).unwrap();
-        let s = rs.save(None, false);
+        let s = rs.save(false);
         assert!(s.contains("-A INPUT -p udp -j B\n-A INPUT -j RETURN\n"), "{s}");
     }
 
@@ -687,7 +761,7 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "ALPHA", "MID"]);
-        let y = restore(&Ruleset::default(), &x.save(None, false), "t", false).unwrap();
+        let y = restore(&Ruleset::default(), &x.save(false), "t", false).unwrap();
         assert_eq!(x, y);
     }
 }

@@ -50,8 +50,9 @@ pub struct Rule {
     pub frag: Option<bool>,
     pub matches: Vec<Match>,
     pub target: Target,
-    /// Packets and bytes given with `-c` or `[p:b]`.
-    pub counters: (u64, u64),
+    /// What the rule has counted, from `-c` or `[p:b]` on; shared with every later
+    /// generation the rule stays in (see [`super::counter`]).
+    pub counter: Arc<super::Counter>,
     pub loc: Loc,
 }
 
@@ -142,10 +143,11 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
         frag: None,
         matches: Vec::new(),
         target: Target::None,
-        counters: (0, 0),
+        counter: super::Counter::fresh(),
         loc,
     };
     let mut proto_seen = false;
+    let mut counters = (0, 0);
     let mut partials: Vec<(Partial, usize)> = Vec::new();
     let mut target: Option<(PartialTarget, usize)> = None;
     let mut pending_inv: Option<usize> = None;
@@ -297,7 +299,7 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
                 };
                 let num = |s: &str| super::value::parse_uint(s, 0, u64::MAX);
                 match (num(&p), num(&b)) {
-                    (Some(p), Some(b)) => rule.counters = (p, b),
+                    (Some(p), Some(b)) => counters = (p, b),
                     _ => return c.err_value("-c takes packet and byte counters: -c PACKETS BYTES or -c PACKETS,BYTES"),
                 }
             }
@@ -374,6 +376,8 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
     for s in &s_opts {
         for d in &d_opts {
             let mut r = rule.clone();
+            // Each rule of an address list is a rule of its own, with its own counter.
+            r.counter = super::Counter::starting(counters.0, counters.1);
             // `-s 0.0.0.0/0` matches everything; iptables-save leaves it out.
             r.src = s.filter(|n| n.inv || n.v.mask != 0);
             r.dst = d.filter(|n| n.inv || n.v.mask != 0);

@@ -81,8 +81,8 @@ impl ValidRule {
 pub struct ValidChain {
     pub(crate) name: String,
     pub(crate) policy: Option<Policy>,
-    /// The chain's `[packets:bytes]` as loaded.
-    pub(crate) counters: (u64, u64),
+    /// What the policy decided (built-in chains).
+    pub(crate) counter: std::sync::Arc<super::Counter>,
     pub(crate) rules: Vec<ValidRule>,
     /// The hooks this chain can be reached from.
     pub(crate) hooks: HookMask,
@@ -135,7 +135,7 @@ impl ValidTable {
 /// It keeps one copy of each rule: [`ValidRuleset::source`] rebuilds the source form.
 #[derive(Debug, Clone)]
 pub struct ValidRuleset {
-    pub(crate) tables: [Option<ValidTable>; 4],
+    pub(crate) tables: [Option<ValidTable>; 5],
     pub(crate) rule_count: usize,
 }
 
@@ -162,7 +162,7 @@ impl ValidRuleset {
                     .map(|c| super::Chain {
                         name: c.name.clone(),
                         policy: c.policy,
-                        counters: c.counters,
+                        counter: c.counter.clone(),
                         rules: c.rules.iter().map(|r| r.rule.clone()).collect(),
                     })
                     .collect(),
@@ -209,7 +209,7 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
 /// ruleset in memory, not two).
 pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
     let mut errors = Vec::new();
-    let mut tables: [Option<super::validate::ValidTable>; 4] = Default::default();
+    let mut tables: [Option<super::validate::ValidTable>; 5] = Default::default();
     let mut next_id = 0u32;
     let (mut next_test, mut next_iface) = (0u32, 0u32);
     for t in rs.tables.into_iter().flatten() {
@@ -417,7 +417,7 @@ pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
             chains.push(ValidChain {
                 name: c.name,
                 policy: c.policy,
-                counters: c.counters,
+                counter: c.counter,
                 rules,
                 hooks: hm,
             });
