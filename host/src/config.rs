@@ -334,12 +334,44 @@ fn default_disable_after() -> u32 {
     100
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlSection {
-    /// The Unix socket `rtrouter save/restore/conntrack/stats` talk to (mode 0600).
+    /// The Unix socket `rtrouter save/restore/conntrack/stats` and the `iptables` front end
+    /// talk to (mode 0600).
     #[serde(default)]
     pub socket: Option<String>,
+    /// The largest request (an iptables-restore input) accepted, in MiB; a larger one is
+    /// refused whole, before anything is read or applied.
+    #[serde(default = "default_max_request_mib")]
+    pub max_request_mib: u32,
+    /// How many clients may be connected at once; more are answered "busy" and closed.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: u32,
+    /// Seconds a client may stay silent while sending its request before it is dropped.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u32,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            socket: None,
+            max_request_mib: default_max_request_mib(),
+            max_clients: default_max_clients(),
+            read_timeout_secs: default_read_timeout(),
+        }
+    }
+}
+
+fn default_max_request_mib() -> u32 {
+    512
+}
+fn default_max_clients() -> u32 {
+    64
+}
+fn default_read_timeout() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -532,8 +564,12 @@ impl Config {
         if format!("{:?}", self.conntrack) != format!("{:?}", new.conntrack) {
             out.push("conntrack");
         }
-        if self.control.socket != new.control.socket {
-            out.push("control.socket");
+        if self.control.socket != new.control.socket
+            || self.control.max_request_mib != new.control.max_request_mib
+            || self.control.max_clients != new.control.max_clients
+            || self.control.read_timeout_secs != new.control.read_timeout_secs
+        {
+            out.push("control");
         }
         if self.metrics.listen.as_ref().map(|s| s.get_ref()) != new.metrics.listen.as_ref().map(|s| s.get_ref()) {
             out.push("metrics.listen");

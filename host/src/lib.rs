@@ -4,6 +4,8 @@
 //! - [`ruleset`]: the iptables-restore language and the TOML-declared rules, parsed into a
 //!   source form and validated once into the form the engine runs.
 //! - [`config`]: `router.toml`, the whole router's configuration.
+//! - [`frontend`]: the `iptables`/`iptables-save`/`iptables-restore` command lines, run against
+//!   the live ruleset through the [`frontend::Live`] interface the control plane provides.
 #![deny(unsafe_code)]
 
 pub mod config;
@@ -11,6 +13,7 @@ pub mod conntrack;
 #[cfg(feature = "plugins")]
 pub mod dataplane;
 pub mod eval;
+pub mod frontend;
 pub mod gen;
 pub mod nat;
 pub mod packet;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use rtrouter::config::{Cidr, Config};
 use rtrouter::eval::state::IpSets;
 use rtrouter::eval::EngineKind;
+use rtrouter::frontend::{Output, Tool};
 use rtrouter::route::{IfaceInfo, NextHop, Topology};
 use rtrouter::ruleset::restore::restore;
 use rtrouter::ruleset::validate::validate_owned;
@@ -98,15 +99,73 @@ impl ControlArgs {
 
 /// Sends a control request and prints the answer; exit 1 with the server's message on error.
 fn control(c: &ControlArgs, request: &str) -> anyhow::Result<ExitCode> {
-    match rtrouter::dataplane::control::request(&c.path()?, request) {
+    match rtrouter::dataplane::control::request_line(&c.path()?, request) {
         Ok(body) => {
             out!("{body}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("rtrouter: {e}");
+            eprintln!("rtrouter: {}", e.strip_prefix("rtrouter: ").unwrap_or(&e));
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The front end (`iptables`, `iptables-save`, `iptables-restore`, `ipset`): help and version
+/// locally, everything else through the router's control socket (`$RTROUTER_SOCKET`, else
+/// the default path). Prints what the tool printed and exits with its status.
+fn frontend_client(tool: Tool, args: Vec<String>) -> ExitCode {
+    use std::io::{Read, Write};
+    let finish = |o: Output| {
+        out!("{}", o.stdout);
+        let _ = std::io::stderr().write_all(o.stderr.as_bytes());
+        ExitCode::from(o.code.clamp(0, 255) as u8)
+    };
+    if let Some(o) = rtrouter::frontend::local(tool, &args) {
+        return finish(o);
+    }
+    let prog = format!("{} v{} (nf_tables)", tool.name(), rtrouter::frontend::IPTABLES_VERSION);
+    let fail = |code: i32, msg: String| finish(Output::fail(code, format!("{prog}: {msg}")));
+    let mut args = args;
+    // Files are the client's: it reads the input and writes `-f FILE` with the caller's rights.
+    let mut save_to: Option<PathBuf> = None;
+    let (input, name) = match tool {
+        Tool::Restore | Tool::Ipset => match rtrouter::frontend::input_file(tool, &mut args) {
+            Some(path) => match std::fs::read(&path) {
+                Ok(b) => (b, path),
+                Err(e) => return fail(1, format!("can't open {path}: {e}")),
+            },
+            None if rtrouter::frontend::reads_stdin(tool, &args) => {
+                let mut b = Vec::new();
+                if let Err(e) = std::io::stdin().read_to_end(&mut b) {
+                    return fail(1, format!("reading stdin: {e}"));
+                }
+                (b, "stdin".to_string())
+            }
+            None => (Vec::new(), String::new()),
+        },
+        Tool::Save => {
+            save_to = rtrouter::frontend::output_file(&mut args).map(PathBuf::from);
+            (Vec::new(), String::new())
+        }
+        Tool::Iptables => (Vec::new(), String::new()),
+    };
+    let socket = std::env::var_os("RTROUTER_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(rtrouter::dataplane::control::DEFAULT_SOCKET));
+    match rtrouter::dataplane::control::request(&socket, tool.name(), &args, &input, &name) {
+        Ok(mut o) => {
+            if let Some(path) = save_to.filter(|_| o.code == 0) {
+                if let Err(e) = std::fs::write(&path, o.stdout.as_bytes()) {
+                    return fail(1, format!("can't write {}: {e}", path.display()));
+                }
+                o.stdout.clear();
+            }
+            finish(o)
+        }
+        // "Permission denied" (not root), "No such file" (no router): iptables' resource
+        // problem status.
+        Err(e) => fail(rtrouter::frontend::exit::RESOURCE, e),
     }
 }
 
@@ -143,6 +202,20 @@ enum Command {
     Reload {
         #[command(flatten)]
         control: ControlArgs,
+    },
+    /// Remove every table of the running router (the state of a fresh network namespace).
+    FlushAll {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Create `iptables`, `iptables-save`, `iptables-restore` and `ipset` in DIR as links to
+    /// this binary (the front end controllers run).
+    InstallLinks {
+        /// Where to put the links (e.g. /usr/local/sbin).
+        dir: PathBuf,
+        /// Replace files already there.
+        #[arg(long)]
+        force: bool,
     },
     /// Interfaces, drop reasons and conntrack usage of the running router.
     Stats {
@@ -654,6 +727,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),
+        Some(Command::FlushAll { control: c }) => control(&c, "flush-all\n"),
+        Some(Command::InstallLinks { dir, force }) => {
+            let exe = std::env::current_exe().context("finding this binary")?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for name in Tool::LINKS {
+                let link = dir.join(name);
+                if force && link.symlink_metadata().is_ok() {
+                    std::fs::remove_file(&link).with_context(|| format!("removing {}", link.display()))?;
+                }
+                std::os::unix::fs::symlink(&exe, &link).with_context(|| format!("creating {}", link.display()))?;
+                outln!("{} -> {}", link.display(), exe.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Reload { control: c }) => control(&c, "reload\n"),
         Some(Command::Save { source, counters }) if source.socket.is_some() => {
             let c = ControlArgs {
@@ -753,8 +840,22 @@ fn run_router(
                         _ = usr1.recv() => "stats",
                     };
                     let d = dp.clone();
-                    let r =
-                        tokio::task::spawn_blocking(move || rtrouter::dataplane::control::answer(&d, what, "")).await;
+                    let r = tokio::task::spawn_blocking(move || {
+                        let req = rtrouter::dataplane::control::Request {
+                            v: rtrouter::dataplane::control::VERSION,
+                            cmd: what.into(),
+                            args: Vec::new(),
+                            input_name: String::new(),
+                            input_len: 0,
+                        };
+                        let o = rtrouter::dataplane::control::run(&d, &req, b"");
+                        if o.code == 0 {
+                            Ok(o.stdout)
+                        } else {
+                            Err(o.stderr.trim_end().to_string())
+                        }
+                    })
+                    .await;
                     match r {
                         Ok(Ok(text)) => tracing::info!(
                             "SIG{}: {}",
@@ -817,6 +918,17 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
+    // Multi-call: run as `iptables` (a link), or `rtrouter iptables ...`.
+    let mut argv: Vec<String> = std::env::args().collect();
+    if let Some(tool) = argv.first().and_then(|a| Tool::from_name(a)) {
+        return frontend_client(tool, argv.split_off(1));
+    }
+    if let Some(tool) = argv
+        .get(1)
+        .and_then(|a| Tool::from_name(a).filter(|_| !a.contains('/')))
+    {
+        return frontend_client(tool, argv.split_off(2));
+    }
     let cli = Cli::parse();
     // The running router logs at its config's level; the other commands warn only.
     let level = match (&cli.command, &cli.config) {

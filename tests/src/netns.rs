@@ -178,7 +178,7 @@ level = "info"
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("rtrouter exited with {status}:\n{}", self.log_text());
             }
-            if rtrouter::dataplane::control::request(&self.socket, "stats\n").is_ok() {
+            if rtrouter::dataplane::control::request_line(&self.socket, "stats").is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -221,7 +221,7 @@ level = "info"
 
     /// Sends a control request.
     pub fn control(&self, req: &str) -> Result<String, String> {
-        rtrouter::dataplane::control::request(&self.socket, req)
+        rtrouter::dataplane::control::request_line(&self.socket, req)
     }
 
     /// Stops the router with SIGTERM and waits (at most 10 s) for it; returns its exit status.

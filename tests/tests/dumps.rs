@@ -60,30 +60,8 @@ fn iptables_dumps_round_trip() {
     for entry in std::fs::read_dir(&dir).expect("readable") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let mut text = std::fs::read_to_string(&path).expect("readable");
-        let mut result = load(&path);
-        if name == "ipt-save-filter.txt" {
-            // Two rules use `-m mac`, which TUN devices cannot support: both are refused with
-            // their line and column. The rest of the dump must still round-trip.
-            let e = result.expect_err("-m mac must be refused");
-            assert!(
-                e.contains("ipt-save-filter.txt:43:32: match `mac' is not applicable"),
-                "{e}"
-            );
-            assert!(
-                e.contains("ipt-save-filter.txt:44:32: match `mac' is not applicable"),
-                "{e}"
-            );
-            text = text
-                .lines()
-                .filter(|l| !l.contains("-m mac"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let tmp = std::env::temp_dir().join(format!("rtrouter-dump-{}.txt", std::process::id()));
-            std::fs::write(&tmp, &text).expect("temp file");
-            result = load(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let result = load(&path);
         let saved = result.unwrap_or_else(|e| panic!("{name} does not load:\n{e}"));
         assert_eq!(shape(&saved), shape(&text), "{name}: save differs from the dump");
         // And the saved text loads again to the same thing.

@@ -5,8 +5,7 @@
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset, TableKind};
 use rtrouter_tests::conformance_dir;
 
-/// The files for the matches and targets rtrouter implements. `libxt_mac.t` is not here: `mac`
-/// is refused on purpose (TUN devices carry no Ethernet header), see `mac_is_refused` below.
+/// The files for the matches and targets rtrouter implements.
 const FILES: &[&str] = &[
     "iptables.t",
     "libipt_standard.t",
@@ -22,6 +21,7 @@ const FILES: &[&str] = &[
     "libipt_conntrack.t",
     "libxt_state.t",
     "libxt_mark.t",
+    "libxt_mac.t",
     "libxt_connmark.t",
     "libipt_iprange.t",
     "libxt_iprange.t",
@@ -184,18 +184,5 @@ fn extension_test_files() {
             deviations_seen.contains(rule),
             "deviation no longer needed, remove it: {rule} ({why})"
         );
-    }
-}
-
-#[test]
-fn mac_is_refused() {
-    let Some(dir) = conformance_dir("iptables-t") else {
-        return;
-    };
-    let text = std::fs::read_to_string(dir.join("libxt_mac.t")).expect("libxt_mac.t");
-    for line in text.lines().filter(|l| l.starts_with("-m mac")) {
-        let rule = line.split(';').next().expect("rule field");
-        let e = load_one(TableKind::Filter, "INPUT", rule).expect_err("mac must be refused");
-        assert!(e.contains("`mac' is not applicable"), "{e}");
     }
 }

@@ -1,96 +1,311 @@
-//! The control socket: a Unix stream socket (mode 0600) the CLI talks to.
+//! The control plane: the Unix socket (mode 0600) that the CLI and the `iptables` front end
+//! talk to, and the one place that changes the live state.
 //!
-//! Protocol: the client writes one request and shuts its side down; the server answers and
-//! closes. A request is a command line, followed for `restore` by the iptables-restore text.
-//! The answer's first line is `ok` or `error: MESSAGE`; the body follows.
+//! Protocol, version 1. A request is one JSON line, then `input_len` bytes of input:
 //!
 //! ```text
-//! save [-c]
-//! restore\n<iptables-restore text>
-//! conntrack -L [FILTER...] | -F | -D [FILTER...]      FILTER: -p PROTO -s ADDR -d ADDR --sport N --dport N --mark N
-//! stats
-//! reload            re-read the config's plugins and rules; swap both in atomically
+//! {"v":1,"cmd":"iptables","args":["-t","nat","-A","POSTROUTING","-j","MASQUERADE"],"input_len":0}
+//! {"v":1,"cmd":"iptables-restore","args":["--noflush"],"input_name":"stdin","input_len":1234}\n<1234 bytes>
 //! ```
+//!
+//! `cmd` is a front-end tool (`iptables`, `iptables-save`, `iptables-restore`), or `save`
+//! (`args`: `["-c"]` for counters), `restore` (input: an iptables-restore file, tables it
+//! names replaced), `conntrack` (`args`: `-L|-F|-D [FILTER...]`), `stats`, `reload` (re-read
+//! the config's plugins and rules) or `flush-all` (no tables at all: a fresh namespace's
+//! state). The answer is one JSON line, `{"v":1,"code":N,"stdout":"...","stderr":"..."}`, and
+//! the server closes the connection.
+//!
+//! Limits: a request whose `input_len` exceeds `[control] max_request_mib` is refused before
+//! any of it is read; a client silent for `read_timeout_secs` is dropped; at most
+//! `max_clients` are served at once (others are told the router is busy). Failing to accept
+//! (out of file descriptors) is logged and retried, never fatal. Changes are serialised by one
+//! transaction lock and run off the packet workers (`spawn_blocking`); each builds the next
+//! generation aside and publishes it with one atomic swap, or changes nothing.
 
 use super::Dataplane;
 use crate::conntrack::Filter;
-use crate::ruleset::restore::restore;
-use crate::ruleset::validate;
+use crate::frontend::{self, Output, Tool};
+use crate::ruleset::validate::validate_owned;
+use crate::ruleset::{validate, Ruleset};
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-/// The most bytes a request may have (a large kube-proxy ruleset is a few MiB).
-const MAX_REQUEST: u64 = 64 << 20;
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
 
-/// Binds the socket, replacing a stale one, and serves until the task is dropped.
-pub async fn serve(dp: Arc<Dataplane>, path: &Path) -> io::Result<()> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
+/// The socket the front end uses when `$RTROUTER_SOCKET` is not set.
+pub const DEFAULT_SOCKET: &str = "/run/rtrouter.sock";
+
+/// The longest request header line.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// One request's header.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    pub v: u32,
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// What the input is called in errors (a file name, `stdin`).
+    #[serde(default)]
+    pub input_name: String,
+    #[serde(default)]
+    pub input_len: u64,
+}
+
+/// One answer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Response {
+    pub v: u32,
+    #[serde(flatten)]
+    pub out: Output,
+}
+
+/// The control plane's own state: the transaction lock every change holds from reading the
+/// live state to publishing the next generation.
+#[derive(Debug, Default)]
+pub struct ControlPlane {
+    txn: Mutex<()>,
+}
+
+/// Makes `path` ready to bind: refuses a path that is not a socket and a socket another
+/// router still answers on; removes a stale one.
+fn prepare(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket: refusing to replace it", path.display()),
+            ))
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} is in use by a running router: refusing to take it over",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(_) => std::fs::remove_file(path)?,
+        },
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    Ok(())
+}
+
+/// Binds the socket (see [`prepare`]); the listener is ready when this returns.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    prepare(path)?;
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves `listener` until the task is dropped.
+pub async fn serve(dp: Arc<Dataplane>, listener: UnixListener) -> io::Result<()> {
+    let c = &dp.config.control;
+    let clients = Arc::new(tokio::sync::Semaphore::new(c.max_clients.max(1) as usize));
+    let mut last_warning = None::<std::time::Instant>;
     loop {
-        let (stream, _) = listener.accept().await?;
-        let dp = dp.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(&dp, stream).await {
-                tracing::warn!("control request failed: {e}");
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS...: wait for descriptors to free up; never stop.
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!("control socket: accept failed: {e} (retrying)");
+                    last_warning = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        });
+        };
+        let dp = dp.clone();
+        match clients.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    if let Err(e) = handle(&dp, stream).await {
+                        tracing::debug!("control request: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let out = Output::fail(
+                        frontend::exit::RESOURCE,
+                        "rtrouter: too many clients connected; try again",
+                    );
+                    let _ = reply(stream, out).await;
+                });
+            }
+        }
     }
 }
 
-async fn handle(dp: &Dataplane, mut s: UnixStream) -> io::Result<()> {
-    let mut req = Vec::new();
-    (&mut s).take(MAX_REQUEST).read_to_end(&mut req).await?;
-    let text = String::from_utf8_lossy(&req);
-    let (head, body) = text.split_once('\n').unwrap_or((&text, ""));
-    let answer = match answer(dp, head.trim(), body) {
-        Ok(body) => format!("ok\n{body}"),
-        Err(e) => format!("error: {e}\n"),
-    };
-    s.write_all(answer.as_bytes()).await?;
+async fn reply(mut s: UnixStream, out: Output) -> io::Result<()> {
+    let mut line = serde_json::to_vec(&Response { v: VERSION, out }).map_err(io::Error::other)?;
+    line.push(b'\n');
+    s.write_all(&line).await?;
     s.shutdown().await
 }
 
-/// The answer to one request.
-pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> {
-    let words: Vec<&str> = head.split_whitespace().collect();
+async fn handle(dp: &Arc<Dataplane>, s: UnixStream) -> io::Result<()> {
+    let c = &dp.config.control;
+    let timeout = Duration::from_secs(u64::from(c.read_timeout_secs.max(1)));
+    let limit = u64::from(c.max_request_mib) << 20;
+    let mut r = BufReader::new(s);
+    let mut header = Vec::new();
+    let n = tokio::time::timeout(timeout, (&mut r).take(MAX_HEADER).read_until(b'\n', &mut header))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client sent no request"))??;
+    if n == 0 {
+        return Ok(());
+    }
+    let req: Request = match serde_json::from_slice(&header) {
+        Ok(r) => r,
+        Err(e) => {
+            let out = Output::fail(
+                frontend::exit::PARAMETER,
+                format!("rtrouter: bad request ({e}); this router speaks protocol version {VERSION}"),
+            );
+            return reply(r.into_inner(), out).await;
+        }
+    };
+    if req.v != VERSION {
+        let out = Output::fail(
+            frontend::exit::PARAMETER,
+            format!(
+                "rtrouter: protocol version {} not supported (this router: {VERSION})",
+                req.v
+            ),
+        );
+        return reply(r.into_inner(), out).await;
+    }
+    if req.input_len > limit {
+        let out = Output::fail(
+            frontend::exit::RESOURCE,
+            format!(
+                "rtrouter: request of {} bytes exceeds the limit of {} MiB ([control] max_request_mib); nothing was changed",
+                req.input_len, c.max_request_mib
+            ),
+        );
+        return reply(r.into_inner(), out).await;
+    }
+    // The input, each read bounded by the timeout.
+    let mut input = Vec::with_capacity(req.input_len.min(64 << 20) as usize);
+    let mut chunk = vec![0u8; 1 << 16];
+    while (input.len() as u64) < req.input_len {
+        let want = ((req.input_len - input.len() as u64) as usize).min(chunk.len());
+        let n = tokio::time::timeout(timeout, r.read(&mut chunk[..want]))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stalled while sending its input"))??;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client closed before its input ended",
+            ));
+        }
+        input.extend_from_slice(&chunk[..n]);
+    }
+    let dp2 = dp.clone();
+    let out = tokio::task::spawn_blocking(move || run(&dp2, &req, &input))
+        .await
+        .unwrap_or_else(|e| Output::fail(1, format!("rtrouter: request failed: {e}")));
+    reply(r.into_inner(), out).await
+}
+
+/// Runs one request under the transaction lock.
+pub fn run(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
+    let _txn = crate::eval::state::lock(&dp.control.txn);
+    let text = match std::str::from_utf8(input) {
+        Ok(t) => t,
+        Err(e) => {
+            return Output::fail(
+                1,
+                format!(
+                    "{}: not UTF-8 text (first bad byte at offset {})",
+                    req.input_name,
+                    e.valid_up_to()
+                ),
+            )
+        }
+    };
+    if let Some(tool) = Tool::from_name(&req.cmd) {
+        let name = if req.input_name.is_empty() {
+            "stdin"
+        } else {
+            &req.input_name
+        };
+        return frontend::run(tool, &req.args, text, name, &LiveRouter(dp));
+    }
+    let words: Vec<&str> = req.args.iter().map(String::as_str).collect();
+    match answer(dp, &req.cmd, &words, text, &req.input_name) {
+        Ok(s) => Output::ok(s),
+        Err(e) => Output::fail(1, e),
+    }
+}
+
+/// The live state as the front end sees it.
+struct LiveRouter<'a>(&'a Dataplane);
+
+impl LiveRouter<'_> {
+    fn env(&self) -> crate::ruleset::Env {
+        let r = &self.0.router;
+        crate::ruleset::Env {
+            ipsets: r.engine().ipsets.names().cloned().collect(),
+            plugins: r.plugins().map(|h| h as Arc<dyn crate::ruleset::PluginBinder>),
+        }
+    }
+}
+
+impl frontend::Live for LiveRouter<'_> {
+    fn ruleset(&self) -> Ruleset {
+        self.0.router.engine().rules.source()
+    }
+
+    fn commit(&self, rs: Ruleset) -> Result<(), String> {
+        let valid = validate_owned(rs, &self.env()).map_err(|e| e.to_string())?;
+        self.0.router.swap_rules(valid);
+        Ok(())
+    }
+
+    fn check(&self, rs: &Ruleset) -> Result<(), String> {
+        validate(rs, &self.env()).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// The router's own commands (`save`, `restore`, `conntrack`, `stats`, `reload`,
+/// `flush-all`); also what SIGHUP and SIGUSR1 run.
+pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) -> Result<String, String> {
     let r = &dp.router;
-    match words.first().copied() {
-        Some("save") => Ok(r.engine().save(words.contains(&"-c"))),
-        Some("restore") => {
-            // `restore NAME`: the file the client read, so that errors name it.
-            let name = head.strip_prefix("restore").map(str::trim).filter(|n| !n.is_empty());
-            let eng = r.engine();
-            let next =
-                restore(&eng.rules.source(), body, name.unwrap_or("restore"), false).map_err(|e| e.to_string())?;
-            let plugins = r
-                .plugins()
-                .map(|h| h as std::sync::Arc<dyn crate::ruleset::PluginBinder>);
-            let env = crate::ruleset::Env {
-                ipsets: eng.ipsets.names().cloned().collect(),
-                plugins,
-            };
-            let valid = validate(&next, &env).map_err(|e| e.to_string())?;
+    match cmd {
+        "save" => Ok(r.engine().save(args.contains(&"-c"))),
+        "restore" => {
+            let name = if name.is_empty() { "restore" } else { name };
+            let live = LiveRouter(dp);
+            let next = crate::ruleset::restore::restore(&r.engine().rules.source(), body, name, false)
+                .map_err(|e| e.to_string())?;
+            let valid = validate_owned(next, &live.env()).map_err(|e| e.to_string())?;
             let summary = valid
-                .tables
-                .iter()
-                .flatten()
+                .tables()
                 .map(|t| {
                     format!(
                         "{}: {} rules",
-                        t.kind,
-                        t.chains.iter().map(|c| c.rules.len()).sum::<usize>()
+                        t.kind(),
+                        t.chains().iter().map(|c| c.rules().len()).sum::<usize>()
                     )
                 })
                 .collect::<Vec<_>>()
@@ -99,9 +314,14 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
             tracing::info!("ruleset replaced over the control socket ({summary})");
             Ok(format!("{summary}\n"))
         }
-        Some("conntrack") => {
-            let f = filter(&words[2.min(words.len())..])?;
-            match words.get(1).copied() {
+        "flush-all" => {
+            r.swap_rules(crate::ruleset::ValidRuleset::empty());
+            tracing::info!("every table removed over the control socket");
+            Ok(String::new())
+        }
+        "conntrack" => {
+            let f = filter(args.get(1..).unwrap_or(&[]))?;
+            match args.first().copied() {
                 Some("-L") => {
                     let lines = r.conntrack.list(&f, dp.now());
                     Ok(lines.iter().map(|l| format!("{l}\n")).collect())
@@ -114,15 +334,15 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
                 _ => Err("conntrack needs -L, -F or -D".into()),
             }
         }
-        Some("stats") => Ok(stats(dp)),
-        Some("reload") => {
+        "stats" => Ok(stats(dp)),
+        "reload" => {
             let cfg = crate::config::Config::load(&dp.config_path).map_err(|e| e.to_string())?;
             let previous = crate::eval::state::lock(&dp.plugins).clone();
             let t0 = std::time::Instant::now();
             let (rules, plugins) = crate::plugin::load(&cfg, previous.as_deref()).map_err(|e| e.to_string())?;
             let n = plugins.as_ref().map_or(0, |p| p.plugins.len());
             *crate::eval::state::lock(&dp.plugins) = plugins.clone();
-            r.swap_plugins(plugins.map(|p| p as std::sync::Arc<dyn crate::eval::PluginHost>), rules);
+            r.swap_plugins(plugins.map(|p| p as Arc<dyn crate::eval::PluginHost>), rules);
             tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
             let mut answer = format!(
                 "{n} plugins and the ruleset reloaded in {} ms\n",
@@ -136,10 +356,9 @@ pub fn answer(dp: &Dataplane, head: &str, body: &str) -> Result<String, String> 
             }
             Ok(answer)
         }
-        Some(other) => Err(format!(
-            "unknown request `{other}' (save, restore, conntrack, stats, reload)"
+        other => Err(format!(
+            "unknown request `{other}' (iptables, iptables-save, iptables-restore, save, restore, conntrack, stats, reload, flush-all)"
         )),
-        None => Err("empty request".into()),
     }
 }
 
@@ -230,21 +449,55 @@ pub fn stats(dp: &Dataplane) -> String {
     s
 }
 
-/// The client side: sends `request` to the socket at `path` and returns the answer body, or
-/// the server's error.
-pub fn request(path: &Path, request: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| format!("connecting to {}: {e} (is rtrouter running?)", path.display()))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    s.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    match out.split_once('\n') {
-        Some(("ok", body)) => Ok(body.to_string()),
-        Some((err, _)) => Err(err.strip_prefix("error: ").unwrap_or(err).to_string()),
-        None => Err(format!("unexpected answer: {out}")),
+/// The client side: sends one request (with `input`) to the socket at `path` and returns the
+/// answer. `Err` when the router cannot be reached or the connection fails.
+pub fn request(path: &Path, cmd: &str, args: &[String], input: &[u8], input_name: &str) -> Result<Output, String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        format!(
+            "can't reach rtrouter at {}: {e} (is it running? $RTROUTER_SOCKET names the socket)",
+            path.display()
+        )
+    })?;
+    let req = Request {
+        v: VERSION,
+        cmd: cmd.to_string(),
+        args: args.to_vec(),
+        input_name: input_name.to_string(),
+        input_len: input.len() as u64,
+    };
+    let mut head = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+    head.push(b'\n');
+    let io = |e: io::Error| format!("talking to rtrouter at {}: {e}", path.display());
+    s.write_all(&head).map_err(io)?;
+    // A refused request is answered before its input is read: stop sending then.
+    match s.write_all(input) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe || e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).map_err(io)?;
+    let resp: Response =
+        serde_json::from_str(&line).map_err(|e| format!("unexpected answer from {}: {e}", path.display()))?;
+    Ok(resp.out)
+}
+
+/// [`request`] in the form of a command line: `"restore NAME\n<text>"`, `"save -c"`,
+/// `"conntrack -L -p tcp"`, `"stats"`. The answer's stdout, or its stderr as the error.
+pub fn request_line(path: &Path, req: &str) -> Result<String, String> {
+    let (head, body) = req.split_once('\n').unwrap_or((req, ""));
+    let mut words = head.split_whitespace();
+    let cmd = words.next().ok_or("empty request")?;
+    let (args, name): (Vec<String>, String) = if cmd == "restore" {
+        (Vec::new(), words.collect::<Vec<_>>().join(" "))
+    } else {
+        (words.map(str::to_string).collect(), String::new())
+    };
+    let out = request(path, cmd, &args, body.as_bytes(), &name)?;
+    if out.code == 0 {
+        Ok(out.stdout)
+    } else {
+        Err(out.stderr.trim_end().to_string())
     }
 }

@@ -50,6 +50,8 @@ pub struct Dataplane {
     pub config: crate::config::Config,
     /// The plugins in use, for `reload` to carry their key–value stores over.
     pub plugins: std::sync::Mutex<Option<Arc<crate::plugin::Plugins>>>,
+    /// The control plane's transaction lock.
+    pub control: control::ControlPlane,
     /// Namespaces this run created, deleted by `teardown` (and on drop).
     created_netns: std::sync::Mutex<Vec<String>>,
     started: Instant,
@@ -80,6 +82,7 @@ impl Dataplane {
             config_path: cfg.path.clone(),
             config: cfg.clone(),
             plugins: std::sync::Mutex::new(None),
+            control: control::ControlPlane::default(),
         };
         for i in &cfg.interface {
             let name = i.name.get_ref().clone();
@@ -154,7 +157,7 @@ impl Dataplane {
         }
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
 
@@ -170,9 +173,10 @@ impl Dataplane {
         let (local_tx, local_rx) = mpsc::channel::<Vec<u8>>(1024);
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(path) = control.clone() {
+            let listener = control::bind(&path).map_err(ctx(format!("control socket {}", path.display())))?;
             let dp = self.clone();
             tasks.spawn(async move {
-                control::serve(dp, &path)
+                control::serve(dp, listener)
                     .await
                     .map_err(ctx(format!("control socket {}", path.display())))
             });

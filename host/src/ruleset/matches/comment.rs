@@ -38,6 +38,11 @@ impl MatchExt for Comment {
         let _ = write!(out, " --comment {}", save_string(&self.0));
     }
 
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        let _ = write!(out, " /* {} */", self.0);
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) {}
 
     fn test(_: &(), _: &Pkt, _: &mut Cx, _: &Engine) -> bool {

@@ -64,6 +64,13 @@ impl MatchExt for Limit {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        out.push_str(" limit: avg ");
+        print_rate(out, self.avg);
+        let _ = write!(out, " burst {}", self.burst);
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Bucket {
         Bucket::new(self)
     }

@@ -64,6 +64,19 @@ impl MatchExt for Mark {
         save(&self.0, out);
     }
 
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        // libxt_mark's mark_print.
+        out.push_str(" mark match");
+        if self.0.inv {
+            out.push_str(" !");
+        }
+        let _ = write!(out, " {:#x}", self.0.v.value);
+        if self.0.v.mask != u32::MAX {
+            let _ = write!(out, "/{:#x}", self.0.v.mask);
+        }
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Neg<MarkMask> {
         self.0
     }

@@ -20,6 +20,7 @@ pub mod icmp;
 pub mod iprange;
 pub mod length;
 pub mod limit;
+pub mod mac;
 pub mod mark;
 pub mod multiport;
 pub mod nfacct;
@@ -103,6 +104,11 @@ pub trait MatchExt: Sized {
     fn finish(b: Self::Builder, p: RuleProto) -> Result<Self, String>;
     /// Appends the options (after ` -m NAME`) exactly as iptables-save prints them.
     fn save(&self, out: &mut String);
+    /// Appends the match as `iptables -L` shows it (each part after a space); `false` when
+    /// the extension has no list form of its own and its iptables-save options stand in.
+    fn list(&self, _out: &mut String, _numeric: bool) -> bool {
+        false
+    }
     /// The hooks where the kernel accepts the match with these options.
     fn hooks(&self) -> HookMask {
         hooks::ALL
@@ -193,6 +199,16 @@ macro_rules! registry {
                 }
             }
 
+            /// Appends the match as `iptables -L` shows it.
+            pub fn list(&self, out: &mut String, numeric: bool) {
+                let done = match self {
+                    $(Match::$var(m) => m.list(out, numeric),)*
+                };
+                if !done {
+                    self.save(out);
+                }
+            }
+
             /// Whether testing this match has a side effect.
             pub fn side_effect(&self) -> bool {
                 match self {
@@ -247,6 +263,7 @@ registry! {
     "pkttype" => PktType(pkttype::PktTypeMatch),
     "recent" => Recent(recent::Recent),
     "nfacct" => Nfacct(nfacct::Nfacct),
+    "mac" => Mac(mac::Mac),
     "wasm" => Wasm(wasm::Plugin),
 }
 

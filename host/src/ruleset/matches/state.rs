@@ -34,6 +34,12 @@ impl MatchExt for State {
         print_ctstate(out, self.0.v);
     }
 
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        out.push_str(if self.0.inv { " ! state " } else { " state " });
+        print_ctstate(out, self.0.v);
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Neg<u8> {
         self.0
     }

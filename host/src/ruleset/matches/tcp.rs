@@ -80,6 +80,24 @@ impl MatchExt for Tcp {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        let ports = super::udp::Ports {
+            sport: self.sport,
+            dport: self.dport,
+        };
+        ports.list(out, "tcp");
+        if let Some(o) = self.option {
+            let _ = write!(out, " option={}{}", if o.inv { "!" } else { "" }, o.v);
+        }
+        if let Some(f) = self.flags.filter(|f| f.inv || f.v.0 != 0) {
+            let _ = write!(out, " flags:{}", if f.inv { "!" } else { "" });
+            print_tcp_flags(out, f.v.0);
+            out.push('/');
+            print_tcp_flags(out, f.v.1);
+        }
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Tcp {
         self.clone()
     }

@@ -6,6 +6,7 @@ use crate::eval::{Cx, Engine, Pkt};
 use crate::packet::L4;
 use crate::ruleset::ext::{Cursor, Neg, PResult};
 use crate::ruleset::value::Range16;
+use std::fmt::Write as _;
 
 /// Source and destination port matches (`udp`, `sctp`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,6 +49,22 @@ impl Ports {
         save_port_range(out, "dport", &self.dport);
     }
 
+    /// `tcp spt:N dpts:A:B` as libxt_tcp/libxt_udp print it.
+    pub(super) fn list(&self, out: &mut String, name: &str) {
+        out.push(' ');
+        out.push_str(name);
+        for (label, r) in [("spt", &self.sport), ("dpt", &self.dport)] {
+            if let Some(r) = r.filter(|r| r.inv || r.v != Range16::FULL) {
+                let inv = if r.inv { "!" } else { "" };
+                if r.v.lo == r.v.hi {
+                    let _ = write!(out, " {label}:{inv}{}", r.v.lo);
+                } else {
+                    let _ = write!(out, " {label}s:{inv}{}:{}", r.v.lo, r.v.hi);
+                }
+            }
+        }
+    }
+
     pub(super) fn holds(&self, sport: u16, dport: u16) -> bool {
         range_holds(&self.sport, sport) && range_holds(&self.dport, dport)
     }
@@ -72,6 +89,11 @@ impl MatchExt for Udp {
 
     fn save(&self, out: &mut String) {
         self.0.save(out);
+    }
+
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        self.0.list(out, "udp");
+        true
     }
 
     fn compile(&self, _: &CompileEnv) -> Ports {
