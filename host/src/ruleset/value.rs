@@ -47,7 +47,7 @@ impl Ipv4Net {
             Some((a, m)) => (a, Some(m)),
             None => (s, None),
         };
-        let addr = parse_ipv4(a)?;
+        let addr = parse_ipv4_network(a)?;
         let mask = match m {
             None => u32::MAX,
             Some(m) if m.contains('.') => u32::from(parse_ipv4(m)?),
@@ -76,6 +76,21 @@ impl fmt::Display for Ipv4Net {
             None => write!(f, "{}/{}", self.addr, Ipv4Addr::from(self.mask)),
         }
     }
+}
+
+/// A network address as `-s`/`-d` take it (`xtables_numeric_to_ipaddr`): one to four parts,
+/// each a number in C notation (`0x1f`, `010`), missing parts zero: `10` is `10.0.0.0`, `0/0`
+/// everything.
+pub fn parse_ipv4_network(s: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut b = [0u8; 4];
+    for (i, p) in parts.iter().enumerate() {
+        b[i] = parse_uint(p, 0, 255)? as u8;
+    }
+    Some(Ipv4Addr::from(b))
 }
 
 /// Strict dotted-quad parsing (no shorthand forms such as `10.1`).
@@ -310,6 +325,23 @@ mod tests {
         assert_eq!(Ipv4Net::parse("0.0.0.0/0").unwrap().prefix_len(), Some(0));
         assert!(Ipv4Net::parse("1.2.3.4/33").is_none());
         assert!(Ipv4Net::parse("example.com").is_none());
+    }
+
+    #[test]
+    fn network_addresses_autocomplete_like_libxtables() {
+        assert_eq!(Ipv4Net::parse("0/0"), Some(Ipv4Net::ANY));
+        assert_eq!(
+            Ipv4Net::parse("10/8").map(|n| n.to_string()).as_deref(),
+            Some("10.0.0.0/8")
+        );
+        assert_eq!(
+            Ipv4Net::parse("192.168/16").map(|n| n.to_string()).as_deref(),
+            Some("192.168.0.0/16")
+        );
+        assert_eq!(parse_ipv4_network("0x0a.1.2.3"), Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(parse_ipv4_network("1.2.3.4.5"), None);
+        assert_eq!(parse_ipv4_network("256"), None);
+        assert_eq!(parse_ipv4_network(""), None);
     }
 
     #[test]
