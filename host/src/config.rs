@@ -722,16 +722,18 @@ impl Config {
                 errors.push(src.err(&s.name, n, format!("ipset `{n}' is declared twice")));
             }
             let kind = s.kind.get_ref();
-            if kind != "hash:ip" && kind != "hash:net" {
-                errors.push(src.err(&s.kind, kind, "ipset type must be `hash:ip' or `hash:net'"));
-            }
+            let Some(t) = crate::ipset::SetType::parse(kind) else {
+                errors.push(src.err(
+                    &s.kind,
+                    kind,
+                    "ipset type must be hash:ip, hash:net, hash:ip,port, hash:net,port, hash:ip,port,ip or bitmap:port",
+                ));
+                continue;
+            };
+            let probe = crate::ipset::IpSet::new(crate::ipset::Header::simple(t));
             for e in &s.entries {
-                let ok = match Cidr::parse(e.get_ref()) {
-                    Some(c) => kind != "hash:ip" || c.len == if c.addr.is_ipv4() { 32 } else { 128 },
-                    None => false,
-                };
-                if !ok {
-                    errors.push(src.err(e, e.get_ref(), format!("not a valid {kind} entry")));
+                if let Err(m) = probe.parse_entry(e.get_ref()) {
+                    errors.push(src.err(e, e.get_ref(), format!("not a valid {kind} entry: {m}")));
                 }
             }
         }
@@ -950,6 +952,27 @@ fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<()
                 None => src.err(&ch.name, name, e.msg),
             })
             .collect()),
+    }
+}
+
+impl crate::ipset::IpSets {
+    /// The `[[ipset]]` sets of a config (`hash:ip` or `hash:net`), with their entries.
+    pub fn from_config(c: &Config) -> crate::ipset::IpSets {
+        use crate::ipset::{AddOpts, Header, IpSet, SetType};
+        let sets = crate::ipset::IpSets::default();
+        for s in &c.ipset {
+            let kind = SetType::parse(s.kind.get_ref()).unwrap_or(SetType::HashNet);
+            let set = IpSet::new(Header::simple(kind));
+            for e in &s.entries {
+                // Checked when the config was loaded; an entry that still does not parse is
+                // left out rather than failing the start.
+                if let Ok(keys) = set.parse_entry(e.get_ref()) {
+                    let _ = set.add(&keys, AddOpts::default(), true, 0);
+                }
+            }
+            sets.insert(s.name.get_ref(), set);
+        }
+        sets
     }
 }
 

@@ -740,14 +740,15 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
     let Ok(rs) = restore(&Ruleset::default(), rules, "gen.rules", false) else {
         return Ok(None);
     };
-    let mut sets = crate::eval::state::IpSets::default();
-    let mut set = crate::eval::state::IpSet::default();
-    for e in ["10.0.1.0/25", "192.168.0.5/32", "10.0.2.9/32"] {
-        set.insert(Cidr::parse(e).expect("literal"));
-    }
+    let sets = crate::eval::state::IpSets::default();
+    let set = crate::ipset::IpSet::with_entries(
+        crate::ipset::SetType::HashNet,
+        &["10.0.1.0/25", "192.168.0.5/32", "10.0.2.9/32"],
+    )
+    .expect("literal entries");
     sets.insert(SET, set);
     let env = Env {
-        ipsets: sets.names().cloned().collect(),
+        ipsets: sets.names().into_iter().collect(),
         plugins: None,
     };
     // Each engine counts on counters of its own, so that their counts can be compared.

@@ -15,6 +15,7 @@ pub mod dataplane;
 pub mod eval;
 pub mod frontend;
 pub mod gen;
+pub mod ipset;
 pub mod nat;
 pub mod packet;
 pub mod pcap;

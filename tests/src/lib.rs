@@ -75,7 +75,7 @@ impl Lab {
     pub fn with_sets(rules: &str, sets: IpSets) -> Lab {
         let rs = restore(&Ruleset::default(), rules, "lab.rules", false).unwrap_or_else(|e| panic!("{e}"));
         let env = Env {
-            ipsets: sets.names().cloned().collect(),
+            ipsets: sets.names().into_iter().collect(),
             plugins: None,
         };
         let v = validate(&rs, &env).unwrap_or_else(|e| panic!("{e}"));

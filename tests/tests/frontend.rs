@@ -270,3 +270,96 @@ fn the_real_ufw_drives_the_router() {
     assert!(count("--dport 22 -j ACCEPT") >= 1, "{counted}");
     assert!(count("-s 203.0.113.7/32 -j DROP") >= 1, "{counted}");
 }
+
+#[test]
+fn ipset_changes_are_live_and_survive_rule_restores() {
+    let Some(net) = Net::start(Spec::default()) else {
+        return;
+    };
+    let links = Links::new(&net);
+    let run = |prog: &str, args: &[&str], input: Option<&str>| {
+        let mut c = links.cmd(&net, prog);
+        c.args(args);
+        let o = match input {
+            Some(text) => {
+                use std::io::Write;
+                c.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut ch = c.spawn().expect("spawn");
+                ch.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(text.as_bytes())
+                    .expect("write");
+                ch.wait_with_output().expect("wait")
+            }
+            None => c.output().expect("runs"),
+        };
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let ping = || {
+        let r = rtrouter_tests::netns::icmp_probe(
+            &net,
+            Side::Lan,
+            "10.0.1.1".parse().unwrap(),
+            64,
+            0,
+            Duration::from_secs(1),
+        );
+        matches!(r, Ok(Some(_)))
+    };
+    assert_eq!(run("ipset", &["create", "blocked", "hash:ip", "counters"], None).0, 0);
+    assert_eq!(
+        run(
+            "iptables",
+            &[
+                "-A",
+                "INPUT",
+                "-p",
+                "icmp",
+                "-m",
+                "set",
+                "--match-set",
+                "blocked",
+                "src",
+                "-j",
+                "DROP"
+            ],
+            None
+        )
+        .0,
+        0
+    );
+    assert!(ping(), "not in the set yet: answered");
+    assert_eq!(run("ipset", &["add", "blocked", "10.0.1.2"], None).0, 0);
+    assert!(!ping(), "in the set: dropped, with no rule change");
+    let list = run("ipset", &["list", "blocked"], None).1;
+    assert!(list.contains("10.0.1.2 packets 1 bytes 42"), "{list}");
+    assert!(list.contains("References: 1"), "{list}");
+    // Replacing the filter table keeps the set and its members.
+    let table = "*filter\n-A INPUT -p icmp -m set --match-set blocked src -j DROP\nCOMMIT\n";
+    assert_eq!(run("iptables-restore", &[], Some(table)).0, 0);
+    assert!(!ping());
+    assert_ne!(
+        run("ipset", &["destroy", "blocked"], None).0,
+        0,
+        "a set rules use stays"
+    );
+    // A restore with a bad line changes nothing.
+    assert_ne!(
+        run(
+            "ipset",
+            &["restore"],
+            Some("del blocked 10.0.1.2\nadd blocked not-an-address\n")
+        )
+        .0,
+        0
+    );
+    assert!(!ping());
+    assert_eq!(run("ipset", &["restore"], Some("del blocked 10.0.1.2\n")).0, 0);
+    assert!(ping(), "deleted: answered again");
+}

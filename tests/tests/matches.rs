@@ -323,9 +323,8 @@ fn limit_is_a_token_bucket() {
 
 #[test]
 fn ipset_match() {
-    let mut sets = IpSets::default();
-    let mut s = IpSet::default();
-    s.insert(rtrouter::config::Cidr::parse("192.0.2.0/28").unwrap());
+    let sets = IpSets::default();
+    let s = IpSet::with_entries(rtrouter::ipset::SetType::HashNet, &["192.0.2.0/28"]).unwrap();
     sets.insert("blocked", s);
     for (spec, want) in [
         ("-m set --match-set blocked dst", true),

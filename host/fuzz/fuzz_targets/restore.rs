@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(rs) = restore(&Ruleset::default(), text, "fuzz", false) else {
         return;
     };
-    let saved = rs.save(None, false);
+    let saved = rs.save(false);
     let again = restore(&Ruleset::default(), &saved, "saved", false).expect("saved output must load");
     assert_eq!(again, rs, "load(save(x)) != x for:\n{saved}");
     let _ = validate(&rs, &Env::default());

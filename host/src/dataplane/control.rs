@@ -11,8 +11,8 @@
 //! `cmd` is a front-end tool (`iptables`, `iptables-save`, `iptables-restore`), or `save`
 //! (`args`: `["-c"]` for counters), `restore` (input: an iptables-restore file, tables it
 //! names replaced), `conntrack` (`args`: `-L|-F|-D [FILTER...]`), `stats`, `reload` (re-read
-//! the config's plugins and rules) or `flush-all` (no tables at all: a fresh namespace's
-//! state). The answer is one JSON line, `{"v":1,"code":N,"stdout":"...","stderr":"..."}`, and
+//! the config's plugins and rules) or `flush-all` (no tables and no ipsets: a fresh
+//! namespace's state). The answer is one JSON line, `{"v":1,"code":N,"stdout":"...","stderr":"..."}`, and
 //! the server closes the connection.
 //!
 //! Limits: a request whose `input_len` exceeds `[control] max_request_mib` is refused before
@@ -249,7 +249,7 @@ pub fn run(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
         } else {
             &req.input_name
         };
-        return frontend::run(tool, &req.args, text, name, &LiveRouter(dp));
+        return frontend::run(tool, &req.args, text, name, &LiveRouter::new(dp));
     }
     let words: Vec<&str> = req.args.iter().map(String::as_str).collect();
     match answer(dp, &req.cmd, &words, text, &req.input_name) {
@@ -259,13 +259,17 @@ pub fn run(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
 }
 
 /// The live state as the front end sees it.
-struct LiveRouter<'a>(&'a Dataplane);
+struct LiveRouter<'a>(&'a Dataplane, Arc<crate::ipset::IpSets>);
 
-impl LiveRouter<'_> {
+impl<'a> LiveRouter<'a> {
+    fn new(dp: &'a Dataplane) -> LiveRouter<'a> {
+        LiveRouter(dp, dp.router.engine().ipsets().clone())
+    }
+
     fn env(&self) -> crate::ruleset::Env {
         let r = &self.0.router;
         crate::ruleset::Env {
-            ipsets: r.engine().ipsets.names().cloned().collect(),
+            ipsets: self.1.names().into_iter().collect(),
             plugins: r.plugins().map(|h| h as Arc<dyn crate::ruleset::PluginBinder>),
         }
     }
@@ -285,6 +289,14 @@ impl frontend::Live for LiveRouter<'_> {
     fn check(&self, rs: &Ruleset) -> Result<(), String> {
         validate(rs, &self.env()).map(|_| ()).map_err(|e| e.to_string())
     }
+
+    fn ipsets(&self) -> &crate::ipset::IpSets {
+        &self.1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
 }
 
 /// The router's own commands (`save`, `restore`, `conntrack`, `stats`, `reload`,
@@ -295,7 +307,7 @@ pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         "save" => Ok(r.engine().save(args.contains(&"-c"))),
         "restore" => {
             let name = if name.is_empty() { "restore" } else { name };
-            let live = LiveRouter(dp);
+            let live = LiveRouter::new(dp);
             let next = crate::ruleset::restore::restore(&r.engine().rules.source(), body, name, false)
                 .map_err(|e| e.to_string())?;
             let valid = validate_owned(next, &live.env()).map_err(|e| e.to_string())?;
@@ -316,7 +328,11 @@ pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         }
         "flush-all" => {
             r.swap_rules(crate::ruleset::ValidRuleset::empty());
-            tracing::info!("every table removed over the control socket");
+            let sets = r.engine().ipsets().clone();
+            for n in sets.names() {
+                sets.remove(&n);
+            }
+            tracing::info!("every table and ipset removed over the control socket");
             Ok(String::new())
         }
         "conntrack" => {

@@ -194,6 +194,7 @@ impl Dataplane {
             loop {
                 tick.tick().await;
                 dp.router.conntrack.gc(dp.now());
+                dp.router.engine().ipsets().expire(dp.now());
             }
         });
         tokio::select! {

@@ -3,9 +3,8 @@
 //! counters are shared by name and survive reloads ([`Shared`]); token buckets and `nth`
 //! counters belong to one rule and start fresh with a new ruleset, as in the kernel.
 
-use crate::config::{Cidr, Config};
 use crate::ruleset::matches::{Limit, LIMIT_SCALE};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -123,82 +122,7 @@ impl Shared {
     }
 }
 
-/// The ipsets the config defines: `hash:ip` and `hash:net` membership.
-#[derive(Debug, Default, Clone)]
-pub struct IpSets {
-    sets: HashMap<String, Arc<IpSet>>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct IpSet {
-    /// Members by prefix length; `hash:ip` has only full-length entries.
-    by_len: HashMap<u8, HashSet<IpAddr>>,
-    lens: Vec<u8>,
-}
-
-impl IpSet {
-    pub fn insert(&mut self, c: Cidr) {
-        let net = mask_addr(c.addr, c.len);
-        self.by_len.entry(c.len).or_default().insert(net);
-        if !self.lens.contains(&c.len) {
-            self.lens.push(c.len);
-        }
-    }
-
-    pub fn contains(&self, a: IpAddr) -> bool {
-        self.lens.iter().any(|&l| {
-            let full = if a.is_ipv4() { 32 } else { 128 };
-            l <= full && self.by_len.get(&l).is_some_and(|s| s.contains(&mask_addr(a, l)))
-        })
-    }
-}
-
-fn mask_addr(a: IpAddr, len: u8) -> IpAddr {
-    match a {
-        IpAddr::V4(v) => IpAddr::V4((u32::from(v) & crate::ruleset::value::prefix_mask(len.min(32))).into()),
-        IpAddr::V6(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len.min(128)))
-            };
-            IpAddr::V6((u128::from(v) & m).into())
-        }
-    }
-}
-
-impl IpSets {
-    pub fn from_config(c: &Config) -> IpSets {
-        let mut sets = HashMap::new();
-        for s in &c.ipset {
-            let mut set = IpSet::default();
-            for e in &s.entries {
-                if let Some(cidr) = Cidr::parse(e.get_ref()) {
-                    set.insert(cidr);
-                }
-            }
-            sets.insert(s.name.get_ref().clone(), Arc::new(set));
-        }
-        IpSets { sets }
-    }
-
-    pub fn insert(&mut self, name: &str, set: IpSet) {
-        self.sets.insert(name.to_string(), Arc::new(set));
-    }
-
-    pub fn get(&self, name: &str) -> Option<&IpSet> {
-        self.sets.get(name).map(|s| &**s)
-    }
-
-    /// The set, shared: what a compiled `-m set` holds.
-    pub fn get_shared(&self, name: &str) -> Option<Arc<IpSet>> {
-        self.sets.get(name).cloned()
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.sets.keys()
-    }
-}
+pub use crate::ipset::{IpSet, IpSets};
 
 #[cfg(test)]
 mod tests {
@@ -216,15 +140,5 @@ mod tests {
         assert!(!b.take(s / 2));
         assert!(b.take(s + 3));
         assert!(!b.take(s + 4));
-    }
-
-    #[test]
-    fn ipset_membership() {
-        let mut s = IpSet::default();
-        s.insert(Cidr::parse("10.0.0.0/8").unwrap());
-        s.insert(Cidr::parse("192.0.2.7/32").unwrap());
-        assert!(s.contains("10.9.9.9".parse().unwrap()));
-        assert!(s.contains("192.0.2.7".parse().unwrap()));
-        assert!(!s.contains("192.0.2.8".parse().unwrap()));
     }
 }

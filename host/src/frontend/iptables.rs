@@ -245,9 +245,10 @@ fn command_word(inv: &mut Invocation, word: &str, bang: bool, c: &mut Cursor) ->
     for (i, ch) in shorts.char_indices() {
         let rest = &shorts[i + ch.len_utf8()..];
         match ch {
-            // Options whose value may be attached.
+            // Options taking a value take the rest of the word, as getopt does (`-AINPUT`,
+            // `-w2`; so `-Ln` lists a chain named `n`, as in iptables).
             't' | 'W' | 'w' | 'A' | 'C' | 'D' | 'I' | 'R' | 'N' | 'P' | 'E' | 'L' | 'S' | 'F' | 'Z' | 'X'
-                if !rest.is_empty() && (matches!(ch, 't' | 'W' | 'w') || !"vnx".contains(&rest[..1])) =>
+                if !rest.is_empty() =>
             {
                 short_option(inv, ch, Some(rest.to_string()), bang, c)?;
                 return Ok(true);
@@ -428,7 +429,7 @@ fn valid_new_name(name: &str) -> Result<(), String> {
     if name.contains(char::is_whitespace) || name.is_empty() {
         return Err(format!("Invalid chain name `{name}'"));
     }
-    Ok(())
+    check_chain_name(name)
 }
 
 /// Runs one `iptables` command line against the live state.

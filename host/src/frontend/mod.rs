@@ -12,8 +12,10 @@
 //! differ, 1.8.11 (its shell test suite is the conformance reference).
 
 pub mod help;
+pub mod ipset;
 pub mod iptables;
 pub mod list;
+pub mod memory;
 pub mod restore;
 
 use crate::ruleset::Ruleset;
@@ -109,6 +111,10 @@ pub trait Live {
     fn commit(&self, rs: Ruleset) -> Result<(), String>;
     /// Validates `rs` without applying it (`iptables-restore --test`).
     fn check(&self, rs: &Ruleset) -> Result<(), String>;
+    /// The live ipsets (changed in place: a change is seen by the next packet).
+    fn ipsets(&self) -> &crate::ipset::IpSets;
+    /// The router's clock (monotonic nanoseconds), for ipset timeouts.
+    fn now(&self) -> u64;
 }
 
 /// Runs one tool invocation against the live state (the router side).
@@ -117,7 +123,7 @@ pub fn run(tool: Tool, args: &[String], input: &str, input_name: &str, live: &dy
         Tool::Iptables => iptables::run(args, live),
         Tool::Save => restore::save(args, live),
         Tool::Restore => restore::restore(args, input, input_name, live),
-        Tool::Ipset => Output::fail(exit::OTHER, "ipset: not available in this build"),
+        Tool::Ipset => ipset::run(args, input, live),
     }
 }
 

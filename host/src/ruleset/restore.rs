@@ -346,7 +346,8 @@ pub fn check_chain_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 28 {
         return Err(format!("chain name `{name}' must be 1 to 28 characters"));
     }
-    if name.starts_with(['-', '!']) || name.contains(char::is_whitespace) {
+    // A quote or a control character could not be read back from iptables-save output.
+    if name.starts_with(['-', '!', '#']) || name.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"') {
         return Err(format!("invalid chain name `{name}'"));
     }
     if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") || Hook::from_chain_name(name).is_some() {

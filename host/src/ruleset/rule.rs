@@ -236,7 +236,12 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
                 if v.len() > 15 {
                     return c.err_value(format!("interface name `{v}' must be shorter than IFNAMSIZ (15)"));
                 }
-                if v.is_empty() || v.contains(['/', ' ']) {
+                // What `dev_valid_name` refuses, and what iptables-save could not print back
+                // (a quote, a leading `-` or `!`).
+                if v.is_empty()
+                    || v.starts_with(['-', '!'])
+                    || v.contains(|c: char| matches!(c, '/' | ':' | '"') || c.is_whitespace() || c.is_control())
+                {
                     return c.err_value(format!("bad interface name `{v}'"));
                 }
                 let slot = if is_in { &mut rule.in_iface } else { &mut rule.out_iface };

@@ -25,7 +25,7 @@ impl MatchExt for Sctp {
 
     fn finish(b: Ports, p: RuleProto) -> Result<Sctp, String> {
         p.require(132, "sctp")?;
-        Ok(Sctp(b))
+        Ok(Sctp(b.normalized()))
     }
 
     fn save(&self, out: &mut String) {

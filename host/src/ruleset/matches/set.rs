@@ -1,11 +1,15 @@
-//! `-m set` (`libxt_set.c`, `xt_set.c`): membership of an address in an ipset of the config.
-//! The set is resolved when the rule is compiled.
+//! `-m set` (`libxt_set.c`, `xt_set.c`, `ip_set_core.c`): membership of the packet's
+//! addresses and ports, chosen by the `src`/`dst` flags dimension by dimension, in an ipset.
+//! The set is resolved when the rule is compiled; its members change live (`ipset add`).
+//! As `ip_set_test`: fewer flags than the set has dimensions, or a packet of another family,
+//! is "not in the set" (so `!` matches it).
 
 use super::{CompileEnv, MatchExt, RuleProto};
-use crate::eval::state::IpSet;
 use crate::eval::{Cx, Engine, Pkt};
+use crate::ipset::{IpSet, SetType};
 use crate::ruleset::ext::{bang, Cursor, PResult};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +25,7 @@ pub struct Compiled {
     /// `None` when the generation has no such set (validation refuses that; a set can still
     /// be missing from an engine built by hand): the match then never holds.
     set: Option<Arc<IpSet>>,
-    src: bool,
+    dirs: Vec<bool>,
     inv: bool,
 }
 
@@ -70,14 +74,34 @@ impl MatchExt for SetMatch {
     fn compile(&self, env: &CompileEnv) -> Compiled {
         Compiled {
             set: env.ipsets.get_shared(&self.name),
-            src: self.dirs.first().copied().unwrap_or(true),
+            dirs: self.dirs.clone(),
             inv: self.inv,
         }
     }
 
-    fn test(c: &Compiled, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
+    fn test(c: &Compiled, p: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
         let Some(set) = &c.set else { return false };
-        let a = if c.src { p.h.src } else { p.h.dst };
-        set.contains(a) != c.inv
+        let kind = set.header.kind;
+        if c.dirs.len() < kind.dimensions() {
+            return c.inv;
+        }
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
+            return c.inv;
+        };
+        let ip = |d: bool| if d { src } else { dst };
+        let (sport, dport) = p.h.ports().unwrap_or((0, 0));
+        let port = |d: bool| if d { sport } else { dport };
+        let hit = match kind {
+            SetType::BitmapPort => set.lookup(src, p.h.proto, port(c.dirs[0]), src, u64::from(p.h.total_len), cx.now),
+            _ => set.lookup(
+                ip(c.dirs[0]),
+                p.h.proto,
+                c.dirs.get(1).map_or(0, |&d| port(d)),
+                c.dirs.get(2).map_or(src, |&d| ip(d)),
+                u64::from(p.h.total_len),
+                cx.now,
+            ),
+        };
+        hit != c.inv
     }
 }

@@ -63,7 +63,16 @@ impl MatchExt for Tcp {
 
     fn finish(t: Tcp, p: RuleProto) -> Result<Tcp, String> {
         p.require(6, "tcp")?;
-        Ok(t)
+        let ports = super::udp::Ports {
+            sport: t.sport,
+            dport: t.dport,
+        }
+        .normalized();
+        Ok(Tcp {
+            sport: ports.sport,
+            dport: ports.dport,
+            ..t
+        })
     }
 
     fn save(&self, out: &mut String) {

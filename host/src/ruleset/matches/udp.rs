@@ -65,6 +65,17 @@ impl Ports {
         }
     }
 
+    /// A range of every port, not negated, tests nothing: it is left out (as iptables-save
+    /// leaves it out), so that the rule equals its saved form.
+    pub(super) fn normalized(mut self) -> Ports {
+        for r in [&mut self.sport, &mut self.dport] {
+            if r.is_some_and(|x| !x.inv && x.v == Range16::FULL) {
+                *r = None;
+            }
+        }
+        self
+    }
+
     pub(super) fn holds(&self, sport: u16, dport: u16) -> bool {
         range_holds(&self.sport, sport) && range_holds(&self.dport, dport)
     }
@@ -84,7 +95,7 @@ impl MatchExt for Udp {
 
     fn finish(b: Ports, p: RuleProto) -> Result<Udp, String> {
         p.require(17, "udp")?;
-        Ok(Udp(b))
+        Ok(Udp(b.normalized()))
     }
 
     fn save(&self, out: &mut String) {
