@@ -446,7 +446,16 @@ struct Spans {
     #[serde(default)]
     log: LogSpans,
     #[serde(default)]
+    control: ControlSpans,
+    #[serde(default)]
     interface: Vec<InterfaceSpans>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ControlSpans {
+    max_request_mib: Option<Spanned<toml::Value>>,
+    max_clients: Option<Spanned<toml::Value>>,
+    read_timeout_secs: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -616,6 +625,34 @@ impl Config {
                 spans.conntrack.max_entries.as_ref(),
                 "conntrack.max_entries must be at least 1".into(),
             ));
+        }
+        let c = &self.control;
+        for (v, lo, hi, span, name) in [
+            (
+                c.max_request_mib,
+                1,
+                65536,
+                &spans.control.max_request_mib,
+                "control.max_request_mib",
+            ),
+            (
+                c.max_clients,
+                1,
+                65536,
+                &spans.control.max_clients,
+                "control.max_clients",
+            ),
+            (
+                c.read_timeout_secs,
+                1,
+                3600,
+                &spans.control.read_timeout_secs,
+                "control.read_timeout_secs",
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                errors.push(at(span.as_ref(), format!("{name} is {v}: it must be {lo} to {hi}")));
+            }
         }
         if let Err(why) = check_log_level(&self.log.level) {
             errors.push(at(

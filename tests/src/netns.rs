@@ -79,6 +79,8 @@ pub struct Spec<'a> {
     pub metrics: bool,
     /// More TOML appended to the config (e.g. `[[plugin]]` tables).
     pub extra: &'a str,
+    /// More keys of the `[control]` table.
+    pub control: &'a str,
 }
 
 impl Net {
@@ -139,12 +141,14 @@ via = "10.0.2.2"
 files = ["rules"]
 [control]
 socket = "control.sock"
+{control}
 {metrics}
 [log]
 level = "info"
 {more}
 "#,
             more = spec.extra,
+            control = spec.control,
             metrics = if spec.metrics {
                 "[metrics]\nlisten = \"10.0.1.1:9100\""
             } else {
@@ -190,6 +194,11 @@ level = "info"
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = self.child.as_ref().expect("running").id();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal sent");
+    }
+
+    /// The router's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Whether the router process is still running.
