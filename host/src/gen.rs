@@ -707,7 +707,7 @@ impl crate::eval::Observer for Path {
         matched: bool,
     ) {
         if matched {
-            self.0.push(format!("{table}/{}#{}", chain.name, index + 1));
+            self.0.push(format!("{table}/{}#{}", chain.name(), index + 1));
         }
     }
 
@@ -717,7 +717,7 @@ impl crate::eval::Observer for Path {
         chain: &crate::ruleset::validate::ValidChain,
         policy: crate::ruleset::Policy,
     ) {
-        self.0.push(format!("{table}/{}:{}", chain.name, policy.name()));
+        self.0.push(format!("{table}/{}:{}", chain.name(), policy.name()));
     }
 
     fn event(&mut self, what: &dyn Fn() -> String) {
@@ -734,23 +734,13 @@ impl crate::eval::Observer for Path {
 /// refuses); `Ok(Some(n))` with how many rule positions the compiled engine skipped; `Err`
 /// describes the first difference.
 pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u64>, String> {
-    use crate::eval::{EngineKind, SplitMix};
-    use crate::router::{Ingress, Meta, Reply, Router};
-    use crate::ruleset::{restore::restore, validate, Env, Ruleset};
+    use crate::eval::EngineKind;
+    use crate::router::Router;
+    use crate::ruleset::{restore::restore, validate, Ruleset};
     let Ok(rs) = restore(&Ruleset::default(), rules, "gen.rules", false) else {
         return Ok(None);
     };
-    let sets = crate::eval::state::IpSets::default();
-    let set = crate::ipset::IpSet::with_entries(
-        crate::ipset::SetType::HashNet,
-        &["10.0.1.0/25", "192.168.0.5/32", "10.0.2.9/32"],
-    )
-    .expect("literal entries");
-    sets.insert(SET, set);
-    let env = Env {
-        ipsets: sets.names().into_iter().collect(),
-        plugins: None,
-    };
+    let (sets, env) = differential_sets();
     // Each engine counts on counters of its own, so that their counts can be compared.
     let (Ok(vw), Ok(vc)) = (validate(&rs, &env), validate(&rs.with_fresh_counters(), &env)) else {
         return Ok(None);
@@ -759,7 +749,39 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
         Router::new(topology(), v.clone(), sets.clone(), u32::MAX).with_engine(kind)
     };
     let (walk, comp) = (make(EngineKind::Linear, &vw), make(EngineKind::Compiled, &vc));
-    let (mut rw, mut rc) = (SplitMix(seed), SplitMix(seed));
+    same_behaviour(&walk, &comp, packets, seed, ("walk", "compiled"))?;
+    Ok(Some(comp.engine().shape().0 as u64))
+}
+
+/// The ipset the generated rules name (`-m set --match-set gset`), and the validation
+/// environment with it.
+fn differential_sets() -> (crate::eval::state::IpSets, crate::ruleset::Env) {
+    let sets = crate::eval::state::IpSets::default();
+    let set = crate::ipset::IpSet::with_entries(
+        crate::ipset::SetType::HashNet,
+        &["10.0.1.0/25", "192.168.0.5/32", "10.0.2.9/32"],
+    )
+    .expect("literal entries");
+    sets.insert(SET, set);
+    let env = crate::ruleset::Env {
+        ipsets: sets.names().into_iter().collect(),
+        plugins: None,
+    };
+    (sets, env)
+}
+
+/// Sends `packets` through `a` and `b` with the same random draws; they must agree on every
+/// outcome, path of matched rules, packet bytes, reply, random draw, counter and nfacct count.
+fn same_behaviour(
+    a: &crate::router::Router,
+    b: &crate::router::Router,
+    packets: &[Sent],
+    seed: u64,
+    names: (&str, &str),
+) -> Result<(), String> {
+    use crate::eval::SplitMix;
+    use crate::router::{Ingress, Meta, Reply, Router};
+    let (mut ra, mut rb) = (SplitMix(seed), SplitMix(seed));
     for (n, (from, pkt, mark)) in packets.iter().enumerate() {
         let run = |r: &Router, rng: &mut SplitMix| {
             let ingress = match from {
@@ -779,26 +801,155 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
             let reply = reply.disposition.map(|d| (reply.buf.clone(), d));
             (format!("{o:?}"), path.0, buf, reply)
         };
-        let a = run(&walk, &mut rw);
-        let b = run(&comp, &mut rc);
-        if a != b {
+        let x = run(a, &mut ra);
+        let y = run(b, &mut rb);
+        if x != y {
             return Err(format!(
-                "packet {n} ({from:?}, mark {mark}) differs:\n  walk:     {:?}\n  compiled: {:?}\n  outcome walk {}\n  outcome compiled {}",
-                a.1, b.1, a.0, b.0
+                "packet {n} ({from:?}, mark {mark}) differs:\n  {}: {:?}\n  {}: {:?}\n  outcome {} {}\n  outcome {} {}",
+                names.0, x.1, names.1, y.1, names.0, x.0, names.1, y.0
             ));
         }
-        if rw.0 != rc.0 {
+        if ra.0 != rb.0 {
             return Err(format!("packet {n}: the engines drew different random numbers"));
         }
     }
-    let (sw, sc) = (walk.engine().save(true), comp.engine().save(true));
-    if sw != sc {
-        return Err(format!("counters differ:\n--- walk\n{sw}\n--- compiled\n{sc}"));
+    let (sa, sb) = (a.engine().save(true), b.engine().save(true));
+    if sa != sb {
+        let only = |x: &str, y: &str| -> String {
+            let ys: std::collections::HashSet<&str> = y.lines().collect();
+            x.lines()
+                .filter(|l| !ys.contains(l))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        return Err(format!(
+            "counters differ:\n--- only {}\n{}--- only {}\n{}",
+            names.0,
+            only(&sa, &sb),
+            names.1,
+            only(&sb, &sa)
+        ));
     }
-    if walk.shared().nfacct_values() != comp.shared().nfacct_values() {
-        return Err("nfacct counters differ".into());
+    // Counters a previous generation created and nothing counted on do not matter.
+    let counted = |r: &crate::router::Router| -> Vec<(String, (u64, u64))> {
+        r.shared()
+            .nfacct_values()
+            .into_iter()
+            .filter(|(_, v)| *v != (0, 0))
+            .collect()
+    };
+    if counted(a) != counted(b) {
+        return Err(format!("nfacct counters differ: {:?} vs {:?}", counted(a), counted(b)));
     }
-    Ok(Some(comp.engine().index().shape().0 as u64))
+    Ok(())
+}
+
+/// Incremental validation and engine derivation against whole validation and compilation:
+/// starting from a random ruleset, `steps` random changes (chains replaced, added, deleted,
+/// rules appended, policies flipped, chains renamed, with rules from other random rulesets, so
+/// that jumps may dangle, loop or nest) are validated both ways; they must accept and refuse
+/// the same changes, and an engine derived generation after generation must behave as one
+/// compiled whole from the same rules. Returns how many changes were accepted.
+pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, String> {
+    use crate::eval::{EngineKind, SplitMix};
+    use crate::router::Router;
+    use crate::ruleset::validate::validate_change;
+    use crate::ruleset::{restore::restore, validate, Ruleset, TableKind};
+    let mut c = SplitMix(seed);
+    let (sets, env) = differential_sets();
+    let load = |c: &mut SplitMix| restore(&Ruleset::default(), &random_ruleset(c), "gen.rules", false).ok();
+    let Some(rs) = load(&mut c) else { return Ok(0) };
+    let Ok(mut cur) = validate(&rs, &env) else { return Ok(0) };
+    let mut accepted = 0;
+    for step in 0..steps {
+        let Some(donor) = load(&mut c) else { continue };
+        let mut next = cur.source();
+        for _ in 0..1 + c.below(3) {
+            let k = TableKind::ALL[c.below(4) as usize];
+            let (Some(t), Some(d)) = (next.tables[k.index()].as_mut(), donor.table(k)) else {
+                continue;
+            };
+            let names = t.chain_names();
+            let dnames = d.chain_names();
+            let name = names[c.below(names.len() as u32) as usize].clone();
+            let dname = dnames[c.below(dnames.len() as u32) as usize].clone();
+            // New rules: each with a counter of its own.
+            let mut drules = d.chain(&dname).map(|x| x.rules.clone()).unwrap_or_default();
+            for r in &mut drules {
+                r.counter = crate::ruleset::Counter::fresh();
+            }
+            match c.below(6) {
+                0 => t.chain_mut(&name).expect("listed").rules = drules,
+                1 => {
+                    let fresh = format!("N{step}x{}", c.below(4));
+                    if !t.has_chain(&fresh) {
+                        t.add_user_chain(&fresh).rules = drules;
+                    }
+                }
+                2 => {
+                    t.remove_user_chain(&name);
+                }
+                3 => {
+                    if let Some(r) = drules.first() {
+                        t.chain_mut(&name).expect("listed").rules.push(r.clone());
+                    }
+                }
+                4 => {
+                    let ch = t.chain_mut(&name).expect("listed");
+                    if let Some(p) = ch.policy {
+                        ch.policy = Some(match p {
+                            crate::ruleset::Policy::Accept => crate::ruleset::Policy::Drop,
+                            crate::ruleset::Policy::Drop => crate::ruleset::Policy::Accept,
+                        });
+                    } else {
+                        ch.rules.clear();
+                    }
+                }
+                _ => {
+                    if t.chain(&name).is_some_and(|x| x.policy.is_none()) {
+                        crate::ruleset::restore::rename_chain(t, &name, &format!("R{step}"));
+                    }
+                }
+            }
+        }
+        let whole = validate(&next.with_fresh_counters(), &env);
+        let incr = validate_change(&cur, &next, &env);
+        match (whole, incr) {
+            (Err(_), Err(_)) => {}
+            (Ok(_), Err(e)) => return Err(format!("step {step}: refused incrementally, accepted whole:\n{e}")),
+            (Err(e), Ok(_)) => return Err(format!("step {step}: accepted incrementally, refused whole:\n{e}")),
+            (Ok(vw), Ok(vi)) => {
+                // Derived from a fresh engine of the previous generation, so both start from
+                // clean state.
+                let derived =
+                    Router::new(topology(), cur.clone(), sets.clone(), u32::MAX).with_engine(EngineKind::Compiled);
+                derived.swap_rules(vi.clone());
+                let whole = Router::new(topology(), vw, sets.clone(), u32::MAX).with_engine(EngineKind::Compiled);
+                // Counters of the previous generation's rules carry into `derived`: zero them.
+                zero_counters(&vi);
+                same_behaviour(&derived, &whole, packets, seed ^ step as u64, ("incremental", "whole"))
+                    .map_err(|e| format!("step {step}: {e}"))?;
+                zero_counters(&vi);
+                cur = vi;
+                accepted += 1;
+            }
+        }
+    }
+    Ok(accepted)
+}
+
+fn zero_counters(v: &crate::ruleset::ValidRuleset) {
+    use std::sync::atomic::Ordering;
+    for t in v.tables() {
+        for c in t.chains() {
+            c.counter().packets.store(0, Ordering::Relaxed);
+            c.counter().bytes.store(0, Ordering::Relaxed);
+            for r in c.rules() {
+                r.counter.packets.store(0, Ordering::Relaxed);
+                r.counter.bytes.store(0, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Makes `pkt` (arriving through `ingress`) the packet of an established connection: sends

@@ -621,12 +621,12 @@ fn load(src: &Source) -> Result<Loaded, Errors> {
 fn summary(rs: &ValidRuleset) -> String {
     let mut out = String::new();
     for t in rs.tables() {
-        let rules: usize = t.chains().iter().map(|c| c.rules().len()).sum();
-        let user = t.chains().iter().filter(|c| c.policy().is_none()).count();
+        let rules: usize = t.chains().map(|c| c.rules().len()).sum();
+        let user = t.chains().filter(|c| c.policy().is_none()).count();
         out += &format!(
             "{}: {} chains ({} user), {} rules\n",
             t.kind(),
-            t.chains().len(),
+            t.chain_count(),
             user,
             rules
         );

@@ -180,23 +180,33 @@ impl Router {
     }
 
     /// Replaces the rules atomically between packets; `recent` lists and nfacct counters carry
-    /// over by name.
+    /// over by name. Rules validated as a change of the running ones ([`validate_change`])
+    /// recompile only the chains that changed; the others, and their state, are shared.
+    ///
+    /// [`validate_change`]: crate::ruleset::validate::validate_change
     pub fn swap_rules(&self, rules: impl Into<Arc<ValidRuleset>>) {
-        let ipsets = self.engine.load().ipsets.clone();
+        let cur = self.engine.load_full();
         let plugins = crate::eval::state::lock(&self.plugins).clone();
-        self.engine.store(Arc::new(
-            Engine::with_kind(rules, &self.shared, ipsets, &self.topo, self.kind).with_plugins(plugins),
-        ));
+        let next = if cur.kind() == self.kind {
+            cur.derive(rules, &self.shared, &self.topo)
+        } else {
+            Engine::with_kind(rules, &self.shared, cur.ipsets.clone(), &self.topo, self.kind)
+        };
+        self.engine.store(Arc::new(next.with_plugins(plugins)));
     }
 
-    /// As [`Router::swap_rules`], with classifiers already compiled for `rules` (they must
-    /// have been built from the same ruleset, for this router's engine kind).
-    pub fn swap_compiled(&self, rules: impl Into<Arc<ValidRuleset>>, index: Arc<crate::eval::Index>) {
-        let ipsets = self.engine.load().ipsets.clone();
+    /// Runs an engine built for this router (its shared state, ipsets and topology), e.g. one
+    /// compiled ahead to time the compilation.
+    pub fn swap_engine(&self, engine: Engine) {
         let plugins = crate::eval::state::lock(&self.plugins).clone();
-        self.engine.store(Arc::new(
-            Engine::with_index(rules, &self.shared, ipsets, &self.topo, self.kind, index).with_plugins(plugins),
-        ));
+        self.engine.store(Arc::new(engine.with_plugins(plugins)));
+    }
+
+    /// Runs the rules of `other` with its classifiers but fresh match state (each branch of a
+    /// trace).
+    pub fn swap_fresh_of(&self, other: &Engine) {
+        let ipsets = self.engine.load().ipsets.clone();
+        self.swap_engine(Engine::fresh_state_of(other, &self.shared, ipsets, &self.topo));
     }
 
     /// The plugins wasm rules call, if any.

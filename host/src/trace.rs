@@ -9,7 +9,7 @@
 //! (`nth` counters, token buckets, `recent` lists) starts as it does on a new router.
 
 use crate::eval::state::IpSets;
-use crate::eval::{Chance, Ct, CtInfo, CtState, EngineKind, Index, Observer};
+use crate::eval::{Chance, Ct, CtInfo, CtState, Engine, EngineKind, Observer};
 use crate::packet::build::{self, Ip4, TcpSeg};
 use crate::packet::proto;
 use crate::route::{IfaceInfo, NextHop, Topology};
@@ -113,24 +113,24 @@ struct Recorder {
 
 impl Observer for Recorder {
     fn rule(&mut self, table: TableKind, chain: &ValidChain, index: usize, matched: bool) {
-        let r = &chain.rules[index];
+        let r = &chain.rules()[index];
         if matched {
-            self.path.push(format!("{table}/{}#{}", chain.name, index + 1));
+            self.path.push(format!("{table}/{}#{}", chain.name(), index + 1));
         }
         self.steps.push(Step::Rule {
             table,
-            chain: chain.name.clone(),
+            chain: chain.name().to_string(),
             index: index + 1,
-            text: r.rule.save_line(&chain.name, None),
+            text: r.save_line(chain.name(), None),
             matched,
         });
     }
 
     fn policy(&mut self, table: TableKind, chain: &ValidChain, policy: Policy) {
-        self.path.push(format!("{table}/{}:{}", chain.name, policy.name()));
+        self.path.push(format!("{table}/{}:{}", chain.name(), policy.name()));
         self.steps.push(Step::Policy {
             table,
-            chain: chain.name.clone(),
+            chain: chain.name().to_string(),
             policy,
         });
     }
@@ -243,8 +243,8 @@ pub fn trace(
 /// One loaded ruleset, compiled once, that many packets are traced through.
 #[derive(Debug)]
 pub struct Tracer {
-    rules: Arc<ValidRuleset>,
-    index: Arc<Index>,
+    /// Compiled once; each branch runs it with fresh match state.
+    engine: Arc<Engine>,
     kind: EngineKind,
     ipsets: IpSets,
     topo: Topology,
@@ -262,13 +262,14 @@ impl Tracer {
         kind: EngineKind,
     ) -> Tracer {
         let rules = rules.into();
-        let index = Index::for_kind(&rules, kind);
+        let topo = with_unknown_route(topo.clone());
+        let shared = crate::eval::state::Shared::default();
+        let engine = Engine::with_kind(rules.clone(), &shared, Arc::new(ipsets.clone()), &topo, kind);
         Tracer {
-            rules,
-            index: Arc::new(index),
+            engine: Arc::new(engine),
             kind,
             ipsets: ipsets.clone(),
-            topo: with_unknown_route(topo.clone()),
+            topo,
             plugins,
         }
     }
@@ -295,7 +296,7 @@ fn branches(tr: &Tracer, spec: &Spec, ingress: Ingress) -> Result<Vec<Outcome>, 
     for _ in 0..MAX_BRANCHES {
         let router = Router::new(topo.clone(), ValidRuleset::empty(), tr.ipsets.clone(), u32::MAX).with_engine(tr.kind);
         router.swap_plugins(tr.plugins.clone(), ValidRuleset::empty());
-        router.swap_compiled(tr.rules.clone(), tr.index.clone());
+        router.swap_fresh_of(&tr.engine);
         let mut buf = pkt.clone();
         let h = crate::packet::parse(&buf).map_err(|r| format!("built packet does not parse: {}", r.name()))?;
         let ct = match spec.ctstate {

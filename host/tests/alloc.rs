@@ -150,7 +150,7 @@ fn classified_lookups_allocate_nothing() {
         10,
     );
     assert!(
-        router.engine().index().shape().0 >= 2,
+        router.engine().shape().0 >= 2,
         "KUBE-SERVICES and KUBE-NODEPORTS are classified"
     );
     let mut rng = SplitMix(3);

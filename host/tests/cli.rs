@@ -80,6 +80,7 @@ fn bench_reports_costs_as_json() {
         .expect("runs");
     assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
     std::fs::write(&rules, &g.stdout).unwrap();
+    let mut program = Vec::new();
     for engine in ["compiled", "linear"] {
         let o = rtrouter()
             .args(["bench", "--rules"])
@@ -99,8 +100,10 @@ fn bench_reports_costs_as_json() {
         for k in ["load_ms", "compile_ms", "program_bytes", "rss_bytes"] {
             assert!(v[k].is_number(), "{k}: {v}");
         }
-        assert_eq!(v["program_bytes"].as_u64().unwrap() > 0, engine == "compiled", "{v}");
+        program.push(v["program_bytes"].as_u64().unwrap());
     }
+    // Both compile the matches; the compiled engine adds its classifiers.
+    assert!(program[0] > program[1] && program[1] > 0, "{program:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

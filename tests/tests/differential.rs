@@ -78,3 +78,26 @@ fn kube_proxy_rulesets_agree() {
     let r = differential(&rules, &pkts, 9).unwrap();
     assert!(r.is_some_and(|chains| chains >= 2), "{r:?}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+    /// Incremental validation and engine derivation against whole validation and
+    /// compilation, over sequences of random changes (`rtrouter::gen::incremental`).
+    #[test]
+    fn incremental_changes_equal_whole_validation(seed in any::<u64>()) {
+        let (_, pkts) = case(seed, 40);
+        let r = gen::incremental(seed, 12, &pkts);
+        prop_assert!(r.is_ok(), "seed {seed}: {}", r.unwrap_err());
+    }
+}
+
+/// The property above must see changes accepted, not only refused.
+#[test]
+fn incremental_changes_are_mostly_checked_and_applied() {
+    let mut accepted = 0;
+    for seed in 0..40 {
+        let (_, pkts) = case(seed, 20);
+        accepted += gen::incremental(seed, 12, &pkts).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+    assert!(accepted >= 100, "only {accepted} of 480 random changes were accepted");
+}

@@ -413,7 +413,13 @@ fn ipv6_packets_do_not_meet_iptables_rules() {
         let mut l = Lab::new(rules);
         l.router.topo.local.insert("2001:db8:1::2".parse().unwrap());
         assert!(l.send("lan0", &v6).local(), "{rules}");
-        assert_eq!(l.router.engine().rule_counters(0), (0, 0), "{rules}");
+        assert_eq!(
+            l.router
+                .engine()
+                .rule_counters(rtrouter::ruleset::TableKind::Filter, "INPUT", 0),
+            (0, 0),
+            "{rules}"
+        );
     }
     // The same IPv4 packet is dropped by each.
     let mut l = Lab::new("*filter\n-A INPUT ! -s 192.168.0.0/16 -j DROP\nCOMMIT\n");

@@ -209,7 +209,12 @@ fn failing_match_plugins_configured_to_drop_fail_closed() {
         assert!(ps.get(name).unwrap().disabled.load(Ordering::Relaxed));
         assert_eq!(l.router.stats.drop_count(DropReason::PluginFailure), 8);
         // The rule that failed did not count the packet.
-        assert_eq!(l.router.engine().rule_counters(0), (0, 0));
+        assert_eq!(
+            l.router
+                .engine()
+                .rule_counters(rtrouter::ruleset::TableKind::Filter, "FORWARD", 0),
+            (0, 0)
+        );
     }
 }
 

@@ -17,7 +17,7 @@ use super::{load, packet_lines, trace_topology, SpecText};
 use anyhow::Context as _;
 use clap::Args;
 use rtrouter::eval::state::IpSets;
-use rtrouter::eval::{Ct, CtInfo, EngineKind, Index, SplitMix};
+use rtrouter::eval::{Ct, CtInfo, EngineKind, SplitMix};
 use rtrouter::router::{Ingress, Meta, Reply, Router};
 use rtrouter::ruleset::ValidRuleset;
 use std::path::PathBuf;
@@ -133,9 +133,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     // Compiling: the classifiers, then the engine (every match compiled, its state made).
     let t = Instant::now();
-    let index = Index::for_kind(&rules, a.engine);
-    let program_bytes = index.heap_bytes();
-    r.swap_compiled(rules, Arc::new(index));
+    let engine = rtrouter::eval::Engine::with_kind(rules, r.shared(), r.engine().ipsets().clone(), &r.topo, a.engine);
+    let program_bytes = engine.program_bytes();
+    r.swap_engine(engine);
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss_bytes = rss().saturating_sub(rss0);
 

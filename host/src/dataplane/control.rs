@@ -25,7 +25,7 @@
 use super::Dataplane;
 use crate::conntrack::Filter;
 use crate::frontend::{self, Output, Tool};
-use crate::ruleset::validate::validate_owned;
+use crate::ruleset::validate::validate_change;
 use crate::ruleset::{validate, Ruleset};
 use std::fmt::Write as _;
 use std::io;
@@ -281,7 +281,8 @@ impl frontend::Live for LiveRouter<'_> {
     }
 
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
-        let valid = validate_owned(rs, &self.env()).map_err(|e| e.to_string())?;
+        let base = self.0.router.engine().rules().clone();
+        let valid = validate_change(&base, &rs, &self.env()).map_err(|e| e.to_string())?;
         self.0.router.swap_rules(valid);
         Ok(())
     }
@@ -310,14 +311,14 @@ pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
             let live = LiveRouter::new(dp);
             let next = crate::ruleset::restore::restore(&r.engine().rules.source(), body, name, false)
                 .map_err(|e| e.to_string())?;
-            let valid = validate_owned(next, &live.env()).map_err(|e| e.to_string())?;
+            let valid = validate_change(&r.engine().rules().clone(), &next, &live.env()).map_err(|e| e.to_string())?;
             let summary = valid
                 .tables()
                 .map(|t| {
                     format!(
                         "{}: {} rules",
                         t.kind(),
-                        t.chains().iter().map(|c| c.rules().len()).sum::<usize>()
+                        t.chains().map(|c| c.rules().len()).sum::<usize>()
                     )
                 })
                 .collect::<Vec<_>>()

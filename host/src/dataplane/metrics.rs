@@ -102,20 +102,21 @@ pub fn render(dp: &Dataplane) -> String {
         "Packets each rule matched.",
     );
     let mut bytes = String::new();
-    for t in eng.rules.tables.iter().flatten() {
-        for c in &t.chains {
-            for (i, rule) in c.rules.iter().enumerate() {
-                let (p, b) = eng.rule_counters(rule.id);
-                let labels = format!("table=\"{}\",chain=\"{}\",rule=\"{}\"", t.kind, c.name, i + 1);
+    for t in eng.rules.tables() {
+        for c in t.chains() {
+            for (i, rule) in c.rules().iter().enumerate() {
+                let (p, b) = rule.counter.get();
+                let labels = format!("table=\"{}\",chain=\"{}\",rule=\"{}\"", t.kind, c.name(), i + 1);
                 let _ = writeln!(s, "rtrouter_rule_packets_total{{{labels}}} {p}");
                 let _ = writeln!(bytes, "rtrouter_rule_bytes_total{{{labels}}} {b}");
             }
-            if let Some(h) = Hook::from_chain_name(&c.name).filter(|_| c.policy.is_some()) {
+            if let Some(h) = Hook::from_chain_name(c.name()).filter(|_| c.policy().is_some()) {
                 let (p, _) = eng.policy_counters(t.kind, h);
                 let _ = writeln!(
                     s,
                     "rtrouter_rule_packets_total{{table=\"{}\",chain=\"{}\",rule=\"policy\"}} {p}",
-                    t.kind, c.name
+                    t.kind,
+                    c.name()
                 );
             }
         }

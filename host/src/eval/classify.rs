@@ -31,7 +31,6 @@
 
 use super::Pkt;
 use crate::packet::L4;
-use crate::ruleset::validate::ValidChain;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -317,12 +316,12 @@ pub struct ChainIndex {
 }
 
 impl ChainIndex {
-    /// The classifier for `chain`, or `None` when the chain is short enough to walk.
-    pub fn build(chain: &ValidChain) -> Option<ChainIndex> {
-        if chain.rules.len() < MIN_RULES {
+    /// The classifier for a chain's `rules`, or `None` when the chain is short enough to walk.
+    pub fn build(rules: &[crate::ruleset::Rule]) -> Option<ChainIndex> {
+        if rules.len() < MIN_RULES {
             return None;
         }
-        let fields: Vec<Option<Fields>> = chain.rules.iter().map(|r| Fields::of(&r.rule)).collect();
+        let fields: Vec<Option<Fields>> = rules.iter().map(Fields::of).collect();
         // Build with Vec buckets, then flatten.
         struct Building {
             mask: Mask,

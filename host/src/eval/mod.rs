@@ -27,8 +27,9 @@ pub mod state;
 use crate::packet::{Headers, L4};
 use crate::route::{IfaceId, Topology};
 use crate::ruleset::matches::{Match, Test};
+use crate::ruleset::slots::Slots;
 use crate::ruleset::targets::{RejectWith, Target};
-use crate::ruleset::validate::{ValidChain, ValidRule, MAX_DEPTH};
+use crate::ruleset::validate::{ValidChain, MAX_DEPTH};
 use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
 use state::{IpSets, Shared};
 use std::net::IpAddr;
@@ -270,47 +271,70 @@ impl EngineKind {
     }
 }
 
-/// The classifiers of every chain of a ruleset, by table and chain; empty for the walk.
-#[derive(Debug, Default)]
-pub struct Index {
-    tables: [Vec<Option<classify::ChainIndex>>; 5],
+/// One chain compiled for one engine: its rules' matches compiled against the generation's
+/// ipsets and shared state, its `-i`/`-o` resolved to interface ids, and its classifier.
+/// Shared between generations for as long as the chain (the same [`ValidChain`]) stays.
+#[derive(Debug)]
+pub(crate) struct CompiledChain {
+    /// What this was compiled from.
+    from: Arc<ValidChain>,
+    /// Every rule's `-m` matches in rule order (`comment`, which every packet matches, left
+    /// out); rule `i`'s are `tests[layout[i].0 .. +layout[i].1]`.
+    tests: Vec<Test>,
+    /// Per rule: where its tests start, how many, and its interface test (`u32::MAX`: none).
+    layout: Vec<(u32, u16, u32)>,
+    ifaces: Vec<matches::IfaceTest>,
+    /// The classifier (compiled engine, chains long enough to gain from one).
+    index: Option<Arc<classify::ChainIndex>>,
+    /// `recent` timestamps this chain's rules look back over.
+    recent_keep: usize,
 }
 
-impl Index {
-    /// Compiles every chain of `rules` that is long enough to gain from it.
-    pub fn build(rules: &ValidRuleset) -> Index {
-        let mut ix = Index::default();
-        for t in rules.tables.iter().flatten() {
-            ix.tables[t.kind.index()] = t.chains.iter().map(classify::ChainIndex::build).collect();
+impl CompiledChain {
+    fn build(
+        from: &Arc<ValidChain>,
+        env: &crate::ruleset::matches::CompileEnv,
+        topo: &Topology,
+        index: Option<Arc<classify::ChainIndex>>,
+    ) -> CompiledChain {
+        let mut tests: Vec<Test> = Vec::new();
+        let mut layout = Vec::with_capacity(from.rules().len());
+        let mut ifaces = Vec::new();
+        let mut recent_keep = 0;
+        for r in from.rules() {
+            let at = tests.len() as u32;
+            for m in &r.matches {
+                match m {
+                    Match::Comment(_) => continue,
+                    Match::Recent(rc) => recent_keep = recent_keep.max(rc.hitcount as usize),
+                    _ => {}
+                }
+                tests.push(m.compile(env));
+            }
+            let iface = match matches::IfaceTest::resolve(r, topo) {
+                Some(t) => {
+                    ifaces.push(t);
+                    (ifaces.len() - 1) as u32
+                }
+                None => u32::MAX,
+            };
+            layout.push((at, (tests.len() as u32 - at) as u16, iface));
         }
-        ix
-    }
-
-    /// What an engine of `kind` runs: the classifiers, or nothing for the walk.
-    pub fn for_kind(rules: &ValidRuleset, kind: EngineKind) -> Index {
-        match kind {
-            EngineKind::Linear => Index::default(),
-            EngineKind::Compiled => Index::build(rules),
+        tests.shrink_to_fit();
+        CompiledChain {
+            from: from.clone(),
+            tests,
+            layout,
+            ifaces,
+            index,
+            recent_keep,
         }
     }
 
-    fn chain(&self, t: TableKind, c: u32) -> Option<&classify::ChainIndex> {
-        self.tables[t.index()].get(c as usize).and_then(Option::as_ref)
-    }
-
-    /// Heap bytes of the classifiers.
-    pub fn heap_bytes(&self) -> usize {
-        self.tables
-            .iter()
-            .flatten()
-            .map(|c| std::mem::size_of::<Option<classify::ChainIndex>>() + c.as_ref().map_or(0, |c| c.heap_bytes()))
-            .sum()
-    }
-
-    /// How many chains are classified, and the most tables one lookup may probe.
-    pub fn shape(&self) -> (usize, usize) {
-        let cs = self.tables.iter().flatten().flatten();
-        (cs.clone().count(), cs.map(|c| c.table_count()).max().unwrap_or(0))
+    fn heap_bytes(&self) -> usize {
+        self.index.as_ref().map_or(0, |i| i.heap_bytes())
+            + self.tests.capacity() * std::mem::size_of::<Test>()
+            + self.layout.capacity() * 10
     }
 }
 
@@ -321,29 +345,13 @@ pub struct Engine {
     /// kind or of plugins, each branch of a trace) does not copy them.
     pub(crate) rules: Arc<ValidRuleset>,
     kind: EngineKind,
-    index: Arc<Index>,
-    /// Every rule's `-m` matches, compiled against this generation (ipsets resolved, state
-    /// allocated), in rule order; a rule's are at its `tests_at`/`tests_len`. `comment`,
-    /// which every packet matches, compiles to nothing and is left out.
-    tests: Vec<Test>,
-    /// Every `-i`/`-o` resolved to interface-id sets, in rule order; a rule's is at its
-    /// `iface_at`.
-    ifaces: Vec<matches::IfaceTest>,
+    /// Per table, the compiled chains by slot, parallel to the ruleset's.
+    chains: [Slots<Arc<CompiledChain>>; 5],
     pub(crate) ipsets: Arc<IpSets>,
-    /// Where each rule id is: the source map from the compiled rules back to the loaded ones.
-    locs: Vec<RuleLoc>,
     /// `recent` timestamps kept per address.
     recent_keep: usize,
     /// The plugins the ruleset's wasm rules were bound to.
     pub(crate) plugins: Option<Arc<dyn PluginHost>>,
-}
-
-/// A rule's place: table, chain index, position in the chain.
-#[derive(Debug, Clone, Copy)]
-struct RuleLoc {
-    table: TableKind,
-    chain: u32,
-    pos: u32,
 }
 
 impl Engine {
@@ -352,7 +360,7 @@ impl Engine {
         Self::with_kind(rules, shared, ipsets, topo, EngineKind::default())
     }
 
-    /// An engine of `kind` for `rules`, compiling its classifiers.
+    /// An engine of `kind` for `rules`, compiling every chain.
     pub fn with_kind(
         rules: impl Into<Arc<ValidRuleset>>,
         shared: &Shared,
@@ -360,66 +368,99 @@ impl Engine {
         topo: &Topology,
         kind: EngineKind,
     ) -> Engine {
-        let rules = rules.into();
-        let index = Index::for_kind(&rules, kind);
-        Self::with_index(rules, shared, ipsets, topo, kind, Arc::new(index))
+        Self::build(rules.into(), shared, ipsets, topo, kind, None, false)
     }
 
-    /// An engine reusing classifiers compiled for the same `rules` (the tracer builds one
-    /// router per branch of a random decision, and compiles once).
-    pub fn with_index(
-        rules: impl Into<Arc<ValidRuleset>>,
+    /// The next engine after `self` for `rules`: when `rules` was validated as a change of
+    /// this engine's rules, only the chains that changed are compiled and every other one is
+    /// shared (state included: an untouched rule keeps its `limit` bucket, as in the kernel).
+    /// Otherwise everything is compiled.
+    pub fn derive(&self, rules: impl Into<Arc<ValidRuleset>>, shared: &Shared, topo: &Topology) -> Engine {
+        let rules = rules.into();
+        let ipsets = self.ipsets.clone();
+        Self::build(rules, shared, ipsets, topo, self.kind, Some(self), false).with_plugins(self.plugins.clone())
+    }
+
+    /// An engine for the same rules as `other`, with its classifiers (they are stateless) but
+    /// matches compiled afresh: each branch of a trace starts from clean state.
+    pub fn fresh_state_of(other: &Engine, shared: &Shared, ipsets: Arc<IpSets>, topo: &Topology) -> Engine {
+        Self::build(other.rules.clone(), shared, ipsets, topo, other.kind, Some(other), true)
+    }
+
+    fn build(
+        rules: Arc<ValidRuleset>,
         shared: &Shared,
         ipsets: Arc<IpSets>,
         topo: &Topology,
         kind: EngineKind,
-        index: Arc<Index>,
+        prev: Option<&Engine>,
+        fresh_state: bool,
     ) -> Engine {
-        let rules: Arc<ValidRuleset> = rules.into();
         let env = crate::ruleset::matches::CompileEnv {
             shared,
             ipsets: &ipsets,
         };
-        let mut tests: Vec<Test> = Vec::new();
-        let mut ifaces: Vec<matches::IfaceTest> = Vec::new();
-        let mut locs: Vec<RuleLoc> = Vec::with_capacity(rules.rule_count);
-        let mut recent_keep = state::RECENT_STAMPS;
-        for t in rules.tables.iter().flatten() {
-            for (ci, c) in t.chains.iter().enumerate() {
-                for (ri, r) in c.rules.iter().enumerate() {
-                    // Validation laid out where each rule's parts go; building in the same order
-                    // must land there (checked once per rule at load, not per packet).
-                    assert_eq!(tests.len(), r.tests_at as usize, "compiled tests out of place");
-                    assert_eq!(locs.len(), r.id as usize, "rule ids out of order");
-                    locs.push(RuleLoc {
-                        table: t.kind,
-                        chain: ci as u32,
-                        pos: ri as u32,
-                    });
-                    if let Some(t) = matches::IfaceTest::resolve(&r.rule, topo) {
-                        assert_eq!(ifaces.len(), r.iface_at as usize, "interface tests out of place");
-                        ifaces.push(t);
-                    }
-                    for m in &r.rule.matches {
-                        match m {
-                            Match::Comment(_) => continue,
-                            Match::Recent(rc) => recent_keep = recent_keep.max(rc.hitcount as usize),
-                            _ => {}
+        let index = |c: &ValidChain| match kind {
+            EngineKind::Linear => None,
+            EngineKind::Compiled => classify::ChainIndex::build(c.rules()).map(Arc::new),
+        };
+        let mut chains: [Slots<Arc<CompiledChain>>; 5] = Default::default();
+        // A derived generation: start from the previous engine's chains, replace what changed.
+        let derived = prev.filter(|p| {
+            !fresh_state && p.kind == kind && rules.delta.as_ref().is_some_and(|d| d.parent == p.rules.generation)
+        });
+        for t in rules.tables() {
+            let k = t.kind().index();
+            let delta = rules.delta.as_ref();
+            match derived {
+                Some(p) if !delta.is_some_and(|d| d.whole[k]) && p.rules.table(t.kind()).is_some() => {
+                    let mut slots = p.chains[k].clone();
+                    for &id in delta.map_or(&[][..], |d| &d.changed[k][..]) {
+                        let i = id.0 as usize;
+                        match t.get(id) {
+                            Some(vc) => {
+                                // Only its hooks or depth grew (validation facts the packet path
+                                // never reads): the compiled chain still holds.
+                                let same = slots.get(i).is_some_and(|cc| Arc::ptr_eq(&cc.from.src, &vc.src));
+                                if same {
+                                    continue;
+                                }
+                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, index(vc)));
+                                slots.set(i, Some(cc));
+                            }
+                            None => slots.set(i, None),
                         }
-                        tests.push(m.compile(&env));
                     }
+                    chains[k] = slots;
+                }
+                _ => {
+                    let mut slots = Slots::default();
+                    for (id, vc) in t.slots.iter() {
+                        // Same chain in the engine we start from (a trace branch): share its
+                        // classifier, compile its matches afresh.
+                        let reuse = prev
+                            .and_then(|p| p.chains[k].get(id))
+                            .filter(|cc| Arc::ptr_eq(&cc.from, vc))
+                            .and_then(|cc| cc.index.clone());
+                        let ix = if reuse.is_some() { reuse } else { index(vc) };
+                        slots.set(id, Some(Arc::new(CompiledChain::build(vc, &env, topo, ix))));
+                    }
+                    chains[k] = slots;
                 }
             }
         }
-        tests.shrink_to_fit();
+        let recent_keep = chains
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|(_, c)| c.recent_keep)
+            .max()
+            .unwrap_or(0)
+            .max(state::RECENT_STAMPS);
         Engine {
             rules,
             kind,
-            index,
-            tests,
-            ifaces,
+            chains,
             ipsets,
-            locs,
             recent_keep,
             plugins: None,
         }
@@ -445,34 +486,44 @@ impl Engine {
         &self.ipsets
     }
 
-    /// The source map: where rule `id` is (its table, its chain, its position there, from 0).
-    pub fn rule(&self, id: u32) -> Option<(TableKind, &ValidChain, usize)> {
-        let l = self.locs.get(id as usize)?;
-        let c = self.rules.table(l.table)?.chains.get(l.chain as usize)?;
-        Some((l.table, c, l.pos as usize))
-    }
-
-    /// The compiled classifiers (empty for the linear engine).
-    pub fn index(&self) -> &Arc<Index> {
-        &self.index
-    }
-
-    /// Packets and bytes a rule has counted.
-    pub fn rule_counters(&self, id: u32) -> (u64, u64) {
-        self.rule(id).map_or((0, 0), |(_, c, i)| c.rules[i].rule.counter.get())
+    /// Packets and bytes rule `pos` of `chain` in `table` has counted.
+    pub fn rule_counters(&self, table: TableKind, chain: &str, pos: usize) -> (u64, u64) {
+        self.rules
+            .find_rule(table, chain, pos)
+            .map_or((0, 0), |r| r.counter.get())
     }
 
     /// Packets and bytes a built-in chain's policy has decided.
     pub fn policy_counters(&self, t: TableKind, h: Hook) -> (u64, u64) {
         self.rules
             .table(t)
-            .and_then(|tb| tb.entry[h as usize].map(|c| tb.chain(c).counter.get()))
+            .and_then(|tb| tb.entry[h as usize].map(|c| tb.chain(c).counter().get()))
             .unwrap_or((0, 0))
     }
 
     /// The ruleset in iptables-save form, with live counters when `counters` is set.
     pub fn save(&self, counters: bool) -> String {
         self.rules.source().save(counters)
+    }
+
+    /// Heap bytes of the compiled program (classifiers and compiled matches).
+    pub fn program_bytes(&self) -> usize {
+        self.chains
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|(_, c)| std::mem::size_of::<CompiledChain>() + c.heap_bytes())
+            .sum()
+    }
+
+    /// How many chains are classified, and the most tables one lookup may probe.
+    pub fn shape(&self) -> (usize, usize) {
+        let cs: Vec<&classify::ChainIndex> = self
+            .chains
+            .iter()
+            .flat_map(|s| s.iter())
+            .filter_map(|(_, c)| c.index.as_deref())
+            .collect();
+        (cs.len(), cs.iter().map(|c| c.table_count()).max().unwrap_or(0))
     }
 
     /// Runs `table`'s chain for `cx.hook` over the packet. A table without that chain accepts.
@@ -487,29 +538,37 @@ impl Engine {
         let Some(entry) = t.entry[cx.hook as usize] else {
             return Verdict::Accept;
         };
+        let chains = &self.chains[table.index()];
+        let Some(entry_chain) = chains.get(entry.0 as usize) else {
+            return Verdict::Accept;
+        };
         let mut stack: [(u32, u32); MAX_DEPTH] = [(0, 0); MAX_DEPTH];
         let mut depth = 0usize;
         let (mut chain, mut i) = (entry.0, 0usize);
         let bytes = u64::from(p.h.total_len);
         loop {
-            let c = t.chain(crate::ruleset::ChainId(chain));
+            // Validation resolved every jump to a chain of this generation.
+            let Some(cc) = chains.get(chain as usize) else {
+                return Verdict::Drop;
+            };
+            let c = &*cc.from;
             // With a classifier, the next candidate; `exact` when its indexed fields are all
             // its tests, so it matches without testing it again.
             let mut exact = false;
-            if let Some(ix) = self.index.chain(table, chain) {
+            if let Some(ix) = &cc.index {
                 i = ix.next(i, p);
                 exact = ix.exact(i);
             }
-            let Some(r) = c.rules.get(i) else {
+            let Some(r) = c.rules().get(i) else {
                 // Fell off the end of the chain.
-                if c.policy.is_none() && depth > 0 {
+                if c.policy().is_none() && depth > 0 {
                     depth -= 1;
                     (chain, i) = (stack[depth].0, stack[depth].1 as usize);
                     continue;
                 }
-                return self.apply_policy(table, t.chain(entry), bytes, cx);
+                return self.apply_policy(table, &entry_chain.from, bytes, cx);
             };
-            let hit = exact || self.rule_matches(r, p, cx);
+            let hit = exact || Self::rule_matches(cc, i, r, p, cx, self);
             if let Some(reason) = cx.abort.take() {
                 cx.obs.rule(table, c, i, false);
                 return Verdict::Abort(reason);
@@ -519,21 +578,21 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            r.rule.counter.add(bytes);
-            match &r.rule.target {
+            r.counter.add(bytes);
+            match &r.target {
                 Target::None => i += 1,
                 Target::Accept => return Verdict::Accept,
                 Target::Drop => return Verdict::Drop,
                 Target::Return => {
                     if depth == 0 {
-                        return self.apply_policy(table, t.chain(entry), bytes, cx);
+                        return self.apply_policy(table, &entry_chain.from, bytes, cx);
                     }
                     depth -= 1;
                     (chain, i) = (stack[depth].0, stack[depth].1 as usize);
                 }
                 Target::Jump(_) | Target::Goto(_) => {
-                    let Some(to) = r.jump else { return Verdict::Drop };
-                    if matches!(r.rule.target, Target::Jump(_)) {
+                    let Some(to) = c.jump(i) else { return Verdict::Drop };
+                    if matches!(r.target, Target::Jump(_)) {
                         if depth == MAX_DEPTH {
                             // Validation bounds nesting; a deeper stack means a broken invariant.
                             return Verdict::Drop;
@@ -552,26 +611,35 @@ impl Engine {
     }
 
     fn apply_policy(&self, table: TableKind, c: &ValidChain, bytes: u64, cx: &mut Cx) -> Verdict {
-        let policy = c.policy.unwrap_or(Policy::Accept);
+        let policy = c.policy().unwrap_or(Policy::Accept);
         cx.obs.policy(table, c, policy);
-        c.counter.add(bytes);
+        c.counter().add(bytes);
         match policy {
             Policy::Accept => Verdict::Accept,
             Policy::Drop => Verdict::Drop,
         }
     }
 
-    fn rule_matches(&self, r: &ValidRule, p: &Pkt, cx: &mut Cx) -> bool {
-        if !matches::base(&r.rule, self.ifaces.get(r.iface_at as usize), p) {
-            return false;
-        }
-        let at = r.tests_at as usize;
-        // The layout was checked when the engine was built; were it ever wrong, the rule
-        // matches nothing rather than everything.
-        let Some(tests) = self.tests.get(at..at + usize::from(r.tests_len)) else {
+    fn rule_matches(
+        cc: &CompiledChain,
+        i: usize,
+        r: &crate::ruleset::Rule,
+        p: &Pkt,
+        cx: &mut Cx,
+        eng: &Engine,
+    ) -> bool {
+        let Some(&(at, len, iface)) = cc.layout.get(i) else {
             return false;
         };
-        tests.iter().all(|t| t.test(p, cx, self))
+        if !matches::base(r, cc.ifaces.get(iface as usize), p) {
+            return false;
+        }
+        // Laid out when the chain was compiled; were it ever wrong, the rule matches nothing
+        // rather than everything.
+        let Some(tests) = cc.tests.get(at as usize..at as usize + usize::from(len)) else {
+            return false;
+        };
+        tests.iter().all(|t| t.test(p, cx, eng))
     }
 
     pub(crate) fn recent_keep(&self) -> usize {

@@ -46,7 +46,7 @@ fn references(rs: &Ruleset, name: &str) -> usize {
     rs.tables
         .iter()
         .flatten()
-        .flat_map(|t| &t.chains)
+        .flat_map(|t| t.chains())
         .flat_map(|c| &c.rules)
         .filter(|r| r.matches.iter().any(|m| matches!(m, Match::Set(s) if s.name == name)))
         .count()
@@ -320,18 +320,22 @@ fn command(words: &[String], o: &Opts, sets: &IpSets, now: u64, rs: &mut Ruleset
                 return op("Set cannot be renamed: a set with the new name already exists");
             }
             sets.rename(from, to);
-            for r in rs
-                .tables
-                .iter_mut()
-                .flatten()
-                .flat_map(|t| t.chains.iter_mut())
-                .flat_map(|c| c.rules.iter_mut())
-            {
-                for m in &mut r.matches {
-                    if let Match::Set(s) = m {
-                        if s.name == from {
-                            s.name = to.to_string();
-                            *renamed = true;
+            let uses = |c: &crate::ruleset::Chain| {
+                c.rules
+                    .iter()
+                    .any(|r| r.matches.iter().any(|m| matches!(m, Match::Set(s) if s.name == from)))
+            };
+            for t in rs.tables.iter_mut().flatten() {
+                let names: Vec<String> = t.chains().filter(|c| uses(c)).map(|c| c.name.clone()).collect();
+                for n in names {
+                    for r in &mut t.chain_mut(&n).expect("listed").rules {
+                        for m in &mut r.matches {
+                            if let Match::Set(s) = m {
+                                if s.name == from {
+                                    s.name = to.to_string();
+                                    *renamed = true;
+                                }
+                            }
                         }
                     }
                 }

@@ -470,7 +470,6 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
     // Reading commands see a table no one has touched as netfilter creates it.
     let view = rs.table(kind).cloned().unwrap_or_else(|| Table::new(kind));
     let chain = inv.chain.clone();
-    let find = |t: &Table, name: &str| t.chains.iter().position(|c| c.name == name);
     let mut out = Output::default();
     let verbose_rules = |out: &mut Output, rules: &[Rule]| {
         if inv.verbose {
@@ -482,7 +481,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
     match main {
         Cmd::List | Cmd::ListRules => {
             if let Some(name) = &chain {
-                if find(&view, name).is_none() {
+                if !view.has_chain(name) {
                     return op_error(NO_CHAIN);
                 }
             }
@@ -504,25 +503,21 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         }
         Cmd::Zero | Cmd::ZeroNum => {
             if let Some(name) = &chain {
-                let Some(ci) = find(&view, name) else {
+                let Some(c) = view.chain(name) else {
                     return op_error(NO_CHAIN);
                 };
-                if let Some(n) = inv.rulenum {
-                    if n > view.chains[ci].rules.len() {
-                        return op_error("Index of deletion too big");
-                    }
+                if inv.rulenum.is_some_and(|n| n > c.rules.len()) {
+                    return op_error("Index of deletion too big");
                 }
             }
             zero(&view, chain.as_deref(), inv.rulenum, inv.verbose, &mut out);
             out
         }
         Cmd::Check => {
-            let name = chain.unwrap_or_default();
-            let Some(ci) = find(&view, &name) else {
+            let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
                 return op_error(NO_CHAIN);
             };
-            let all = rules.iter().all(|r| view.chains[ci].rules.iter().any(|x| x == r));
-            if !all {
+            if !rules.iter().all(|r| c.rules.iter().any(|x| x == r)) {
                 return op_error(BAD_RULE);
             }
             verbose_rules(&mut out, &rules);
@@ -530,8 +525,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         }
         _ => {
             let t = rs.table_mut(kind);
-            let res = change(t, main, &inv, rules, &mut out);
-            if let Err(o) = res {
+            if let Err(o) = change(t, main, &inv, rules, &mut out) {
                 return o;
             }
             if let Err(e) = live.commit(rs) {
@@ -545,7 +539,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
 /// Zeroes counters in place: every chain, one chain, or one rule. The counters are the live
 /// ones, so nothing needs swapping.
 fn zero(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbose: bool, out: &mut Output) {
-    for c in t.chains.iter().filter(|c| chain.is_none_or(|n| n == c.name)) {
+    for c in t.chains().filter(|c| chain.is_none_or(|n| n == c.name)) {
         let z = |k: &Counter| {
             k.packets.store(0, Ordering::Relaxed);
             k.bytes.store(0, Ordering::Relaxed);
@@ -570,17 +564,17 @@ fn zero(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbose: bool, o
 /// Applies a changing command to the table.
 fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut Output) -> Result<(), Output> {
     let name = inv.chain.clone().unwrap_or_default();
-    let find = |t: &Table, name: &str| t.chains.iter().position(|c| c.name == name);
     // A jump to a chain that does not exist is a usage error, as in iptables.
     for r in &rules {
         if let Target::Jump(j) | Target::Goto(j) = &r.target {
-            if find(t, j).is_none() {
-                return Err(usage_error(&format!("Chain '{j}' does not exist")));
-            }
-            if t.chains.iter().any(|c| c.name == *j && c.policy.is_some()) {
-                return Err(usage_error(&format!(
-                    "Chain '{j}' is a built-in chain: jumps to it are not allowed"
-                )));
+            match t.chain(j) {
+                None => return Err(usage_error(&format!("Chain '{j}' does not exist"))),
+                Some(c) if c.policy.is_some() => {
+                    return Err(usage_error(&format!(
+                        "Chain '{j}' is a built-in chain: jumps to it are not allowed"
+                    )))
+                }
+                Some(_) => {}
             }
         }
     }
@@ -593,8 +587,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
     };
     match cmd {
         Cmd::Append | Cmd::Insert | Cmd::Replace | Cmd::Delete | Cmd::DeleteNum => {
-            let ci = find(t, &name).ok_or_else(|| op_error(NO_CHAIN))?;
-            let chain = &mut t.chains[ci].rules;
+            let chain = &mut t.chain_mut(&name).ok_or_else(|| op_error(NO_CHAIN))?.rules;
             match cmd {
                 Cmd::Append => {
                     print(out, &rules);
@@ -633,103 +626,87 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
             }
         }
         Cmd::Flush => {
-            let which: Vec<usize> = match &inv.chain {
-                Some(n) => vec![find(t, n).ok_or_else(|| op_error(NO_CHAIN))?],
-                None => (0..t.chains.len()).collect(),
-            };
-            for ci in which {
+            let verbose = |out: &mut Output, n: &str| {
                 if inv.verbose {
-                    out.stdout
-                        .push_str(&format!("Flushing chain `{}'\n", t.chains[ci].name));
+                    out.stdout.push_str(&format!("Flushing chain `{n}'\n"));
                 }
-                t.chains[ci].rules.clear();
+            };
+            match &inv.chain {
+                Some(n) => {
+                    let c = t.chain_mut(n).ok_or_else(|| op_error(NO_CHAIN))?;
+                    verbose(out, n);
+                    c.rules.clear();
+                }
+                None => {
+                    for n in t.chain_names() {
+                        verbose(out, &n);
+                        if t.chain(&n).is_some_and(|c| !c.rules.is_empty()) {
+                            t.chain_mut(&n).expect("listed").rules.clear();
+                        }
+                    }
+                }
             }
         }
         Cmd::NewChain => {
-            if find(t, &name).is_some() || Hook::from_chain_name(&name).is_some() {
+            if t.has_chain(&name) || Hook::from_chain_name(&name).is_some() {
                 return Err(op_error("Chain already exists"));
             }
             check_chain_name(&name).map_err(|m| usage_error(&m))?;
             t.add_user_chain(&name);
         }
         Cmd::DeleteChain => {
-            let victims: Vec<usize> = match &inv.chain {
+            let victims: Vec<String> = match &inv.chain {
                 Some(n) => {
-                    let ci = find(t, n).ok_or_else(|| op_error(NO_CHAIN))?;
-                    if t.chains[ci].policy.is_some() {
+                    let c = t.chain(n).ok_or_else(|| op_error(NO_CHAIN))?;
+                    if c.policy.is_some() {
                         return Err(op_error("Can't delete built-in chain"));
                     }
-                    vec![ci]
+                    vec![n.clone()]
                 }
-                None => (0..t.chains.len()).filter(|&i| t.chains[i].policy.is_none()).collect(),
+                None => t.user_chains().keys().cloned().collect(),
             };
-            let mut victim = vec![false; t.chains.len()];
-            victims.iter().for_each(|&i| victim[i] = true);
-            for &ci in &victims {
-                if !t.chains[ci].rules.is_empty() {
-                    return Err(op_error("Directory not empty"));
-                }
-                let cname = &t.chains[ci].name;
-                let referenced = t
-                    .chains
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| !victim[*k])
-                    .flat_map(|(_, c)| &c.rules)
-                    .any(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == cname));
-                if referenced {
-                    return Err(op_error("Too many links"));
-                }
+            let victim: std::collections::HashSet<&str> = victims.iter().map(String::as_str).collect();
+            if victims.iter().any(|n| t.chain(n).is_some_and(|c| !c.rules.is_empty())) {
+                return Err(op_error("Directory not empty"));
             }
-            for &ci in &victims {
+            let referenced = t
+                .chains()
+                .filter(|c| !victim.contains(c.name.as_str()))
+                .flat_map(|c| &c.rules)
+                .any(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if victim.contains(j.as_str())));
+            if referenced {
+                return Err(op_error("Too many links"));
+            }
+            for n in &victims {
                 if inv.verbose {
-                    out.stdout
-                        .push_str(&format!("Deleting chain `{}'\n", t.chains[ci].name));
+                    out.stdout.push_str(&format!("Deleting chain `{n}'\n"));
                 }
+                t.remove_user_chain(n);
             }
-            let mut k = 0;
-            t.chains.retain(|_| {
-                k += 1;
-                !victim[k - 1]
-            });
         }
         Cmd::Policy => {
-            let ci = find(t, &name)
-                .filter(|&i| t.chains[i].policy.is_some())
-                .ok_or_else(|| op_error("Bad built-in chain name"))?;
             let p = match inv.arg.as_deref() {
                 Some("ACCEPT") => Policy::Accept,
                 Some("DROP") => Policy::Drop,
-                _ => return Err(op_error("Bad policy name")),
+                _ => None.ok_or_else(|| op_error("Bad policy name"))?,
             };
-            t.chains[ci].policy = Some(p);
+            let c = t
+                .chain_mut(&name)
+                .filter(|c| c.policy.is_some())
+                .ok_or_else(|| op_error("Bad built-in chain name"))?;
+            c.policy = Some(p);
         }
         Cmd::Rename => {
             let new = inv.arg.clone().unwrap_or_default();
-            let ci = find(t, &name).ok_or_else(|| op_error(NO_CHAIN))?;
-            if t.chains[ci].policy.is_some() {
+            let c = t.chain(&name).ok_or_else(|| op_error(NO_CHAIN))?;
+            if c.policy.is_some() {
                 return Err(op_error("Invalid argument"));
             }
-            if find(t, &new).is_some() {
+            if t.has_chain(&new) {
                 return Err(op_error("File exists"));
             }
             check_chain_name(&new).map_err(|m| usage_error(&m))?;
-            let mut chain = t.chains.remove(ci);
-            chain.name.clone_from(&new);
-            // libiptc's order: user chains by name.
-            let at = t
-                .chains
-                .iter()
-                .position(|c| c.policy.is_none() && c.name > new)
-                .unwrap_or(t.chains.len());
-            t.chains.insert(at, chain);
-            for r in t.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
-                if let Target::Jump(j) | Target::Goto(j) = &mut r.target {
-                    if *j == name {
-                        j.clone_from(&new);
-                    }
-                }
-            }
+            crate::ruleset::restore::rename_chain(t, &name, &new);
         }
         Cmd::Check | Cmd::List | Cmd::ListRules | Cmd::Zero | Cmd::ZeroNum => {}
     }

@@ -44,8 +44,7 @@ fn num(out: &mut String, n: u64, exact: bool, wide: usize) {
 
 /// How many rules of the table jump or go to `name`.
 fn references(t: &Table, name: &str) -> usize {
-    t.chains
-        .iter()
+    t.chains()
         .flat_map(|c| &c.rules)
         .filter(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == name))
         .count()
@@ -156,7 +155,7 @@ fn row(out: &mut String, r: &Rule, n: usize, f: &Format) {
 pub fn list(t: &Table, chain: Option<&str>, rulenum: Option<usize>, f: &Format) -> String {
     let mut out = String::new();
     let mut first = true;
-    for c in t.chains.iter().filter(|c| chain.is_none_or(|n| n == c.name)) {
+    for c in t.chains().filter(|c| chain.is_none_or(|n| n == c.name)) {
         if rulenum.is_none() {
             if !first {
                 out.push('\n');
@@ -219,7 +218,7 @@ fn rule_line(r: &Rule, chain: &str, verbose: bool) -> String {
 /// `iptables -S [chain [rulenum]]`.
 pub fn list_rules(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbose: bool) -> String {
     let mut out = String::new();
-    let chains = || t.chains.iter().filter(|c| chain.is_none_or(|n| n == c.name));
+    let chains = || t.chains().filter(|c| chain.is_none_or(|n| n == c.name));
     if rulenum.is_none() {
         for c in chains() {
             match c.policy {

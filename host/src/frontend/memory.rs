@@ -7,15 +7,31 @@ use crate::ruleset::{validate, Env, Ruleset};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memory {
-    rules: Mutex<Ruleset>,
+    /// The running generation, validated as the router validates it.
+    rules: Mutex<crate::ruleset::ValidRuleset>,
     sets: IpSets,
     /// The clock ipset timeouts read (nanoseconds); tests move it.
     pub clock: AtomicU64,
 }
 
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            rules: Mutex::new(crate::ruleset::ValidRuleset::empty()),
+            sets: IpSets::default(),
+            clock: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Memory {
+    /// The running generation.
+    pub fn valid(&self) -> crate::ruleset::ValidRuleset {
+        crate::eval::state::lock(&self.rules).clone()
+    }
+
     fn env(&self) -> Env {
         Env {
             ipsets: self.sets.names().into_iter().collect(),
@@ -26,12 +42,13 @@ impl Memory {
 
 impl Live for Memory {
     fn ruleset(&self) -> Ruleset {
-        crate::eval::state::lock(&self.rules).clone()
+        crate::eval::state::lock(&self.rules).source()
     }
 
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
-        validate(&rs, &self.env()).map_err(|e| e.to_string())?;
-        *crate::eval::state::lock(&self.rules) = rs;
+        let mut cur = crate::eval::state::lock(&self.rules);
+        let next = crate::ruleset::validate::validate_change(&cur, &rs, &self.env()).map_err(|e| e.to_string())?;
+        *cur = next;
         Ok(())
     }
 

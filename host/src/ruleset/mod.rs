@@ -12,6 +12,7 @@ pub mod lex;
 pub mod matches;
 pub mod restore;
 pub mod rule;
+pub mod slots;
 pub mod targets;
 pub mod validate;
 pub mod value;
@@ -174,11 +175,18 @@ impl PartialEq for Chain {
     }
 }
 
-/// One table in source form: built-in chains in hook order, then user chains.
+/// One table in source form: built-in chains in hook order, then user chains by name
+/// (libiptc's order, which iptables-save prints).
+///
+/// Persistent: chains are shared (`Arc`) and user chains sit in a persistent ordered map, so
+/// a copy costs O(1) and a change copies only the chains it touches and O(log n) of the map.
+/// That is what lets a transaction work on a copy of a 400,000-chain table and what lets
+/// validation find the chains a change touched by comparing two versions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub kind: TableKind,
-    pub chains: Vec<Chain>,
+    builtins: Vec<Arc<Chain>>,
+    user: im::OrdMap<String, Arc<Chain>>,
 }
 
 impl Table {
@@ -186,47 +194,114 @@ impl Table {
     pub fn new(kind: TableKind) -> Self {
         Table {
             kind,
-            chains: kind
+            builtins: kind
                 .builtin_hooks()
                 .iter()
-                .map(|h| Chain {
-                    name: h.chain_name().to_string(),
-                    policy: Some(Policy::Accept),
-                    counter: Counter::fresh(),
-                    rules: Vec::new(),
+                .map(|h| {
+                    Arc::new(Chain {
+                        name: h.chain_name().to_string(),
+                        policy: Some(Policy::Accept),
+                        counter: Counter::fresh(),
+                        rules: Vec::new(),
+                    })
                 })
                 .collect(),
+            user: im::OrdMap::new(),
         }
     }
 
     pub fn chain(&self, name: &str) -> Option<&Chain> {
-        self.chains.iter().find(|c| c.name == name)
+        self.chain_arc(name).map(|c| &**c)
     }
 
+    /// The chain as shared between versions of the table.
+    pub fn chain_arc(&self, name: &str) -> Option<&Arc<Chain>> {
+        match self.builtins.iter().find(|c| c.name == name) {
+            Some(c) => Some(c),
+            None => self.user.get(name),
+        }
+    }
+
+    /// The chain, for a change (copied first if another version shares it).
     pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
-        self.chains.iter_mut().find(|c| c.name == name)
+        if let Some(c) = self.builtins.iter_mut().find(|c| c.name == name) {
+            return Some(Arc::make_mut(c));
+        }
+        self.user.get_mut(name).map(Arc::make_mut)
     }
 
-    /// Adds an empty user chain where libiptc keeps it: after the built-ins, sorted by name.
-    pub fn add_user_chain(&mut self, name: &str) {
-        let at = self
-            .chains
+    pub fn has_chain(&self, name: &str) -> bool {
+        self.chain_arc(name).is_some()
+    }
+
+    /// Every chain: built-ins in hook order, then user chains by name.
+    pub fn chains(&self) -> impl Iterator<Item = &Chain> + '_ {
+        self.builtins
             .iter()
-            .position(|c| c.policy.is_none() && c.name.as_str() > name)
-            .unwrap_or(self.chains.len());
-        self.chains.insert(
-            at,
-            Chain {
-                name: name.to_string(),
-                policy: None,
-                counter: Counter::fresh(),
-                rules: Vec::new(),
-            },
-        );
+            .map(|c| &**c)
+            .chain(self.user.values().map(|c| &**c))
+    }
+
+    /// The built-in chains, shared.
+    pub fn builtin_chains(&self) -> &[Arc<Chain>] {
+        &self.builtins
+    }
+
+    /// The user chains by name, shared.
+    pub fn user_chains(&self) -> &im::OrdMap<String, Arc<Chain>> {
+        &self.user
+    }
+
+    /// Names of every chain, in [`Table::chains`] order.
+    pub fn chain_names(&self) -> Vec<String> {
+        self.chains().map(|c| c.name.clone()).collect()
+    }
+
+    /// Changes every chain (each copied first if shared).
+    pub fn for_each_chain_mut(&mut self, mut f: impl FnMut(&mut Chain)) {
+        for c in &mut self.builtins {
+            f(Arc::make_mut(c));
+        }
+        self.user = self
+            .user
+            .iter()
+            .map(|(k, c)| {
+                let mut c = c.clone();
+                f(Arc::make_mut(&mut c));
+                (k.clone(), c)
+            })
+            .collect();
+    }
+
+    /// Adds an empty user chain (its place is its name's, as libiptc keeps them) and returns
+    /// it. An existing chain of that name is replaced.
+    pub fn add_user_chain(&mut self, name: &str) -> &mut Chain {
+        self.insert_user_chain(Chain {
+            name: name.to_string(),
+            policy: None,
+            counter: Counter::fresh(),
+            rules: Vec::new(),
+        })
+    }
+
+    /// Puts a user chain in under its name.
+    pub fn insert_user_chain(&mut self, chain: Chain) -> &mut Chain {
+        let name = chain.name.clone();
+        self.user.insert(name.clone(), Arc::new(chain));
+        Arc::make_mut(self.user.get_mut(&name).expect("just inserted"))
+    }
+
+    /// Removes a user chain; `None` when there is none of that name.
+    pub fn remove_user_chain(&mut self, name: &str) -> Option<Arc<Chain>> {
+        self.user.remove(name)
+    }
+
+    pub fn chain_count(&self) -> usize {
+        self.builtins.len() + self.user.len()
     }
 
     pub fn rule_count(&self) -> usize {
-        self.chains.iter().map(|c| c.rules.len()).sum()
+        self.chains().map(|c| c.rules.len()).sum()
     }
 }
 
@@ -251,13 +326,15 @@ impl Ruleset {
     /// are): two engines built from it and from `self` count apart (the differential test).
     pub fn with_fresh_counters(&self) -> Ruleset {
         let mut rs = self.clone();
-        for c in rs.tables.iter_mut().flatten().flat_map(|t| t.chains.iter_mut()) {
-            let (p, b) = c.counter.get();
-            c.counter = Counter::starting(p, b);
-            for r in &mut c.rules {
-                let (p, b) = r.counter.get();
-                r.counter = Counter::starting(p, b);
-            }
+        for t in rs.tables.iter_mut().flatten() {
+            t.for_each_chain_mut(|c| {
+                let (p, b) = c.counter.get();
+                c.counter = Counter::starting(p, b);
+                for r in &mut c.rules {
+                    let (p, b) = r.counter.get();
+                    r.counter = Counter::starting(p, b);
+                }
+            });
         }
         rs
     }
@@ -275,12 +352,12 @@ impl Ruleset {
         for t in tables.iter().filter_map(|&k| self.table(k)) {
             let _ = writeln!(out, "*{}", t.kind);
             // Chains are kept in iptables-save's order: built-ins, then user chains by name.
-            for c in &t.chains {
+            for c in t.chains() {
                 let (p, b) = if c.policy.is_some() { c.counter.get() } else { (0, 0) };
                 let policy = c.policy.map_or("-", Policy::name);
                 let _ = writeln!(out, ":{} {} [{p}:{b}]", c.name, policy);
             }
-            for c in &t.chains {
+            for c in t.chains() {
                 for r in &c.rules {
                     out.push_str(&r.save_line(&c.name, counters.then(|| r.counter.get())));
                     out.push('\n');

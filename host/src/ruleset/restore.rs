@@ -10,59 +10,22 @@ use super::lex::{tokenize, Token};
 use super::rule::{parse_rule, Loc};
 use super::targets::Target;
 use super::{Counter, Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A table being restored, with its chains by name. New user chains are appended and put in
-/// libiptc's order (by name, after the built-ins) at `COMMIT`, so that declaring N chains
-/// costs O(N log N), not O(N²).
+/// A table being restored: a copy of the table (O(1), see [`Table`]) that the section's lines
+/// change and that replaces the table at `COMMIT`.
 #[derive(Debug)]
 struct Open {
     table: Table,
-    names: HashMap<String, usize>,
 }
 
 impl Open {
-    fn new(table: Table) -> Open {
-        let mut o = Open {
-            table,
-            names: HashMap::new(),
-        };
-        o.reindex();
-        o
+    fn find(&self, name: &str) -> bool {
+        self.table.has_chain(name)
     }
 
-    fn reindex(&mut self) {
-        self.names = self
-            .table
-            .chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect();
-    }
-
-    fn find(&self, name: &str) -> Option<usize> {
-        self.names.get(name).copied()
-    }
-
-    fn add_user_chain(&mut self, name: &str) -> usize {
-        let at = self.table.chains.len();
-        self.table.chains.push(super::Chain {
-            name: name.to_string(),
-            policy: None,
-            counter: Counter::fresh(),
-            rules: Vec::new(),
-        });
-        self.names.insert(name.to_string(), at);
-        at
-    }
-
-    /// The table in libiptc's chain order.
-    fn finish(mut self) -> Table {
-        let builtins = self.table.chains.iter().take_while(|c| c.policy.is_some()).count();
-        self.table.chains[builtins..].sort_by(|a, b| a.name.cmp(&b.name));
-        self.table
+    fn chain(&mut self, name: &str) -> &mut super::Chain {
+        self.table.chain_mut(name).expect("looked up before")
     }
 }
 
@@ -221,16 +184,16 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
                 // Flush: keep the built-ins' policies, drop every rule and user chain.
                 let mut t = Table::new(kind);
                 if let Some(old) = out.table(kind) {
-                    for c in &mut t.chains {
+                    t.for_each_chain_mut(|c| {
                         if let Some(o) = old.chain(&c.name) {
                             c.policy = o.policy;
                             c.counter = o.counter.clone();
                         }
-                    }
+                    });
                 }
                 t
             };
-            open = Some((Open::new(table), line, true));
+            open = Some((Open { table }, line, true));
             continue;
         }
         let Some((table, _, ok)) = open.as_mut() else {
@@ -243,9 +206,8 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
         };
         if first.text == "COMMIT" {
             if let Some((t, _, true)) = open.take() {
-                let t = t.finish();
-                let kind = t.kind;
-                out.tables[kind.index()] = Some(t);
+                let kind = t.table.kind;
+                out.tables[kind.index()] = Some(t.table);
             }
             continue;
         }
@@ -323,17 +285,40 @@ fn declare_chain(open: &mut Open, name: &str, toks: &[Token], set_counters: bool
         ));
     }
     check_chain_name(name).map_err(|m| (0, m))?;
-    match open.find(name) {
-        Some(c) => {
-            open.table.chains[c].rules.clear();
-        }
-        None => {
-            // User chains have no counters of their own: `[p:b]` is read and ignored, as by
-            // iptables-restore.
-            open.add_user_chain(name);
-        }
+    if open.find(name) {
+        open.chain(name).rules.clear();
+    } else {
+        // User chains have no counters of their own: `[p:b]` is read and ignored, as by
+        // iptables-restore.
+        open.table.add_user_chain(name);
     }
     Ok(())
+}
+
+/// Renames a user chain and every jump to it (the kernel refers to chains by position, so
+/// its rules follow a rename).
+pub fn rename_chain(t: &mut Table, old: &str, new: &str) {
+    let Some(chain) = t.remove_user_chain(old) else { return };
+    let mut chain = Arc::unwrap_or_clone(chain);
+    chain.name = new.to_string();
+    t.insert_user_chain(chain);
+    let jumps_to_old = |c: &super::Chain| {
+        c.rules
+            .iter()
+            .any(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == old))
+    };
+    let names: Vec<String> = t.chains().filter(|c| jumps_to_old(c)).map(|c| c.name.clone()).collect();
+    for n in names {
+        if let Some(c) = t.chain_mut(&n) {
+            for r in &mut c.rules {
+                if let Target::Jump(j) | Target::Goto(j) = &mut r.target {
+                    if j == old {
+                        *j = new.to_string();
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn parse_counters(s: &str) -> Option<(u64, u64)> {
@@ -374,9 +359,13 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
     let need_chain = |j: usize| -> Result<&str, (usize, String)> {
         chain_arg(j).ok_or((cmd_idx, format!("{} needs a chain name", cmd.text)))
     };
-    let existing = |o: &Open, j: usize| -> Result<usize, (usize, String)> {
+    let existing = |o: &Open, j: usize| -> Result<String, (usize, String)> {
         let name = need_chain(j)?;
-        o.find(name).ok_or((j, format!("chain `{name}' does not exist")))
+        if o.find(name) {
+            Ok(name.to_string())
+        } else {
+            Err((j, format!("chain `{name}' does not exist")))
+        }
     };
     let loc = Loc {
         file: file.clone(),
@@ -404,7 +393,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         "-A" | "--append" => {
             let c = existing(open, i + 1)?;
             let rs = rules(i + 2)?;
-            open.table.chains[c].rules.extend(rs);
+            open.chain(&c).rules.extend(rs);
         }
         "-I" | "--insert" => {
             let c = existing(open, i + 1)?;
@@ -412,17 +401,17 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                 Some(n) => (n, i + 3),
                 None => (1, i + 2),
             };
-            let len = open.table.chains[c].rules.len();
+            let len = open.table.chain(&c).map_or(0, |c| c.rules.len());
             if at == 0 || at > len + 1 {
                 return Err((i + 2, format!("index of insertion too big (chain has {len} rules)")));
             }
             let rs = rules(start)?;
-            open.table.chains[c].rules.splice(at - 1..at - 1, rs);
+            open.chain(&c).rules.splice(at - 1..at - 1, rs);
         }
         "-R" | "--replace" => {
             let c = existing(open, i + 1)?;
             let n = position(i + 2).ok_or((i + 2, "-R needs a rule number".to_string()))?;
-            let len = open.table.chains[c].rules.len();
+            let len = open.table.chain(&c).map_or(0, |c| c.rules.len());
             if n == 0 || n > len {
                 return Err((i + 2, format!("index of replacement too big (chain has {len} rules)")));
             }
@@ -430,25 +419,28 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             if rs.len() != 1 {
                 return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
-            open.table.chains[c].rules[n - 1] = rs.remove(0);
+            open.chain(&c).rules[n - 1] = rs.remove(0);
         }
         "-D" | "--delete" => {
             let c = existing(open, i + 1)?;
             if let Some(n) = position(i + 2) {
                 no_more(i + 3)?;
-                let len = open.table.chains[c].rules.len();
+                let len = open.table.chain(&c).map_or(0, |c| c.rules.len());
                 if n == 0 || n > len {
                     return Err((i + 2, format!("index of deletion too big (chain has {len} rules)")));
                 }
-                open.table.chains[c].rules.remove(n - 1);
+                open.chain(&c).rules.remove(n - 1);
             } else {
                 for r in rules(i + 2)? {
-                    let pos = open.table.chains[c].rules.iter().position(|x| *x == r);
+                    let pos = open
+                        .table
+                        .chain(&c)
+                        .and_then(|ch| ch.rules.iter().position(|x| *x == r));
                     let pos = pos.ok_or((
                         i + 2,
                         "bad rule (does a matching rule exist in that chain?)".to_string(),
                     ))?;
-                    open.table.chains[c].rules.remove(pos);
+                    open.chain(&c).rules.remove(pos);
                 }
             }
         }
@@ -456,65 +448,52 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             let name = need_chain(i + 1)?;
             no_more(i + 2)?;
             check_chain_name(name).map_err(|m| (i + 1, m))?;
-            if open.find(name).is_some() {
+            if open.find(name) {
                 return Err((i + 1, format!("chain `{name}' already exists")));
             }
-            open.add_user_chain(name);
+            open.table.add_user_chain(name);
         }
         "-X" | "--delete-chain" => {
             no_more(i + 2)?;
-            let victims: Vec<usize> = match chain_arg(i + 1) {
+            let victims: Vec<String> = match chain_arg(i + 1) {
                 Some(_) => {
                     let c = existing(open, i + 1)?;
-                    if open.table.chains[c].policy.is_some() {
+                    if open.table.chain(&c).is_some_and(|c| c.policy.is_some()) {
                         return Err((i + 1, "can't delete a built-in chain".into()));
                     }
                     vec![c]
                 }
-                None => (0..open.table.chains.len())
-                    .filter(|&c| open.table.chains[c].policy.is_none())
-                    .collect(),
+                None => open.table.user_chains().keys().cloned().collect(),
             };
-            let mut victim = vec![false; open.table.chains.len()];
-            victims.iter().for_each(|&c| victim[c] = true);
-            // Jump targets of the chains that stay.
-            let kept_targets: std::collections::HashSet<&str> = open
-                .table
-                .chains
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| !victim[*k])
-                .flat_map(|(_, ch)| ch.rules.iter())
-                .filter_map(|r| match &r.target {
-                    Target::Jump(t) | Target::Goto(t) => Some(t.as_str()),
-                    _ => None,
-                })
-                .collect();
-            for &c in &victims {
-                let name = &open.table.chains[c].name;
-                if !open.table.chains[c].rules.is_empty() && victims.len() == 1 {
+            let victim: std::collections::HashSet<&str> = victims.iter().map(String::as_str).collect();
+            for name in &victims {
+                let ch = open.table.chain(name).expect("listed above");
+                if !ch.rules.is_empty() && victims.len() == 1 {
                     return Err((i + 1, format!("chain `{name}' is not empty: flush it first")));
                 }
-                if kept_targets.contains(name.as_str()) {
-                    return Err((i + 1, format!("chain `{name}' is still referenced by a rule")));
-                }
             }
-            let mut k = 0;
-            open.table.chains.retain(|_| {
-                k += 1;
-                !victim[k - 1]
-            });
-            open.reindex();
+            // Jumps from the chains that stay: only the victims' references are looked for,
+            // in the table's chains (a victim's own rules do not count).
+            let referenced = open
+                .table
+                .chains()
+                .filter(|ch| !victim.contains(ch.name.as_str()))
+                .flat_map(|ch| ch.rules.iter())
+                .find_map(|r| match &r.target {
+                    Target::Jump(t) | Target::Goto(t) if victim.contains(t.as_str()) => Some(t.clone()),
+                    _ => None,
+                });
+            if let Some(name) = referenced {
+                return Err((i + 1, format!("chain `{name}' is still referenced by a rule")));
+            }
+            for name in &victims {
+                open.table.remove_user_chain(name);
+            }
         }
         "-F" | "--flush" | "-Z" | "--zero" => {
             no_more(i + 2)?;
             let flush = cmd.text.starts_with("-F") || cmd.text == "--flush";
-            let which: Vec<usize> = match chain_arg(i + 1) {
-                Some(_) => vec![existing(open, i + 1)?],
-                None => (0..open.table.chains.len()).collect(),
-            };
-            for c in which {
-                let ch = &mut open.table.chains[c];
+            let zero = |ch: &mut super::Chain| {
                 if flush {
                     ch.rules.clear();
                 } else {
@@ -523,43 +502,40 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                     ch.counter = Counter::fresh();
                     ch.rules.iter_mut().for_each(|r| r.counter = Counter::fresh());
                 }
+            };
+            match chain_arg(i + 1) {
+                Some(_) => {
+                    let c = existing(open, i + 1)?;
+                    zero(open.chain(&c));
+                }
+                None => open.table.for_each_chain_mut(zero),
             }
         }
         "-P" | "--policy" => {
             let c = existing(open, i + 1)?;
             no_more(i + 3)?;
-            if open.table.chains[c].policy.is_none() {
+            if open.table.chain(&c).is_some_and(|c| c.policy.is_none()) {
                 return Err((i + 1, "only built-in chains have a policy".into()));
             }
-            open.table.chains[c].policy = Some(match chain_arg(i + 2) {
+            let p = match chain_arg(i + 2) {
                 Some("ACCEPT") => Policy::Accept,
                 Some("DROP") => Policy::Drop,
                 _ => return Err((i + 2, "bad policy (expected ACCEPT or DROP)".into())),
-            });
+            };
+            open.chain(&c).policy = Some(p);
         }
         "-E" | "--rename-chain" => {
             let c = existing(open, i + 1)?;
             let new = chain_arg(i + 2).ok_or((i + 1, "-E needs the old and the new name".to_string()))?;
             no_more(i + 3)?;
-            if open.table.chains[c].policy.is_some() {
+            if open.table.chain(&c).is_some_and(|c| c.policy.is_some()) {
                 return Err((i + 1, "can't rename a built-in chain".into()));
             }
             check_chain_name(new).map_err(|m| (i + 2, m))?;
-            if open.find(new).is_some() {
+            if open.find(new) {
                 return Err((i + 2, format!("chain `{new}' already exists")));
             }
-            let mut chain = open.table.chains.remove(c);
-            let old = std::mem::replace(&mut chain.name, new.to_string());
-            open.reindex();
-            let at = open.add_user_chain(new);
-            open.table.chains[at].rules = chain.rules;
-            for r in open.table.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
-                if let Target::Jump(t) | Target::Goto(t) = &mut r.target {
-                    if *t == old {
-                        *t = new.to_string();
-                    }
-                }
-            }
+            rename_chain(&mut open.table, &c, new);
         }
         "-t" | "--table" => {
             return Err((
@@ -757,8 +733,7 @@ mod tests {
         let names: Vec<&str> = x
             .table(TableKind::Nat)
             .unwrap()
-            .chains
-            .iter()
+            .chains()
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "ALPHA", "MID"]);

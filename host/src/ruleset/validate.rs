@@ -4,18 +4,31 @@
 //! with the rule's file, line and column: jumps to chains that do not exist or to built-in
 //! chains, loops, chains nested deeper than [`MAX_DEPTH`], targets outside their table or in a
 //! hook they are not allowed in (judged over every hook the chain is reachable from), matches
-//! likewise, and `-m set` naming a set the config does not define.
+//! likewise, and `-m set` naming a set that does not exist.
+//!
+//! Two ways in. [`validate`] checks a whole ruleset. [`validate_change`] checks the next
+//! version of a ruleset against the previous valid one and does work in proportion to the
+//! chains that changed: it finds them by comparing the two persistent source tables (shared
+//! chains are skipped whole), gives new chains free slots, resolves only their jumps, keeps
+//! per-chain reference counts, and pushes reachable hooks and nesting depth along the new
+//! jumps. Hooks and depth only ever grow on that path (a removed jump leaves them as they
+//! were), so it can only err on the side of refusing; whenever it would refuse, or the change
+//! is large, the whole ruleset is validated instead, and that exact answer stands.
 
 use super::matches::Match;
+use super::slots::Slots;
 use super::targets::Target;
-use super::{Error, Errors, Hook, HookMask, Policy, Rule, Ruleset, TableKind};
+use super::{Chain, Error, Errors, Hook, HookMask, Policy, Rule, Ruleset, Table, TableKind};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How deep user chains may call each other. The kernel's own bound is the number of chains;
 /// a fixed bound keeps the evaluator's jump stack a small array.
 pub const MAX_DEPTH: usize = 64;
 
-/// A chain's index within its table.
+/// A chain's slot within its table: stable for as long as the chain exists, across
+/// generations (a new chain takes a free slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChainId(pub u32);
 
@@ -29,10 +42,10 @@ pub trait PluginBinder: Send + Sync + std::fmt::Debug {
 /// What the ruleset may refer to outside itself.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    /// Names of the ipsets the config defines.
+    /// Names of the ipsets that exist.
     pub ipsets: HashSet<String>,
     /// The loaded plugins; `None` when the config declares none.
-    pub plugins: Option<std::sync::Arc<dyn PluginBinder>>,
+    pub plugins: Option<Arc<dyn PluginBinder>>,
 }
 
 impl Env {
@@ -46,101 +59,131 @@ impl Env {
     }
 }
 
-// The validated form is a witness: only `validate` makes one, so its fields are the crate's
+// The validated form is a witness: only validation makes one, so its fields are the crate's
 // own; other crates read it through the accessors.
 
-/// A rule ready to run: the source rule, its resolved jump, and its counter slot.
-#[derive(Debug, Clone)]
-pub struct ValidRule {
-    pub(crate) rule: Rule,
-    /// The chain a `-j CHAIN`/`-g CHAIN` goes to.
-    pub(crate) jump: Option<ChainId>,
-    /// Index into the ruleset's counter array; unique across all tables.
-    pub(crate) id: u32,
-    /// Where the engine keeps this rule's compiled matches (`comment` left out) and its
-    /// resolved `-i`/`-o` (`u32::MAX`: none): positions in arrays built in rule order, laid
-    /// out here so that the engine finds them in the rule it reads anyway.
-    pub(crate) tests_at: u32,
-    pub(crate) tests_len: u16,
-    pub(crate) iface_at: u32,
-}
-
-impl ValidRule {
-    /// The rule as loaded.
-    pub fn rule(&self) -> &Rule {
-        &self.rule
-    }
-
-    /// Its identity within the ruleset (its counters' slot), unique across all tables.
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-}
-
+/// A chain ready to run: its source (shared with the source table), each rule's resolved
+/// jump, and what validation learned about where it is reachable from.
 #[derive(Debug, Clone)]
 pub struct ValidChain {
-    pub(crate) name: String,
-    pub(crate) policy: Option<Policy>,
-    /// What the policy decided (built-in chains).
-    pub(crate) counter: std::sync::Arc<super::Counter>,
-    pub(crate) rules: Vec<ValidRule>,
+    pub(crate) src: Arc<Chain>,
+    /// Per rule: the chain a `-j CHAIN`/`-g CHAIN` goes to.
+    pub(crate) jumps: Arc<[Option<ChainId>]>,
     /// The hooks this chain can be reached from.
     pub(crate) hooks: HookMask,
+    /// The most jumps on a path from a built-in chain to this one.
+    pub(crate) depth: u8,
 }
 
 impl ValidChain {
     pub fn name(&self) -> &str {
-        &self.name
+        &self.src.name
     }
 
     /// `None` for a user chain.
     pub fn policy(&self) -> Option<Policy> {
-        self.policy
+        self.src.policy
     }
 
-    pub fn rules(&self) -> &[ValidRule] {
-        &self.rules
+    pub fn rules(&self) -> &[Rule] {
+        &self.src.rules
+    }
+
+    /// Where rule `i` jumps or goes to.
+    pub fn jump(&self, i: usize) -> Option<ChainId> {
+        self.jumps.get(i).copied().flatten()
     }
 
     /// The hooks this chain can be reached from.
     pub fn hooks(&self) -> HookMask {
         self.hooks
     }
+
+    /// The policy's counter (built-in chains).
+    pub fn counter(&self) -> &super::Counter {
+        &self.src.counter
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ValidTable {
     pub(crate) kind: TableKind,
-    pub(crate) chains: Vec<ValidChain>,
+    /// The source form, with plugin handles bound: what `save` prints and the next change
+    /// starts from.
+    pub(crate) src: Table,
+    pub(crate) slots: Slots<Arc<ValidChain>>,
+    pub(crate) ids: im::HashMap<String, ChainId>,
+    /// How many rules jump or go to each slot.
+    pub(crate) refs: Slots<u32>,
+    /// Slots freed by deleted chains.
+    pub(crate) free: Vec<u32>,
     /// The built-in chain of each hook, by `Hook as usize`.
     pub(crate) entry: [Option<ChainId>; 5],
 }
 
 impl ValidTable {
+    /// The chain in slot `id`. Panics on a slot that holds no chain (ids come from the table).
     pub fn chain(&self, id: ChainId) -> &ValidChain {
-        &self.chains[id.0 as usize]
+        self.slots.get(id.0 as usize).expect("a chain id of this table")
+    }
+
+    pub(crate) fn get(&self, id: ChainId) -> Option<&Arc<ValidChain>> {
+        self.slots.get(id.0 as usize)
     }
 
     pub fn kind(&self) -> TableKind {
         self.kind
     }
 
+    /// The slot of the chain called `name`.
+    pub fn id_of(&self, name: &str) -> Option<ChainId> {
+        self.ids.get(name).copied()
+    }
+
     /// Built-in chains first, then user chains by name, as iptables-save orders them.
-    pub fn chains(&self) -> &[ValidChain] {
-        &self.chains
+    pub fn chains(&self) -> impl Iterator<Item = &ValidChain> + '_ {
+        self.src
+            .chains()
+            .filter_map(|c| self.id_of(&c.name).map(|id| self.chain(id)))
+    }
+
+    /// Every chain with its slot, in slot order.
+    pub fn slots(&self) -> impl Iterator<Item = (ChainId, &ValidChain)> + '_ {
+        self.slots.iter().map(|(i, c)| (ChainId(i as u32), &**c))
+    }
+
+    pub fn chain_count(&self) -> usize {
+        self.src.chain_count()
     }
 }
 
-/// A ruleset that passed validation. Immutable; shared behind an `Arc` and swapped whole.
-/// It keeps one copy of each rule: [`ValidRuleset::source`] rebuilds the source form.
+/// What changed from the generation a ruleset was derived from: lets the engine recompile
+/// only those chains.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Delta {
+    /// The generation this one was derived from.
+    pub(crate) parent: u64,
+    /// Tables validated whole (every chain new).
+    pub(crate) whole: [bool; 5],
+    /// Slots whose chain changed, appeared or disappeared, per table.
+    pub(crate) changed: [Vec<ChainId>; 5],
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// A ruleset that passed validation. Immutable; shared behind an `Arc` and swapped whole, but
+/// built from the previous one sharing every chain a change did not touch.
 #[derive(Debug, Clone)]
 pub struct ValidRuleset {
     pub(crate) tables: [Option<ValidTable>; 5],
     pub(crate) rule_count: usize,
+    /// Unique per validation.
+    pub(crate) generation: u64,
+    pub(crate) delta: Option<Delta>,
 }
 
 impl ValidRuleset {
-    /// The tables that were loaded, in hook order.
+    /// The tables that are loaded, in hook order.
     pub fn tables(&self) -> impl Iterator<Item = &ValidTable> {
         self.tables.iter().flatten()
     }
@@ -150,23 +193,11 @@ impl ValidRuleset {
         self.rule_count
     }
 
-    /// The source form this was validated from (chains in the same order, rules as loaded).
+    /// The source form this was validated from (O(1): the tables are persistent).
     pub fn source(&self) -> Ruleset {
         let mut rs = Ruleset::default();
         for t in self.tables.iter().flatten() {
-            rs.tables[t.kind.index()] = Some(super::Table {
-                kind: t.kind,
-                chains: t
-                    .chains
-                    .iter()
-                    .map(|c| super::Chain {
-                        name: c.name.clone(),
-                        policy: c.policy,
-                        counter: c.counter.clone(),
-                        rules: c.rules.iter().map(|r| r.rule.clone()).collect(),
-                    })
-                    .collect(),
-            });
+            rs.tables[t.kind.index()] = Some(t.src.clone());
         }
         rs
     }
@@ -178,6 +209,11 @@ impl ValidRuleset {
     /// An empty ruleset: every packet is accepted.
     pub fn empty() -> Self {
         validate(&Ruleset::default(), &Env::default()).expect("the empty ruleset is valid")
+    }
+
+    /// Finds rule `(table, chain, position)` by its place in the source (tests and tools).
+    pub fn find_rule(&self, k: TableKind, chain: &str, pos: usize) -> Option<&Rule> {
+        self.table(k)?.src.chain(chain)?.rules.get(pos)
     }
 }
 
@@ -200,246 +236,516 @@ fn hook_names(mask: HookMask) -> String {
     names.join(", ")
 }
 
-/// Validates `rs` against `env`; returns every error found.
-pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
-    validate_owned(rs.clone(), env)
+/// Checks one rule against the table and the hooks its chain is reachable from, and that the
+/// ipsets it names exist.
+fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, errors: &mut Vec<Error>) {
+    if let Some(tab) = r.target.table() {
+        if tab != kind {
+            errors.push(err(
+                r,
+                true,
+                r.target.name(),
+                format!("target `{}' is only valid in the `{tab}' table", r.target.name()),
+            ));
+        }
+    }
+    let allowed = r.target.allowed_hooks();
+    if hm & !allowed != 0 {
+        errors.push(err(
+            r,
+            true,
+            r.target.name(),
+            format!(
+                "target `{}' is only valid in {}, but chain `{chain}' is reachable from {}",
+                r.target.name(),
+                hook_names(allowed),
+                hook_names(hm)
+            ),
+        ));
+    }
+    for m in &r.matches {
+        let allowed = m.allowed_hooks();
+        if hm & !allowed != 0 {
+            errors.push(err(
+                r,
+                false,
+                m.name(),
+                format!(
+                    "match `{}' with these options is only valid in {}, but chain `{chain}' is reachable from {}",
+                    m.name(),
+                    hook_names(allowed),
+                    hook_names(hm)
+                ),
+            ));
+        }
+        if let Match::Set(s) = m {
+            if !env.ipsets.contains(&s.name) {
+                errors.push(err(r, false, &s.name, format!("ipset `{}' does not exist", s.name)));
+            }
+        }
+    }
 }
 
-/// As [`validate`], taking the rules over instead of copying them (one copy of a large
-/// ruleset in memory, not two).
-pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
-    let mut errors = Vec::new();
-    let mut tables: [Option<super::validate::ValidTable>; 5] = Default::default();
-    let mut next_id = 0u32;
-    let (mut next_test, mut next_iface) = (0u32, 0u32);
-    for t in rs.tables.into_iter().flatten() {
-        let n = t.chains.len();
-        let by_name: std::collections::HashMap<&str, usize> =
-            t.chains.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
-        // Resolve jumps.
-        let mut jumps: Vec<Vec<Option<ChainId>>> = Vec::with_capacity(n);
-        for c in &t.chains {
-            let mut js = Vec::with_capacity(c.rules.len());
-            for r in &c.rules {
-                let j = match &r.target {
-                    Target::Jump(name) | Target::Goto(name) => match by_name.get(name.as_str()).copied() {
-                        Some(k) if t.chains[k].policy.is_some() => {
-                            errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
-                            None
-                        }
-                        Some(k) => Some(ChainId(k as u32)),
-                        None => {
-                            errors.push(err(
-                                r,
-                                true,
-                                name,
-                                format!(
-                                    "chain `{name}' does not exist in table `{}' (and is not a known target)",
-                                    t.kind
-                                ),
-                            ));
-                            None
-                        }
-                    },
-                    _ => None,
-                };
-                js.push(j);
-            }
-            jumps.push(js);
-        }
-        // Reachability, loops and depth, by walking from each built-in chain.
-        let mut hook_mask = vec![0 as HookMask; n];
-        let mut in_loop = vec![false; n];
-        let entry: Vec<(Hook, usize)> = t
-            .kind
-            .builtin_hooks()
+/// Whether a rule passes [`check_rule`] (no error text built).
+fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
+    r.target.table().is_none_or(|t| t == kind)
+        && hm & !r.target.allowed_hooks() == 0
+        && r.matches
             .iter()
-            .filter_map(|h| t.chains.iter().position(|c| c.name == h.chain_name()).map(|i| (*h, i)))
-            .collect();
-        // Colours per walk: 0 unseen, 1 on the current path, 2 done. `height` is the deepest
-        // nesting below a chain (itself included), the same from every hook.
-        let mut height = vec![0usize; n];
-        for &(hook, start) in &entry {
-            let mut colour = vec![0u8; n];
-            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
-            colour[start] = 1;
-            hook_mask[start] |= hook.bit();
-            while let Some(&mut (c, ref mut next)) = path.last_mut() {
-                let Some((k, j)) = jumps[c]
-                    .iter()
-                    .enumerate()
-                    .skip(*next)
-                    .find_map(|(k, j)| j.map(|j| (k, j.0 as usize)))
-                else {
-                    let h = 1 + jumps[c]
-                        .iter()
-                        .flatten()
-                        .map(|j| height[j.0 as usize])
-                        .max()
-                        .unwrap_or(0);
-                    height[c] = height[c].max(h);
-                    colour[c] = 2;
-                    path.pop();
-                    continue;
-                };
-                *next = k + 1;
-                match colour[j] {
-                    1 => {
-                        if !in_loop[j] {
-                            in_loop[j] = true;
-                            let mut names: Vec<&str> = path
-                                .iter()
-                                .skip_while(|&&(p, _)| p != j)
-                                .map(|&(p, _)| t.chains[p].name.as_str())
-                                .collect();
-                            names.push(&t.chains[j].name);
-                            let r = &t.chains[c].rules[k];
-                            errors.push(err(
-                                r,
-                                true,
-                                &t.chains[j].name,
-                                format!("loop in table `{}': {}", t.kind, names.join(" -> ")),
-                            ));
-                        }
-                    }
-                    2 => {}
-                    _ => {
-                        colour[j] = 1;
-                        hook_mask[j] |= hook.bit();
-                        path.push((j, 0));
-                    }
+            .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
+}
+
+fn has_plugins(c: &Chain) -> bool {
+    c.rules
+        .iter()
+        .any(|r| matches!(r.target, Target::Wasm(_)) || r.matches.iter().any(|m| matches!(m, Match::Wasm(_))))
+}
+
+/// The chain with its wasm rules bound to the plugins (the same `Arc` when it has none).
+fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> {
+    if !has_plugins(c) {
+        return c.clone();
+    }
+    let mut bound = (**c).clone();
+    for rule in &mut bound.rules {
+        let mut bind_errors = Vec::new();
+        for m in &mut rule.matches {
+            if let Match::Wasm(w) = m {
+                if let Err(msg) = env.bind(w, false) {
+                    bind_errors.push((false, w.name.clone(), msg));
                 }
             }
-            if height[start] > MAX_DEPTH && !in_loop.iter().any(|l| *l) {
-                let r = t.chains[start].rules.first();
-                if let Some(r) = r {
+        }
+        if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
+            if let Err(msg) = env.bind(w, true) {
+                bind_errors.push((true, w.name.clone(), msg));
+            }
+        }
+        for (at_target, token, msg) in bind_errors {
+            errors.push(err(rule, at_target, &token, msg));
+        }
+    }
+    Arc::new(bound)
+}
+
+/// The jump targets of a chain's rules, resolved against `ids`.
+fn resolve(
+    kind: TableKind,
+    c: &Chain,
+    ids: &im::HashMap<String, ChainId>,
+    is_builtin: impl Fn(ChainId) -> bool,
+    errors: &mut Vec<Error>,
+) -> Arc<[Option<ChainId>]> {
+    c.rules
+        .iter()
+        .map(|r| match &r.target {
+            Target::Jump(name) | Target::Goto(name) => match ids.get(name.as_str()).copied() {
+                Some(id) if is_builtin(id) => {
+                    errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
+                    None
+                }
+                Some(id) => Some(id),
+                None => {
                     errors.push(err(
                         r,
                         true,
-                        &t.chains[start].name,
-                        format!(
-                            "chains reached from `{}' nest {} levels deep; the limit is {MAX_DEPTH}",
-                            t.chains[start].name, height[start]
-                        ),
+                        name,
+                        format!("chain `{name}' does not exist in table `{kind}' (and is not a known target)"),
                     ));
+                    None
                 }
-            }
-        }
-        // Per-rule checks: table, hooks, ipsets.
-        let mut chains = Vec::with_capacity(n);
-        let kind = t.kind;
-        for (ci, c) in t.chains.into_iter().enumerate() {
-            let hm = hook_mask[ci];
-            let mut rules = Vec::with_capacity(c.rules.len());
-            for (ri, owned) in c.rules.into_iter().enumerate() {
-                let r = &owned;
-                if let Some(tab) = r.target.table() {
-                    if tab != kind {
-                        errors.push(err(
-                            r,
-                            true,
-                            r.target.name(),
-                            format!("target `{}' is only valid in the `{tab}' table", r.target.name()),
-                        ));
-                    }
-                }
-                let allowed = r.target.allowed_hooks();
-                if hm & !allowed != 0 {
-                    errors.push(err(
-                        r,
-                        true,
-                        r.target.name(),
-                        format!(
-                            "target `{}' is only valid in {}, but chain `{}' is reachable from {}",
-                            r.target.name(),
-                            hook_names(allowed),
-                            c.name,
-                            hook_names(hm)
-                        ),
-                    ));
-                }
-                for m in &r.matches {
-                    let allowed = m.allowed_hooks();
-                    if hm & !allowed != 0 {
-                        errors.push(err(
-                            r,
-                            false,
-                            m.name(),
-                            format!("match `{}' with these options is only valid in {}, but chain `{}' is reachable from {}", m.name(), hook_names(allowed), c.name, hook_names(hm)),
-                        ));
-                    }
-                    if let Match::Set(s) = m {
-                        if !env.ipsets.contains(&s.name) {
-                            errors.push(err(
-                                r,
-                                false,
-                                &s.name,
-                                format!("ipset `{}' is not defined in the config", s.name),
-                            ));
-                        }
-                    }
-                }
-                let mut rule = owned;
-                let mut bind_errors = Vec::new();
-                for m in &mut rule.matches {
-                    if let Match::Wasm(w) = m {
-                        if let Err(msg) = env.bind(w, false) {
-                            bind_errors.push((false, w.name.clone(), msg));
-                        }
-                    }
-                }
-                if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
-                    if let Err(msg) = env.bind(w, true) {
-                        bind_errors.push((true, w.name.clone(), msg));
-                    }
-                }
-                for (at_target, token, msg) in bind_errors {
-                    errors.push(err(&rule, at_target, &token, msg));
-                }
-                let tests_len = rule.matches.iter().filter(|m| !matches!(m, Match::Comment(_))).count() as u16;
-                let iface_at = if rule.in_iface.is_some() || rule.out_iface.is_some() {
-                    next_iface += 1;
-                    next_iface - 1
-                } else {
-                    u32::MAX
-                };
-                rules.push(ValidRule {
-                    rule,
-                    jump: jumps[ci][ri],
-                    id: next_id,
-                    tests_at: next_test,
-                    tests_len,
-                    iface_at,
-                });
-                next_id += 1;
-                next_test += u32::from(tests_len);
-            }
-            chains.push(ValidChain {
-                name: c.name,
-                policy: c.policy,
-                counter: c.counter,
-                rules,
-                hooks: hm,
-            });
-        }
-        let mut entry_arr = [None; 5];
-        for (h, i) in entry {
-            entry_arr[h as usize] = Some(ChainId(i as u32));
-        }
-        tables[t.kind.index()] = Some(ValidTable {
-            kind: t.kind,
-            chains,
-            entry: entry_arr,
-        });
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Validates `rs` against `env`; returns every error found.
+pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
+    let mut errors = Vec::new();
+    let mut tables: [Option<ValidTable>; 5] = Default::default();
+    let mut rule_count = 0;
+    for t in rs.tables.iter().flatten() {
+        rule_count += t.rule_count();
+        tables[t.kind.index()] = Some(validate_table(t, env, &mut errors));
     }
     if errors.is_empty() {
         Ok(ValidRuleset {
             tables,
-            rule_count: next_id as usize,
+            rule_count,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            delta: None,
         })
     } else {
         Err(Errors(errors))
     }
+}
+
+/// As [`validate`], taking the rules over (kept for callers that own them; the source form is
+/// persistent, so this copies nothing either way).
+pub fn validate_owned(rs: Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
+    validate(&rs, env)
+}
+
+/// One whole table.
+fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
+    let kind = t.kind;
+    // Bind plugin rules; the bound chains are the table's source from now on.
+    let mut src = t.clone();
+    let with_plugins: Vec<String> = t.chains().filter(|c| has_plugins(c)).map(|c| c.name.clone()).collect();
+    for n in with_plugins {
+        let bound = bind_chain(t.chain_arc(&n).expect("listed"), env, errors);
+        if let Some(c) = src.chain_mut(&n) {
+            *c = Arc::unwrap_or_clone(bound);
+        }
+    }
+    // Slots: built-ins first, then user chains by name.
+    let chains: Vec<Arc<Chain>> = src
+        .builtin_chains()
+        .iter()
+        .chain(src.user_chains().values())
+        .cloned()
+        .collect();
+    let n = chains.len();
+    let builtins = src.builtin_chains().len();
+    let ids: im::HashMap<String, ChainId> = chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.clone(), ChainId(i as u32)))
+        .collect();
+    let jumps: Vec<Arc<[Option<ChainId>]>> = chains
+        .iter()
+        .map(|c| resolve(kind, c, &ids, |id| (id.0 as usize) < builtins, errors))
+        .collect();
+    // Reachability and loops, walking from each built-in chain; then depth over the
+    // walk's topological order.
+    let mut hooks = vec![0 as HookMask; n];
+    let mut in_loop = vec![false; n];
+    let mut topo: Vec<usize> = Vec::new();
+    let mut done = vec![false; n];
+    let entry: Vec<(Hook, usize)> = kind
+        .builtin_hooks()
+        .iter()
+        .filter_map(|h| chains.iter().position(|c| c.name == h.chain_name()).map(|i| (*h, i)))
+        .collect();
+    for &(hook, start) in &entry {
+        // Colours per walk: 0 unseen, 1 on the current path, 2 done.
+        let mut colour = vec![0u8; n];
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        colour[start] = 1;
+        hooks[start] |= hook.bit();
+        while let Some(&mut (c, ref mut next)) = path.last_mut() {
+            let Some((k, j)) = jumps[c]
+                .iter()
+                .enumerate()
+                .skip(*next)
+                .find_map(|(k, j)| j.map(|j| (k, j.0 as usize)))
+            else {
+                colour[c] = 2;
+                if !done[c] {
+                    done[c] = true;
+                    topo.push(c);
+                }
+                path.pop();
+                continue;
+            };
+            *next = k + 1;
+            match colour[j] {
+                1 => {
+                    if !in_loop[j] {
+                        in_loop[j] = true;
+                        let mut names: Vec<&str> = path
+                            .iter()
+                            .skip_while(|&&(p, _)| p != j)
+                            .map(|&(p, _)| chains[p].name.as_str())
+                            .collect();
+                        names.push(&chains[j].name);
+                        let r = &chains[c].rules[k];
+                        errors.push(err(
+                            r,
+                            true,
+                            &chains[j].name,
+                            format!("loop in table `{kind}': {}", names.join(" -> ")),
+                        ));
+                    }
+                }
+                2 => hooks[j] |= hook.bit() | hooks[c],
+                _ => {
+                    colour[j] = 1;
+                    hooks[j] |= hook.bit();
+                    path.push((j, 0));
+                }
+            }
+        }
+    }
+    // A chain first finished last in no walk is still after its callees in `topo`: callers
+    // come later, so walking `topo` backwards visits callers before callees.
+    let mut depth = vec![0usize; n];
+    let mut too_deep = false;
+    if !in_loop.iter().any(|l| *l) {
+        for &c in topo.iter().rev() {
+            for (k, j) in jumps[c].iter().enumerate() {
+                let Some(j) = j else { continue };
+                let j = j.0 as usize;
+                hooks[j] |= hooks[c];
+                if depth[c] + 1 > depth[j] {
+                    depth[j] = depth[c] + 1;
+                    if depth[j] >= MAX_DEPTH && !too_deep {
+                        too_deep = true;
+                        errors.push(err(
+                            &chains[c].rules[k],
+                            true,
+                            &chains[j].name,
+                            format!(
+                                "chains reached from a built-in chain nest {} levels deep at `{}'; the limit is {MAX_DEPTH}",
+                                depth[j] + 1,
+                                chains[j].name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut refs: Slots<u32> = Slots::default();
+    for _ in 0..n {
+        refs.push(0);
+    }
+    for js in &jumps {
+        for j in js.iter().flatten() {
+            let i = j.0 as usize;
+            refs.set(i, Some(refs.get(i).copied().unwrap_or(0) + 1));
+        }
+    }
+    let mut slots: Slots<Arc<ValidChain>> = Slots::default();
+    for (i, c) in chains.into_iter().enumerate() {
+        for r in &c.rules {
+            check_rule(kind, &c.name, hooks[i], r, env, errors);
+        }
+        slots.push(Arc::new(ValidChain {
+            src: c,
+            jumps: jumps[i].clone(),
+            hooks: hooks[i],
+            depth: depth[i].min(255) as u8,
+        }));
+    }
+    let mut entry_arr = [None; 5];
+    for (h, i) in entry {
+        entry_arr[h as usize] = Some(ChainId(i as u32));
+    }
+    ValidTable {
+        kind,
+        src,
+        slots,
+        ids,
+        refs,
+        free: Vec::new(),
+        entry: entry_arr,
+    }
+}
+
+/// Validates `next`, the next version of `base`'s source, doing work in proportion to what
+/// changed (see the module header). The result shares every unchanged chain with `base` and
+/// records which slots changed, for the engine.
+pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
+    let mut tables: [Option<ValidTable>; 5] = Default::default();
+    let mut delta = Delta {
+        parent: base.generation,
+        ..Delta::default()
+    };
+    for k in TableKind::ALL {
+        let i = k.index();
+        let Some(nt) = next.table(k) else { continue };
+        let incremental = base.table(k).and_then(|bt| change_table(bt, nt, env));
+        match incremental {
+            Some((t, changed)) => {
+                delta.changed[i] = changed;
+                tables[i] = Some(t);
+            }
+            None => {
+                // Validated whole: the exact answer, errors and all.
+                let mut errors = Vec::new();
+                let t = validate_table(nt, env, &mut errors);
+                if !errors.is_empty() {
+                    // Every error of every table, as a whole validation reports them.
+                    return Err(match validate(next, env) {
+                        Err(e) => e,
+                        Ok(_) => Errors(errors),
+                    });
+                }
+                delta.whole[i] = true;
+                tables[i] = Some(t);
+            }
+        }
+    }
+    let rule_count = tables.iter().flatten().map(|t| t.src.rule_count()).sum();
+    Ok(ValidRuleset {
+        tables,
+        rule_count,
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        delta: Some(delta),
+    })
+}
+
+/// The incremental path for one table: `None` when the change is large or when it would
+/// refuse (the caller then validates the table whole, for the exact answer).
+fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, Vec<ChainId>)> {
+    let kind = bt.kind;
+    // What changed: built-ins by position, user chains by the persistent maps' diff, which
+    // skips shared subtrees.
+    let mut updated: Vec<Arc<Chain>> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    for (a, b) in bt.src.builtin_chains().iter().zip(nt.builtin_chains()) {
+        if !Arc::ptr_eq(a, b) {
+            updated.push(b.clone());
+        }
+    }
+    let limit = (bt.src.chain_count() / 4).max(64);
+    for d in bt.src.user_chains().diff(nt.user_chains()) {
+        match d {
+            im::ordmap::DiffItem::Add(_, c) => updated.push(c.clone()),
+            im::ordmap::DiffItem::Update { new: (_, c), .. } => updated.push(c.clone()),
+            im::ordmap::DiffItem::Remove(name, _) => removed.push(name.clone()),
+        }
+        if updated.len() + removed.len() > limit {
+            return None;
+        }
+    }
+    let mut t = bt.clone();
+    t.src = nt.clone();
+    let mut errors = Vec::new();
+    let mut changed: Vec<ChainId> = Vec::new();
+    // Drop the references of every chain version that goes away.
+    let unref = |t: &mut ValidTable, id: ChainId| {
+        let jumps = t.get(id).map(|c| c.jumps.clone());
+        for j in jumps.iter().flat_map(|js| js.iter().flatten()) {
+            let i = j.0 as usize;
+            let n = t.refs.get(i).copied().unwrap_or(0);
+            t.refs.set(i, Some(n.saturating_sub(1)));
+        }
+    };
+    for name in &removed {
+        let id = bt.id_of(name)?;
+        unref(&mut t, id);
+    }
+    // Slots for new chains; removed ones are freed after their references are checked.
+    let mut new_ids = Vec::new();
+    for c in &updated {
+        match t.id_of(&c.name) {
+            Some(id) => {
+                unref(&mut t, id);
+                new_ids.push(id);
+            }
+            None => {
+                let id = match t.free.pop() {
+                    Some(i) => ChainId(i),
+                    None => ChainId(t.slots.len().max(t.refs.len()) as u32),
+                };
+                t.ids.insert(c.name.clone(), id);
+                if t.refs.get(id.0 as usize).is_none() {
+                    t.refs.set(id.0 as usize, Some(0));
+                }
+                new_ids.push(id);
+            }
+        }
+    }
+    for name in &removed {
+        if t.id_of(name).is_some() && nt.has_chain(name) {
+            continue;
+        }
+        t.ids.remove(name);
+    }
+    // The new versions: bound, jumps resolved, references counted.
+    let builtins = t.entry;
+    let is_builtin = |id: ChainId| builtins.contains(&Some(id));
+    let mut fresh: Vec<(ChainId, Arc<ValidChain>)> = Vec::new();
+    for (c, &id) in updated.iter().zip(&new_ids) {
+        let src = bind_chain(c, env, &mut errors);
+        if !Arc::ptr_eq(&src, c) {
+            if let Some(m) = t.src.chain_mut(&src.name) {
+                *m = (*src).clone();
+            }
+        }
+        let jumps = resolve(kind, &src, &t.ids, is_builtin, &mut errors);
+        for j in jumps.iter().flatten() {
+            let i = j.0 as usize;
+            t.refs.set(i, Some(t.refs.get(i).copied().unwrap_or(0) + 1));
+        }
+        let (hooks, depth) = t.get(id).map_or((0, 0), |old| (old.hooks, old.depth));
+        fresh.push((
+            id,
+            Arc::new(ValidChain {
+                src,
+                jumps,
+                hooks,
+                depth,
+            }),
+        ));
+    }
+    if !errors.is_empty() {
+        return None;
+    }
+    for (id, c) in &fresh {
+        t.slots.set(id.0 as usize, Some(c.clone()));
+        changed.push(*id);
+    }
+    // Removed chains: nothing may still jump to them.
+    for name in &removed {
+        if nt.has_chain(name) {
+            continue;
+        }
+        let id = bt.id_of(name)?;
+        if t.refs.get(id.0 as usize).copied().unwrap_or(0) > 0 {
+            return None;
+        }
+        t.slots.set(id.0 as usize, None);
+        t.free.push(id.0);
+        changed.push(id);
+    }
+    // Push hooks and depth along the jumps of the changed chains; check the rules of every
+    // chain whose hooks grew.
+    let mut work: Vec<ChainId> = fresh.iter().map(|(id, _)| *id).collect();
+    let mut check: Vec<ChainId> = work.clone();
+    let mut steps = 0usize;
+    while let Some(id) = work.pop() {
+        steps += 1;
+        if steps > limit * 8 {
+            return None;
+        }
+        let c = t.get(id)?.clone();
+        if c.hooks == 0 {
+            continue;
+        }
+        for j in c.jumps.iter().flatten() {
+            let child = t.get(*j)?.clone();
+            let hooks = child.hooks | c.hooks;
+            let depth = child.depth.max(c.depth + 1);
+            if usize::from(depth) >= MAX_DEPTH {
+                // Too deep, or a loop (depth grows around it): the exact answer decides.
+                return None;
+            }
+            if hooks != child.hooks || depth != child.depth {
+                let mut grown = (*child).clone();
+                grown.hooks = hooks;
+                grown.depth = depth;
+                t.slots.set(j.0 as usize, Some(Arc::new(grown)));
+                work.push(*j);
+                if hooks != child.hooks {
+                    check.push(*j);
+                }
+                changed.push(*j);
+            }
+        }
+    }
+    for id in check {
+        let c = t.get(id)?;
+        if !c.src.rules.iter().all(|r| rule_ok(kind, c.hooks, r, env)) {
+            return None;
+        }
+    }
+    changed.sort_unstable();
+    changed.dedup();
+    Some((t, changed))
 }
 
 #[cfg(test)]
