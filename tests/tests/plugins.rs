@@ -1037,3 +1037,26 @@ fn plugins_that_fail_now_and_then_or_are_slow_are_disabled_by_their_budget() {
         "it never failed, it was only slow"
     );
 }
+
+/// Validating the same rules again and again (every change re-validates what it touches)
+/// does not use up a plugin's 65,536 handles: rules with the same `--args` share one.
+#[test]
+fn revalidation_does_not_use_up_handles() {
+    let ps = plugins(&[("udp", wat(MATCH_UDP), fast())]).unwrap();
+    let env = Env {
+        ipsets: Default::default(),
+        plugins: Some(ps.clone()),
+    };
+    let rules = "*filter\n-A FORWARD -m wasm --plugin udp --args a -j ACCEPT\n-A FORWARD -m wasm --plugin udp --args b -j DROP\nCOMMIT\n";
+    let rs = restore(&Ruleset::default(), rules, "plugins.rules", false).unwrap();
+    for n in 0..70_000 {
+        validate(&rs, &env).unwrap_or_else(|e| panic!("validation {n}: {e}"));
+    }
+    // And a rule whose `--args` differ still gets a handle of its own and works.
+    let mut l = lab(
+        &ps,
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin udp --args c -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+}

@@ -13,7 +13,8 @@
 //! names replaced), `conntrack` (`args`: `-L|-F|-D [FILTER...]`), `stats`, `reload` (re-read
 //! the config's plugins and rules) or `flush-all` (no tables and no ipsets: a fresh
 //! namespace's state). The answer is one JSON line, `{"v":1,"code":N,"stdout":"...","stderr":"..."}`, and
-//! the server closes the connection.
+//! the server closes the connection. (`work_us` in the answer: how long the router worked on
+//! it; `RTROUTER_TIMING=1` makes the client print it.)
 //!
 //! Limits: a request whose `input_len` exceeds `[control] max_request_mib` is refused before
 //! any of it is read; a client silent for `read_timeout_secs` is dropped; at most
@@ -66,6 +67,9 @@ pub struct Response {
     pub v: u32,
     #[serde(flatten)]
     pub out: Output,
+    /// Microseconds the router worked on the request (under its transaction lock).
+    #[serde(default)]
+    pub work_us: u64,
 }
 
 /// The control plane's own state: the transaction lock every change holds from reading the
@@ -155,8 +159,17 @@ pub async fn serve(dp: Arc<Dataplane>, listener: UnixListener) -> io::Result<()>
     }
 }
 
-async fn reply(mut s: UnixStream, out: Output) -> io::Result<()> {
-    let mut line = serde_json::to_vec(&Response { v: VERSION, out }).map_err(io::Error::other)?;
+async fn reply(s: UnixStream, out: Output) -> io::Result<()> {
+    reply_timed(s, out, 0).await
+}
+
+async fn reply_timed(mut s: UnixStream, out: Output, work_us: u64) -> io::Result<()> {
+    let mut line = serde_json::to_vec(&Response {
+        v: VERSION,
+        out,
+        work_us,
+    })
+    .map_err(io::Error::other)?;
     line.push(b'\n');
     s.write_all(&line).await?;
     s.shutdown().await
@@ -221,15 +234,26 @@ async fn handle(dp: &Arc<Dataplane>, s: UnixStream) -> io::Result<()> {
         input.extend_from_slice(&chunk[..n]);
     }
     let dp2 = dp.clone();
-    let out = tokio::task::spawn_blocking(move || run(&dp2, &req, &input))
-        .await
-        .unwrap_or_else(|e| Output::fail(1, format!("rtrouter: request failed: {e}")));
-    reply(r.into_inner(), out).await
+    let (out, work_us) = tokio::task::spawn_blocking(move || {
+        let _txn = crate::eval::state::lock(&dp2.control.txn);
+        let t0 = std::time::Instant::now();
+        let out = run_locked(&dp2, &req, &input);
+        let us = t0.elapsed().as_micros() as u64;
+        tracing::debug!("{} {:?}: {us} µs", req.cmd, req.args);
+        (out, us)
+    })
+    .await
+    .unwrap_or_else(|e| (Output::fail(1, format!("rtrouter: request failed: {e}")), 0));
+    reply_timed(r.into_inner(), out, work_us).await
 }
 
 /// Runs one request under the transaction lock.
 pub fn run(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
     let _txn = crate::eval::state::lock(&dp.control.txn);
+    run_locked(dp, req, input)
+}
+
+fn run_locked(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
     let text = match std::str::from_utf8(input) {
         Ok(t) => t,
         Err(e) => {
@@ -281,9 +305,16 @@ impl frontend::Live for LiveRouter<'_> {
     }
 
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
+        let t0 = std::time::Instant::now();
         let base = self.0.router.engine().rules().clone();
         let valid = validate_change(&base, &rs, &self.env()).map_err(|e| e.to_string())?;
+        let t1 = std::time::Instant::now();
         self.0.router.swap_rules(valid);
+        tracing::debug!(
+            "commit: validated in {:?}, compiled and swapped in {:?}",
+            t1 - t0,
+            t1.elapsed()
+        );
         Ok(())
     }
 
@@ -497,6 +528,9 @@ pub fn request(path: &Path, cmd: &str, args: &[String], input: &[u8], input_name
     std::io::BufReader::new(s).read_line(&mut line).map_err(io)?;
     let resp: Response =
         serde_json::from_str(&line).map_err(|e| format!("unexpected answer from {}: {e}", path.display()))?;
+    if std::env::var_os("RTROUTER_TIMING").is_some() {
+        eprintln!("rtrouter: router work {} µs", resp.work_us);
+    }
     Ok(resp.out)
 }
 

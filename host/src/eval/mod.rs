@@ -405,6 +405,9 @@ impl Engine {
             EngineKind::Compiled => classify::ChainIndex::build(c.rules()).map(Arc::new),
         };
         let mut chains: [Slots<Arc<CompiledChain>>; 5] = Default::default();
+        // The most `recent` timestamps any rule looks back over: kept as the previous
+        // generation's (it only ever grows) plus what the recompiled chains need.
+        let mut recent_keep = state::RECENT_STAMPS;
         // A derived generation: start from the previous engine's chains, replace what changed.
         let derived = prev.filter(|p| {
             !fresh_state && p.kind == kind && rules.delta.as_ref().is_some_and(|d| d.parent == p.rules.generation)
@@ -426,12 +429,14 @@ impl Engine {
                                     continue;
                                 }
                                 let cc = Arc::new(CompiledChain::build(vc, &env, topo, index(vc)));
+                                recent_keep = recent_keep.max(cc.recent_keep);
                                 slots.set(i, Some(cc));
                             }
                             None => slots.set(i, None),
                         }
                     }
                     chains[k] = slots;
+                    recent_keep = recent_keep.max(p.recent_keep);
                 }
                 _ => {
                     let mut slots = Slots::default();
@@ -443,19 +448,14 @@ impl Engine {
                             .filter(|cc| Arc::ptr_eq(&cc.from, vc))
                             .and_then(|cc| cc.index.clone());
                         let ix = if reuse.is_some() { reuse } else { index(vc) };
-                        slots.set(id, Some(Arc::new(CompiledChain::build(vc, &env, topo, ix))));
+                        let cc = CompiledChain::build(vc, &env, topo, ix);
+                        recent_keep = recent_keep.max(cc.recent_keep);
+                        slots.set(id, Some(Arc::new(cc)));
                     }
                     chains[k] = slots;
                 }
             }
         }
-        let recent_keep = chains
-            .iter()
-            .flat_map(|s| s.iter())
-            .map(|(_, c)| c.recent_keep)
-            .max()
-            .unwrap_or(0)
-            .max(state::RECENT_STAMPS);
         Engine {
             rules,
             kind,

@@ -155,7 +155,11 @@ fn row(out: &mut String, r: &Rule, n: usize, f: &Format) {
 pub fn list(t: &Table, chain: Option<&str>, rulenum: Option<usize>, f: &Format) -> String {
     let mut out = String::new();
     let mut first = true;
-    for c in t.chains().filter(|c| chain.is_none_or(|n| n == c.name)) {
+    let chains: Vec<&crate::ruleset::Chain> = match chain {
+        Some(n) => t.chain(n).into_iter().collect(),
+        None => t.chains().collect(),
+    };
+    for c in chains {
         if rulenum.is_none() {
             if !first {
                 out.push('\n');
@@ -218,7 +222,12 @@ fn rule_line(r: &Rule, chain: &str, verbose: bool) -> String {
 /// `iptables -S [chain [rulenum]]`.
 pub fn list_rules(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbose: bool) -> String {
     let mut out = String::new();
-    let chains = || t.chains().filter(|c| chain.is_none_or(|n| n == c.name));
+    let chains = || -> Vec<&crate::ruleset::Chain> {
+        match chain {
+            Some(n) => t.chain(n).into_iter().collect(),
+            None => t.chains().collect(),
+        }
+    };
     if rulenum.is_none() {
         for c in chains() {
             match c.policy {

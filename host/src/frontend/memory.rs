@@ -130,6 +130,15 @@ mod tests {
             "iptables: Chain already exists.\n"
         );
         assert_eq!(go(&m, Tool::Iptables, "-X nope", "").0, 1);
+        // A chain something jumps to stays; so does one with rules.
+        assert_eq!(go(&m, Tool::Iptables, "-A INPUT -j a", "").0, 0);
+        let (c, e) = go(&m, Tool::Iptables, "-X a", "");
+        assert_eq!(c, 1, "{e}");
+        assert!(e.contains("`a' does not exist"), "{e}");
+        assert_eq!(go(&m, Tool::Iptables, "-D INPUT -j a", "").0, 0);
+        assert_eq!(go(&m, Tool::Iptables, "-A a -j ACCEPT", "").0, 0);
+        assert_eq!(go(&m, Tool::Iptables, "-X a", "").1, "iptables: Directory not empty.\n");
+        assert_eq!(go(&m, Tool::Iptables, "-F a", "").0, 0);
         assert_eq!(go(&m, Tool::Iptables, "-L nope", "").0, 1);
         assert_eq!(go(&m, Tool::Iptables, "-A INPUT -p nope", "").0, 2);
         let (c, e) = go(&m, Tool::Restore, "", "*filter\n-A INPUT -j nowhere\nCOMMIT\n");

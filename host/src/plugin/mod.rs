@@ -1086,6 +1086,12 @@ impl PluginBinder for Plugins {
         if !target && !p.has_match {
             return Err(format!("plugin `{name}' has no match (it exports no rtrouter_match)"));
         }
+        // Rules with the same `--args` share a handle: a rule's value is built from its
+        // arguments alone (`Match::new(args)`), so sharing is invisible, and a ruleset changed
+        // and re-validated again and again does not use up handles.
+        if let Some(h) = crate::eval::state::lock(&p.rules).iter().position(|a| a == args) {
+            return Ok(handle(idx, h as u32));
+        }
         let local = {
             let mut rules = crate::eval::state::lock(&p.rules);
             if rules.len() > 0xffff {

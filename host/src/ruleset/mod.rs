@@ -182,11 +182,23 @@ impl PartialEq for Chain {
 /// a copy costs O(1) and a change copies only the chains it touches and O(log n) of the map.
 /// That is what lets a transaction work on a copy of a 400,000-chain table and what lets
 /// validation find the chains a change touched by comparing two versions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Table {
     pub kind: TableKind,
     builtins: Vec<Arc<Chain>>,
     user: im::OrdMap<String, Arc<Chain>>,
+    /// The change log: which version this table descends from (0: none known) and the names
+    /// of the chains changed since (`None`: too many, or all). Validation starts every table
+    /// it accepts a new log, so the next change is found without comparing the tables.
+    pub(crate) lineage: u64,
+    pub(crate) dirty: Option<im::HashSet<String>>,
+}
+
+impl PartialEq for Table {
+    /// Equal contents; the change log does not count.
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind && self.builtins == o.builtins && self.user == o.user
+    }
 }
 
 impl Table {
@@ -207,6 +219,25 @@ impl Table {
                 })
                 .collect(),
             user: im::OrdMap::new(),
+            lineage: 0,
+            dirty: None,
+        }
+    }
+
+    /// Records that chain `name` changed.
+    fn touch(&mut self, name: &str) {
+        if let Some(d) = &mut self.dirty {
+            d.insert(name.to_string());
+        }
+    }
+
+    /// The chains changed since this table's version `lineage` was validated; `None` when
+    /// unknown.
+    pub(crate) fn changed_since(&self, lineage: u64) -> Option<&im::HashSet<String>> {
+        if self.lineage != 0 && self.lineage == lineage {
+            self.dirty.as_ref()
+        } else {
+            None
         }
     }
 
@@ -224,6 +255,9 @@ impl Table {
 
     /// The chain, for a change (copied first if another version shares it).
     pub fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        if self.has_chain(name) {
+            self.touch(name);
+        }
         if let Some(c) = self.builtins.iter_mut().find(|c| c.name == name) {
             return Some(Arc::make_mut(c));
         }
@@ -259,6 +293,8 @@ impl Table {
 
     /// Changes every chain (each copied first if shared).
     pub fn for_each_chain_mut(&mut self, mut f: impl FnMut(&mut Chain)) {
+        // Every chain may change: the log cannot say less.
+        self.dirty = None;
         for c in &mut self.builtins {
             f(Arc::make_mut(c));
         }
@@ -287,12 +323,14 @@ impl Table {
     /// Puts a user chain in under its name.
     pub fn insert_user_chain(&mut self, chain: Chain) -> &mut Chain {
         let name = chain.name.clone();
+        self.touch(&name);
         self.user.insert(name.clone(), Arc::new(chain));
         Arc::make_mut(self.user.get_mut(&name).expect("just inserted"))
     }
 
     /// Removes a user chain; `None` when there is none of that name.
     pub fn remove_user_chain(&mut self, name: &str) -> Option<Arc<Chain>> {
+        self.touch(name);
         self.user.remove(name)
     }
 

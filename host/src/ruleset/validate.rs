@@ -119,6 +119,8 @@ pub struct ValidTable {
     pub(crate) free: Vec<u32>,
     /// The built-in chain of each hook, by `Hook as usize`.
     pub(crate) entry: [Option<ChainId>; 5],
+    /// How many rules the table holds.
+    pub(crate) rules: usize,
 }
 
 impl ValidTable {
@@ -170,6 +172,12 @@ pub(crate) struct Delta {
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Starts a new change log on a validated table's source.
+fn new_log(t: &mut Table) {
+    t.lineage = GENERATION.fetch_add(1, Ordering::Relaxed);
+    t.dirty = Some(im::HashSet::new());
+}
 
 /// A ruleset that passed validation. Immutable; shared behind an `Arc` and swapped whole, but
 /// built from the previous one sharing every chain a change did not touch.
@@ -533,7 +541,10 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
     for (h, i) in entry {
         entry_arr[h as usize] = Some(ChainId(i as u32));
     }
+    new_log(&mut src);
+    let rules = src.rule_count();
     ValidTable {
+        rules,
         kind,
         src,
         slots,
@@ -553,14 +564,19 @@ pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result
         parent: base.generation,
         ..Delta::default()
     };
+    let mut rule_count = 0usize;
     for k in TableKind::ALL {
         let i = k.index();
         let Some(nt) = next.table(k) else { continue };
-        let incremental = base.table(k).and_then(|bt| change_table(bt, nt, env));
+        let incremental = base.table(k).and_then(|bt| change_table(bt, nt, env).map(|r| (bt, r)));
         match incremental {
-            Some((t, changed)) => {
+            Some((bt, (t, changed, rules_delta))) => {
+                rule_count += (bt.rules as isize + rules_delta).max(0) as usize;
                 delta.changed[i] = changed;
-                tables[i] = Some(t);
+                tables[i] = Some(ValidTable {
+                    rules: (bt.rules as isize + rules_delta).max(0) as usize,
+                    ..t
+                });
             }
             None => {
                 // Validated whole: the exact answer, errors and all.
@@ -574,11 +590,11 @@ pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result
                     });
                 }
                 delta.whole[i] = true;
+                rule_count += t.rules;
                 tables[i] = Some(t);
             }
         }
     }
-    let rule_count = tables.iter().flatten().map(|t| t.src.rule_count()).sum();
     Ok(ValidRuleset {
         tables,
         rule_count,
@@ -589,30 +605,55 @@ pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result
 
 /// The incremental path for one table: `None` when the change is large or when it would
 /// refuse (the caller then validates the table whole, for the exact answer).
-fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, Vec<ChainId>)> {
+fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, Vec<ChainId>, isize)> {
     let kind = bt.kind;
     // What changed: built-ins by position, user chains by the persistent maps' diff, which
     // skips shared subtrees.
     let mut updated: Vec<Arc<Chain>> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
-    for (a, b) in bt.src.builtin_chains().iter().zip(nt.builtin_chains()) {
-        if !Arc::ptr_eq(a, b) {
-            updated.push(b.clone());
-        }
-    }
     let limit = (bt.src.chain_count() / 4).max(64);
-    for d in bt.src.user_chains().diff(nt.user_chains()) {
-        match d {
-            im::ordmap::DiffItem::Add(_, c) => updated.push(c.clone()),
-            im::ordmap::DiffItem::Update { new: (_, c), .. } => updated.push(c.clone()),
-            im::ordmap::DiffItem::Remove(name, _) => removed.push(name.clone()),
+    match nt.changed_since(bt.src.lineage) {
+        // The change log of a table derived from this one names what changed.
+        Some(dirty) => {
+            if dirty.len() > limit {
+                return None;
+            }
+            for name in dirty {
+                match (bt.src.chain_arc(name), nt.chain_arc(name)) {
+                    (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {}
+                    (_, Some(b)) => updated.push(b.clone()),
+                    (Some(_), None) => removed.push(name.clone()),
+                    (None, None) => {}
+                }
+            }
+            // In name order, as the comparison below finds them (slots of new chains then
+            // do not depend on the log's order).
+            updated.sort_by(|a, b| a.name.cmp(&b.name));
+            removed.sort();
         }
-        if updated.len() + removed.len() > limit {
-            return None;
+        // Otherwise compare the persistent maps (shared subtrees skipped) and the built-ins.
+        None => {
+            for (a, b) in bt.src.builtin_chains().iter().zip(nt.builtin_chains()) {
+                if !Arc::ptr_eq(a, b) {
+                    updated.push(b.clone());
+                }
+            }
+            for d in bt.src.user_chains().diff(nt.user_chains()) {
+                match d {
+                    im::ordmap::DiffItem::Add(_, c) => updated.push(c.clone()),
+                    im::ordmap::DiffItem::Update { new: (_, c), .. } => updated.push(c.clone()),
+                    im::ordmap::DiffItem::Remove(name, _) => removed.push(name.clone()),
+                }
+                if updated.len() + removed.len() > limit {
+                    return None;
+                }
+            }
         }
     }
     let mut t = bt.clone();
     t.src = nt.clone();
+    new_log(&mut t.src);
+    let mut rules_delta: isize = 0;
     let mut errors = Vec::new();
     let mut changed: Vec<ChainId> = Vec::new();
     // Drop the references of every chain version that goes away.
@@ -626,13 +667,16 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     };
     for name in &removed {
         let id = bt.id_of(name)?;
+        rules_delta -= bt.get(id).map_or(0, |c| c.rules().len()) as isize;
         unref(&mut t, id);
     }
     // Slots for new chains; removed ones are freed after their references are checked.
     let mut new_ids = Vec::new();
     for c in &updated {
+        rules_delta += c.rules.len() as isize;
         match t.id_of(&c.name) {
             Some(id) => {
+                rules_delta -= t.get(id).map_or(0, |c| c.rules().len()) as isize;
                 unref(&mut t, id);
                 new_ids.push(id);
             }
@@ -745,7 +789,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     }
     changed.sort_unstable();
     changed.dedup();
-    Some((t, changed))
+    Some((t, changed, rules_delta))
 }
 
 #[cfg(test)]
