@@ -130,6 +130,8 @@ impl Stats {
 #[derive(Debug)]
 pub struct Router {
     engine: ArcSwap<Engine>,
+    /// Replaced engines are freed by the swapping thread, never by a packet worker.
+    free_on_swap: bool,
     kind: crate::eval::EngineKind,
     shared: Shared,
     plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
@@ -145,6 +147,7 @@ impl Router {
         let engine = Engine::new(rules, &shared, Arc::new(ipsets), &topo);
         Router {
             engine: ArcSwap::from_pointee(engine),
+            free_on_swap: false,
             kind: crate::eval::EngineKind::default(),
             shared,
             plugins: std::sync::Mutex::new(None),
@@ -192,14 +195,37 @@ impl Router {
         } else {
             Engine::with_kind(rules, &self.shared, cur.ipsets.clone(), &self.topo, self.kind)
         };
-        self.engine.store(Arc::new(next.with_plugins(plugins)));
+        self.publish(next.with_plugins(plugins));
+    }
+
+    /// Makes `next` the running engine. With [`Router::freeing_on_swap`] the previous one is
+    /// freed here, on the caller's (control) thread: freeing a generation can take
+    /// milliseconds (a large chain that changed), and a packet worker must never be the one
+    /// that drops the last reference. Workers hold an engine for one packet at a time, so the
+    /// wait is short; it is bounded, and after it the old engine is left to its last holder.
+    fn publish(&self, next: Engine) {
+        let old = self.engine.swap(Arc::new(next));
+        if self.free_on_swap {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+        drop(old);
+    }
+
+    /// The same router, freeing replaced engines on the thread that swaps them (the running
+    /// router; see [`Router::publish`]).
+    pub fn freeing_on_swap(mut self) -> Router {
+        self.free_on_swap = true;
+        self
     }
 
     /// Runs an engine built for this router (its shared state, ipsets and topology), e.g. one
     /// compiled ahead to time the compilation.
     pub fn swap_engine(&self, engine: Engine) {
         let plugins = crate::eval::state::lock(&self.plugins).clone();
-        self.engine.store(Arc::new(engine.with_plugins(plugins)));
+        self.publish(engine.with_plugins(plugins));
     }
 
     /// Runs the rules of `other` with its classifiers but fresh match state (each branch of a

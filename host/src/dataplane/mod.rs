@@ -74,7 +74,7 @@ impl Dataplane {
     /// removed again before returning.
     pub fn setup(cfg: &Config, router: Router) -> io::Result<Dataplane> {
         let mut dp = Dataplane {
-            router: Arc::new(router),
+            router: Arc::new(router.freeing_on_swap()),
             devices: Vec::new(),
             counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),
             created_netns: std::sync::Mutex::new(Vec::new()),
