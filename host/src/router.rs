@@ -195,6 +195,8 @@ impl Router {
         } else {
             Engine::with_kind(rules, &self.shared, cur.ipsets.clone(), &self.topo, self.kind)
         };
+        // Not a holder of the engine being replaced while it is freed.
+        drop(cur);
         self.publish(next.with_plugins(plugins));
     }
 
@@ -231,7 +233,7 @@ impl Router {
     /// Runs the rules of `other` with its classifiers but fresh match state (each branch of a
     /// trace).
     pub fn swap_fresh_of(&self, other: &Engine) {
-        let ipsets = self.engine.load().ipsets.clone();
+        let ipsets = self.engine.load_full().ipsets.clone();
         self.swap_engine(Engine::fresh_state_of(other, &self.shared, ipsets, &self.topo));
     }
 
