@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(20) {
+    match c.below(23) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -462,6 +462,27 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
                 pick(c, &["unicast", "broadcast", "multicast"])
             );
         }
+        19 => {
+            let _ = write!(
+                s,
+                " -m tos {}--tos {}",
+                neg(c),
+                pick(c, &["0x10", "Minimize-Delay", "0x00/0x3f"])
+            );
+        }
+        20 => {
+            let _ = write!(s, " -m dscp {}--dscp {}", neg(c), pick(c, &["0x00", "0x2e", "0x04"]));
+        }
+        21 => {
+            let _ = write!(
+                s,
+                " -m physdev {}",
+                pick(
+                    c,
+                    &["--physdev-is-bridged", "! --physdev-is-bridged", "! --physdev-in eth0"]
+                )
+            );
+        }
         _ => {
             let _ = write!(s, " -m set {}--match-set {} {}", neg(c), SET, pick(c, &["src", "dst"]));
         }
@@ -506,7 +527,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
     for _ in 0..c.below(4) {
         random_match(c, proto, s);
     }
-    let target = c.below(26);
+    let target = c.below(28);
     match target {
         0..4 => s.push_str(" -j ACCEPT"),
         4..6 => s.push_str(" -j DROP"),
@@ -555,6 +576,16 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
         24 if table == "raw" => s.push_str(" -j NOTRACK"),
         25 if table == "raw" => {
             let _ = write!(s, " -j CT {}", pick(c, &["--notrack", "--zone 3"]));
+        }
+        26 if table == "mangle" => {
+            let _ = write!(s, " -j DSCP --set-dscp {}", pick(c, &["0x2e", "0x00", "0x04"]));
+        }
+        27 if table == "mangle" => {
+            let _ = write!(
+                s,
+                " -j TOS --set-tos {}",
+                pick(c, &["0x10", "0x04/0x0f", "Minimize-Cost"])
+            );
         }
         _ => {}
     }
@@ -620,6 +651,7 @@ pub fn random_packet(c: &mut dyn Chance) -> (Option<&'static str>, Vec<u8>) {
     let mut b = Vec::with_capacity(96);
     let mut ip4 = Ip4::new(src, dst, 6);
     ip4.ttl = pick(c, &[64, 1, 2, 100]);
+    ip4.tos = pick(c, &[0u8, 0x10, 0xb8, 0x11, 0x40]);
     let pad: &[u8] = &[0u8; 40][..pick(c, &[0usize, 10, 40])];
     match c.below(5) {
         0 | 1 => {

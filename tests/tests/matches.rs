@@ -457,3 +457,101 @@ fn reversed_udp_range_loads_and_matches_nothing() {
     );
     assert!(rs.is_err());
 }
+
+/// A TCP packet from A to B with the TOS byte `tos`.
+fn tcp_tos(tos: u8) -> Vec<u8> {
+    let mut p = tcp(A, 1, B, 80, 2);
+    p[1] = tos;
+    refresh_checksums(&mut p);
+    p
+}
+
+#[test]
+fn tos_and_dscp() {
+    table(&[
+        ("-m tos --tos 0x10", "lan0", tcp_tos(0x10), true),
+        ("-m tos --tos 0x10", "lan0", tcp_tos(0x11), false),
+        // Names mean their value under 0x3f: ECN bits are ignored... and so is the top of DSCP.
+        ("-m tos --tos Minimize-Delay", "lan0", tcp_tos(0x10 | 0x40), true),
+        ("-m tos ! --tos Minimize-Delay", "lan0", tcp_tos(0x08), true),
+        ("-m tos --tos 0x0f/0x0f", "lan0", tcp_tos(0xff), true),
+        ("-m dscp --dscp 0x2e", "lan0", tcp_tos(0x2e << 2 | 0x01), true),
+        ("-m dscp --dscp-class EF", "lan0", tcp_tos(0xb8), true),
+        ("-m dscp --dscp-class AF11", "lan0", tcp_tos(0xb8), false),
+        ("-m dscp ! --dscp 0", "lan0", tcp_tos(0x00), false),
+    ]);
+}
+
+#[test]
+fn inputs_a_tun_router_lacks_match_as_the_kernel_without_them() {
+    // No Ethernet header: mac never matches, negated or not.
+    table(&[
+        (
+            "-m mac --mac-source 00:11:22:33:44:55",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+        (
+            "-m mac ! --mac-source 00:11:22:33:44:55",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+        // No bridge: physdev matches exactly when every given option is negated.
+        ("-m physdev --physdev-is-bridged", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-m physdev ! --physdev-is-bridged", "lan0", tcp(A, 1, B, 80, 2), true),
+        (
+            "-m physdev ! --physdev-in eth0 ! --physdev-is-in",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            true,
+        ),
+        (
+            "-m physdev ! --physdev-in eth0 --physdev-is-in",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+        // No IPsec: --pol none matches everything, --pol ipsec nothing.
+        ("-m policy --dir in --pol none", "lan0", tcp(A, 1, B, 80, 2), true),
+        ("-m policy --dir in --pol ipsec", "lan0", tcp(A, 1, B, 80, 2), false),
+        (
+            "-m policy --dir out --pol ipsec --proto esp",
+            "lan0",
+            tcp(A, 1, B, 80, 2),
+            false,
+        ),
+    ]);
+}
+
+#[test]
+fn owner_matches_the_routers_own_packets() {
+    // Forwarded packets have no socket: only fully negated owner rules match them.
+    let fwd = |spec: &str| {
+        let mut l = Lab::new(&format!("*mangle\n-A POSTROUTING {spec} -j DROP\nCOMMIT\n"));
+        l.send("lan0", &tcp(A, 1, B, 80, 2)).dropped()
+    };
+    assert!(!fwd("-m owner --uid-owner 0-4294967294"));
+    assert!(fwd("-m owner ! --uid-owner 0-4294967294"));
+    assert!(!fwd("-m owner --socket-exists"));
+    assert!(fwd("-m owner ! --socket-exists"));
+    // The router's own packets (here: a REJECT reply) are sent as the router process.
+    let uid = nix::unistd::geteuid().as_raw();
+    for (spec, want) in [
+        (format!("-m owner --uid-owner {uid}"), true),
+        (format!("-m owner ! --uid-owner {uid}"), false),
+        ("-m owner --socket-exists".to_string(), true),
+    ] {
+        let mut l = Lab::new(&format!(
+            "*filter\n-A FORWARD -j REJECT\n-A OUTPUT {spec} -j DROP\nCOMMIT\n"
+        ));
+        let s = l.send("lan0", &tcp(A, 1, B, 80, 2));
+        let dropped = matches!(s.reply, Some((_, rtrouter::router::Disposition::Drop(_))));
+        assert!(s.reply.is_some(), "{spec}: REJECT answers");
+        assert_eq!(
+            dropped, want,
+            "{spec}: the reply is dropped exactly when the rule matches"
+        );
+    }
+}

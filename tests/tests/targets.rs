@@ -481,3 +481,27 @@ fn locally_generated_packets_take_output_then_postrouting() {
     assert!(l.send_ct(None, &udp("10.0.1.1", 1, "10.0.2.1", 7), 0, None).local());
     assert!(l.send_ct(None, &udp("10.0.1.1", 1, "10.0.2.1", 8), 0, None).dropped());
 }
+
+#[test]
+fn dscp_and_tos_rewrite_the_tos_byte_with_a_valid_checksum() {
+    for (rule, tos_in, tos_out) in [
+        ("-j DSCP --set-dscp 0x2e", 0x01u8, 0xb9u8),
+        ("-j DSCP --set-dscp-class CS1", 0xb8, 0x20),
+        ("-j TOS --set-tos 0x10", 0xff, 0x10),
+        ("-j TOS --set-tos Minimize-Delay", 0xc3, 0xd0),
+        ("-j TOS --and-tos 0x0f", 0xff, 0x0f),
+        ("-j TOS --or-tos 0x10", 0x01, 0x11),
+        ("-j TOS --xor-tos 0x10", 0x11, 0x01),
+    ] {
+        let mut l = Lab::new(&format!("*mangle\n-A FORWARD {rule}\nCOMMIT\n"));
+        let mut p = tcp(A, 9, B, 80, 2);
+        p[1] = tos_in;
+        rtrouter_tests::refresh_checksums(&mut p);
+        let s = l.send("lan0", &p);
+        assert!(s.forwarded(), "{rule}");
+        assert_eq!(s.pkt[1], tos_out, "{rule}");
+        let h = rtrouter::packet::parse(&s.pkt).expect("still a valid packet");
+        assert_eq!(h.tos, tos_out);
+        rtrouter_tests::independent_checksum_check(&s.pkt).unwrap_or_else(|e| panic!("{rule}: {e}"));
+    }
+}

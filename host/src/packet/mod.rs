@@ -441,6 +441,18 @@ pub fn set_ttl(buf: &mut [u8], h: &mut Headers, ttl: u8) {
     h.ttl = ttl;
 }
 
+/// Sets the IPv4 TOS byte (DSCP and ECN), with the header checksum updated. IPv6's traffic
+/// class is left alone (the IPv4 targets never see IPv6 packets).
+pub fn set_tos(buf: &mut [u8], h: &mut Headers, tos: u8) {
+    if h.is_v4() && buf.len() >= 12 {
+        let old = [buf[0], buf[1]];
+        buf[1] = tos;
+        let new = [buf[0], buf[1]];
+        checksum::update(&mut buf[10..12], &old, &new);
+        h.tos = tos;
+    }
+}
+
 /// Recomputes the transport checksum in full (`CHECKSUM --checksum-fill`).
 pub fn fill_l4_checksum(buf: &mut [u8], h: &Headers) {
     if h.frag_off != 0 || h.more_frags {

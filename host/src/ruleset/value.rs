@@ -78,6 +78,15 @@ impl fmt::Display for Ipv4Net {
     }
 }
 
+/// `xtables_ipaddr_to_numeric` then `xtables_ipmask_to_numeric`: the address, and `/N` (or
+/// `/MASK` for a non-prefix mask) unless it is a single address.
+pub fn net_numeric(n: &Ipv4Net) -> String {
+    match n.prefix_len() {
+        Some(32) => n.addr.to_string(),
+        _ => n.to_string(),
+    }
+}
+
 /// A network address as `-s`/`-d` take it (`xtables_numeric_to_ipaddr`): one to four parts,
 /// each a number in C notation (`0x1f`, `010`), missing parts zero: `10` is `10.0.0.0`, `0/0`
 /// everything.

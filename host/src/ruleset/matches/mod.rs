@@ -16,6 +16,7 @@ pub mod addrtype;
 pub mod comment;
 pub mod connmark;
 pub mod conntrack;
+pub mod dscp;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -24,13 +25,17 @@ pub mod mac;
 pub mod mark;
 pub mod multiport;
 pub mod nfacct;
+pub mod owner;
+pub mod physdev;
 pub mod pkttype;
+pub mod policy;
 pub mod recent;
 pub mod sctp;
 pub mod set;
 pub mod state;
 pub mod statistic;
 pub mod tcp;
+pub mod tos;
 pub mod ttl;
 pub mod udp;
 pub mod wasm;
@@ -264,6 +269,11 @@ registry! {
     "recent" => Recent(recent::Recent),
     "nfacct" => Nfacct(nfacct::Nfacct),
     "mac" => Mac(mac::Mac),
+    "tos" => Tos(tos::Tos),
+    "dscp" => Dscp(dscp::Dscp),
+    "policy" => Policy(policy::Policy),
+    "physdev" => Physdev(physdev::Physdev),
+    "owner" => Owner(owner::Owner),
     "wasm" => Wasm(wasm::Plugin),
 }
 

@@ -19,9 +19,7 @@ impl TargetExt for Checksum {
         false
     }
 
-    fn owns(opt: &str) -> bool {
-        opt == "checksum-fill"
-    }
+    const OPTIONS: &'static [&'static str] = &["checksum-fill"];
 
     fn option(b: &mut bool, _: &str, _: bool, _: &mut Cursor) -> PResult<()> {
         *b = true;

@@ -26,21 +26,7 @@ impl TargetExt for ConnMark {
         None
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(
-            opt,
-            "set-xmark"
-                | "set-mark"
-                | "and-mark"
-                | "or-mark"
-                | "xor-mark"
-                | "save-mark"
-                | "restore-mark"
-                | "mask"
-                | "nfmask"
-                | "ctmask"
-        )
-    }
+    const OPTIONS: &'static [&'static str] = &["set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark", "save-mark", "restore-mark", "mask", "nfmask", "ctmask"];
 
     fn option(cm: &mut Option<ConnMark>, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

@@ -18,9 +18,7 @@ impl TargetExt for Dnat {
         (NatRange::default(), false)
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "to-destination" | "random" | "persistent")
-    }
+    const OPTIONS: &'static [&'static str] = &["to-destination", "random", "persistent"];
 
     fn option(b: &mut (NatRange, bool), opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         to_option(b, opt, c)

@@ -35,9 +35,7 @@ impl TargetExt for Log {
         }
     }
 
-    fn owns(opt: &str) -> bool {
-        opt.starts_with("log-")
-    }
+    const OPTIONS: &'static [&'static str] = &["log-level", "log-prefix", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "log-uid", "log-macdecode"];
 
     fn option(l: &mut Log, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

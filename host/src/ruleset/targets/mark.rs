@@ -19,9 +19,7 @@ impl TargetExt for Mark {
         None
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "set-xmark" | "set-mark" | "and-mark" | "or-mark" | "xor-mark")
-    }
+    const OPTIONS: &'static [&'static str] = &["set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark"];
 
     fn option(m: &mut Option<Mark>, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         if m.is_some() {

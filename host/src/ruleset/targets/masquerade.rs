@@ -18,9 +18,7 @@ impl TargetExt for Masquerade {
         NatRange::default()
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "to-ports" | "random" | "random-fully")
-    }
+    const OPTIONS: &'static [&'static str] = &["to-ports", "random", "random-fully"];
 
     fn option(r: &mut NatRange, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         ports_option(r, opt, c)

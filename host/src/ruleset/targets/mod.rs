@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod connmark;
 pub mod ct;
 pub mod dnat;
+pub mod dscp;
 pub mod log;
 pub mod mark;
 pub mod masquerade;
@@ -22,6 +23,7 @@ pub mod redirect;
 pub mod reject;
 pub mod snat;
 pub mod tcpmss;
+pub mod tos;
 pub mod ttl;
 pub mod wasm;
 
@@ -50,8 +52,9 @@ pub trait TargetExt: Sized {
 
     /// The state after `-j NAME`.
     fn start() -> Self::Builder;
-    /// Whether `--opt` (without the dashes) is one of this target's options.
-    fn owns(opt: &str) -> bool;
+    /// The target's options (without the dashes). An abbreviation of one of them is taken
+    /// for it when it abbreviates no other, as getopt does (`SNAT --to`).
+    const OPTIONS: &'static [&'static str];
     /// Reads an option this target owns.
     fn option(b: &mut Self::Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<()>;
     /// Checks the completed target against the rule: its `-p`, and for TCPMSS whether a
@@ -126,9 +129,9 @@ macro_rules! registry {
                 match self {
                     PartialTarget::Plain(_) => Ok(false),
                     $(PartialTarget::$var(b) => {
-                        if !<$m::$ty as TargetExt>::owns(opt) {
+                        let Some(opt) = resolve_option(<$m::$ty as TargetExt>::OPTIONS, opt) else {
                             return Ok(false);
-                        }
+                        };
                         if !<$m::$ty as TargetExt>::CHECKS_INVERT {
                             c.no_invert(inv, &format!("--{opt}"))?;
                         }
@@ -220,7 +223,22 @@ registry! {
     "TTL" => Ttl(ttl::Ttl),
     "TCPMSS" => TcpMss(tcpmss::TcpMss),
     "CHECKSUM" => Checksum(checksum::Checksum),
+    "DSCP" => Dscp(dscp::Dscp),
+    "TOS" => Tos(tos::Tos),
     "WASM" => Wasm(wasm::WasmTarget),
+}
+
+/// The option `opt` names among `options`: itself, or the one option it abbreviates
+/// (getopt_long's rule: an exact name wins; an abbreviation must be unambiguous).
+pub(crate) fn resolve_option(options: &[&'static str], opt: &str) -> Option<&'static str> {
+    if let Some(o) = options.iter().find(|o| **o == opt) {
+        return Some(o);
+    }
+    let mut it = options.iter().filter(|o| !opt.is_empty() && o.starts_with(opt));
+    match (it.next(), it.next()) {
+        (Some(o), None) => Some(o),
+        _ => None,
+    }
 }
 
 /// Extensions that iptables has and rtrouter does not implement: refused by name so that a
@@ -232,7 +250,6 @@ fn is_unsupported_extension(name: &str) -> bool {
             | "CLASSIFY"
             | "CLUSTERIP"
             | "CONNSECMARK"
-            | "DSCP"
             | "ECN"
             | "HL"
             | "HMARK"
@@ -246,7 +263,6 @@ fn is_unsupported_extension(name: &str) -> bool {
             | "SET"
             | "SYNPROXY"
             | "TEE"
-            | "TOS"
             | "TPROXY"
             | "TRACE"
             | "ULOG"
@@ -269,6 +285,16 @@ pub(crate) fn bit_op(opt: &str, v: u32, m: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_abbreviate_as_getopt_does() {
+        let snat = ["to-source", "random", "random-fully", "persistent"];
+        assert_eq!(resolve_option(&snat, "to"), Some("to-source"));
+        assert_eq!(resolve_option(&snat, "random"), Some("random"), "exact wins");
+        assert_eq!(resolve_option(&snat, "rand"), None, "ambiguous");
+        assert_eq!(resolve_option(&snat, "random-f"), Some("random-fully"));
+        assert_eq!(resolve_option(&snat, "x"), None);
+    }
 
     #[test]
     fn mark_spellings_become_xmark() {

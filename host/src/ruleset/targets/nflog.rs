@@ -26,9 +26,7 @@ impl TargetExt for Nflog {
         Nflog::default()
     }
 
-    fn owns(opt: &str) -> bool {
-        opt.starts_with("nflog-")
-    }
+    const OPTIONS: &'static [&'static str] = &["nflog-group", "nflog-prefix", "nflog-range", "nflog-size", "nflog-threshold"];
 
     fn option(n: &mut Nflog, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

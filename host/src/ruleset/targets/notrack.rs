@@ -15,9 +15,7 @@ impl TargetExt for Notrack {
 
     fn start() {}
 
-    fn owns(_: &str) -> bool {
-        false
-    }
+    const OPTIONS: &'static [&'static str] = &[];
 
     fn option(_: &mut (), _: &str, _: bool, _: &mut Cursor) -> PResult<()> {
         Ok(())

@@ -19,9 +19,7 @@ impl TargetExt for Redirect {
         NatRange::default()
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "to-ports" | "random")
-    }
+    const OPTIONS: &'static [&'static str] = &["to-ports", "random"];
 
     fn option(r: &mut NatRange, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         ports_option(r, opt, c)

@@ -62,9 +62,7 @@ impl TargetExt for Reject {
         RejectWith::PortUnreachable
     }
 
-    fn owns(opt: &str) -> bool {
-        opt == "reject-with"
-    }
+    const OPTIONS: &'static [&'static str] = &["reject-with"];
 
     fn option(r: &mut RejectWith, _: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let v = c.value("--reject-with")?;

@@ -18,9 +18,7 @@ impl TargetExt for Snat {
         (NatRange::default(), false)
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "to-source" | "random" | "random-fully" | "persistent")
-    }
+    const OPTIONS: &'static [&'static str] = &["to-source", "random", "random-fully", "persistent"];
 
     fn option(b: &mut (NatRange, bool), opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         to_option(b, opt, c)

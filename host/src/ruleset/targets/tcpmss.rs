@@ -23,9 +23,7 @@ impl TargetExt for TcpMss {
         None
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "set-mss" | "clamp-mss-to-pmtu")
-    }
+    const OPTIONS: &'static [&'static str] = &["set-mss", "clamp-mss-to-pmtu"];
 
     fn option(t: &mut Option<TcpMss>, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         if t.is_some() {

@@ -27,9 +27,7 @@ impl TargetExt for Ttl {
         None
     }
 
-    fn owns(opt: &str) -> bool {
-        matches!(opt, "ttl-set" | "ttl-inc" | "ttl-dec")
-    }
+    const OPTIONS: &'static [&'static str] = &["ttl-set", "ttl-inc", "ttl-dec"];
 
     fn option(t: &mut Option<TtlOp>, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         if t.is_some() {

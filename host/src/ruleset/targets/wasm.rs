@@ -18,9 +18,7 @@ impl TargetExt for WasmTarget {
         Plugin::default()
     }
 
-    fn owns(opt: &str) -> bool {
-        opt == "plugin" || opt == "args"
-    }
+    const OPTIONS: &'static [&'static str] = &["plugin", "args"];
 
     fn option(w: &mut Plugin, opt: &str, inv: bool, c: &mut Cursor) -> PResult<()> {
         Plugin::option(w, opt, inv, c, false).map(|_| ())
