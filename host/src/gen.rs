@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(23) {
+    match c.below(25) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -472,6 +472,19 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
         }
         20 => {
             let _ = write!(s, " -m dscp {}--dscp {}", neg(c), pick(c, &["0x00", "0x2e", "0x04"]));
+        }
+        22 => {
+            if proto == Some("tcp") {
+                let _ = write!(
+                    s,
+                    " -m tcpmss {}--mss {}",
+                    neg(c),
+                    pick(c, &["1460", "0:536", "1000:1500"])
+                );
+            }
+        }
+        23 => {
+            let _ = write!(s, " -m quota {}--quota {}", neg(c), pick(c, &[100, 1000, 0]));
         }
         21 => {
             let _ = write!(

@@ -29,6 +29,8 @@ const FILES: &[&str] = &[
     "libipt_policy.t",
     "libxt_physdev.t",
     "libxt_DSCP.t",
+    "libxt_tcpmss.t",
+    "libxt_quota.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -555,3 +555,35 @@ fn owner_matches_the_routers_own_packets() {
         );
     }
 }
+
+#[test]
+fn tcpmss_and_quota() {
+    let mss_syn = |mss: u16| {
+        let mut b = tcp(A, 1000, B, 80, 2);
+        b.extend_from_slice(&[2, 4]);
+        b.extend_from_slice(&mss.to_be_bytes());
+        b[2..4].copy_from_slice(&44u16.to_be_bytes());
+        b[32] = 6 << 4;
+        refresh_checksums(&mut b);
+        b
+    };
+    table(&[
+        ("-p tcp -m tcpmss --mss 1460", "lan0", mss_syn(1460), true),
+        ("-p tcp -m tcpmss --mss 1000:1400", "lan0", mss_syn(1460), false),
+        ("-p tcp -m tcpmss ! --mss 1000:1400", "lan0", mss_syn(1460), true),
+        // Without the option: only a negated rule matches.
+        ("-p tcp -m tcpmss --mss 0:65535", "lan0", tcp(A, 1, B, 80, 2), false),
+        ("-p tcp -m tcpmss ! --mss 1460", "lan0", tcp(A, 1, B, 80, 2), true),
+    ]);
+    // 100 bytes of quota: two 40-byte packets fit, the third does not; negated, the reverse.
+    for (spec, want) in [
+        ("-m quota --quota 100", [true, true, false]),
+        ("-m quota ! --quota 100", [false, false, true]),
+    ] {
+        let mut l = lab(spec);
+        let got: Vec<bool> = (0..3)
+            .map(|_| l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded())
+            .collect();
+        assert_eq!(got, want, "{spec}");
+    }
+}

@@ -29,12 +29,14 @@ pub mod owner;
 pub mod physdev;
 pub mod pkttype;
 pub mod policy;
+pub mod quota;
 pub mod recent;
 pub mod sctp;
 pub mod set;
 pub mod state;
 pub mod statistic;
 pub mod tcp;
+pub mod tcpmss;
 pub mod tos;
 pub mod ttl;
 pub mod udp;
@@ -274,6 +276,8 @@ registry! {
     "policy" => Policy(policy::Policy),
     "physdev" => Physdev(physdev::Physdev),
     "owner" => Owner(owner::Owner),
+    "tcpmss" => TcpMss(tcpmss::TcpMss),
+    "quota" => Quota(quota::Quota),
     "wasm" => Wasm(wasm::Plugin),
 }
 

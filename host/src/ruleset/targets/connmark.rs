@@ -26,7 +26,18 @@ impl TargetExt for ConnMark {
         None
     }
 
-    const OPTIONS: &'static [&'static str] = &["set-xmark", "set-mark", "and-mark", "or-mark", "xor-mark", "save-mark", "restore-mark", "mask", "nfmask", "ctmask"];
+    const OPTIONS: &'static [&'static str] = &[
+        "set-xmark",
+        "set-mark",
+        "and-mark",
+        "or-mark",
+        "xor-mark",
+        "save-mark",
+        "restore-mark",
+        "mask",
+        "nfmask",
+        "ctmask",
+    ];
 
     fn option(cm: &mut Option<ConnMark>, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

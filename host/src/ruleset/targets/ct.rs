@@ -39,7 +39,16 @@ impl TargetExt for Ct {
         Ct::default()
     }
 
-    const OPTIONS: &'static [&'static str] = &["notrack", "helper", "ctevents", "expevents", "zone", "timeout", "zone-orig", "zone-reply"];
+    const OPTIONS: &'static [&'static str] = &[
+        "notrack",
+        "helper",
+        "ctevents",
+        "expevents",
+        "zone",
+        "timeout",
+        "zone-orig",
+        "zone-reply",
+    ];
 
     fn option(ct: &mut Ct, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

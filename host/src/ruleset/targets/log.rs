@@ -35,7 +35,15 @@ impl TargetExt for Log {
         }
     }
 
-    const OPTIONS: &'static [&'static str] = &["log-level", "log-prefix", "log-tcp-sequence", "log-tcp-options", "log-ip-options", "log-uid", "log-macdecode"];
+    const OPTIONS: &'static [&'static str] = &[
+        "log-level",
+        "log-prefix",
+        "log-tcp-sequence",
+        "log-tcp-options",
+        "log-ip-options",
+        "log-uid",
+        "log-macdecode",
+    ];
 
     fn option(l: &mut Log, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");

@@ -26,7 +26,13 @@ impl TargetExt for Nflog {
         Nflog::default()
     }
 
-    const OPTIONS: &'static [&'static str] = &["nflog-group", "nflog-prefix", "nflog-range", "nflog-size", "nflog-threshold"];
+    const OPTIONS: &'static [&'static str] = &[
+        "nflog-group",
+        "nflog-prefix",
+        "nflog-range",
+        "nflog-size",
+        "nflog-threshold",
+    ];
 
     fn option(n: &mut Nflog, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
         let name = format!("--{opt}");
