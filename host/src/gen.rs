@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(25) {
+    match c.below(26) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -486,6 +486,9 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
         23 => {
             let _ = write!(s, " -m quota {}--quota {}", neg(c), pick(c, &[100, 1000, 0]));
         }
+        24 => {
+            let _ = write!(s, " -m ecn {}--ecn-ip-ect {}", neg(c), pick(c, &[0, 1, 2]));
+        }
         21 => {
             let _ = write!(
                 s,
@@ -540,7 +543,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
     for _ in 0..c.below(4) {
         random_match(c, proto, s);
     }
-    let target = c.below(28);
+    let target = c.below(30);
     match target {
         0..4 => s.push_str(" -j ACCEPT"),
         4..6 => s.push_str(" -j DROP"),
@@ -592,6 +595,12 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
         }
         26 if table == "mangle" => {
             let _ = write!(s, " -j DSCP --set-dscp {}", pick(c, &["0x2e", "0x00", "0x04"]));
+        }
+        28 if table == "nat" && chain != "INPUT" => {
+            let _ = write!(s, " -j NETMAP --to {}", pick(c, &["10.0.2.0/24", "172.16.0.0/16"]));
+        }
+        29 => {
+            let _ = write!(s, " -j NFQUEUE --queue-num 1{}", pick(c, &["", " --queue-bypass"]));
         }
         27 if table == "mangle" => {
             let _ = write!(

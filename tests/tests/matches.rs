@@ -587,3 +587,37 @@ fn tcpmss_and_quota() {
         assert_eq!(got, want, "{spec}");
     }
 }
+
+#[test]
+fn esp_ah_spi_and_ecn() {
+    let ipsec = |proto: u8, spi_at: usize, spi: u32| {
+        let mut payload = vec![0u8; 16];
+        payload[spi_at..spi_at + 4].copy_from_slice(&spi.to_be_bytes());
+        let mut b = Vec::new();
+        build::raw(&mut b, Ip4::new(ip(A), ip(B), proto), &payload);
+        b
+    };
+    let ecn = |tos: u8, flags: u8| {
+        let mut p = tcp(A, 1, B, 80, flags);
+        p[1] = tos;
+        refresh_checksums(&mut p);
+        p
+    };
+    table(&[
+        ("-p esp -m esp --espspi 100:200", "lan0", ipsec(50, 0, 150), true),
+        ("-p esp -m esp --espspi 100:200", "lan0", ipsec(50, 0, 250), false),
+        ("-p esp -m esp ! --espspi 100:200", "lan0", ipsec(50, 0, 250), true),
+        ("-p esp -m esp", "lan0", ipsec(50, 0, 7), true),
+        ("-p ah -m ah --ahspi 7", "lan0", ipsec(51, 4, 7), true),
+        ("-p ah -m ah --ahspi 7", "lan0", ipsec(51, 0, 7), false),
+        ("-p tcp -m ecn --ecn-tcp-ece", "lan0", ecn(0, 0x40 | 0x10), true),
+        ("-p tcp -m ecn --ecn-tcp-cwr", "lan0", ecn(0, 0x40 | 0x10), false),
+        (
+            "-p tcp -m ecn ! --ecn-tcp-cwr --ecn-ip-ect 2",
+            "lan0",
+            ecn(0x02, 0x10),
+            true,
+        ),
+        ("-m ecn --ecn-ip-ect 3", "lan0", ecn(0x01, 0x10), false),
+    ]);
+}

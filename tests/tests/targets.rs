@@ -505,3 +505,38 @@ fn dscp_and_tos_rewrite_the_tos_byte_with_a_valid_checksum() {
         rtrouter_tests::independent_checksum_check(&s.pkt).unwrap_or_else(|e| panic!("{rule}: {e}"));
     }
 }
+
+#[test]
+fn netmap_maps_networks_address_for_address() {
+    let mut l = Lab::new("*nat\n-A PREROUTING -d 192.0.2.0/24 -j NETMAP --to 10.0.2.0/24\nCOMMIT\n");
+    let s = l.send("lan0", &tcp(A, 9, B, 80, 2));
+    assert!(s.forwarded());
+    assert_eq!(
+        s.outcome.dnat.map(|(a, p)| (a.to_string(), p)),
+        Some(("10.0.2.9".to_string(), 80))
+    );
+    let mut l = Lab::new("*nat\n-A POSTROUTING -s 10.0.1.0/24 -j NETMAP --to 172.16.5.0/24\nCOMMIT\n");
+    let s = l.send("lan0", &tcp(A, 9, B, 80, 2));
+    assert_eq!(
+        s.outcome.snat.map(|(a, _)| a.to_string()),
+        Some("172.16.5.2".to_string())
+    );
+}
+
+#[test]
+fn nfqueue_without_a_listener_drops_or_bypasses_and_classify_continues() {
+    let mut l = Lab::new(&forward_rules("-A FORWARD -j NFQUEUE --queue-num 3\n"));
+    assert!(l.send("lan0", &tcp(A, 9, B, 80, 2)).dropped());
+    let mut l = Lab::new(&forward_rules(
+        "-A FORWARD -j NFQUEUE --queue-balance 0:3 --queue-bypass\n-A FORWARD -j DROP\n",
+    ));
+    assert!(
+        l.send("lan0", &tcp(A, 9, B, 80, 2)).forwarded(),
+        "bypass accepts: the DROP after it is not reached"
+    );
+    let mut l = Lab::new("*mangle\n-A FORWARD -j CLASSIFY --set-class 1:10\n-A FORWARD -j DROP\nCOMMIT\n");
+    assert!(
+        l.send("lan0", &tcp(A, 9, B, 80, 2)).dropped(),
+        "CLASSIFY continues to the next rule"
+    );
+}

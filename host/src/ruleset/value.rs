@@ -78,6 +78,36 @@ impl fmt::Display for Ipv4Net {
     }
 }
 
+/// A 32-bit range as `--espspi`/`--ahspi` take it: `N`, `N:M`, `:M`, `N:` or `:` (`N <= M`).
+pub fn parse_range32(s: &str) -> Option<(u32, u32)> {
+    let num = |x: &str, d: u32| {
+        if x.is_empty() {
+            Some(d)
+        } else {
+            parse_uint(x, 0, u64::from(u32::MAX)).map(|n| n as u32)
+        }
+    };
+    let (lo, hi) = match s.split_once(':') {
+        Some((a, b)) => (num(a, 0)?, num(b, u32::MAX)?),
+        None if !s.is_empty() => {
+            let n = num(s, 0)?;
+            (n, n)
+        }
+        None => return None,
+    };
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Prints a 32-bit range as iptables does: `N` or `N:M`.
+pub fn range32(out: &mut String, (lo, hi): (u32, u32)) {
+    use std::fmt::Write as _;
+    let _ = if lo == hi {
+        write!(out, "{lo}")
+    } else {
+        write!(out, "{lo}:{hi}")
+    };
+}
+
 /// `xtables_ipaddr_to_numeric` then `xtables_ipmask_to_numeric`: the address, and `/N` (or
 /// `/MASK` for a non-prefix mask) unless it is a single address.
 pub fn net_numeric(n: &Ipv4Net) -> String {

@@ -17,6 +17,8 @@ pub mod comment;
 pub mod connmark;
 pub mod conntrack;
 pub mod dscp;
+pub mod ecn;
+pub mod esp;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -278,6 +280,9 @@ registry! {
     "owner" => Owner(owner::Owner),
     "tcpmss" => TcpMss(tcpmss::TcpMss),
     "quota" => Quota(quota::Quota),
+    "esp" => Esp(esp::Esp),
+    "ah" => Ah(esp::Ah),
+    "ecn" => Ecn(ecn::Ecn),
     "wasm" => Wasm(wasm::Plugin),
 }
 

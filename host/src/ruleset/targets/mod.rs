@@ -9,6 +9,7 @@
 //! handle is bound at validation), so the evaluator runs them as they are.
 
 pub mod checksum;
+pub mod classify;
 pub mod connmark;
 pub mod ct;
 pub mod dnat;
@@ -17,10 +18,13 @@ pub mod log;
 pub mod mark;
 pub mod masquerade;
 pub mod nat;
+pub mod netmap;
 pub mod nflog;
+pub mod nfqueue;
 pub mod notrack;
 pub mod redirect;
 pub mod reject;
+pub mod secmark;
 pub mod snat;
 pub mod tcpmss;
 pub mod tos;
@@ -225,6 +229,11 @@ registry! {
     "CHECKSUM" => Checksum(checksum::Checksum),
     "DSCP" => Dscp(dscp::Dscp),
     "TOS" => Tos(tos::Tos),
+    "NETMAP" => Netmap(netmap::Netmap),
+    "CLASSIFY" => Classify(classify::Classify),
+    "SECMARK" => Secmark(secmark::Secmark),
+    "CONNSECMARK" => ConnSecmark(secmark::ConnSecmark),
+    "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
@@ -247,19 +256,14 @@ fn is_unsupported_extension(name: &str) -> bool {
     matches!(
         name,
         "AUDIT"
-            | "CLASSIFY"
             | "CLUSTERIP"
-            | "CONNSECMARK"
             | "ECN"
             | "HL"
             | "HMARK"
             | "IDLETIMER"
             | "LED"
-            | "NETMAP"
-            | "NFQUEUE"
             | "QUEUE"
             | "RATEEST"
-            | "SECMARK"
             | "SET"
             | "SYNPROXY"
             | "TEE"
