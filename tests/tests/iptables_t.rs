@@ -39,6 +39,8 @@ const FILES: &[&str] = &[
     "libxt_SECMARK.t",
     "libxt_CONNSECMARK.t",
     "libxt_NFQUEUE.t",
+    "libxt_string.t",
+    "libxt_helper.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

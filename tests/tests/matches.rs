@@ -621,3 +621,36 @@ fn esp_ah_spi_and_ecn() {
         ("-m ecn --ecn-ip-ect 3", "lan0", ecn(0x01, 0x10), false),
     ]);
 }
+
+#[test]
+fn string_and_helper() {
+    let with_payload = |data: &[u8]| {
+        let mut b = Vec::new();
+        build::raw(
+            &mut b,
+            Ip4::new(ip(A), ip(B), 17),
+            &[&[0x13, 0x88, 0x00, 0x35, 0, 0, 0, 0][..], data].concat(),
+        );
+        refresh_checksums(&mut b);
+        b
+    };
+    let p = with_payload(b"GET /secret HTTP/1.1");
+    table(&[
+        ("-m string --string secret --algo bm", "lan0", p.clone(), true),
+        ("-m string --string SECRET --algo kmp", "lan0", p.clone(), false),
+        ("-m string --string SECRET --algo kmp --icase", "lan0", p.clone(), true),
+        ("-m string ! --string secret --algo bm", "lan0", p.clone(), false),
+        // The payload starts 28 bytes into the packet: a window that ends before it finds nothing.
+        ("-m string --string GET --algo bm --to 20", "lan0", p.clone(), false),
+        ("-m string --string GET --algo bm --from 28", "lan0", p.clone(), true),
+        (
+            "-m string --hex-string |2f736563|ret --algo bm",
+            "lan0",
+            p.clone(),
+            true,
+        ),
+        // No conntrack helpers: only a negated helper match holds.
+        ("-m helper --helper ftp", "lan0", p.clone(), false),
+        ("-m helper ! --helper ftp", "lan0", p, true),
+    ]);
+}

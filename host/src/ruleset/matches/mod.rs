@@ -19,6 +19,7 @@ pub mod conntrack;
 pub mod dscp;
 pub mod ecn;
 pub mod esp;
+pub mod helper;
 pub mod icmp;
 pub mod iprange;
 pub mod length;
@@ -37,6 +38,7 @@ pub mod sctp;
 pub mod set;
 pub mod state;
 pub mod statistic;
+pub mod string;
 pub mod tcp;
 pub mod tcpmss;
 pub mod tos;
@@ -283,6 +285,8 @@ registry! {
     "esp" => Esp(esp::Esp),
     "ah" => Ah(esp::Ah),
     "ecn" => Ecn(ecn::Ecn),
+    "string" => Str(string::StringMatch),
+    "helper" => Helper(helper::Helper),
     "wasm" => Wasm(wasm::Plugin),
 }
 
