@@ -149,6 +149,7 @@ fn acl(c: &mut Criterion) {
                         nat_done: true,
                     };
                     let mut cx = Cx {
+                        wall: 0,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

@@ -196,7 +196,10 @@ pub fn router_and_plugins(
         cfg.log.packet_log_rate,
     )
     .with_conntrack(crate::conntrack::Table::from_config(&cfg.conntrack))
-    .with_engine(cfg.engine.kind);
+    .with_engine(cfg.engine.kind)
+    // A replay's `now` is the capture's timestamps, wall-clock time already (the running
+    // router sets its own base).
+    .with_wall_base(0);
     r.swap_plugins(
         plugins
             .clone()

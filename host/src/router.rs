@@ -132,6 +132,8 @@ pub struct Router {
     engine: ArcSwap<Engine>,
     /// Replaced engines are freed by the swapping thread, never by a packet worker.
     free_on_swap: bool,
+    /// Wall-clock nanoseconds (since the Unix epoch) at monotonic time 0.
+    wall_base: u64,
     kind: crate::eval::EngineKind,
     shared: Shared,
     plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
@@ -148,6 +150,9 @@ impl Router {
         Router {
             engine: ArcSwap::from_pointee(engine),
             free_on_swap: false,
+            wall_base: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             kind: crate::eval::EngineKind::default(),
             shared,
             plugins: std::sync::Mutex::new(None),
@@ -214,6 +219,13 @@ impl Router {
             }
         }
         drop(old);
+    }
+
+    /// The same router with its wall clock at `now` 0 set to `base` nanoseconds since the Unix
+    /// epoch (0 when the caller's `now` is wall-clock time already, as a capture's timestamps).
+    pub fn with_wall_base(mut self, base: u64) -> Router {
+        self.wall_base = base;
+        self
     }
 
     /// The same router, freeing replaced engines on the thread that swaps them (the running
@@ -419,6 +431,7 @@ impl Run<'_> {
         let mut cx = Cx {
             topo: &self.r.topo,
             now: self.now,
+            wall: self.r.wall_base.saturating_add(self.now),
             hook,
             rng: &mut *self.rng,
             obs: &mut *self.obs,

@@ -41,6 +41,7 @@ const FILES: &[&str] = &[
     "libxt_NFQUEUE.t",
     "libxt_string.t",
     "libxt_helper.t",
+    "libxt_time.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -654,3 +654,42 @@ fn string_and_helper() {
         ("-m helper ! --helper ftp", "lan0", p, true),
     ]);
 }
+
+#[test]
+fn time_of_day_weekdays_monthdays_and_dates() {
+    // 2024-03-04 was a Monday; midnight UTC.
+    let monday = 1_709_510_400u64;
+    let at = |spec: &str, hour: u64| {
+        let mut l = lab(spec);
+        let r = std::mem::replace(
+            &mut l.router,
+            rtrouter::router::Router::new(
+                rtrouter_tests::topology(),
+                rtrouter::ruleset::ValidRuleset::empty(),
+                Default::default(),
+                1,
+            ),
+        );
+        l.router = r.with_wall_base((monday + hour * 3600) * 1_000_000_000 - l.now);
+        l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded()
+    };
+    assert!(at("-m time --timestart 09:00 --timestop 17:00 --weekdays Mon", 10));
+    assert!(!at("-m time --timestart 09:00 --timestop 17:00 --weekdays Mon", 18));
+    assert!(!at("-m time --timestart 09:00 --timestop 17:00 --weekdays Tue", 10));
+    assert!(at("-m time ! --weekdays Tue,Wed", 10));
+    assert!(at("-m time --monthdays 4", 10));
+    assert!(!at("-m time ! --monthdays 4", 10));
+    // Across midnight: 01:00 on Monday is inside 22:00-02:00; with --contiguous it is
+    // Sunday's span.
+    assert!(at("-m time --timestart 22:00 --timestop 02:00 --weekdays Mon", 1));
+    assert!(!at(
+        "-m time --timestart 22:00 --timestop 02:00 --weekdays Mon --contiguous",
+        1
+    ));
+    assert!(at(
+        "-m time --timestart 22:00 --timestop 02:00 --weekdays Sun --contiguous",
+        1
+    ));
+    assert!(!at("-m time --datestop 2024-03-01", 10));
+    assert!(at("-m time --datestart 2024-03-04T09:30:00 --datestop 2024-03-05", 10));
+}

@@ -73,12 +73,17 @@ impl Dataplane {
     /// Creates and configures every interface of `cfg`. On error, whatever was created is
     /// removed again before returning.
     pub fn setup(cfg: &Config, router: Router) -> io::Result<Dataplane> {
+        // The router's wall clock at monotonic 0 is now: `now()` counts from here.
+        let started = Instant::now();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let mut dp = Dataplane {
-            router: Arc::new(router.freeing_on_swap()),
+            router: Arc::new(router.freeing_on_swap().with_wall_base(wall)),
             devices: Vec::new(),
             counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),
             created_netns: std::sync::Mutex::new(Vec::new()),
-            started: Instant::now(),
+            started,
             config_path: cfg.path.clone(),
             config: cfg.clone(),
             plugins: std::sync::Mutex::new(None),

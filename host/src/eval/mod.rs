@@ -215,6 +215,9 @@ pub struct Cx<'a> {
     pub topo: &'a Topology,
     /// Monotonic nanoseconds, from the caller.
     pub now: u64,
+    /// Wall-clock time, nanoseconds since the Unix epoch (UTC), for `-m time`: the router's
+    /// wall clock at `now` 0 plus `now` (a replay's capture timestamps are wall-clock already).
+    pub wall: u64,
     pub hook: Hook,
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,

@@ -41,6 +41,7 @@ pub mod statistic;
 pub mod string;
 pub mod tcp;
 pub mod tcpmss;
+pub mod time;
 pub mod tos;
 pub mod ttl;
 pub mod udp;
@@ -287,6 +288,7 @@ registry! {
     "ecn" => Ecn(ecn::Ecn),
     "string" => Str(string::StringMatch),
     "helper" => Helper(helper::Helper),
+    "time" => Time(time::Time),
     "wasm" => Wasm(wasm::Plugin),
 }
 
