@@ -566,7 +566,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
     for _ in 0..c.below(4) {
         random_match(c, proto, s);
     }
-    let target = c.below(30);
+    let target = c.below(31);
     match target {
         0..4 => s.push_str(" -j ACCEPT"),
         4..6 => s.push_str(" -j DROP"),
@@ -624,6 +624,9 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
         }
         29 => {
             let _ = write!(s, " -j NFQUEUE --queue-num 1{}", pick(c, &["", " --queue-bypass"]));
+        }
+        30 if table == "mangle" => {
+            let _ = write!(s, " -j ECN --ecn-ip-ect {}", pick(c, &[0, 1, 2, 3]));
         }
         27 if table == "mangle" => {
             let _ = write!(

@@ -42,6 +42,8 @@ const FILES: &[&str] = &[
     "libxt_string.t",
     "libxt_helper.t",
     "libxt_time.t",
+    "libxt_sctp.t",
+    "libipt_ECN.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -693,3 +693,32 @@ fn time_of_day_weekdays_monthdays_and_dates() {
     assert!(!at("-m time --datestop 2024-03-01", 10));
     assert!(at("-m time --datestart 2024-03-04T09:30:00 --datestop 2024-03-05", 10));
 }
+
+#[test]
+fn sctp_chunk_types() {
+    let mut init = Vec::new();
+    build::sctp_init(&mut init, Ip4::new(ip(A), ip(B), 132), 5000, 3868, 9);
+    table(&[
+        (
+            "-p sctp -m sctp --chunk-types any INIT,DATA",
+            "lan0",
+            init.clone(),
+            true,
+        ),
+        (
+            "-p sctp -m sctp --chunk-types all INIT,DATA",
+            "lan0",
+            init.clone(),
+            false,
+        ),
+        ("-p sctp -m sctp --chunk-types only INIT", "lan0", init.clone(), true),
+        ("-p sctp -m sctp --chunk-types only DATA", "lan0", init.clone(), false),
+        ("-p sctp -m sctp ! --chunk-types any DATA", "lan0", init.clone(), true),
+        (
+            "-p sctp -m sctp --dport 3868 --chunk-types all INIT",
+            "lan0",
+            init,
+            true,
+        ),
+    ]);
+}

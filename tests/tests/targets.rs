@@ -540,3 +540,21 @@ fn nfqueue_without_a_listener_drops_or_bypasses_and_classify_continues() {
         "CLASSIFY continues to the next rule"
     );
 }
+
+#[test]
+fn ecn_target_rewrites_ect_and_tcp_flags() {
+    for (rule, flags_in, tos_in, flags_out, tos_out) in [
+        ("-p tcp -j ECN --ecn-tcp-remove", 0xc2u8, 0x03u8, 0x02u8, 0x03u8),
+        ("-j ECN --ecn-ip-ect 2", 0x02, 0x01, 0x02, 0x02),
+        ("-p tcp -j ECN --ecn-tcp-cwr 1", 0x02, 0x00, 0x82, 0x00),
+    ] {
+        let mut l = Lab::new(&format!("*mangle\n-A FORWARD {rule}\nCOMMIT\n"));
+        let mut p = tcp(A, 9, B, 80, flags_in);
+        p[1] = tos_in;
+        rtrouter_tests::refresh_checksums(&mut p);
+        let s = l.send("lan0", &p);
+        assert!(s.forwarded(), "{rule}");
+        assert_eq!((s.pkt[33], s.pkt[1]), (flags_out, tos_out), "{rule}");
+        rtrouter_tests::independent_checksum_check(&s.pkt).unwrap_or_else(|e| panic!("{rule}: {e}"));
+    }
+}

@@ -441,6 +441,25 @@ pub fn set_ttl(buf: &mut [u8], h: &mut Headers, ttl: u8) {
     h.ttl = ttl;
 }
 
+/// Sets the TCP flags byte, with the TCP checksum updated (a first fragment only).
+pub fn set_tcp_flags(buf: &mut [u8], h: &mut Headers, flags: u8) {
+    let L4::Tcp(mut t) = h.l4 else { return };
+    if h.frag_off != 0 {
+        return;
+    }
+    let at = usize::from(h.l4_off) + 12;
+    if buf.len() < usize::from(h.l4_off) + 18 {
+        return;
+    }
+    let old = [buf[at], buf[at + 1]];
+    buf[at + 1] = flags;
+    let new = [buf[at], buf[at + 1]];
+    let sum = usize::from(h.l4_off) + 16;
+    checksum::update(&mut buf[sum..sum + 2], &old, &new);
+    t.flags = flags;
+    h.l4 = L4::Tcp(t);
+}
+
 /// Sets the IPv4 TOS byte (DSCP and ECN), with the header checksum updated. IPv6's traffic
 /// class is left alone (the IPv4 targets never see IPv6 packets).
 pub fn set_tos(buf: &mut [u8], h: &mut Headers, tos: u8) {

@@ -14,6 +14,7 @@ pub mod connmark;
 pub mod ct;
 pub mod dnat;
 pub mod dscp;
+pub mod ecn;
 pub mod log;
 pub mod mark;
 pub mod masquerade;
@@ -234,6 +235,7 @@ registry! {
     "SECMARK" => Secmark(secmark::Secmark),
     "CONNSECMARK" => ConnSecmark(secmark::ConnSecmark),
     "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
+    "ECN" => Ecn(ecn::Ecn),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
@@ -257,7 +259,6 @@ fn is_unsupported_extension(name: &str) -> bool {
         name,
         "AUDIT"
             | "CLUSTERIP"
-            | "ECN"
             | "HL"
             | "HMARK"
             | "IDLETIMER"
