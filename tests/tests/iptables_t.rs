@@ -44,6 +44,7 @@ const FILES: &[&str] = &[
     "libxt_time.t",
     "libxt_sctp.t",
     "libipt_ECN.t",
+    "libxt_rpfilter.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

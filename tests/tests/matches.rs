@@ -722,3 +722,21 @@ fn sctp_chunk_types() {
         ),
     ]);
 }
+
+#[test]
+fn rpfilter_checks_the_reverse_route() {
+    let rule = |spec: &str| format!("*mangle\n-A PREROUTING -m rpfilter {spec} -j DROP\nCOMMIT\n");
+    let dropped =
+        |spec: &str, iface: &str, src: &str| Lab::new(&rule(spec)).send(iface, &tcp(src, 1, B, 80, 2)).dropped();
+    // rpfilter matches packets that pass the check; DROP here drops them.
+    assert!(dropped("", "lan0", A), "the route to 10.0.1.2 leaves through lan0");
+    assert!(!dropped("", "wan0", A), "10.0.1.2 arriving on wan0 is spoofed");
+    assert!(dropped("--loose", "wan0", A), "loose: any route will do");
+    assert!(
+        !dropped("", "lan0", "198.51.100.1"),
+        "its route is the default one, through wan0"
+    );
+    assert!(dropped("--invert", "wan0", A), "--invert: the spoofed one matches");
+    assert!(!dropped("", "lan0", "10.0.1.1"), "the router's own address");
+    assert!(dropped("--accept-local", "lan0", "10.0.1.1"));
+}

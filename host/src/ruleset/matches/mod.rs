@@ -34,6 +34,7 @@ pub mod pkttype;
 pub mod policy;
 pub mod quota;
 pub mod recent;
+pub mod rpfilter;
 pub mod sctp;
 pub mod set;
 pub mod state;
@@ -289,6 +290,7 @@ registry! {
     "string" => Str(string::StringMatch),
     "helper" => Helper(helper::Helper),
     "time" => Time(time::Time),
+    "rpfilter" => Rpfilter(rpfilter::Rpfilter),
     "wasm" => Wasm(wasm::Plugin),
 }
 
