@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(28) {
+    match c.below(29) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -488,6 +488,16 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
         }
         24 => {
             let _ = write!(s, " -m ecn {}--ecn-ip-ect {}", neg(c), pick(c, &[0, 1, 2]));
+        }
+        27 => {
+            let _ = write!(
+                s,
+                " -m hashlimit --hashlimit-{} {} --hashlimit-mode {} --hashlimit-name h{}",
+                pick(c, &["upto", "above"]),
+                pick(c, &["2/sec", "1/min --hashlimit-burst 2", "100b/s"]),
+                pick(c, &["srcip", "dstip,dstport"]),
+                c.below(2)
+            );
         }
         26 => {
             let _ = write!(

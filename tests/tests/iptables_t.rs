@@ -45,6 +45,7 @@ const FILES: &[&str] = &[
     "libxt_sctp.t",
     "libipt_ECN.t",
     "libxt_rpfilter.t",
+    "libxt_hashlimit.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

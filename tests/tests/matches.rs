@@ -740,3 +740,25 @@ fn rpfilter_checks_the_reverse_route() {
     assert!(!dropped("", "lan0", "10.0.1.1"), "the router's own address");
     assert!(dropped("--accept-local", "lan0", "10.0.1.1"));
 }
+
+#[test]
+fn hashlimit_buckets_per_key() {
+    let mut l =
+        lab("-m hashlimit --hashlimit-upto 2/sec --hashlimit-burst 2 --hashlimit-mode srcip --hashlimit-name t1");
+    let from = |l: &mut Lab, src: &str| l.send("lan0", &tcp(src, 1, B, 80, 2)).forwarded();
+    assert!(from(&mut l, A) && from(&mut l, A), "the burst");
+    assert!(!from(&mut l, A), "over the rate");
+    assert!(from(&mut l, "10.0.1.3"), "another source has its own bucket");
+    l.now += 500_000_000;
+    assert!(from(&mut l, A), "half a second later: one more");
+    assert!(!from(&mut l, A));
+    // --hashlimit-above matches what upto would not.
+    let mut l = lab("-m hashlimit --hashlimit-above 1/min --hashlimit-burst 1 --hashlimit-name t2");
+    assert!(!from(&mut l, A));
+    assert!(from(&mut l, A));
+    // Bytes: 100b/s is 96 bytes a second in the kernel's units (a cost of 2^32/7), and a 100-byte
+    // burst two seconds' worth (192 bytes): four 40-byte packets, not five.
+    let mut l = lab("-m hashlimit --hashlimit-upto 100b/s --hashlimit-burst 100b --hashlimit-name t3");
+    let got: Vec<bool> = (0..5).map(|_| from(&mut l, A)).collect();
+    assert_eq!(got, [true, true, true, true, false]);
+}

@@ -6,7 +6,7 @@
 use crate::ruleset::matches::{Limit, LIMIT_SCALE};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -98,11 +98,34 @@ impl RecentList {
 pub struct Shared {
     pub recent: Mutex<HashMap<String, Arc<RecentList>>>,
     pub nfacct: Mutex<HashMap<String, Arc<Counter>>>,
+    /// `-m hashlimit` tables by `--hashlimit-name` (rules naming the same table share it).
+    pub hashlimit: Mutex<HashMap<String, Arc<HashLimitTable>>>,
+}
+
+/// One `hashlimit` table: a bucket per key, each with the time it was last used.
+#[derive(Debug, Default)]
+pub struct HashLimitTable {
+    pub buckets: Mutex<HashMap<[u32; 4], HlBucket>>,
+    /// When expired entries were last swept (monotonic ns).
+    pub swept: AtomicU64,
+}
+
+/// A key's state: credit (token-bucket mode) or the window count (rate-match mode).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HlBucket {
+    pub credit: u64,
+    pub last: u64,
+    pub window_start: u64,
+    pub window_count: u64,
 }
 
 impl Shared {
     pub fn recent(&self, name: &str) -> Arc<RecentList> {
         lock(&self.recent).entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn hashlimit(&self, name: &str) -> Arc<HashLimitTable> {
+        lock(&self.hashlimit).entry(name.to_string()).or_default().clone()
     }
 
     pub fn nfacct(&self, name: &str) -> Arc<Counter> {

@@ -19,6 +19,7 @@ pub mod conntrack;
 pub mod dscp;
 pub mod ecn;
 pub mod esp;
+pub mod hashlimit;
 pub mod helper;
 pub mod icmp;
 pub mod iprange;
@@ -291,6 +292,7 @@ registry! {
     "helper" => Helper(helper::Helper),
     "time" => Time(time::Time),
     "rpfilter" => Rpfilter(rpfilter::Rpfilter),
+    "hashlimit" => HashLimit(hashlimit::HashLimit),
     "wasm" => Wasm(wasm::Plugin),
 }
 
