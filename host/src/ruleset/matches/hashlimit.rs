@@ -120,7 +120,7 @@ fn parse_rate(v: &str) -> Result<(bool, u64, u32), String> {
     }
     let mult = match v.split_once('/') {
         None => 1,
-        Some((_, u)) if u.is_empty() => return Err(format!("bad rate `{v}'")),
+        Some((_, "")) => return Err(format!("bad rate `{v}'")),
         Some((_, u)) => {
             let u = u.to_ascii_lowercase();
             match () {
