@@ -46,12 +46,8 @@ fn bytes_to_cost(bytes: u64) -> u64 {
 }
 
 fn cost_to_bytes(cost: u64) -> u64 {
-    let r = if cost != 0 {
-        u64::from(u32::MAX) / cost
-    } else {
-        u64::from(u32::MAX)
-    };
-    (r - 1) << BYTE_SHIFT
+    let r = u64::from(u32::MAX).checked_div(cost).unwrap_or(u64::from(u32::MAX));
+    r.saturating_sub(1) << BYTE_SHIFT
 }
 
 fn factor(c: Option<char>) -> u64 {
