@@ -408,6 +408,8 @@ fn ct_info(st: &ConnState, dir: Dir, state: CtState, now: u64) -> CtInfo {
         orig: t(&st.orig),
         reply: t(&st.reply),
         expires_in: (st.expires.saturating_sub(now) / conntrack::NS).min(u64::from(u32::MAX)) as u32,
+        packets: st.packets,
+        bytes: st.bytes,
     }
 }
 

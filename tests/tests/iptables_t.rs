@@ -46,6 +46,7 @@ const FILES: &[&str] = &[
     "libipt_ECN.t",
     "libxt_rpfilter.t",
     "libxt_hashlimit.t",
+    "libxt_connbytes.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -762,3 +762,27 @@ fn hashlimit_buckets_per_key() {
     let got: Vec<bool> = (0..5).map(|_| from(&mut l, A)).collect();
     assert_eq!(got, [true, true, true, true, false]);
 }
+
+#[test]
+fn connbytes_counts_the_connection() {
+    let mut l = lab("-m connbytes --connbytes 0:2 --connbytes-mode packets --connbytes-dir original");
+    let got: Vec<bool> = (0..3).map(|_| l.send("lan0", &udp(A, 1, B, 53)).forwarded()).collect();
+    assert_eq!(got, [true, true, false], "the third packet of the flow is past 2");
+    // Negated: outside 2 and up. (A dropped first packet leaves no connection behind, as in
+    // the kernel, so the flow has to start with an accepted one.)
+    let mut l = lab("-m connbytes ! --connbytes 2 --connbytes-mode packets --connbytes-dir both");
+    let got: Vec<bool> = (0..3).map(|_| l.send("lan0", &udp(A, 2, B, 53)).forwarded()).collect();
+    assert_eq!(got, [true, false, false]);
+    // Average packet size: one packet so far, so its own size.
+    let p = udp(A, 3, B, 53);
+    let n = parse(&p).unwrap().total_len;
+    let mut l = lab(&format!(
+        "-m connbytes --connbytes {n}:{n} --connbytes-mode avgpkt --connbytes-dir original"
+    ));
+    assert!(l.send("lan0", &p).forwarded());
+    let mut l = lab(&format!(
+        "-m connbytes --connbytes {}: --connbytes-mode avgpkt --connbytes-dir original",
+        n + 1
+    ));
+    assert!(!l.send("lan0", &p).forwarded());
+}

@@ -75,6 +75,10 @@ pub struct CtInfo {
     pub reply: Tuple,
     /// Seconds until the entry expires.
     pub expires_in: u32,
+    /// Packets and bytes the connection has seen, original and reply direction (this packet
+    /// included, as conntrack counts before the tables run).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
 }
 
 impl CtInfo {
@@ -104,6 +108,8 @@ impl CtInfo {
                 dport: sport,
             },
             expires_in: 0,
+            packets: [1, 0],
+            bytes: [u64::from(h.total_len), 0],
         }
     }
 }

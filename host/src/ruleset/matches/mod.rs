@@ -14,6 +14,7 @@
 
 pub mod addrtype;
 pub mod comment;
+pub mod connbytes;
 pub mod connmark;
 pub mod conntrack;
 pub mod dscp;
@@ -293,6 +294,7 @@ registry! {
     "time" => Time(time::Time),
     "rpfilter" => Rpfilter(rpfilter::Rpfilter),
     "hashlimit" => HashLimit(hashlimit::HashLimit),
+    "connbytes" => Connbytes(connbytes::Connbytes),
     "wasm" => Wasm(wasm::Plugin),
 }
 
