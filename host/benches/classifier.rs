@@ -150,6 +150,7 @@ fn acl(c: &mut Criterion) {
                     };
                     let mut cx = Cx {
                         wall: 0,
+                        conns: None,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

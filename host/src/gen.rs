@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(30) {
+    match c.below(31) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -488,6 +488,15 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
         }
         24 => {
             let _ = write!(s, " -m ecn {}--ecn-ip-ect {}", neg(c), pick(c, &[0, 1, 2]));
+        }
+        29 => {
+            let _ = write!(
+                s,
+                " -m connlimit --connlimit-{} {} --connlimit-mask {}",
+                pick(c, &["upto", "above"]),
+                pick(c, &[0, 1, 2]),
+                pick(c, &[32, 24])
+            );
         }
         28 => {
             let _ = write!(

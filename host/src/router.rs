@@ -439,6 +439,7 @@ impl Run<'_> {
             obs: &mut *self.obs,
             log: &self.r.log,
             abort: None,
+            conns: Some(&self.r.conntrack),
         };
         self.eng.run(t, p, &mut cx)
     }

@@ -47,6 +47,7 @@ const FILES: &[&str] = &[
     "libxt_rpfilter.t",
     "libxt_hashlimit.t",
     "libxt_connbytes.t",
+    "libxt_connlimit.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -786,3 +786,23 @@ fn connbytes_counts_the_connection() {
     ));
     assert!(!l.send("lan0", &p).forwarded());
 }
+
+#[test]
+fn connlimit_counts_open_connections_per_network() {
+    // At most two connections per /24 source; a third is refused while they last.
+    let mut l = Lab::new(
+        "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -p tcp --syn -m connlimit --connlimit-above 2 --connlimit-mask 24 -j DROP\nCOMMIT\n",
+    );
+    let syn = |l: &mut Lab, src: &str, sport: u16| l.send("lan0", &tcp(src, sport, B, 80, 0x02)).forwarded();
+    assert!(syn(&mut l, A, 1001));
+    assert!(syn(&mut l, "10.0.1.3", 1002), "another host of the same /24");
+    assert!(!syn(&mut l, A, 1003), "a third connection from the /24");
+    assert!(syn(&mut l, "192.168.7.1", 1004), "another network counts apart");
+    // Once the first two are gone from the connection table, there is room again.
+    l.now += 3_600 * 1_000_000_000;
+    assert!(syn(&mut l, A, 1005));
+    // --connlimit-upto matches the other side of the limit.
+    let mut l = lab("-p tcp -m connlimit --connlimit-upto 1 --connlimit-daddr");
+    assert!(l.send("lan0", &tcp(A, 2001, B, 80, 0x02)).forwarded());
+    assert!(!l.send("lan0", &tcp(A, 2002, B, 80, 0x02)).forwarded());
+}

@@ -773,3 +773,17 @@ pub fn line(st: &ConnState, now: u64) -> String {
     }
     s
 }
+
+impl crate::eval::ConnLookup for Table {
+    fn alive(&self, orig: &crate::eval::Tuple, proto: u8, zone: u16, now: u64) -> bool {
+        let key = Key {
+            src: orig.src,
+            dst: orig.dst,
+            sport: orig.sport,
+            dport: orig.dport,
+            proto,
+            zone,
+        };
+        self.map.get(&key).is_some_and(|e| e.0.lock().expires > now)
+    }
+}

@@ -231,6 +231,17 @@ pub struct Cx<'a> {
     /// Set by a test that must end the packet (a failed plugin match configured to drop);
     /// the table stops there with [`Verdict::Abort`]. `None` when building a `Cx`.
     pub abort: Option<crate::packet::DropReason>,
+    /// The connection table, for matches that count connections (`connlimit`); `None` where
+    /// there is none (a bench of the evaluator alone).
+    pub conns: Option<&'a dyn ConnLookup>,
+}
+
+/// Whether a connection still exists: what `-m connlimit` asks the connection table when it
+/// counts (`nf_conncount`). Implemented by conntrack, so this layer does not depend on it.
+pub trait ConnLookup {
+    /// The connection whose original direction is `orig` (protocol `proto`, zone `zone`) is
+    /// in the table and not expired at `now`.
+    fn alive(&self, orig: &Tuple, proto: u8, zone: u16, now: u64) -> bool;
 }
 
 impl std::fmt::Debug for Cx<'_> {

@@ -15,6 +15,7 @@
 pub mod addrtype;
 pub mod comment;
 pub mod connbytes;
+pub mod connlimit;
 pub mod connmark;
 pub mod conntrack;
 pub mod dscp;
@@ -295,6 +296,7 @@ registry! {
     "rpfilter" => Rpfilter(rpfilter::Rpfilter),
     "hashlimit" => HashLimit(hashlimit::HashLimit),
     "connbytes" => Connbytes(connbytes::Connbytes),
+    "connlimit" => Connlimit(connlimit::Connlimit),
     "wasm" => Wasm(wasm::Plugin),
 }
 
