@@ -31,11 +31,14 @@ pub struct Builder {
     addr: Option<bool>,
 }
 
-/// The connections a rule has seen, per network: tuple, protocol, zone, when first seen.
+/// A connection a rule has seen: its original tuple, protocol, zone, and when first seen.
+type Seen = (Tuple, u8, u16, u64);
+
+/// The connections a rule has seen, per network.
 #[derive(Debug)]
 pub struct Compiled {
     m: Connlimit,
-    seen: Mutex<HashMap<u32, Vec<(Tuple, u8, u16, u64)>>>,
+    seen: Mutex<HashMap<u32, Vec<Seen>>>,
 }
 
 /// How long a connection not (yet) in the table keeps counting.
