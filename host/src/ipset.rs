@@ -350,6 +350,34 @@ impl IpSet {
         self.len(now) == 0
     }
 
+    /// The key a packet's values make in this set (the `SET` target): addresses whole (a
+    /// `net` type's entry is the single address), the port with its protocol.
+    pub fn key_of(&self, ip: Ipv4Addr, proto: u8, port: u16, ip2: Ipv4Addr) -> Option<Key> {
+        let kind = self.header.kind;
+        let with_port = matches!(kind, SetType::HashIpPort | SetType::HashNetPort | SetType::HashIpPortIp);
+        if (with_port || kind == SetType::BitmapPort) && !matches!(proto, 6 | 17 | 132 | 136) {
+            return None;
+        }
+        let zero = Ipv4Addr::UNSPECIFIED;
+        if kind == SetType::BitmapPort {
+            let (lo, hi) = self.header.range.unwrap_or((0, u16::MAX));
+            return (lo..=hi).contains(&port).then_some(Key {
+                ip: zero,
+                len: 32,
+                proto: 0,
+                port,
+                ip2: zero,
+            });
+        }
+        Some(Key {
+            ip,
+            len: 32,
+            proto: if with_port { proto } else { 0 },
+            port: if with_port { port } else { 0 },
+            ip2: if kind == SetType::HashIpPortIp { ip2 } else { zero },
+        })
+    }
+
     /// Looks a packet's values up (the match): `ip`, `port` (with its protocol) and `ip2` as
     /// the rule's flags chose them; counts the packet on the entry when the set has counters.
     pub fn lookup(&self, ip: Ipv4Addr, proto: u8, port: u16, ip2: Ipv4Addr, bytes: u64, now: u64) -> bool {

@@ -48,6 +48,7 @@ const FILES: &[&str] = &[
     "libxt_hashlimit.t",
     "libxt_connbytes.t",
     "libxt_connlimit.t",
+    "libxt_SET.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -558,3 +558,45 @@ fn ecn_target_rewrites_ect_and_tcp_flags() {
         rtrouter_tests::independent_checksum_check(&s.pkt).unwrap_or_else(|e| panic!("{rule}: {e}"));
     }
 }
+
+#[test]
+fn set_target_adds_and_deletes_packet_addresses() {
+    use rtrouter::ipset::{Header, IpSet, SetType};
+    let sets = rtrouter::eval::state::IpSets::default();
+    sets.insert(
+        "seen",
+        IpSet::new(Header {
+            timeout: Some(60),
+            ..Header::simple(SetType::HashIp)
+        }),
+    );
+    sets.insert("ports", IpSet::new(Header::simple(SetType::HashIpPort)));
+    // Sources that reach port 22 are remembered; a later rule drops what is remembered.
+    let mut l = Lab::with_sets(
+        "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m set --match-set seen src -j DROP\n\
+         -A FORWARD -p tcp --dport 22 -j SET --add-set seen src --timeout 10\n\
+         -A FORWARD -p tcp -j SET --add-set ports dst,dst\nCOMMIT\n",
+        sets,
+    );
+    assert!(
+        l.send("lan0", &tcp(A, 9, B, 22, 2)).forwarded(),
+        "the first packet passes and is remembered"
+    );
+    assert!(
+        l.send("lan0", &tcp(A, 9, B, 80, 2)).dropped(),
+        "its source is now in the set"
+    );
+    let e = l.router.engine();
+    let seen = e.ipsets().get_shared("seen").unwrap();
+    assert_eq!(seen.member_lines(l.now), vec!["10.0.1.2 timeout 10"]);
+    let ports = e.ipsets().get_shared("ports").unwrap();
+    assert_eq!(ports.member_lines(l.now), vec!["192.0.2.9,tcp:22"]);
+    // After the entry's timeout the source passes again; --del-set removes it at once.
+    l.now += 11_000_000_000;
+    assert!(l.send("lan0", &tcp(A, 9, B, 80, 2)).forwarded());
+    let sets = rtrouter::eval::state::IpSets::default();
+    sets.insert("s", IpSet::with_entries(SetType::HashIp, &["10.0.1.2"]).unwrap());
+    let mut l = Lab::with_sets("*filter\n-A FORWARD -j SET --del-set s src\nCOMMIT\n", sets);
+    l.send("lan0", &tcp(A, 9, B, 80, 2));
+    assert!(l.router.engine().ipsets().get_shared("s").unwrap().is_empty(l.now));
+}

@@ -10,7 +10,6 @@
 
 use super::{Live, Output};
 use crate::ipset::{AddOpts, Header, IpSet, IpSets, SetType};
-use crate::ruleset::matches::Match;
 use crate::ruleset::Ruleset;
 use std::fmt::Write as _;
 
@@ -48,7 +47,7 @@ fn references(rs: &Ruleset, name: &str) -> usize {
         .flatten()
         .flat_map(|t| t.chains())
         .flat_map(|c| &c.rules)
-        .filter(|r| r.matches.iter().any(|m| matches!(m, Match::Set(s) if s.name == name)))
+        .filter(|r| r.ipsets().contains(&name))
         .count()
 }
 
@@ -320,23 +319,12 @@ fn command(words: &[String], o: &Opts, sets: &IpSets, now: u64, rs: &mut Ruleset
                 return op("Set cannot be renamed: a set with the new name already exists");
             }
             sets.rename(from, to);
-            let uses = |c: &crate::ruleset::Chain| {
-                c.rules
-                    .iter()
-                    .any(|r| r.matches.iter().any(|m| matches!(m, Match::Set(s) if s.name == from)))
-            };
+            let uses = |c: &crate::ruleset::Chain| c.rules.iter().any(|r| r.ipsets().contains(&from));
             for t in rs.tables.iter_mut().flatten() {
                 let names: Vec<String> = t.chains().filter(|c| uses(c)).map(|c| c.name.clone()).collect();
                 for n in names {
                     for r in &mut t.chain_mut(&n).expect("listed").rules {
-                        for m in &mut r.matches {
-                            if let Match::Set(s) = m {
-                                if s.name == from {
-                                    s.name = to.to_string();
-                                    *renamed = true;
-                                }
-                            }
-                        }
+                        *renamed |= r.rename_ipset(from, to);
                     }
                 }
             }

@@ -77,6 +77,22 @@ impl Rule {
         }
     }
 
+    /// The ipsets the rule names (its matches' and its target's).
+    pub fn ipsets(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.matches.iter().flat_map(|m| m.ipsets()).collect();
+        v.extend(self.target.ipsets());
+        v
+    }
+
+    /// Renames ipset `from` to `to` wherever the rule names it; whether it did.
+    pub fn rename_ipset(&mut self, from: &str, to: &str) -> bool {
+        let mut any = false;
+        for m in &mut self.matches {
+            any |= m.rename_ipset(from, to);
+        }
+        any | self.target.rename_ipset(from, to)
+    }
+
     /// The rule's text after `-A CHAIN`, as iptables-save prints it (leading space included).
     pub fn save_spec(&self, out: &mut String) {
         for (opt, a) in [("-s", &self.src), ("-d", &self.dst)] {

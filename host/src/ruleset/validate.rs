@@ -286,10 +286,10 @@ fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, e
                 ),
             ));
         }
-        if let Match::Set(s) = m {
-            if !env.ipsets.contains(&s.name) {
-                errors.push(err(r, false, &s.name, format!("ipset `{}' does not exist", s.name)));
-            }
+    }
+    for name in r.ipsets() {
+        if !env.ipsets.contains(name) {
+            errors.push(err(r, false, name, format!("ipset `{name}' does not exist")));
         }
     }
 }

@@ -129,6 +129,14 @@ pub trait MatchExt: Sized {
     fn hooks(&self) -> HookMask {
         hooks::ALL
     }
+    /// The ipsets the match names (they must exist; a set rules name cannot be destroyed).
+    fn ipsets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// Renames ipset `from` to `to` where the match names it; whether it did.
+    fn rename_ipset(&mut self, _from: &str, _to: &str) -> bool {
+        false
+    }
     /// The test, compiled against one generation.
     fn compile(&self, env: &CompileEnv) -> Self::Compiled;
     /// Whether the packet matches (and the side effect, if any).
@@ -222,6 +230,20 @@ macro_rules! registry {
                 };
                 if !done {
                     self.save(out);
+                }
+            }
+
+            /// The ipsets the match names.
+            pub fn ipsets(&self) -> Vec<&str> {
+                match self {
+                    $(Match::$var(m) => m.ipsets(),)*
+                }
+            }
+
+            /// Renames an ipset the match names; whether it did.
+            pub fn rename_ipset(&mut self, from: &str, to: &str) -> bool {
+                match self {
+                    $(Match::$var(m) => m.rename_ipset(from, to),)*
                 }
             }
 

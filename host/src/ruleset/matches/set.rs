@@ -71,6 +71,18 @@ impl MatchExt for SetMatch {
         let _ = write!(out, "{} --match-set {} {}", bang(self.inv), self.name, dirs.join(","));
     }
 
+    fn ipsets(&self) -> Vec<&str> {
+        vec![self.name.as_str()]
+    }
+
+    fn rename_ipset(&mut self, from: &str, to: &str) -> bool {
+        if self.name == from {
+            self.name = to.to_string();
+            return true;
+        }
+        false
+    }
+
     fn compile(&self, env: &CompileEnv) -> Compiled {
         Compiled {
             set: env.ipsets.get_shared(&self.name),

@@ -26,6 +26,7 @@ pub mod notrack;
 pub mod redirect;
 pub mod reject;
 pub mod secmark;
+pub mod set;
 pub mod snat;
 pub mod tcpmss;
 pub mod tos;
@@ -74,6 +75,14 @@ pub trait TargetExt: Sized {
     /// The hooks the target is valid in (`xt_target.hooks` and checkentry).
     fn hooks(&self) -> HookMask {
         hooks::ALL
+    }
+    /// The ipsets the target names (they must exist; a set rules name cannot be destroyed).
+    fn ipsets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// Renames ipset `from` to `to` where the target names it; whether it did.
+    fn rename_ipset(&mut self, _from: &str, _to: &str) -> bool {
+        false
     }
     /// Acts on the packet: `Some(verdict)` ends the table (NAT targets accept after recording
     /// the translation), `None` continues with the next rule (`XT_CONTINUE`).
@@ -175,6 +184,22 @@ macro_rules! registry {
                 }
             }
 
+            /// The ipsets the target names.
+            pub fn ipsets(&self) -> Vec<&str> {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => Vec::new(),
+                    $(Target::$var(t) => t.ipsets(),)*
+                }
+            }
+
+            /// Renames an ipset the target names; whether it did.
+            pub fn rename_ipset(&mut self, from: &str, to: &str) -> bool {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => false,
+                    $(Target::$var(t) => t.rename_ipset(from, to),)*
+                }
+            }
+
             /// The hooks a target is valid in, as the kernel's `xt_target.hooks` and checkentry.
             pub fn allowed_hooks(&self) -> HookMask {
                 match self {
@@ -236,6 +261,7 @@ registry! {
     "CONNSECMARK" => ConnSecmark(secmark::ConnSecmark),
     "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
     "ECN" => Ecn(ecn::Ecn),
+    "SET" => Set(set::Set),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
@@ -265,7 +291,6 @@ fn is_unsupported_extension(name: &str) -> bool {
             | "LED"
             | "QUEUE"
             | "RATEEST"
-            | "SET"
             | "SYNPROXY"
             | "TEE"
             | "TPROXY"
