@@ -147,6 +147,7 @@ fn acl(c: &mut Criterion) {
                         zone: 0,
                         nat: None,
                         nat_done: true,
+                        trace: false,
                     };
                     let mut cx = Cx {
                         wall: 0,

@@ -641,7 +641,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
             let _ = write!(s, " -j TTL --ttl-{} 1", pick(c, &["set", "inc", "dec"]));
         }
         23 if table == "mangle" => s.push_str(" -j CHECKSUM --checksum-fill"),
-        24 if table == "raw" => s.push_str(" -j NOTRACK"),
+        24 if table == "raw" => s.push_str(pick(c, &[" -j NOTRACK", " -j TRACE"])),
         25 if table == "raw" => {
             let _ = write!(s, " -j CT {}", pick(c, &["--notrack", "--zone 3"]));
         }

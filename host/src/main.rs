@@ -203,6 +203,14 @@ enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// Stream what the running router reports: `trace` prints every rule met by packets a
+    /// `-j TRACE` rule (raw table) marked, as they pass.
+    Monitor {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// What to stream: `trace`.
+        what: String,
+    },
     /// Remove every table of the running router (the state of a fresh network namespace).
     FlushAll {
         #[command(flatten)]
@@ -728,6 +736,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),
         Some(Command::FlushAll { control: c }) => control(&c, "flush-all\n"),
+        Some(Command::Monitor { control: c, what }) => {
+            let r = rtrouter::dataplane::control::stream(&c.path()?, "monitor", &[what], |e| {
+                outln!("{e}");
+                true
+            });
+            match r {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("rtrouter: {}", e.strip_prefix("rtrouter: ").unwrap_or(&e));
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Some(Command::InstallLinks { dir, force }) => {
             let exe = std::env::current_exe().context("finding this binary")?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -127,6 +127,85 @@ impl Stats {
 }
 
 /// The router core: topology, the current rules, and state shared across rule swaps.
+/// Where the reports of `TRACE`d packets go besides the log: subscribers the control plane
+/// registers (`rtrouter monitor trace`). A subscriber returns `false` once it is gone; one
+/// that cannot keep up loses lines rather than slowing packets.
+#[derive(Default)]
+pub struct Monitor {
+    subscribers: std::sync::Mutex<Vec<Box<dyn Fn(&str) -> bool + Send + Sync>>>,
+    /// Whether anyone listens, read on the packet path without the lock.
+    listening: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+impl Monitor {
+    /// Adds a subscriber.
+    pub fn subscribe(&self, f: Box<dyn Fn(&str) -> bool + Send + Sync>) {
+        let mut s = crate::eval::state::lock(&self.subscribers);
+        s.push(f);
+        self.listening.store(true, Ordering::Relaxed);
+    }
+
+    /// Hands a line to every subscriber, forgetting the ones that are gone.
+    pub fn publish(&self, line: &str) {
+        tracing::info!(target: "rtrouter::trace", "{line}");
+        if !self.listening.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut s = crate::eval::state::lock(&self.subscribers);
+        s.retain(|f| f(line));
+        self.listening.store(!s.is_empty(), Ordering::Relaxed);
+    }
+}
+
+/// Reports each rule a `TRACE`d packet meets, in the kernel's `TRACE: table:chain:type:num`
+/// form followed by the packet and the rule, and passes everything on to the caller's
+/// observer.
+struct TraceLog<'a> {
+    inner: &'a mut dyn Observer,
+    monitor: &'a Monitor,
+    packet: String,
+}
+
+impl Observer for TraceLog<'_> {
+    fn rule(&mut self, table: TableKind, chain: &crate::ruleset::validate::ValidChain, index: usize, matched: bool) {
+        self.inner.rule(table, chain, index, matched);
+        if matched {
+            let rule = chain.rules()[index].save_line(chain.name(), None);
+            self.monitor.publish(&format!(
+                "TRACE: {table}:{}:rule:{} {} {rule}",
+                chain.name(),
+                index + 1,
+                self.packet
+            ));
+        }
+    }
+
+    fn policy(
+        &mut self,
+        table: TableKind,
+        chain: &crate::ruleset::validate::ValidChain,
+        policy: crate::ruleset::Policy,
+    ) {
+        self.inner.policy(table, chain, policy);
+        self.monitor.publish(&format!(
+            "TRACE: {table}:{}:policy:{} {}",
+            chain.name(),
+            policy.name(),
+            self.packet
+        ));
+    }
+
+    fn event(&mut self, what: &dyn Fn() -> String) {
+        self.inner.event(what);
+    }
+}
+
 #[derive(Debug)]
 pub struct Router {
     engine: ArcSwap<Engine>,
@@ -141,6 +220,8 @@ pub struct Router {
     pub conntrack: conntrack::Table,
     pub log: PacketLog,
     pub stats: Stats,
+    /// Reports of `TRACE`d packets.
+    pub monitor: Monitor,
 }
 
 impl Router {
@@ -160,6 +241,7 @@ impl Router {
             conntrack: conntrack::Table::new(1 << 20, conntrack::Timeouts::default()),
             log: PacketLog::new(log_rate),
             stats: Stats::default(),
+            monitor: Monitor::default(),
         }
     }
 
@@ -303,6 +385,7 @@ impl Router {
             zone: 0,
             nat: None,
             nat_done: false,
+            trace: false,
         };
         let mut run = Run {
             r: self,
@@ -430,13 +513,33 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn table(&mut self, t: TableKind, hook: Hook, p: &mut Pkt) -> Verdict {
+        let mut traced;
+        let obs: &mut dyn Observer = if p.trace {
+            traced = TraceLog {
+                inner: &mut *self.obs,
+                monitor: &self.r.monitor,
+                packet: format!(
+                    "IN={} OUT={} SRC={} DST={} LEN={} PROTO={} MARK={:#x}",
+                    self.r.topo.name(p.in_if),
+                    self.r.topo.name(p.out_if),
+                    p.h.src,
+                    p.h.dst,
+                    p.h.total_len,
+                    p.h.proto,
+                    p.mark
+                ),
+            };
+            &mut traced
+        } else {
+            &mut *self.obs
+        };
         let mut cx = Cx {
             topo: &self.r.topo,
             now: self.now,
             wall: self.r.wall_base.saturating_add(self.now),
             hook,
             rng: &mut *self.rng,
-            obs: &mut *self.obs,
+            obs,
             log: &self.r.log,
             abort: None,
             conns: Some(&self.r.conntrack),
@@ -931,6 +1034,7 @@ impl Run<'_> {
             nat: None,
             // Attached to the connection it answers, whose translation is already settled.
             nat_done: true,
+            trace: orig.trace,
         };
         let mut sink = Reply::default();
         // The reply is translated by the connection it answers, but never inserts it: a copy

@@ -149,3 +149,41 @@ fn a_socket_path_is_never_taken_from_a_file_or_a_running_router() {
     assert!(err.contains("is not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).expect("kept"), "precious");
 }
+
+#[test]
+fn monitor_trace_streams_traced_packets() {
+    let Some(net) = Net::start(Spec {
+        rules: "*raw\n-A PREROUTING -p icmp -j TRACE\nCOMMIT\n*filter\n-A INPUT -p icmp -j ACCEPT\nCOMMIT\n",
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let socket = net.socket.clone();
+    std::thread::spawn(move || {
+        let _ = rtrouter::dataplane::control::stream(&socket, "monitor", &["trace".to_string()], |e| {
+            tx.send(e.to_string()).is_ok()
+        });
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline && !seen.iter().any(|l: &String| l.contains("filter:INPUT:rule:1")) {
+        // The subscriber may not be registered yet when the first ping passes: ping again.
+        let _ = rtrouter_tests::netns::icmp_probe(
+            &net,
+            rtrouter_tests::netns::Side::Lan,
+            "10.0.1.1".parse().unwrap(),
+            64,
+            0,
+            Duration::from_millis(300),
+        );
+        while let Ok(l) = rx.try_recv() {
+            seen.push(l);
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("TRACE: filter:INPUT:rule:1 IN=") && l.contains("-A INPUT -p icmp -j ACCEPT")),
+        "{seen:#?}"
+    );
+}

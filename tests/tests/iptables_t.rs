@@ -49,6 +49,7 @@ const FILES: &[&str] = &[
     "libxt_connbytes.t",
     "libxt_connlimit.t",
     "libxt_SET.t",
+    "libxt_TRACE.t",
     "libxt_TOS.t",
     "libxt_connmark.t",
     "libipt_iprange.t",

@@ -600,3 +600,32 @@ fn set_target_adds_and_deletes_packet_addresses() {
     l.send("lan0", &tcp(A, 9, B, 80, 2));
     assert!(l.router.engine().ipsets().get_shared("s").unwrap().is_empty(l.now));
 }
+
+#[test]
+fn trace_reports_every_rule_a_marked_packet_meets() {
+    let mut l = Lab::new(
+        "*raw\n-A PREROUTING -p tcp --dport 22 -j TRACE\nCOMMIT\n\
+         *filter\n:FORWARD DROP [0:0]\n-A FORWARD -p udp -j ACCEPT\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n",
+    );
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    l.router.monitor.subscribe(Box::new(move |line: &str| {
+        sink.lock().unwrap().push(line.to_string());
+        true
+    }));
+    assert!(l.send("lan0", &tcp(A, 9, B, 80, 2)).forwarded());
+    assert!(lines.lock().unwrap().is_empty(), "an unmarked packet is not reported");
+    assert!(l.send("lan0", &tcp(A, 9, B, 22, 2)).forwarded());
+    let got = lines.lock().unwrap().clone();
+    assert!(
+        got.iter().any(
+            |l| l.starts_with("TRACE: filter:FORWARD:rule:2 IN=lan0 OUT=wan0 SRC=10.0.1.2 DST=192.0.2.9")
+                && l.ends_with("-A FORWARD -p tcp -j ACCEPT")
+        ),
+        "{got:#?}"
+    );
+    assert!(
+        !got.iter().any(|l| l.contains("FORWARD:rule:1")),
+        "rules that do not match are not reported: {got:#?}"
+    );
+}

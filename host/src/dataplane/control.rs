@@ -13,7 +13,9 @@
 //! names replaced), `conntrack` (`args`: `-L|-F|-D [FILTER...]`), `stats`, `reload` (re-read
 //! the config's plugins and rules) or `flush-all` (no tables and no ipsets: a fresh
 //! namespace's state). The answer is one JSON line, `{"v":1,"code":N,"stdout":"...","stderr":"..."}`, and
-//! the server closes the connection. (`work_us` in the answer: how long the router worked on
+//! the server closes the connection. `monitor` (`args`: `["trace"]`) instead streams one
+//! line `{"v":1,"event":"TRACE: ..."}` per report of a `TRACE`d packet until the client goes
+//! away. (`work_us` in the answer: how long the router worked on
 //! it; `RTROUTER_TIMING=1` makes the client print it.)
 //!
 //! Limits: a request whose `input_len` exceeds `[control] max_request_mib` is refused before
@@ -207,6 +209,9 @@ async fn handle(dp: &Arc<Dataplane>, s: UnixStream) -> io::Result<()> {
         );
         return reply(r.into_inner(), out).await;
     }
+    if req.cmd == "monitor" {
+        return monitor(dp, req, r).await;
+    }
     if req.input_len > limit {
         let out = Output::fail(
             frontend::exit::RESOURCE,
@@ -245,6 +250,66 @@ async fn handle(dp: &Arc<Dataplane>, s: UnixStream) -> io::Result<()> {
     .await
     .unwrap_or_else(|e| (Output::fail(1, format!("rtrouter: request failed: {e}")), 0));
     reply_timed(r.into_inner(), out, work_us).await
+}
+
+/// `monitor trace`: streams the reports of `TRACE`d packets, one JSON line
+/// `{"v":1,"event":"TRACE: ..."}` each, until the client goes away.
+async fn monitor(dp: &Arc<Dataplane>, req: Request, mut r: BufReader<UnixStream>) -> io::Result<()> {
+    if req.args.iter().map(String::as_str).ne(["trace"]) {
+        let out = Output::fail(frontend::exit::PARAMETER, "rtrouter: monitor takes one word: trace");
+        return reply(r.into_inner(), out).await;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
+    // A monitor that falls behind loses lines; one that is gone is dropped.
+    dp.router.monitor.subscribe(Box::new(move |line: &str| {
+        tx.try_send(line.to_string()).is_ok() || !tx.is_closed()
+    }));
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            line = rx.recv() => {
+                let Some(line) = line else { return Ok(()) };
+                let mut json = serde_json::to_vec(&serde_json::json!({"v": VERSION, "event": line})).map_err(io::Error::other)?;
+                json.push(b'\n');
+                r.get_mut().write_all(&json).await?;
+            }
+            n = r.read(&mut probe) => {
+                if n.unwrap_or(0) == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The client side of `monitor`: prints each event until the router closes the stream or
+/// `on_event` returns `false`.
+pub fn stream(path: &Path, cmd: &str, args: &[String], mut on_event: impl FnMut(&str) -> bool) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| format!("can't reach rtrouter at {}: {e} (is it running?)", path.display()))?;
+    let req = Request {
+        v: VERSION,
+        cmd: cmd.to_string(),
+        args: args.to_vec(),
+        input_name: String::new(),
+        input_len: 0,
+    };
+    let mut head = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+    head.push(b'\n');
+    s.write_all(&head).map_err(|e| e.to_string())?;
+    for line in std::io::BufReader::new(s).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("unexpected answer: {e}"))?;
+        if let Some(e) = v.get("event").and_then(|e| e.as_str()) {
+            if !on_event(e) {
+                return Ok(());
+            }
+        } else if let Some(err) = v.get("stderr").and_then(|e| e.as_str()).filter(|e| !e.is_empty()) {
+            return Err(err.trim_end().to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Runs one request under the transaction lock.

@@ -157,6 +157,8 @@ pub struct Pkt<'a> {
     /// The connection's translation is already settled, so the nat chains do not run
     /// (later packets of a connection, replies the router generates, looped-back packets).
     pub nat_done: bool,
+    /// Marked by `TRACE`: every rule the packet meets from then on is reported live.
+    pub trace: bool,
 }
 
 /// What a table decided.

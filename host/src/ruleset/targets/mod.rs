@@ -30,6 +30,7 @@ pub mod set;
 pub mod snat;
 pub mod tcpmss;
 pub mod tos;
+pub mod trace;
 pub mod ttl;
 pub mod wasm;
 
@@ -262,6 +263,7 @@ registry! {
     "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
+    "TRACE" => Trace(trace::Trace),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
@@ -294,7 +296,6 @@ fn is_unsupported_extension(name: &str) -> bool {
             | "SYNPROXY"
             | "TEE"
             | "TPROXY"
-            | "TRACE"
             | "ULOG"
             | "MIRROR"
             | "SAME"
