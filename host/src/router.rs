@@ -130,9 +130,12 @@ impl Stats {
 /// Where the reports of `TRACE`d packets go besides the log: subscribers the control plane
 /// registers (`rtrouter monitor trace`). A subscriber returns `false` once it is gone; one
 /// that cannot keep up loses lines rather than slowing packets.
+/// A monitor's subscriber: takes a line, says whether it still listens.
+pub type Subscriber = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 #[derive(Default)]
 pub struct Monitor {
-    subscribers: std::sync::Mutex<Vec<Box<dyn Fn(&str) -> bool + Send + Sync>>>,
+    subscribers: std::sync::Mutex<Vec<Subscriber>>,
     /// Whether anyone listens, read on the packet path without the lock.
     listening: std::sync::atomic::AtomicBool,
 }
@@ -145,7 +148,7 @@ impl std::fmt::Debug for Monitor {
 
 impl Monitor {
     /// Adds a subscriber.
-    pub fn subscribe(&self, f: Box<dyn Fn(&str) -> bool + Send + Sync>) {
+    pub fn subscribe(&self, f: Subscriber) {
         let mut s = crate::eval::state::lock(&self.subscribers);
         s.push(f);
         self.listening.store(true, Ordering::Relaxed);
