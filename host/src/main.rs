@@ -660,6 +660,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 out!("{}", summary(&rs));
+                // One warning per rule whose match or target acts on something a TUN router
+                // does not have (it loads and behaves as the kernel would without it).
+                for t in rs.tables() {
+                    for c in t.chains() {
+                        for r in c.rules() {
+                            for note in r.tun_notes() {
+                                eprintln!("{}:{}:{}: warning: {note}", r.loc.file, r.loc.line, r.loc.col);
+                            }
+                        }
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

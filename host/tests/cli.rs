@@ -181,3 +181,39 @@ fn logs_have_no_colour_codes_off_a_terminal_and_can_be_json() {
         "{err}"
     );
 }
+
+#[test]
+fn check_warns_about_extensions_a_tun_router_cannot_see() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("warn.rules");
+    std::fs::write(
+        &rules,
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A FORWARD -p tcp --dport 22 -j ACCEPT\n\
+         -A FORWARD -m mac --mac-source 00:11:22:33:44:55 -j DROP\n\
+         -A FORWARD -m physdev --physdev-in eth0 -j NFQUEUE --queue-num 3\n\
+         COMMIT\n",
+    )
+    .unwrap();
+    let o = rtrouter()
+        .arg("check")
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .expect("runs");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains(": warning: ")).collect();
+    let file = rules.display().to_string();
+    assert_eq!(warnings.len(), 3, "{err}");
+    assert!(warnings[0].starts_with(&format!("{file}:6:")), "{err}");
+    assert!(warnings[0].contains("mac"), "{err}");
+    assert!(warnings[1].starts_with(&format!("{file}:7:")), "{err}");
+    assert!(warnings[2].starts_with(&format!("{file}:7:")), "{err}");
+    assert!(
+        !err.contains(&format!("{file}:5:")),
+        "a plain rule gets no warning: {err}"
+    );
+}

@@ -77,6 +77,13 @@ impl Rule {
         }
     }
 
+    /// Notes on the rule's matches and target whose input a TUN router lacks (`check` warns).
+    pub fn tun_notes(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.matches.iter().filter_map(|m| m.tun_note()).collect();
+        v.extend(self.target.tun_note());
+        v
+    }
+
     /// The ipsets the rule names (its matches' and its target's).
     pub fn ipsets(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.matches.iter().flat_map(|m| m.ipsets()).collect();

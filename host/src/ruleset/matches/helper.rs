@@ -40,6 +40,10 @@ impl MatchExt for Helper {
         let _ = write!(out, "{} --helper {}", bang(self.inv), save_string(&self.name));
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("rtrouter runs no conntrack helpers: -m helper matches only negated")
+    }
+
     fn compile(&self, _: &CompileEnv) -> bool {
         self.inv
     }

@@ -73,6 +73,10 @@ impl MatchExt for Mac {
         hooks::PREROUTING | hooks::INPUT | hooks::FORWARD
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("TUN devices carry no Ethernet header: -m mac never matches (as xt_mac on a non-Ethernet device)")
+    }
+
     fn compile(&self, _: &CompileEnv) {}
 
     fn test(_: &(), _: &Pkt, _: &mut Cx, _: &Engine) -> bool {

@@ -133,6 +133,11 @@ pub trait MatchExt: Sized {
     fn ipsets(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// Why the match's input does not exist on a TUN router, when it does not (`check`
+    /// warns about such rules): what it then matches.
+    fn tun_note(&self) -> Option<&'static str> {
+        None
+    }
     /// Renames ipset `from` to `to` where the match names it; whether it did.
     fn rename_ipset(&mut self, _from: &str, _to: &str) -> bool {
         false
@@ -230,6 +235,13 @@ macro_rules! registry {
                 };
                 if !done {
                     self.save(out);
+                }
+            }
+
+            /// Why the match's input does not exist on a TUN router, when it does not.
+            pub fn tun_note(&self) -> Option<&'static str> {
+                match self {
+                    $(Match::$var(m) => m.tun_note(),)*
                 }
             }
 

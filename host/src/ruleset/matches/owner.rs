@@ -122,6 +122,10 @@ impl MatchExt for Owner {
         hooks::OUTPUT | hooks::POSTROUTING
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("the only local sender is the router itself: -m owner sees its own packets as owned by its uid and gid; forwarded packets have no owner")
+    }
+
     fn compile(&self, _: &CompileEnv) -> Compiled {
         Compiled {
             m: *self,

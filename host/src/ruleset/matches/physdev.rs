@@ -92,6 +92,10 @@ impl MatchExt for Physdev {
         }
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("rtrouter bridges nothing: -m physdev matches only when every option is negated (as for an unbridged packet)")
+    }
+
     fn compile(&self, _: &CompileEnv) -> bool {
         // No bridge information: a match exactly when every given option is negated.
         let all_negated = [

@@ -223,6 +223,10 @@ impl MatchExt for Policy {
         }
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("rtrouter does no IPsec: -m policy --pol none matches every packet, --pol ipsec none")
+    }
+
     fn compile(&self, _: &CompileEnv) -> bool {
         self.none
     }

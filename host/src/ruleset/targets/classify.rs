@@ -51,6 +51,10 @@ impl TargetExt for Classify {
         hooks::FORWARD | hooks::OUTPUT | hooks::POSTROUTING
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("TUN devices have no queueing discipline: the class CLASSIFY sets selects nothing")
+    }
+
     fn apply(&self, _: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
         None
     }

@@ -81,6 +81,11 @@ pub trait TargetExt: Sized {
     fn ipsets(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// Why what the target acts on does not exist on a TUN router, when it does not (`check`
+    /// warns about such rules): what it then does.
+    fn tun_note(&self) -> Option<&'static str> {
+        None
+    }
     /// Renames ipset `from` to `to` where the target names it; whether it did.
     fn rename_ipset(&mut self, _from: &str, _to: &str) -> bool {
         false
@@ -182,6 +187,14 @@ macro_rules! registry {
                 match self {
                     Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
                     $(Target::$var(t) => t.table(),)*
+                }
+            }
+
+            /// Why what the target acts on does not exist on a TUN router, when it does not.
+            pub fn tun_note(&self) -> Option<&'static str> {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
+                    $(Target::$var(t) => t.tun_note(),)*
                 }
             }
 

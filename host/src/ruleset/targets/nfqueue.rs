@@ -101,6 +101,10 @@ impl TargetExt for Nfqueue {
         }
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("no program listens on NFQUEUE queues: the packet is dropped (accepted with --queue-bypass)")
+    }
+
     fn apply(&self, _: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
         cx.obs.event(&|| format!("NFQUEUE {}: no program listens", self.first));
         Some(if self.bypass { Verdict::Accept } else { Verdict::Drop })

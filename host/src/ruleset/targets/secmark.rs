@@ -85,6 +85,10 @@ impl TargetExt for ConnSecmark {
         hooks::ALL
     }
 
+    fn tun_note(&self) -> Option<&'static str> {
+        Some("rtrouter has no security module: CONNSECMARK has no label to copy")
+    }
+
     fn apply(&self, _: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
         None
     }
