@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(31) {
+    match c.below(32) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -548,6 +548,23 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
                 pick(
                     c,
                     &["--physdev-is-bridged", "! --physdev-is-bridged", "! --physdev-in eth0"]
+                )
+            );
+        }
+        31 => {
+            let _ = write!(
+                s,
+                " -m u32 {}--u32 \"{}\"",
+                neg(c),
+                pick(
+                    c,
+                    &[
+                        "0>>28=4",
+                        "6&0xFF=6,17",
+                        "0>>22&0x3C@0>>16=1:1024",
+                        "0>>22&0x3C@12>>26&0x3C@0=0:4",
+                        "60=0"
+                    ]
                 )
             );
         }

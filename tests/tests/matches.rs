@@ -806,3 +806,28 @@ fn connlimit_counts_open_connections_per_network() {
     assert!(l.send("lan0", &tcp(A, 2001, B, 80, 0x02)).forwarded());
     assert!(!l.send("lan0", &tcp(A, 2002, B, 80, 0x02)).forwarded());
 }
+
+#[test]
+fn u32_reads_words_at_computed_offsets() {
+    // TCP 1000 -> 80: the ports word behind the IP header, found through its length.
+    let syn = tcp(A, 1000, B, 80, 2);
+    let udp53 = udp(A, 5353, B, 53);
+    table(&[
+        ("-m u32 --u32 \"0>>28=4\"", "lan0", syn.clone(), true),
+        ("-m u32 --u32 \"6&0xFF=6\"", "lan0", syn.clone(), true),
+        ("-m u32 --u32 \"6&0xFF=6\"", "lan0", udp53.clone(), false),
+        ("-m u32 --u32 \"6&0xFF=6,17\"", "lan0", udp53.clone(), true),
+        ("-m u32 --u32 \"0>>22&0x3C@0&0xFFFF=80\"", "lan0", syn.clone(), true),
+        ("-m u32 --u32 \"0>>22&0x3C@0&0xFFFF=53\"", "lan0", udp53.clone(), true),
+        (
+            "-m u32 --u32 \"0>>22&0x3C@0>>16=1000:2000&&6&0xFF=6\"",
+            "lan0",
+            syn.clone(),
+            true,
+        ),
+        ("-m u32 ! --u32 \"0>>22&0x3C@0&0xFFFF=80\"", "lan0", syn.clone(), false),
+        // A read past the end fails the tests; negation then matches.
+        ("-m u32 --u32 \"1000=0:0xFFFFFFFF\"", "lan0", syn.clone(), false),
+        ("-m u32 ! --u32 \"1000=0:0xFFFFFFFF\"", "lan0", syn, true),
+    ]);
+}

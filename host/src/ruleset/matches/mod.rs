@@ -48,6 +48,7 @@ pub mod tcpmss;
 pub mod time;
 pub mod tos;
 pub mod ttl;
+pub mod u32;
 pub mod udp;
 pub mod wasm;
 
@@ -331,6 +332,7 @@ registry! {
     "hashlimit" => HashLimit(hashlimit::HashLimit),
     "connbytes" => Connbytes(connbytes::Connbytes),
     "connlimit" => Connlimit(connlimit::Connlimit),
+    "u32" => U32(u32::U32),
     "wasm" => Wasm(wasm::Plugin),
 }
 
