@@ -163,3 +163,65 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 }
+
+/// What a long option word names, found as getopt_long finds it in the option table iptables
+/// merges for a rule (`xtables_merge_options`: iptables' own options first, then the
+/// extensions' options, the most recently loaded extension first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolved<K> {
+    /// Option `name` of owner `K`: spelled in full, or the one option the word abbreviates.
+    Found(K, &'static str),
+    /// No option is spelled so or starts so.
+    Unknown,
+    /// An abbreviation of several options (in table order).
+    Ambiguous(Vec<&'static str>),
+}
+
+/// Looks `name` up in `tables` (owner, its options) in order: the first option spelled exactly
+/// so wins; otherwise the word must be the prefix of exactly one option. Aliases of one
+/// option count as different options here; getopt_long merges them only for prefixes that
+/// no other option of the table shares, which no extension's aliases have.
+pub(crate) fn resolve_long<K: Copy>(name: &str, tables: &[(K, &'static [&'static str])]) -> Resolved<K> {
+    let all = || tables.iter().flat_map(|&(k, names)| names.iter().map(move |&n| (k, n)));
+    if let Some((k, n)) = all().find(|&(_, n)| n == name) {
+        return Resolved::Found(k, n);
+    }
+    if name.is_empty() {
+        return Resolved::Unknown;
+    }
+    let mut hits = all().filter(|&(_, n)| n.starts_with(name));
+    match (hits.next(), hits.next()) {
+        (None, _) => Resolved::Unknown,
+        (Some((k, n)), None) => Resolved::Found(k, n),
+        (Some(_), Some(_)) => {
+            Resolved::Ambiguous(all().filter(|&(_, n)| n.starts_with(name)).map(|(_, n)| n).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_options_abbreviate_as_getopt_long_does() {
+        const SNAT: &[&str] = &["to-source", "random", "random-fully", "persistent"];
+        const OWN: &[&str] = &["source", "protocol"];
+        const POLICY: &[&str] = &["proto", "mode"];
+        let t = [(0, OWN), (1, SNAT)];
+        assert_eq!(resolve_long("to", &t), Resolved::Found(1, "to-source"));
+        assert_eq!(resolve_long("random", &t), Resolved::Found(1, "random"), "exact wins");
+        assert_eq!(
+            resolve_long("rand", &t),
+            Resolved::Ambiguous(vec!["random", "random-fully"])
+        );
+        assert_eq!(resolve_long("random-f", &t), Resolved::Found(1, "random-fully"));
+        assert_eq!(resolve_long("x", &t), Resolved::Unknown);
+        assert_eq!(resolve_long("", &t), Resolved::Unknown);
+        assert_eq!(resolve_long("pro", &t), Resolved::Found(0, "protocol"));
+        // An extension's option spelled in full beats an abbreviation of iptables' own.
+        let t = [(0, OWN), (2, POLICY)];
+        assert_eq!(resolve_long("proto", &t), Resolved::Found(2, "proto"));
+        assert_eq!(resolve_long("prot", &t), Resolved::Ambiguous(vec!["protocol", "proto"]));
+    }
+}

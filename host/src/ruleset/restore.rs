@@ -5,9 +5,9 @@
 //! replaces that table: its chains are flushed and its user chains deleted before the section's
 //! lines apply, as iptables-restore does; tables the script does not name are kept.
 
-use super::ext::RuleError;
+use super::ext::{resolve_long, Resolved, RuleError};
 use super::lex::{tokenize, Token};
-use super::rule::{parse_rule, Loc};
+use super::rule::{parse_rule, Loc, OWN_OPTIONS};
 use super::targets::Target;
 use super::{Counter, Error, Errors, Hook, Policy, Ruleset, Table, TableKind};
 use std::sync::Arc;
@@ -389,7 +389,22 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         }
     };
     let position = |j: usize| -> Option<usize> { chain_arg(j).and_then(|s| s.parse::<usize>().ok()) };
-    match cmd.text.as_str() {
+    // `--app` for `--append`: getopt_long's abbreviations among iptables' own options.
+    let spelled = match cmd.text.strip_prefix("--") {
+        Some(name) => match resolve_long(name, &[((), OWN_OPTIONS)]) {
+            Resolved::Found((), full) => format!("--{full}"),
+            Resolved::Ambiguous(names) => {
+                let names: Vec<String> = names.iter().map(|n| format!("`--{n}'")).collect();
+                return Err((
+                    cmd_idx,
+                    format!("option `--{name}' is ambiguous; possibilities: {}", names.join(" ")),
+                ));
+            }
+            Resolved::Unknown => cmd.text.clone(),
+        },
+        None => cmd.text.clone(),
+    };
+    match spelled.as_str() {
         "-A" | "--append" => {
             let c = existing(open, i + 1)?;
             let rs = rules(i + 2)?;
@@ -479,7 +494,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         }
         "-F" | "--flush" | "-Z" | "--zero" => {
             no_more(i + 2)?;
-            let flush = cmd.text.starts_with("-F") || cmd.text == "--flush";
+            let flush = spelled.starts_with("-F") || spelled == "--flush";
             let zero = |ch: &mut super::Chain| {
                 if flush {
                     ch.rules.clear();
@@ -563,6 +578,30 @@ mod tests {
             1
         );
         assert!(restore(&Ruleset::default(), "* mangle extra\nCOMMIT\n", "t", false).is_err());
+    }
+
+    #[test]
+    fn commands_and_options_abbreviate_as_getopt_long_allows() {
+        let rs = restore(
+            &Ruleset::default(),
+            "*filter\n--new X\n--app X --proto tcp -m multiport --dport 1,2 --jum ACCEPT\n--app X -p tcp --sp 7 -j DROP\n\
+             --pol INPUT DROP\nCOMMIT\n",
+            "t",
+            false,
+        )
+        .unwrap();
+        let saved = rs.save(false);
+        assert!(
+            saved.contains("-A X -p tcp -m multiport --dports 1,2 -j ACCEPT\n-A X -p tcp -m tcp --sport 7 -j DROP"),
+            "{saved}"
+        );
+        assert!(saved.contains(":INPUT DROP"), "{saved}");
+        let e = restore(&Ruleset::default(), "*filter\n--de X\nCOMMIT\n", "t", false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("possibilities: `--delete' `--delete-chain' `--destination'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One rule: the base IPv4 match (`-s -d -i -o -p -f`), `-m` matches and one target; how the
 //! words after `-A CHAIN` become rules, and how a rule prints in `iptables-save` form.
 
-use super::ext::{bang, Cursor, Neg, PResult, RuleError};
+use super::ext::{bang, resolve_long, Cursor, Neg, PResult, Resolved, RuleError};
 use super::lex::Token;
 use super::matches::{Match, Partial, RuleProto};
 use super::targets::{PartialTarget, Target};
@@ -145,6 +145,87 @@ impl Rule {
     }
 }
 
+/// iptables' own long options (`original_opts` in iptables/xtables.c), in its order: the
+/// commands and global options are for the command line (`Extra`), the rest are a rule's.
+pub(crate) const OWN_OPTIONS: &[&str] = &[
+    "append",
+    "delete",
+    "check",
+    "insert",
+    "replace",
+    "list",
+    "list-rules",
+    "flush",
+    "zero",
+    "new-chain",
+    "delete-chain",
+    "rename-chain",
+    "policy",
+    "source",
+    "destination",
+    "src",
+    "dst",
+    "protocol",
+    "in-interface",
+    "jump",
+    "table",
+    "match",
+    "numeric",
+    "out-interface",
+    "verbose",
+    "wait",
+    "wait-interval",
+    "exact",
+    "fragments",
+    "version",
+    "help",
+    "line-numbers",
+    "modprobe",
+    "set-counters",
+    "goto",
+    "ipv4",
+    "ipv6",
+];
+
+/// Who owns a long option of a rule being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// iptables itself ([`OWN_OPTIONS`]).
+    Own,
+    Target,
+    /// The match at this index of the rule's matches.
+    Match(usize),
+}
+
+/// Resolves `--name` among iptables' options and those of the extensions loaded so far, the
+/// most recently loaded first (as `xtables_merge_options` orders them).
+fn resolve(name: &str, target: Option<&(PartialTarget, usize)>, partials: &[(Partial, usize)]) -> Resolved<Owner> {
+    let mut loaded: Vec<(usize, Owner, &'static [&'static str])> = partials
+        .iter()
+        .enumerate()
+        .map(|(i, (p, at))| (*at, Owner::Match(i), p.options()))
+        .collect();
+    if let Some((t, at)) = target {
+        loaded.push((*at, Owner::Target, t.options()));
+    }
+    loaded.sort_by_key(|l| std::cmp::Reverse(l.0));
+    let mut tables: Vec<(Owner, &'static [&'static str])> = vec![(Owner::Own, OWN_OPTIONS)];
+    tables.extend(loaded.into_iter().map(|(_, o, names)| (o, names)));
+    resolve_long(name, &tables)
+}
+
+/// The match iptables loads for the rule's `-p` on an option it does not know, unless loaded.
+fn implicit_proto(rule: &Rule, partials: &[(Partial, usize)]) -> Option<&'static str> {
+    let name = rule.proto.filter(|p| !p.inv).and_then(|p| match p.v {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        1 => Some("icmp"),
+        132 => Some("sctp"),
+        _ => None,
+    })?;
+    (!partials.iter().any(|(p, _)| p.name() == name)).then_some(name)
+}
+
 /// Names of short options that take a value and may have it attached (`-ptcp`).
 fn short_takes_value(c: char) -> bool {
     matches!(c, 's' | 'd' | 'i' | 'o' | 'p' | 'm' | 'j' | 'g' | 'c')
@@ -199,17 +280,75 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
         }
         let inv = pending_inv.take().is_some();
         c.opt_at = at;
-        if extra(word, inv, &mut c)? {
-            continue;
-        }
-        let opt: String = if let Some(long) = word.strip_prefix("--") {
-            match long.split_once('=') {
-                Some((o, v)) => {
-                    c.set_pending(Some(v.to_string()));
-                    o.to_string()
+        let opt: String = if let Some(long) = word.strip_prefix("--").filter(|l| !l.is_empty()) {
+            let (name, value) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let mut found = resolve(name, target.as_ref(), &partials);
+            // iptables loads the protocol's match when getopt finds no option, and tries again.
+            if !matches!(found, Resolved::Found(..)) {
+                if let Some(p) = implicit_proto(&rule, &partials) {
+                    partials.push((Partial::start(p).expect("protocol matches exist"), at));
+                    match resolve(name, target.as_ref(), &partials) {
+                        f @ Resolved::Found(..) => found = f,
+                        _ => drop(partials.pop()),
+                    }
                 }
-                None => long.to_string(),
             }
+            let full = match found {
+                Resolved::Found(owner, full) => {
+                    c.set_pending(value.map(str::to_string));
+                    match owner {
+                        Owner::Own => full,
+                        Owner::Target => {
+                            let (t, _) = target.as_mut().expect("the target owns the option");
+                            if !t.option(full, inv, &mut c)? {
+                                return c.err(format!("unknown option `{word}'"));
+                            }
+                            if c.take_pending().is_some() {
+                                return c.err(format!("option `{word}' takes no value"));
+                            }
+                            continue;
+                        }
+                        Owner::Match(i) => {
+                            if !partials[i].0.option(full, inv, &mut c)? {
+                                return c.err(format!("unknown option `{word}'"));
+                            }
+                            if c.take_pending().is_some() {
+                                return c.err(format!("option `{word}' takes no value"));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Resolved::Ambiguous(names) => {
+                    let names: Vec<String> = names.iter().map(|n| format!("`--{n}'")).collect();
+                    return c.err(format!(
+                        "option `--{name}' is ambiguous; possibilities: {}",
+                        names.join(" ")
+                    ));
+                }
+                Resolved::Unknown => {
+                    if extra(word, inv, &mut c)? {
+                        continue;
+                    }
+                    return c.err(format!("unknown option `{word}'"));
+                }
+            };
+            // iptables' own option, spelled in full for the command line's part.
+            let spelled = match value {
+                Some(v) => format!("--{full}={v}"),
+                None => format!("--{full}"),
+            };
+            c.set_pending(None);
+            if extra(&spelled, inv, &mut c)? {
+                continue;
+            }
+            c.set_pending(value.map(str::to_string));
+            full.to_string()
+        } else if extra(word, inv, &mut c)? {
+            continue;
         } else if let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
             let mut chars = short.chars();
             let ch = chars.next().unwrap_or('-');
@@ -296,7 +435,7 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
                     rule.proto = Some(Neg::new(inv, p));
                 }
             }
-            "f" | "fragment" => {
+            "f" | "fragments" => {
                 if rule.frag.is_some() {
                     return c.err("multiple -f flags not allowed");
                 }
@@ -343,39 +482,6 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
                     (Some(p), Some(b)) => counters = (p, b),
                     _ => return c.err_value("-c takes packet and byte counters: -c PACKETS BYTES or -c PACKETS,BYTES"),
                 }
-            }
-            _ if word.starts_with("--") => {
-                if let Some((t, _)) = target.as_mut() {
-                    if t.option(&opt, inv, &mut c)? {
-                        continue;
-                    }
-                }
-                let mut taken = false;
-                for (p, _) in partials.iter_mut().rev() {
-                    if p.option(&opt, inv, &mut c)? {
-                        taken = true;
-                        break;
-                    }
-                }
-                if taken {
-                    continue;
-                }
-                // iptables loads the protocol's match on its first unknown option.
-                let implicit = rule.proto.filter(|p| !p.inv).and_then(|p| match p.v {
-                    6 => Some("tcp"),
-                    17 => Some("udp"),
-                    1 => Some("icmp"),
-                    132 => Some("sctp"),
-                    _ => None,
-                });
-                if let Some(name) = implicit.filter(|n| !partials.iter().any(|(p, _)| p.name() == *n)) {
-                    let mut p = Partial::start(name).expect("protocol matches exist");
-                    if p.option(&opt, inv, &mut c)? {
-                        partials.push((p, at));
-                        continue;
-                    }
-                }
-                return c.err(format!("unknown option `{word}'"));
             }
             _ => return c.err(format!("unknown option `{word}'")),
         }
@@ -460,6 +566,53 @@ mod tests {
         );
         assert_eq!(one("-p udp ! --sport 53").unwrap(), "-p udp -m udp ! --sport 53");
         assert_eq!(one("-p tcp --dport ! 80").unwrap(), "-p tcp -m tcp ! --dport 80");
+    }
+
+    #[test]
+    fn long_options_abbreviate_across_everything_loaded() {
+        for (given, saved) in [
+            // A unique prefix among the options loaded so far.
+            (
+                "-m conntrack --ctstate NEW --ctd REPLY -j ACCEPT",
+                "-m conntrack --ctstate NEW --ctdir REPLY -j ACCEPT",
+            ),
+            ("--proto tcp --dp 22", "-p tcp -m tcp --dport 22"),
+            ("--in- eth0 --ou eth1 --fragment", "-i eth0 -o eth1 -f"),
+            ("! --fr", "! -f"),
+            ("--sr 10.0.0.1 --ds 10.0.0.2", "-s 10.0.0.1/32 -d 10.0.0.2/32"),
+            ("-j SNAT --to 1.2.3.4", "-j SNAT --to-source 1.2.3.4"),
+            ("-m limit --limit-b 3", "-m limit --limit 3/hour --limit-burst 3"),
+            ("-m comment --comm=x", "-m comment --comment x"),
+            // Multiport is loaded and tcp is not: `--dport` abbreviates its `--dports`.
+            (
+                "-p tcp -m multiport --dport 80,443",
+                "-p tcp -m multiport --dports 80,443",
+            ),
+            // Loaded, tcp's exact name wins.
+            (
+                "-p tcp -m tcp --dport 80 -m multiport --sports 1,2",
+                "-p tcp -m tcp --dport 80 -m multiport --sports 1,2",
+            ),
+            // policy's `--proto` spelled in full beats iptables' `--protocol`.
+            (
+                "-m policy --dir in --pol ipsec --proto esp",
+                "-m policy --dir in --pol ipsec --proto esp",
+            ),
+        ] {
+            assert_eq!(one(given).as_deref(), Ok(saved), "{given}");
+        }
+        for (given, why) in [
+            ("-p tcp --s 1", "is ambiguous"),
+            ("--in eth0", "possibilities: `--insert' `--in-interface'"),
+            ("-m conntrack --ctst NEW", "possibilities: `--ctstate' `--ctstatus'"),
+            ("-m string --algo bm --st x --i", "`--ipv6' `--icase'"),
+            ("-m limit --limit 3 --l", "is ambiguous"),
+            ("-m mark --mar 1 --nosuch 1", "unknown option `--nosuch'"),
+            ("-m policy --dir in --pol none --prot esp", "is ambiguous"),
+        ] {
+            let e = one(given).expect_err(given);
+            assert!(e.contains(why), "{given}: {e}");
+        }
     }
 
     #[test]

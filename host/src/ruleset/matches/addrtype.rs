@@ -37,6 +37,7 @@ impl MatchExt for AddrType {
     type Builder = AddrType;
     type Compiled = AddrType;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["src-type", "dst-type", "limit-iface-in", "limit-iface-out"];
 
     fn option(a: &mut AddrType, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         match opt {

@@ -15,6 +15,7 @@ impl MatchExt for Comment {
     type Builder = Option<String>;
     type Compiled = ();
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["comment"];
 
     fn option(s: &mut Option<String>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "comment" {

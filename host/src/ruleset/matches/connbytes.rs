@@ -42,6 +42,7 @@ impl MatchExt for Connbytes {
     type Builder = Builder;
     type Compiled = Connbytes;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["connbytes", "connbytes-dir", "connbytes-mode"];
 
     fn option(b: &mut Builder, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         match opt {

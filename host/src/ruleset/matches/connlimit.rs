@@ -48,6 +48,13 @@ impl MatchExt for Connlimit {
     type Builder = Builder;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &[
+        "connlimit-upto",
+        "connlimit-above",
+        "connlimit-mask",
+        "connlimit-saddr",
+        "connlimit-daddr",
+    ];
 
     fn option(b: &mut Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         match opt {

@@ -71,6 +71,21 @@ impl MatchExt for Conntrack {
     type Builder = Conntrack;
     type Compiled = Box<Conntrack>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "ctstate",
+        "ctproto",
+        "ctorigsrc",
+        "ctorigdst",
+        "ctreplsrc",
+        "ctrepldst",
+        "ctorigsrcport",
+        "ctorigdstport",
+        "ctreplsrcport",
+        "ctrepldstport",
+        "ctstatus",
+        "ctexpire",
+        "ctdir",
+    ];
 
     fn option(ct: &mut Conntrack, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

@@ -53,6 +53,7 @@ impl MatchExt for Dscp {
     type Builder = Option<Neg<u8>>;
     type Compiled = Neg<u8>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["dscp", "dscp-class"];
 
     fn option(d: &mut Option<Neg<u8>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if !matches!(opt, "dscp" | "dscp-class") {

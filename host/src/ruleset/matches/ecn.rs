@@ -20,6 +20,7 @@ impl MatchExt for Ecn {
     type Builder = Ecn;
     type Compiled = Ecn;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["ecn-tcp-cwr", "ecn-tcp-ece", "ecn-ip-ect"];
 
     fn option(e: &mut Ecn, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         match opt {

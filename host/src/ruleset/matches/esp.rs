@@ -74,6 +74,7 @@ impl MatchExt for Esp {
     type Builder = Option<Spi>;
     type Compiled = Spi;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["espspi"];
 
     fn option(s: &mut Option<Spi>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         option(s, "espspi", opt, inv, c)
@@ -104,6 +105,7 @@ impl MatchExt for Ah {
     type Builder = Option<Spi>;
     type Compiled = Spi;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["ahspi"];
 
     fn option(s: &mut Option<Spi>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         option(s, "ahspi", opt, inv, c)

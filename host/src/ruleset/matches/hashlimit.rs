@@ -180,6 +180,21 @@ impl MatchExt for HashLimit {
     type Builder = Builder;
     type Compiled = (HashLimit, Arc<HashLimitTable>);
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &[
+        "hashlimit-upto",
+        "hashlimit-above",
+        "hashlimit-burst",
+        "hashlimit-mode",
+        "hashlimit-name",
+        "hashlimit-srcmask",
+        "hashlimit-dstmask",
+        "hashlimit-htable-size",
+        "hashlimit-htable-max",
+        "hashlimit-htable-gcinterval",
+        "hashlimit-htable-expire",
+        "hashlimit-rate-match",
+        "hashlimit-rate-interval",
+    ];
 
     fn option(b: &mut Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let Some(o) = opt.strip_prefix("hashlimit-") else {

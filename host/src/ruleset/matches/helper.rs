@@ -18,6 +18,7 @@ impl MatchExt for Helper {
     type Builder = Option<Helper>;
     type Compiled = bool;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["helper"];
 
     fn option(h: &mut Option<Helper>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "helper" {

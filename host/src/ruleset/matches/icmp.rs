@@ -29,6 +29,7 @@ impl MatchExt for Icmp {
     type Builder = Icmp;
     type Compiled = Icmp;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["icmp-type"];
 
     fn option(i: &mut Icmp, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "icmp-type" {

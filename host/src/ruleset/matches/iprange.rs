@@ -17,6 +17,7 @@ impl MatchExt for IpRange {
     type Builder = IpRange;
     type Compiled = IpRange;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["src-range", "dst-range"];
 
     fn option(r: &mut IpRange, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let slot = match opt {

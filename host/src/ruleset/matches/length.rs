@@ -12,6 +12,7 @@ impl MatchExt for Length {
     type Builder = Option<Neg<Range16>>;
     type Compiled = Neg<Range16>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["length"];
 
     fn option(l: &mut Option<Neg<Range16>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "length" {

@@ -31,6 +31,7 @@ impl MatchExt for Limit {
     type Builder = Limit;
     type Compiled = Bucket;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &["limit", "limit-burst"];
 
     fn option(l: &mut Limit, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

@@ -37,6 +37,7 @@ impl MatchExt for Mac {
     type Builder = Option<Neg<[u8; 6]>>;
     type Compiled = ();
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["mac-source"];
 
     fn option(m: &mut Option<Neg<[u8; 6]>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "mac-source" {

@@ -51,6 +51,7 @@ impl MatchExt for Mark {
     type Builder = Option<Neg<MarkMask>>;
     type Compiled = Neg<MarkMask>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["mark"];
 
     fn option(m: &mut Option<Neg<MarkMask>>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         option(m, opt, inv, c)

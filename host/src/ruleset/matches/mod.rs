@@ -114,6 +114,9 @@ pub trait MatchExt: Sized {
     /// Testing the match changes state or draws a random number (a counter, a token bucket,
     /// a list, a plugin call): the classifier may skip a rule only for a test before it.
     const SIDE_EFFECT: bool;
+    /// Every long option the match takes (aliases too), as its `xt_option_entry` table lists
+    /// them: the rule parser resolves abbreviations against these as getopt_long does.
+    const OPTIONS: &'static [&'static str];
 
     /// Offers `--opt` (without the dashes); `Ok(false)` when it is not this match's.
     fn option(b: &mut Self::Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool>;
@@ -175,6 +178,10 @@ macro_rules! registry {
             $($var(<$m::$ty as MatchExt>::Compiled),)*
         }
 
+        /// The names `-m` takes.
+        #[cfg(test)]
+        const NAMES: &[&str] = &[$($name),*];
+
         impl Partial {
             /// Starts the match named by `-m NAME`; `None` for an unknown extension.
             pub fn start(name: &str) -> Option<Partial> {
@@ -188,6 +195,13 @@ macro_rules! registry {
             pub fn name(&self) -> &'static str {
                 match self {
                     $(Partial::$var(_) => $name,)*
+                }
+            }
+
+            /// The extension's long options ([`MatchExt::OPTIONS`]).
+            pub fn options(&self) -> &'static [&'static str] {
+                match self {
+                    $(Partial::$var(_) => <$m::$ty as MatchExt>::OPTIONS,)*
                 }
             }
 
@@ -353,4 +367,24 @@ fn save_port_range(out: &mut String, opt: &str, r: &Option<super::ext::Neg<super
 /// A negatable range test that holds when absent.
 fn range_holds(r: &Option<super::ext::Neg<super::value::Range16>>, v: u16) -> bool {
     r.is_none_or(|r| r.holds(r.v.contains(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::lex::tokenize;
+
+    #[test]
+    fn every_listed_option_is_taken() {
+        for name in NAMES {
+            let p = Partial::start(name).expect("registered");
+            for opt in p.options() {
+                let toks = tokenize("1 2 3").unwrap();
+                let mut c = Cursor::new(&toks);
+                let mut p = p.clone();
+                // Taken or refused for its value, but never passed over.
+                assert!(!matches!(p.option(opt, false, &mut c), Ok(false)), "-m {name} --{opt}");
+            }
+        }
+    }
 }

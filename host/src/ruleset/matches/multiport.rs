@@ -24,6 +24,7 @@ impl MatchExt for Multiport {
     type Builder = Option<Multiport>;
     type Compiled = Multiport;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["source-ports", "sports", "destination-ports", "dports", "ports"];
 
     fn option(m: &mut Option<Multiport>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let side = match opt {

@@ -15,6 +15,7 @@ impl MatchExt for Nfacct {
     type Builder = Option<String>;
     type Compiled = Arc<Counter>;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &["nfacct-name"];
 
     fn option(n: &mut Option<String>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "nfacct-name" {

@@ -63,6 +63,7 @@ impl MatchExt for Owner {
     type Builder = Owner;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["uid-owner", "gid-owner", "socket-exists", "suppl-groups"];
 
     fn option(o: &mut Owner, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         match opt {

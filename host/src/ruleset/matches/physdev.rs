@@ -25,6 +25,13 @@ impl MatchExt for Physdev {
     type Builder = Physdev;
     type Compiled = bool;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "physdev-in",
+        "physdev-out",
+        "physdev-is-in",
+        "physdev-is-out",
+        "physdev-is-bridged",
+    ];
 
     fn option(p: &mut Physdev, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

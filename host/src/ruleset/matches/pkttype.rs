@@ -25,6 +25,7 @@ impl MatchExt for PktTypeMatch {
     type Builder = Option<Neg<PktType>>;
     type Compiled = Neg<PktType>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["pkt-type"];
 
     fn option(p: &mut Option<Neg<PktType>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "pkt-type" {

@@ -55,6 +55,18 @@ impl MatchExt for Policy {
     type Builder = Builder;
     type Compiled = bool;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "dir",
+        "pol",
+        "strict",
+        "reqid",
+        "spi",
+        "proto",
+        "mode",
+        "tunnel-src",
+        "tunnel-dst",
+        "next",
+    ];
 
     fn option(b: &mut Builder, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if b.elems.is_empty() {

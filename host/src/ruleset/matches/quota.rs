@@ -26,6 +26,7 @@ impl MatchExt for Quota {
     type Builder = Option<Quota>;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &["quota"];
 
     fn option(q: &mut Option<Quota>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "quota" {

@@ -73,6 +73,9 @@ impl MatchExt for Recent {
     type Builder = Builder;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &[
+        "set", "rcheck", "update", "remove", "seconds", "reap", "hitcount", "rttl", "name", "rsource", "rdest", "mask",
+    ];
 
     fn option(b: &mut Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

@@ -24,6 +24,7 @@ impl MatchExt for Rpfilter {
     type Builder = Rpfilter;
     type Compiled = Rpfilter;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["loose", "validmark", "accept-local", "invert"];
 
     fn option(r: &mut Rpfilter, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let slot = match opt {

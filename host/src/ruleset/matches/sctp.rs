@@ -163,6 +163,7 @@ impl MatchExt for Sctp {
     type Builder = Builder;
     type Compiled = Sctp;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["source-port", "sport", "destination-port", "dport", "chunk-types"];
 
     fn option(b: &mut Builder, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt == "chunk-types" {

@@ -33,6 +33,7 @@ impl MatchExt for SetMatch {
     type Builder = Option<SetMatch>;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["match-set"];
 
     fn option(s: &mut Option<SetMatch>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "match-set" {

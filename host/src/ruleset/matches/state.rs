@@ -13,6 +13,7 @@ impl MatchExt for State {
     type Builder = Option<Neg<u8>>;
     type Compiled = Neg<u8>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["state"];
 
     fn option(s: &mut Option<Neg<u8>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "state" {

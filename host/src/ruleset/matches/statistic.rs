@@ -43,6 +43,7 @@ impl MatchExt for Statistic {
     type Builder = Builder;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &["mode", "probability", "every", "packet"];
 
     fn option(b: &mut Builder, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

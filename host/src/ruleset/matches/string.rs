@@ -70,6 +70,7 @@ impl MatchExt for StringMatch {
     type Builder = Builder;
     type Compiled = StringMatch;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["from", "to", "algo", "string", "hex-string", "icase"];
 
     fn option(b: &mut Builder, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

@@ -21,6 +21,15 @@ impl MatchExt for Tcp {
     type Builder = Tcp;
     type Compiled = Tcp;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "source-port",
+        "sport",
+        "destination-port",
+        "dport",
+        "syn",
+        "tcp-flags",
+        "tcp-option",
+    ];
 
     fn option(t: &mut Tcp, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

@@ -36,6 +36,7 @@ impl MatchExt for TcpMss {
     type Builder = Option<Neg<Range16>>;
     type Compiled = Neg<Range16>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["mss"];
 
     fn option(m: &mut Option<Neg<Range16>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "mss" {

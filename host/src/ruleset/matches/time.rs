@@ -149,6 +149,18 @@ impl MatchExt for Time {
     type Builder = Time;
     type Compiled = Time;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "datestart",
+        "datestop",
+        "timestart",
+        "timestop",
+        "weekdays",
+        "monthdays",
+        "localtz",
+        "utc",
+        "kerneltz",
+        "contiguous",
+    ];
 
     fn option(t: &mut Time, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         let name = format!("--{opt}");

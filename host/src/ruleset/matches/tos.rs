@@ -41,6 +41,7 @@ impl MatchExt for Tos {
     type Builder = Option<Neg<(u8, u8)>>;
     type Compiled = Neg<(u8, u8)>;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["tos"];
 
     fn option(t: &mut Option<Neg<(u8, u8)>>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "tos" {

@@ -21,6 +21,7 @@ impl MatchExt for TtlMatch {
     type Builder = Option<Ttl>;
     type Compiled = Ttl;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["ttl-eq", "ttl-lt", "ttl-gt"];
 
     fn option(t: &mut Option<Ttl>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if !matches!(opt, "ttl-eq" | "ttl-lt" | "ttl-gt") {

@@ -249,6 +249,7 @@ impl MatchExt for U32 {
     type Builder = Option<U32>;
     type Compiled = U32;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["u32"];
 
     fn option(b: &mut Option<U32>, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
         if opt != "u32" {

@@ -88,6 +88,7 @@ impl MatchExt for Udp {
     type Builder = Ports;
     type Compiled = Ports;
     const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &["source-port", "sport", "destination-port", "dport"];
 
     fn option(b: &mut Ports, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         b.option("udp", true, opt, inv, c)

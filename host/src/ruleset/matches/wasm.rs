@@ -79,6 +79,7 @@ impl MatchExt for Plugin {
     type Builder = Plugin;
     type Compiled = Compiled;
     const SIDE_EFFECT: bool = true;
+    const OPTIONS: &'static [&'static str] = &["plugin", "args"];
 
     fn option(b: &mut Plugin, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
         Plugin::option(b, opt, inv, c, true)

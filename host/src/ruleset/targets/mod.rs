@@ -144,12 +144,21 @@ macro_rules! registry {
                 Ok(PartialTarget::Plain(Target::Goto(name.to_string())))
             }
 
-            /// Offers `--opt` to the target; `Ok(false)` when it is not one of its options.
+            /// The target's long options ([`TargetExt::OPTIONS`]); none for a verdict or chain.
+            pub fn options(&self) -> &'static [&'static str] {
+                match self {
+                    PartialTarget::Plain(_) => &[],
+                    $(PartialTarget::$var(_) => <$m::$ty as TargetExt>::OPTIONS,)*
+                }
+            }
+
+            /// Offers `--opt` (spelled in full) to the target; `Ok(false)` when it is not one
+            /// of its options.
             pub fn option(&mut self, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
                 match self {
                     PartialTarget::Plain(_) => Ok(false),
                     $(PartialTarget::$var(b) => {
-                        let Some(opt) = resolve_option(<$m::$ty as TargetExt>::OPTIONS, opt) else {
+                        let Some(&opt) = <$m::$ty as TargetExt>::OPTIONS.iter().find(|o| **o == opt) else {
                             return Ok(false);
                         };
                         if !<$m::$ty as TargetExt>::CHECKS_INVERT {
@@ -280,19 +289,6 @@ registry! {
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
-/// The option `opt` names among `options`: itself, or the one option it abbreviates
-/// (getopt_long's rule: an exact name wins; an abbreviation must be unambiguous).
-pub(crate) fn resolve_option(options: &[&'static str], opt: &str) -> Option<&'static str> {
-    if let Some(o) = options.iter().find(|o| **o == opt) {
-        return Some(o);
-    }
-    let mut it = options.iter().filter(|o| !opt.is_empty() && o.starts_with(opt));
-    match (it.next(), it.next()) {
-        (Some(o), None) => Some(o),
-        _ => None,
-    }
-}
-
 /// Extensions that iptables has and rtrouter does not implement: refused by name so that a
 /// ruleset using them fails loudly instead of jumping to a missing chain.
 fn is_unsupported_extension(name: &str) -> bool {
@@ -329,16 +325,6 @@ pub(crate) fn bit_op(opt: &str, v: u32, m: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_abbreviate_as_getopt_does() {
-        let snat = ["to-source", "random", "random-fully", "persistent"];
-        assert_eq!(resolve_option(&snat, "to"), Some("to-source"));
-        assert_eq!(resolve_option(&snat, "random"), Some("random"), "exact wins");
-        assert_eq!(resolve_option(&snat, "rand"), None, "ambiguous");
-        assert_eq!(resolve_option(&snat, "random-f"), Some("random-fully"));
-        assert_eq!(resolve_option(&snat, "x"), None);
-    }
 
     #[test]
     fn mark_spellings_become_xmark() {
