@@ -88,6 +88,8 @@ pub struct Config {
     #[serde(default)]
     pub plugin: Vec<Plugin>,
     #[serde(default)]
+    pub queue: Vec<Queue>,
+    #[serde(default)]
     pub control: ControlSection,
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -277,6 +279,22 @@ impl Default for ConntrackSection {
             generic: 600,
         }
     }
+}
+
+/// `[[queue]]`: the program listening on an NFQUEUE queue is a plugin's target. A packet
+/// `-j NFQUEUE` sends to queue `num` gets that target's verdict (its "continue" is the
+/// listener's NF_ACCEPT: the packet goes on to the next table); a queue no entry names has
+/// no listener (the packet is dropped, or accepted with `--queue-bypass`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// The queue number (`--queue-num`, or one of a `--queue-balance` range).
+    pub num: Spanned<u16>,
+    /// A `[[plugin]]` that exports a target.
+    pub plugin: Spanned<String>,
+    /// What the target is given, as `--args` of `-j WASM`.
+    #[serde(default)]
+    pub args: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -785,6 +803,21 @@ impl Config {
                 errors.push(src.err(&p.on_error, e, "on_error must be `no-match' or `drop'"));
             }
         }
+        let mut queues = HashSet::new();
+        for q in &self.queue {
+            let n = *q.num.get_ref();
+            if !queues.insert(n) {
+                errors.push(src.err(&q.num, &n.to_string(), format!("queue {n} is declared twice")));
+            }
+            let p = q.plugin.get_ref();
+            if !plugins.contains(p) {
+                errors.push(src.err(
+                    &q.plugin,
+                    p,
+                    format!("queue {n} names plugin `{p}', which no [[plugin]] declares"),
+                ));
+            }
+        }
         self.check_runnable(src, &mut errors);
         if let Some(l) = &self.metrics.listen {
             match l.get_ref().parse::<std::net::SocketAddr>() {
@@ -1051,6 +1084,25 @@ mod tests {
         ] {
             Config::parse(ok, "r.toml").expect(ok);
         }
+    }
+
+    #[test]
+    fn queues_name_declared_plugins_once() {
+        let plugin = "[[plugin]]\nname = \"ids\"\npath = \"ids.wasm\"\n";
+        let e = Config::parse(&format!("{plugin}[[queue]]\nnum = 3\nplugin = \"idz\"\n"), "r.toml").unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].token.as_str()), (6, "idz"), "{}", e.0[0]);
+        assert!(e.0[0].msg.contains("no [[plugin]] declares"), "{}", e.0[0]);
+        let twice = format!("{plugin}[[queue]]\nnum = 3\nplugin = \"ids\"\n[[queue]]\nnum = 3\nplugin = \"ids\"\n");
+        let e = Config::parse(&twice, "r.toml").unwrap_err();
+        assert_eq!(e.0[0].line, 8, "{}", e.0[0]);
+        assert!(e.0[0].msg.contains("declared twice"), "{}", e.0[0]);
+        let c = Config::parse(
+            &format!("{plugin}[[queue]]\nnum = 3\nplugin = \"ids\"\nargs = \"strict\"\n"),
+            "r.toml",
+        )
+        .unwrap();
+        assert_eq!((*c.queue[0].num.get_ref(), c.queue[0].args.as_str()), (3, "strict"));
+        assert!(Config::parse(&format!("{plugin}[[queue]]\nnum = 65536\nplugin = \"ids\"\n"), "r.toml").is_err());
     }
 
     #[test]

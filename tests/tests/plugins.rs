@@ -106,6 +106,68 @@ fn a_plugin_target_sets_the_mark() {
 }
 
 #[test]
+fn nfqueue_hands_packets_to_the_plugin_listening_on_the_queue() {
+    let dropper = wat(r#"(func (export "rtrouter_target") (param i32 i32) (result i32) i32.const 2)"#);
+    // "Continue": the listener's NF_ACCEPT, after setting the mark.
+    let marker = wat(r#"(func (export "rtrouter_target") (param i32 i32) (result i32)
+        (i32.store (i32.const 1052) (i32.const 0x77))
+        (i32.store (i32.const 1076) (i32.const 1))
+        i32.const 0)"#);
+    let load = |queues: &[(u16, &str, &str)]| -> Arc<Plugins> {
+        let ms = vec![
+            ("dropper".to_string(), compile(dropper.as_bytes()).unwrap(), fast()),
+            ("marker".to_string(), compile(marker.as_bytes()).unwrap(), fast()),
+        ];
+        Arc::new(
+            Plugins::from_modules(ms, &Default::default())
+                .unwrap()
+                .with_queues(queues),
+        )
+    };
+    let ps = load(&[(3, "dropper", ""), (4, "marker", "")]);
+    let rules = |q: &str| {
+        format!(
+            "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j NFQUEUE {q}\n-A FORWARD -j DROP\nCOMMIT\n\
+             *mangle\n:POSTROUTING DROP [0:0]\n-A POSTROUTING -m mark --mark 0x77 -j ACCEPT\n\
+             -A POSTROUTING -m mark --mark 0 -j ACCEPT\nCOMMIT\n"
+        )
+    };
+    // Queue 3's plugin drops.
+    let mut l = lab(&ps, &rules("--queue-num 3")).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped());
+    // Queue 4's plugin accepts: the rest of the table is skipped, its mark stays.
+    let mut l = lab(&ps, &rules("--queue-num 4")).unwrap();
+    let s = l.send("lan0", &udp(A, 1, B, 2));
+    assert!(s.forwarded(), "{:?}", s.outcome.disposition);
+    // Nobody on queue 5: dropped, or accepted with --queue-bypass, as the kernel does.
+    let mut l = lab(&ps, &rules("--queue-num 5")).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped());
+    let mut l = lab(&ps, &rules("--queue-num 5 --queue-bypass")).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    // Balanced over 3:4, a flow keeps its queue in both directions, and both queues get flows.
+    let mut l = lab(&ps, &rules("--queue-balance 3:4")).unwrap();
+    let mut fates = Vec::new();
+    for i in 0..64u8 {
+        let a = format!("10.0.1.{}", 2 + i);
+        let there = l.send("lan0", &udp(&a, 1000, B, 53)).forwarded();
+        let back = l.send("wan0", &udp(B, 53, &a, 1000)).forwarded();
+        assert_eq!(there, back, "flow {a}: both directions meet the same queue");
+        fates.push(there);
+    }
+    assert!(fates.contains(&true) && fates.contains(&false), "{fates:?}");
+    // A queue whose plugin has no target is refused when the rules are loaded.
+    let matcher = wat(MATCH_UDP);
+    let ms = vec![("m".to_string(), compile(matcher.as_bytes()).unwrap(), fast())];
+    let only_match = Arc::new(
+        Plugins::from_modules(ms, &Default::default())
+            .unwrap()
+            .with_queues(&[(0, "m", "")]),
+    );
+    let e = lab(&only_match, "*filter\n-A FORWARD -j NFQUEUE\nCOMMIT\n").unwrap_err();
+    assert!(e.contains("queue 0: plugin `m' has no target"), "{e}");
+}
+
+#[test]
 fn hostile_modules_fail_alone_and_are_counted() {
     for (name, body, kind) in [
         (

@@ -228,6 +228,8 @@ fn unhandle(h: u32) -> (usize, u32) {
 pub struct Plugins {
     id: u64,
     pub plugins: Vec<Plugin>,
+    /// NFQUEUE queue number → the plugin whose target listens on it, and its arguments.
+    queues: std::collections::BTreeMap<u16, (String, String)>,
 }
 
 /// A store's data: its limits and what the host functions need.
@@ -691,7 +693,21 @@ impl Plugins {
         Ok(Plugins {
             id: next_generation(),
             plugins,
+            queues: cfg
+                .queue
+                .iter()
+                .map(|q| (*q.num.get_ref(), (q.plugin.get_ref().clone(), q.args.clone())))
+                .collect(),
         })
+    }
+
+    /// The same plugins listening on NFQUEUE queues: (queue, plugin, args), as `[[queue]]`.
+    pub fn with_queues(mut self, queues: &[(u16, &str, &str)]) -> Plugins {
+        self.queues = queues
+            .iter()
+            .map(|&(n, p, a)| (n, (p.to_string(), a.to_string())))
+            .collect();
+        self
     }
 
     /// Plugins from already compiled modules (tests, benchmarks): (name, module, limits).
@@ -708,6 +724,7 @@ impl Plugins {
         Ok(Plugins {
             id: next_generation(),
             plugins,
+            queues: Default::default(),
         })
     }
 
@@ -1110,6 +1127,17 @@ impl PluginBinder for Plugins {
             return Err(format!("plugin `{name}' refused --args {:?}: {e}", args));
         }
         Ok(handle(idx, local))
+    }
+
+    fn bind_queues(&self, first: u16, last: u16) -> Result<Vec<(u16, u32)>, String> {
+        self.queues
+            .range(first..=last)
+            .map(|(&n, (plugin, args))| {
+                self.bind(plugin, args, true)
+                    .map(|h| (n, h))
+                    .map_err(|e| format!("queue {n}: {e}"))
+            })
+            .collect()
     }
 }
 

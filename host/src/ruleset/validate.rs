@@ -37,6 +37,11 @@ pub struct ChainId(pub u32);
 /// the plugin runtime, so this layer never sees wasmtime.
 pub trait PluginBinder: Send + Sync + std::fmt::Debug {
     fn bind(&self, plugin: &str, args: &str, target: bool) -> Result<u32, String>;
+    /// The queues of `first..=last` a plugin listens on (config `[[queue]]`), each with the
+    /// handle of its target, in queue order.
+    fn bind_queues(&self, _first: u16, _last: u16) -> Result<Vec<(u16, u32)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// What the ruleset may refer to outside itself.
@@ -304,9 +309,10 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
 }
 
 fn has_plugins(c: &Chain) -> bool {
-    c.rules
-        .iter()
-        .any(|r| matches!(r.target, Target::Wasm(_)) || r.matches.iter().any(|m| matches!(m, Match::Wasm(_))))
+    c.rules.iter().any(|r| {
+        matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_))
+            || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
+    })
 }
 
 /// The chain with its wasm rules bound to the plugins (the same `Arc` when it has none).
@@ -327,6 +333,18 @@ fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> 
         if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
             if let Err(msg) = env.bind(w, true) {
                 bind_errors.push((true, w.name.clone(), msg));
+            }
+        }
+        // NFQUEUE's listeners: the plugins the config puts on its queues (none without).
+        if let Target::Nfqueue(q) = &mut rule.target {
+            let (first, last) = q.range();
+            match env
+                .plugins
+                .as_ref()
+                .map_or(Ok(Vec::new()), |b| b.bind_queues(first, last))
+            {
+                Ok(bound) => q.listeners = bound,
+                Err(msg) => bind_errors.push((true, "NFQUEUE".to_string(), msg)),
             }
         }
         for (at_target, token, msg) in bind_errors {

@@ -1,9 +1,15 @@
 //! `NFQUEUE` (`libxt_NFQUEUE.c`, `xt_NFQUEUE.c`): hand the packet to a userspace program
 //! listening on a queue (or spread over `--queue-balance FIRST:LAST`).
 //!
-//! rtrouter has no queue listeners, so a queued packet meets what the kernel does when no
-//! program listens: it is dropped, or, with `--queue-bypass`, accepted as if the program had
-//! said so.
+//! The program listening on a queue is a wasm plugin's target, named by a `[[queue]]` of the
+//! config: its verdict is the listener's (its "continue" is NF_ACCEPT, so the packet goes on
+//! to the next table, as `nf_reinject` resumes it), and it may rewrite the packet as a
+//! listener may. A queue without a listener is what the kernel does when no program
+//! listens: the packet is dropped, or, with `--queue-bypass`, accepted.
+//!
+//! `--queue-balance` spreads flows over the queues by a hash of the addresses and protocol
+//! that is the same in both directions (`nfqueue_hash`); `--queue-cpu-fanout` uses the same
+//! hash, as a TUN router's packets are not tied to the CPU that received them.
 
 use super::TargetExt;
 use crate::eval::{Cx, Engine, Pkt, Verdict};
@@ -12,13 +18,43 @@ use crate::ruleset::matches::RuleProto;
 use crate::ruleset::value::parse_uint;
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Nfqueue {
     pub first: u16,
     /// How many queues from `first` (1 without `--queue-balance`).
     pub total: u16,
     pub bypass: bool,
     pub cpu_fanout: bool,
+    /// The queues of the range a plugin listens on, with its target's handle, in queue
+    /// order: filled in when the ruleset is validated against the loaded plugins.
+    pub listeners: Vec<(u16, u32)>,
+}
+
+impl PartialEq for Nfqueue {
+    fn eq(&self, o: &Self) -> bool {
+        (self.first, self.total, self.bypass, self.cpu_fanout) == (o.first, o.total, o.bypass, o.cpu_fanout)
+    }
+}
+
+impl Nfqueue {
+    /// The first and last queue.
+    pub fn range(&self) -> (u16, u16) {
+        (self.first, self.first + (self.total - 1))
+    }
+
+    /// The queue `nfqueue_hash` picks for the packet: one hash for both directions of a flow.
+    fn queue_of(&self, p: &Pkt) -> u16 {
+        if self.total <= 1 {
+            return self.first;
+        }
+        use std::hash::{Hash, Hasher};
+        let (s, d) = (p.h.src, p.h.dst);
+        let mut hasher = std::hash::DefaultHasher::new();
+        (s.min(d), s.max(d), p.h.proto).hash(&mut hasher);
+        let h = hasher.finish() as u32;
+        // reciprocal_scale: the hash scaled into the range.
+        self.first + ((u64::from(h) * u64::from(self.total)) >> 32) as u16
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,6 +120,7 @@ impl TargetExt for Nfqueue {
             total,
             bypass: b.bypass,
             cpu_fanout: b.cpu_fanout,
+            listeners: Vec::new(),
         })
     }
 
@@ -102,11 +139,27 @@ impl TargetExt for Nfqueue {
     }
 
     fn tun_note(&self) -> Option<&'static str> {
-        Some("no program listens on NFQUEUE queues: the packet is dropped (accepted with --queue-bypass)")
+        (self.listeners.len() < usize::from(self.total)).then_some(
+            "a queue of this rule has no [[queue]] plugin listening: its packets are dropped (accepted with --queue-bypass)",
+        )
     }
 
-    fn apply(&self, _: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
-        cx.obs.event(&|| format!("NFQUEUE {}: no program listens", self.first));
-        Some(if self.bypass { Verdict::Accept } else { Verdict::Drop })
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict> {
+        let q = self.queue_of(p);
+        let listener = self
+            .listeners
+            .binary_search_by_key(&q, |l| l.0)
+            .ok()
+            .map(|i| self.listeners[i].1);
+        match (listener, &eng.plugins) {
+            (Some(h), Some(host)) => {
+                cx.obs.event(&|| format!("NFQUEUE {q}: to its plugin"));
+                Some(host.call_target(h, p, cx).unwrap_or(Verdict::Accept))
+            }
+            _ => {
+                cx.obs.event(&|| format!("NFQUEUE {q}: no program listens"));
+                Some(if self.bypass { Verdict::Accept } else { Verdict::Drop })
+            }
+        }
     }
 }
