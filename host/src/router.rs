@@ -172,19 +172,37 @@ impl Monitor {
 struct TraceLog<'a> {
     inner: &'a mut dyn Observer,
     monitor: &'a Monitor,
-    packet: String,
+    topo: &'a Topology,
+    /// The packet as the reports show it; `None` until the packet is traced.
+    packet: Option<String>,
+}
+
+impl<'a> TraceLog<'a> {
+    /// The packet as the kernel's TRACE lines show it.
+    fn describe(topo: &Topology, p: &Pkt) -> String {
+        format!(
+            "IN={} OUT={} SRC={} DST={} LEN={} PROTO={} MARK={:#x}",
+            topo.name(p.in_if),
+            topo.name(p.out_if),
+            p.h.src,
+            p.h.dst,
+            p.h.total_len,
+            p.h.proto,
+            p.mark
+        )
+    }
 }
 
 impl Observer for TraceLog<'_> {
     fn rule(&mut self, table: TableKind, chain: &crate::ruleset::validate::ValidChain, index: usize, matched: bool) {
         self.inner.rule(table, chain, index, matched);
+        let Some(packet) = &self.packet else { return };
         if matched {
             let rule = chain.rules()[index].save_line(chain.name(), None);
             self.monitor.publish(&format!(
-                "TRACE: {table}:{}:rule:{} {} {rule}",
+                "TRACE: {table}:{}:rule:{} {packet} {rule}",
                 chain.name(),
                 index + 1,
-                self.packet
             ));
         }
     }
@@ -196,16 +214,21 @@ impl Observer for TraceLog<'_> {
         policy: crate::ruleset::Policy,
     ) {
         self.inner.policy(table, chain, policy);
+        let Some(packet) = &self.packet else { return };
         self.monitor.publish(&format!(
-            "TRACE: {table}:{}:policy:{} {}",
+            "TRACE: {table}:{}:policy:{} {packet}",
             chain.name(),
             policy.name(),
-            self.packet
         ));
     }
 
     fn event(&mut self, what: &dyn Fn() -> String) {
         self.inner.event(what);
+    }
+
+    fn trace_start(&mut self, p: &Pkt) {
+        self.inner.trace_start(p);
+        self.packet = Some(Self::describe(self.topo, p));
     }
 }
 
@@ -517,20 +540,14 @@ struct Run<'a> {
 impl Run<'_> {
     fn table(&mut self, t: TableKind, hook: Hook, p: &mut Pkt) -> Verdict {
         let mut traced;
-        let obs: &mut dyn Observer = if p.trace {
+        // A traced packet reports every rule; in a raw table with TRACE rules, one may start
+        // being traced halfway.
+        let obs: &mut dyn Observer = if p.trace || (t == TableKind::Raw && self.eng.traces()) {
             traced = TraceLog {
                 inner: &mut *self.obs,
                 monitor: &self.r.monitor,
-                packet: format!(
-                    "IN={} OUT={} SRC={} DST={} LEN={} PROTO={} MARK={:#x}",
-                    self.r.topo.name(p.in_if),
-                    self.r.topo.name(p.out_if),
-                    p.h.src,
-                    p.h.dst,
-                    p.h.total_len,
-                    p.h.proto,
-                    p.mark
-                ),
+                topo: &self.r.topo,
+                packet: p.trace.then(|| TraceLog::describe(&self.r.topo, p)),
             };
             &mut traced
         } else {

@@ -604,7 +604,7 @@ fn set_target_adds_and_deletes_packet_addresses() {
 #[test]
 fn trace_reports_every_rule_a_marked_packet_meets() {
     let mut l = Lab::new(
-        "*raw\n-A PREROUTING -p tcp --dport 22 -j TRACE\nCOMMIT\n\
+        "*raw\n-A PREROUTING -p tcp --dport 22 -j TRACE\n-A PREROUTING -p tcp -j CT --zone 0\nCOMMIT\n\
          *filter\n:FORWARD DROP [0:0]\n-A FORWARD -p udp -j ACCEPT\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n",
     );
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -628,4 +628,15 @@ fn trace_reports_every_rule_a_marked_packet_meets() {
         !got.iter().any(|l| l.contains("FORWARD:rule:1")),
         "rules that do not match are not reported: {got:#?}"
     );
+    // Reports start right after the TRACE rule (itself unreported), within the raw table,
+    // and end with the raw chain's policy.
+    assert!(!got.iter().any(|l| l.contains("raw:PREROUTING:rule:1 ")), "{got:#?}");
+    let second = got
+        .iter()
+        .position(|l| l.starts_with("TRACE: raw:PREROUTING:rule:2 ") && l.ends_with("-p tcp -j CT"));
+    let policy = got
+        .iter()
+        .position(|l| l.starts_with("TRACE: raw:PREROUTING:policy:ACCEPT "));
+    let filter = got.iter().position(|l| l.starts_with("TRACE: filter:FORWARD:rule:2 "));
+    assert!(second < policy && policy < filter && second.is_some(), "{got:#?}");
 }

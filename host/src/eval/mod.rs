@@ -214,6 +214,8 @@ pub trait Observer {
     fn rule(&mut self, _table: TableKind, _chain: &ValidChain, _index: usize, _matched: bool) {}
     fn policy(&mut self, _table: TableKind, _chain: &ValidChain, _policy: Policy) {}
     fn event(&mut self, _what: &dyn Fn() -> String) {}
+    /// `TRACE` marked the packet: the rules it meets from here on are reported.
+    fn trace_start(&mut self, _p: &Pkt) {}
 }
 
 impl Observer for () {}
@@ -374,6 +376,8 @@ pub struct Engine {
     recent_keep: usize,
     /// The plugins the ruleset's wasm rules were bound to.
     pub(crate) plugins: Option<Arc<dyn PluginHost>>,
+    /// A rule of the raw table may mark packets with `TRACE`.
+    traces: bool,
 }
 
 impl Engine {
@@ -478,6 +482,10 @@ impl Engine {
                 }
             }
         }
+        let traces = rules.table(TableKind::Raw).is_some_and(|t| {
+            t.chains()
+                .any(|c| c.rules().iter().any(|r| matches!(r.target, Target::Trace(_))))
+        });
         Engine {
             rules,
             kind,
@@ -485,6 +493,7 @@ impl Engine {
             ipsets,
             recent_keep,
             plugins: None,
+            traces,
         }
     }
 
@@ -496,6 +505,11 @@ impl Engine {
 
     pub fn kind(&self) -> EngineKind {
         self.kind
+    }
+
+    /// Whether a packet may start being traced while the raw table runs (a `TRACE` rule).
+    pub(crate) fn traces(&self) -> bool {
+        self.traces
     }
 
     /// The validated rules this engine was compiled from.

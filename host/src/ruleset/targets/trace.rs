@@ -32,8 +32,12 @@ impl TargetExt for Trace {
         Some(TableKind::Raw)
     }
 
-    fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        p.trace = true;
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
+        if !p.trace {
+            p.trace = true;
+            // As `ipt_do_table` checks `nf_trace` rule by rule: the rest of this table too.
+            cx.obs.trace_start(p);
+        }
         None
     }
 }
