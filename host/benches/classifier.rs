@@ -152,6 +152,7 @@ fn acl(c: &mut Criterion) {
                     let mut cx = Cx {
                         wall: 0,
                         conns: None,
+                        kernel_tz: 0,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

@@ -239,6 +239,10 @@ pub struct Router {
     free_on_swap: bool,
     /// Wall-clock nanoseconds (since the Unix epoch) at monotonic time 0.
     wall_base: u64,
+    /// Seconds east of UTC that `-m time --kerneltz` uses (UTC unless the caller says; the
+    /// running router gives the local timezone's offset when it starts, as systemd hands the
+    /// kernel its `sys_tz` at boot).
+    kernel_tz: i32,
     kind: crate::eval::EngineKind,
     shared: Shared,
     plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
@@ -260,6 +264,7 @@ impl Router {
             wall_base: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
+            kernel_tz: 0,
             kind: crate::eval::EngineKind::default(),
             shared,
             plugins: std::sync::Mutex::new(None),
@@ -327,6 +332,12 @@ impl Router {
             }
         }
         drop(old);
+    }
+
+    /// The same router with the timezone of `-m time --kerneltz` at `east` seconds east of UTC.
+    pub fn with_kernel_tz(mut self, east: i32) -> Router {
+        self.kernel_tz = east;
+        self
     }
 
     /// The same router with its wall clock at `now` 0 set to `base` nanoseconds since the Unix
@@ -563,6 +574,7 @@ impl Run<'_> {
             log: &self.r.log,
             abort: None,
             conns: Some(&self.r.conntrack),
+            kernel_tz: self.r.kernel_tz,
         };
         self.eng.run(t, p, &mut cx)
     }

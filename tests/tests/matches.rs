@@ -692,6 +692,28 @@ fn time_of_day_weekdays_monthdays_and_dates() {
     ));
     assert!(!at("-m time --datestop 2024-03-01", 10));
     assert!(at("-m time --datestart 2024-03-04T09:30:00 --datestop 2024-03-05", 10));
+    // --kerneltz: the kernel's timezone. At 10:00 UTC, UTC+2 reads 12:00 and UTC-11 reads
+    // 23:00 on Sunday; without the flag, UTC.
+    let at_tz = |spec: &str, east: i32| {
+        let mut l = lab(spec);
+        let r = std::mem::replace(
+            &mut l.router,
+            rtrouter::router::Router::new(
+                rtrouter_tests::topology(),
+                rtrouter::ruleset::ValidRuleset::empty(),
+                Default::default(),
+                1,
+            ),
+        );
+        l.router = r
+            .with_wall_base((monday + 10 * 3600) * 1_000_000_000 - l.now)
+            .with_kernel_tz(east);
+        l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded()
+    };
+    assert!(at_tz("-m time --timestart 11:30 --timestop 12:30 --kerneltz", 7200));
+    assert!(!at_tz("-m time --timestart 11:30 --timestop 12:30", 7200));
+    assert!(at_tz("-m time --weekdays Sun --timestart 22:30 --kerneltz", -11 * 3600));
+    assert!(!at_tz("-m time --weekdays Sun --kerneltz", 0));
 }
 
 #[test]

@@ -79,7 +79,12 @@ impl Dataplane {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let mut dp = Dataplane {
-            router: Arc::new(router.freeing_on_swap().with_wall_base(wall)),
+            router: Arc::new(
+                router
+                    .freeing_on_swap()
+                    .with_wall_base(wall)
+                    .with_kernel_tz(local_utc_offset()),
+            ),
             devices: Vec::new(),
             counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),
             created_netns: std::sync::Mutex::new(Vec::new()),
@@ -321,5 +326,24 @@ impl Dataplane {
                 self.emit(o.disposition, &pkt, &dummy_tx);
             }
         }
+    }
+}
+
+/// The local timezone's offset from UTC now, in seconds east (`localtime_r`'s `tm_gmtoff`,
+/// from `TZ` or /etc/localtime); 0 when it cannot be read.
+#[allow(unsafe_code)]
+fn local_utc_offset() -> i32 {
+    use nix::libc;
+    let now: libc::time_t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for the
+    // call, and localtime_r is the thread-safe form.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        i32::try_from(tm.tm_gmtoff).unwrap_or(0)
     }
 }

@@ -228,6 +228,8 @@ pub struct Cx<'a> {
     /// Wall-clock time, nanoseconds since the Unix epoch (UTC), for `-m time`: the router's
     /// wall clock at `now` 0 plus `now` (a replay's capture timestamps are wall-clock already).
     pub wall: u64,
+    /// Seconds east of UTC of the kernel's timezone (`sys_tz`), for `-m time --kerneltz`.
+    pub kernel_tz: i32,
     pub hook: Hook,
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,

@@ -3,8 +3,9 @@
 //! `--contiguous` the span belongs to the day it started), weekdays and days of the month.
 //!
 //! The time is the caller's (`Cx::wall`, from `now`), in UTC. `--kerneltz` asks for the
-//! kernel's timezone, which Linux keeps at UTC unless something sets it (`hwclock
-//! --systz`); rtrouter has no such setting and uses UTC for it too.
+//! kernel's timezone (`sys_tz`), a fixed offset systemd sets from the local timezone at
+//! boot: rtrouter takes the local timezone's offset when it starts (`Cx::kernel_tz`), and as
+//! in the kernel the offset does not follow daylight saving changes until a restart.
 
 use super::{CompileEnv, MatchExt, RuleProto};
 use crate::eval::{Cx, Engine, Pkt};
@@ -263,6 +264,10 @@ impl MatchExt for Time {
     fn test(t: &Time, _: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
         // `time_mt`.
         let mut stamp = (cx.wall / 1_000_000_000) as i64;
+        if t.kerneltz {
+            // `stamp -= 60 * sys_tz.tz_minuteswest`.
+            stamp += i64::from(cx.kernel_tz);
+        }
         if stamp < i64::from(t.date_start) || stamp > i64::from(t.date_stop) {
             return false;
         }
