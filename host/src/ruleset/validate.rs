@@ -252,15 +252,19 @@ fn hook_names(mask: HookMask) -> String {
 /// Checks one rule against the table and the hooks its chain is reachable from, and that the
 /// ipsets it names exist.
 fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, errors: &mut Vec<Error>) {
-    if let Some(tab) = r.target.table() {
-        if tab != kind {
-            errors.push(err(
-                r,
-                true,
+    let tables = r.target.tables();
+    if !tables.is_empty() && !tables.contains(&kind) {
+        let names: Vec<String> = tables.iter().map(|t| format!("`{t}'")).collect();
+        errors.push(err(
+            r,
+            true,
+            r.target.name(),
+            format!(
+                "target `{}' is only valid in the {} table",
                 r.target.name(),
-                format!("target `{}' is only valid in the `{tab}' table", r.target.name()),
-            ));
-        }
+                names.join(" or ")
+            ),
+        ));
     }
     let allowed = r.target.allowed_hooks();
     if hm & !allowed != 0 {
@@ -301,11 +305,12 @@ fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, e
 
 /// Whether a rule passes [`check_rule`] (no error text built).
 fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
-    r.target.table().is_none_or(|t| t == kind)
-        && hm & !r.target.allowed_hooks() == 0
-        && r.matches
-            .iter()
-            .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
+    r.target.tables().is_empty()
+        || r.target.tables().contains(&kind)
+            && hm & !r.target.allowed_hooks() == 0
+            && r.matches
+                .iter()
+                .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
 fn has_plugins(c: &Chain) -> bool {
@@ -825,6 +830,22 @@ mod tests {
         let e = check("*filter\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n").unwrap_err();
         assert!(e.0[0].msg.contains("loop"), "{e}");
         assert_eq!(e.0[0].line, 6);
+    }
+
+    #[test]
+    fn targets_are_held_to_their_tables() {
+        let e = check("*filter\n-A FORWARD -j CONNSECMARK --save\nCOMMIT\n").unwrap_err();
+        assert!(
+            e.0[0]
+                .msg
+                .contains("`CONNSECMARK' is only valid in the `mangle' or `security' table"),
+            "{e}"
+        );
+        for t in ["mangle", "security"] {
+            check(&format!("*{t}\n-A FORWARD -j CONNSECMARK --restore\nCOMMIT\n")).expect(t);
+        }
+        let e = check("*filter\n-A FORWARD -j DSCP --set-dscp 1\nCOMMIT\n").unwrap_err();
+        assert!(e.0[0].msg.contains("only valid in the `mangle' table"), "{e}");
     }
 
     #[test]

@@ -38,8 +38,8 @@ impl TargetExt for Checksum {
         out.push_str(" --checksum-fill");
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Mangle)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

@@ -43,8 +43,8 @@ impl TargetExt for Classify {
         let _ = write!(out, " --set-class {:04x}:{:04x}", self.0, self.1);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Mangle)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle]
     }
 
     fn hooks(&self) -> HookMask {

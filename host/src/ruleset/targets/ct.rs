@@ -128,8 +128,8 @@ impl TargetExt for Ct {
         }
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Raw)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Raw]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

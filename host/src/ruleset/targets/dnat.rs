@@ -36,8 +36,8 @@ impl TargetExt for Dnat {
         self.0.save_to("to-destination", out);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Nat)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Nat]
     }
 
     fn hooks(&self) -> HookMask {

@@ -41,8 +41,8 @@ impl TargetExt for Dscp {
         let _ = write!(out, " --set-dscp {:#04x}", self.0);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Mangle)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

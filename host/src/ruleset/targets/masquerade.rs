@@ -33,8 +33,8 @@ impl TargetExt for Masquerade {
         self.0.save_ports(out);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Nat)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Nat]
     }
 
     fn hooks(&self) -> HookMask {

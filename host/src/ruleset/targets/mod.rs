@@ -69,9 +69,10 @@ pub trait TargetExt: Sized {
     fn finish(b: Self::Builder, p: RuleProto, syn_match: bool) -> Result<Self, String>;
     /// Appends the options (after ` -j NAME`) exactly as iptables-save prints them.
     fn save(&self, out: &mut String);
-    /// The table the target is restricted to (`xt_target.table`).
-    fn table(&self) -> Option<TableKind> {
-        None
+    /// The tables the target is restricted to (`xt_target.table`, or its checkentry); empty
+    /// when any table may use it.
+    fn tables(&self) -> &'static [TableKind] {
+        &[]
     }
     /// The hooks the target is valid in (`xt_target.hooks` and checkentry).
     fn hooks(&self) -> HookMask {
@@ -191,11 +192,12 @@ macro_rules! registry {
                 }
             }
 
-            /// The table a target is restricted to, as the kernel's `xt_target.table`.
-            pub fn table(&self) -> Option<TableKind> {
+            /// The tables a target is restricted to (empty: any), as the kernel's
+            /// `xt_target.table` and checkentry.
+            pub fn tables(&self) -> &'static [TableKind] {
                 match self {
-                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => None,
-                    $(Target::$var(t) => t.table(),)*
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => &[],
+                    $(Target::$var(t) => t.tables(),)*
                 }
             }
 

@@ -38,8 +38,8 @@ impl TargetExt for Netmap {
         let _ = write!(out, " --to {}", self.0);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Nat)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Nat]
     }
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {

@@ -27,8 +27,8 @@ impl TargetExt for Notrack {
 
     fn save(&self, _: &mut String) {}
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Raw)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Raw]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

@@ -34,8 +34,8 @@ impl TargetExt for Redirect {
         self.0.save_ports(out);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Nat)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Nat]
     }
 
     fn hooks(&self) -> HookMask {

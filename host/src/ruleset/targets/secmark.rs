@@ -43,8 +43,8 @@ impl TargetExt for Secmark {
         out.push_str(&self.0);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Security)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle, TableKind::Security]
     }
 
     fn apply(&self, _: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
@@ -79,6 +79,11 @@ impl TargetExt for ConnSecmark {
 
     fn save(&self, out: &mut String) {
         out.push_str(if self.0 { " --save" } else { " --restore" });
+    }
+
+    fn tables(&self) -> &'static [TableKind] {
+        // xt_CONNSECMARK's checkentry.
+        &[TableKind::Mangle, TableKind::Security]
     }
 
     fn hooks(&self) -> HookMask {

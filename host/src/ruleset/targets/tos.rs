@@ -58,8 +58,8 @@ impl TargetExt for Tos {
         let _ = write!(out, " --set-tos {:#04x}/{:#04x}", self.0, self.1);
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Mangle)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

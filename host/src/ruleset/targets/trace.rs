@@ -28,8 +28,8 @@ impl TargetExt for Trace {
 
     fn save(&self, _: &mut String) {}
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Raw)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Raw]
     }
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {

@@ -57,8 +57,8 @@ impl TargetExt for Ttl {
         };
     }
 
-    fn table(&self) -> Option<TableKind> {
-        Some(TableKind::Mangle)
+    fn tables(&self) -> &'static [TableKind] {
+        &[TableKind::Mangle]
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
