@@ -90,12 +90,6 @@ const DEVIATIONS: &[(&str, &str, &str)] = &[
          security module",
     ),
     (
-        "libxt_statistic.t",
-        "-m statistic --mode nth ! --every 5",
-        "man iptables-extensions and libxt_statistic.c make --packet optional (default 0); the nft \
-         backend that produced this FAIL line cannot express it",
-    ),
-    (
         "libxt_udp.t",
         "-p udp -m udp --sport 4:3",
         "the kernel's iptables 1.8.9 accepts a reversed udp range (it then matches nothing); the \

@@ -301,7 +301,7 @@ fn statistic_random_is_a_fair_draw_and_nth_counts() {
     // Counter starts at every-1-packet = 1: the 2nd, 5th, 8th… packets match.
     assert_eq!(pattern, [false, true, false, false, true, false, false]);
 
-    let mut l = lab("-m statistic --mode nth ! --every 2");
+    let mut l = lab("-m statistic --mode nth ! --every 2 --packet 0");
     let pattern: Vec<bool> = (0..4)
         .map(|_| l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded())
         .collect();

@@ -99,8 +99,17 @@ impl MatchExt for Statistic {
                 if b.probability.is_some() {
                     return Err("statistic: --probability can only be used in random mode".into());
                 }
-                let every = b.every.ok_or("statistic: nth mode needs --every")?;
-                let packet = b.packet.unwrap_or(0);
+                // libxt_statistic's option table: `--every` and `--packet` each name the
+                // other in `.also`, so iptables takes neither alone (the man page's "default 0"
+                // notwithstanding).
+                let (every, packet) = match (b.every, b.packet) {
+                    (Some(e), Some(p)) => (e, p),
+                    (Some(_), None) => return Err("statistic: option \"--every\" also requires \"--packet\"".into()),
+                    (None, Some(_)) => return Err("statistic: option \"--packet\" also requires \"--every\"".into()),
+                    (None, None) => {
+                        return Err("statistic: --every and --packet must be specified when using nth mode".into())
+                    }
+                };
                 if packet >= every {
                     return Err("statistic: --packet p must be 0 <= p <= n-1".into());
                 }
