@@ -155,6 +155,19 @@ fn nfqueue_hands_packets_to_the_plugin_listening_on_the_queue() {
         fates.push(there);
     }
     assert!(fates.contains(&true) && fates.contains(&false), "{fates:?}");
+    // `-j QUEUE` is queue 0 without bypass, and saves as itself.
+    let queue0 = "*filter\n-A FORWARD -j QUEUE\nCOMMIT\n";
+    let mut l = lab(&load(&[(0, "marker", "")]), queue0).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(l
+        .router
+        .engine()
+        .rules()
+        .source()
+        .save(false)
+        .contains("-A FORWARD -j QUEUE\n"));
+    let mut l = lab(&load(&[]), queue0).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).dropped(), "nobody on queue 0");
     // A queue whose plugin has no target is refused when the rules are loaded.
     let matcher = wat(MATCH_UDP);
     let ms = vec![("m".to_string(), compile(matcher.as_bytes()).unwrap(), fast())];

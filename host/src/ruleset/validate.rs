@@ -315,7 +315,7 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
 
 fn has_plugins(c: &Chain) -> bool {
     c.rules.iter().any(|r| {
-        matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_))
+        matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_) | Target::Queue(_))
             || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
     })
 }
@@ -341,7 +341,7 @@ fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> 
             }
         }
         // NFQUEUE's listeners: the plugins the config puts on its queues (none without).
-        if let Target::Nfqueue(q) = &mut rule.target {
+        if let Target::Nfqueue(q) | Target::Queue(super::targets::nfqueue::Queue(q)) = &mut rule.target {
             let (first, last) = q.range();
             match env
                 .plugins

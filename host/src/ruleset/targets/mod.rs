@@ -285,6 +285,7 @@ registry! {
     "SECMARK" => Secmark(secmark::Secmark),
     "CONNSECMARK" => ConnSecmark(secmark::ConnSecmark),
     "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
+    "QUEUE" => Queue(nfqueue::Queue),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
@@ -302,7 +303,6 @@ fn is_unsupported_extension(name: &str) -> bool {
             | "HMARK"
             | "IDLETIMER"
             | "LED"
-            | "QUEUE"
             | "RATEEST"
             | "SYNPROXY"
             | "TEE"

@@ -163,3 +163,36 @@ impl TargetExt for Nfqueue {
         }
     }
 }
+
+/// `-j QUEUE`: the standard verdict NF_QUEUE, which is queue 0 without bypass (what
+/// `NFQUEUE --queue-num 0` does); saved as `-j QUEUE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue(pub Nfqueue);
+
+impl TargetExt for Queue {
+    type Builder = ();
+    const OPTIONS: &'static [&'static str] = &[];
+
+    fn start() {}
+
+    fn option(_: &mut (), _: &str, _: bool, _: &mut Cursor) -> PResult<()> {
+        Ok(())
+    }
+
+    fn finish(_: (), _: RuleProto, _: bool) -> Result<Queue, String> {
+        Ok(Queue(Nfqueue {
+            total: 1,
+            ..Nfqueue::default()
+        }))
+    }
+
+    fn save(&self, _: &mut String) {}
+
+    fn tun_note(&self) -> Option<&'static str> {
+        self.0.tun_note()
+    }
+
+    fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict> {
+        self.0.apply(p, cx, eng)
+    }
+}
