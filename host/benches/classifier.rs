@@ -153,6 +153,7 @@ fn acl(c: &mut Criterion) {
                         wall: 0,
                         conns: None,
                         kernel_tz: 0,
+                        cpu: || 0,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

@@ -335,7 +335,7 @@ const PORT_VALUES: [u16; 9] = [22, 53, 80, 443, 1500, 8080, 40000, 3000, 1023];
 /// One random match (with its `-p` when it needs one). `proto` is the rule's `-p`, if any.
 fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
     let neg = |c: &mut dyn Chance| if c.below(4) == 0 { "! " } else { "" };
-    match c.below(32) {
+    match c.below(33) {
         0 | 1 => {
             if let Some(p @ ("tcp" | "udp" | "sctp")) = proto {
                 let _ = write!(s, " -m {p}");
@@ -564,6 +564,21 @@ fn random_match(c: &mut dyn Chance, proto: Option<&str>, s: &mut String) {
                         "0>>22&0x3C@0>>16=1:1024",
                         "0>>22&0x3C@12>>26&0x3C@0=0:4",
                         "60=0"
+                    ]
+                )
+            );
+        }
+        32 => {
+            let _ = write!(
+                s,
+                " {}",
+                pick(
+                    c,
+                    &[
+                        "-m cpu --cpu 0",
+                        "-m cpu ! --cpu 1",
+                        "-m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0x1",
+                        "-m cluster --cluster-total-nodes 3 ! --cluster-local-nodemask 0x5 --cluster-hash-seed 0x7",
                     ]
                 )
             );

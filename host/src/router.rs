@@ -243,6 +243,8 @@ pub struct Router {
     /// running router gives the local timezone's offset when it starts, as systemd hands the
     /// kernel its `sys_tz` at boot).
     kernel_tz: i32,
+    /// Says which CPU runs the caller (`-m cpu`); CPU 0 unless the caller says.
+    cpu: fn() -> u32,
     kind: crate::eval::EngineKind,
     shared: Shared,
     plugins: std::sync::Mutex<Option<Arc<dyn crate::eval::PluginHost>>>,
@@ -265,6 +267,7 @@ impl Router {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
             kernel_tz: 0,
+            cpu: || 0,
             kind: crate::eval::EngineKind::default(),
             shared,
             plugins: std::sync::Mutex::new(None),
@@ -332,6 +335,12 @@ impl Router {
             }
         }
         drop(old);
+    }
+
+    /// The same router asking `cpu` which CPU a packet is processed on (`-m cpu`).
+    pub fn with_cpu(mut self, cpu: fn() -> u32) -> Router {
+        self.cpu = cpu;
+        self
     }
 
     /// The same router with the timezone of `-m time --kerneltz` at `east` seconds east of UTC.
@@ -575,6 +584,7 @@ impl Run<'_> {
             abort: None,
             conns: Some(&self.r.conntrack),
             kernel_tz: self.r.kernel_tz,
+            cpu: self.r.cpu,
         };
         self.eng.run(t, p, &mut cx)
     }

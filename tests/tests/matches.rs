@@ -853,3 +853,59 @@ fn u32_reads_words_at_computed_offsets() {
         ("-m u32 ! --u32 \"1000=0:0xFFFFFFFF\"", "lan0", syn, true),
     ]);
 }
+
+#[test]
+fn ipcomp_cpu_realm_devgroup_osf_cluster() {
+    let comp = |cpi: u16| {
+        let mut payload = vec![4u8, 0];
+        payload.extend_from_slice(&cpi.to_be_bytes());
+        payload.extend_from_slice(&[0; 12]);
+        let mut b = Vec::new();
+        build::raw(&mut b, Ip4::new(ip(A), ip(B), 108), &payload);
+        b
+    };
+    let syn = tcp(A, 1000, B, 80, 2);
+    table(&[
+        ("-p ipcomp -m ipcomp --ipcompspi 0x1234", "lan0", comp(0x1234), true),
+        ("-p ipcomp -m ipcomp --ipcompspi 1:0x1000", "lan0", comp(0x1234), false),
+        ("-p ipcomp -m ipcomp ! --ipcompspi 1:0x1000", "lan0", comp(0x1234), true),
+        // Offline, every packet is processed on CPU 0.
+        ("-m cpu --cpu 0", "lan0", syn.clone(), true),
+        ("-m cpu ! --cpu 0", "lan0", syn.clone(), false),
+        ("-m cpu --cpu 1", "lan0", syn.clone(), false),
+        // Routes carry no realm: realm 0.
+        ("-m realm --realm 0x0/0xff", "lan0", syn.clone(), true),
+        ("-m realm --realm 0x2a/0xff", "lan0", syn.clone(), false),
+        ("-m realm ! --realm 0x2a/0xff", "lan0", syn.clone(), true),
+        // Interfaces are in device group 0.
+        (
+            "-m devgroup --src-group 0x0/0xff --dst-group 0x0/0xff",
+            "lan0",
+            syn.clone(),
+            true,
+        ),
+        ("-m devgroup --src-group 0x1/0x1", "lan0", syn.clone(), false),
+        ("-m devgroup ! --dst-group 0x1/0x1", "lan0", syn.clone(), true),
+        // No fingerprints: never, negated or not.
+        ("-p tcp -m osf --genre Linux", "lan0", syn.clone(), false),
+        ("-p tcp -m osf ! --genre Linux", "lan0", syn.clone(), false),
+    ]);
+    // Cluster: one node of two takes each connection; the other node's rule takes the rest,
+    // and the negation swaps them. Over many sources both nodes get some.
+    let mut taken = [0; 2];
+    for i in 0..32u8 {
+        let src = format!("10.0.1.{}", 10 + i);
+        let pkt = tcp(&src, 1000, B, 80, 2);
+        let on = |node: u32, inv: &str| {
+            let spec = format!(
+                "-m cluster --cluster-total-nodes 2 {inv}--cluster-local-node {node} --cluster-hash-seed 0xfeedcafe"
+            );
+            lab(&spec).send("lan0", &pkt).forwarded()
+        };
+        let (one, two) = (on(1, ""), on(2, ""));
+        assert!(one != two, "{src}: exactly one node takes the connection");
+        assert_eq!(on(1, "! "), two, "{src}");
+        taken[usize::from(two)] += 1;
+    }
+    assert!(taken[0] > 0 && taken[1] > 0, "{taken:?}");
+}

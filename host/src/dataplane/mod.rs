@@ -83,7 +83,8 @@ impl Dataplane {
                 router
                     .freeing_on_swap()
                     .with_wall_base(wall)
-                    .with_kernel_tz(local_utc_offset()),
+                    .with_kernel_tz(local_utc_offset())
+                    .with_cpu(|| nix::sched::sched_getcpu().map_or(0, |c| c as u32)),
             ),
             devices: Vec::new(),
             counters: Arc::new(cfg.interface.iter().map(|_| IfaceCounters::default()).collect()),

@@ -230,6 +230,8 @@ pub struct Cx<'a> {
     pub wall: u64,
     /// Seconds east of UTC of the kernel's timezone (`sys_tz`), for `-m time --kerneltz`.
     pub kernel_tz: i32,
+    /// The CPU processing the packet, for `-m cpu` (asked only when a rule needs it).
+    pub cpu: fn() -> u32,
     pub hook: Hook,
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,

@@ -616,6 +616,49 @@ mod tests {
     }
 
     #[test]
+    fn rarer_matches_print_back_as_iptables_prints_them() {
+        for (given, saved) in [
+            ("-p ipcomp -m ipcomp --ipcompspi 18 --compres", "-p ipcomp -m ipcomp --ipcompspi 18 --compres"),
+            ("-p 108 -m ipcomp ! --ipcompspi 1:0x10", "-p ipcomp -m ipcomp ! --ipcompspi 1:16"),
+            ("-m cpu ! --cpu 0", "-m cpu ! --cpu 0"),
+            ("-m cpu --cpu 4294967295", "-m cpu --cpu 4294967295"),
+            ("-m realm --realm 0x1/0x2a", "-m realm --realm 0x1/0x2a"),
+            ("-m realm ! --realm 42/0xff", "-m realm ! --realm 0x2a/0xff"),
+            ("-m devgroup --src-group 5/0xf ! --dst-group 0x7/7", "-m devgroup --src-group 0x5/0xf ! --dst-group 0x7/0x7"),
+            ("-p tcp -m osf --genre linux --ttl 0 --log 0", "-p tcp -m osf --genre linux --ttl 0 --log 0"),
+            ("-p tcp -m osf ! --genre Windows", "-p tcp -m osf ! --genre Windows"),
+            (
+                "-m cluster --cluster-total-nodes 2 --cluster-local-node 2 --cluster-hash-seed 0xfeedcafe",
+                "-m cluster --cluster-local-nodemask 0x00000002 --cluster-total-nodes 2 --cluster-hash-seed 0xfeedcafe",
+            ),
+            (
+                "-m cluster ! --cluster-local-nodemask 3 --cluster-total-nodes 2 --cluster-hash-seed 1",
+                "-m cluster ! --cluster-local-nodemask 0x00000003 --cluster-total-nodes 2 --cluster-hash-seed 0x00000001",
+            ),
+        ] {
+            assert_eq!(one(given).as_deref(), Ok(saved), "{given}");
+        }
+        for bad in [
+            "-m ipcomp --ipcompspi 1",
+            "-m cpu",
+            "-m cpu --cpu 4294967296",
+            "-m realm",
+            "-m realm --realm 1/x",
+            "-m devgroup",
+            "-m osf --genre linux",
+            "-p tcp -m osf --genre linux --ttl 3",
+            "-m cluster",
+            "-m cluster --cluster-total-nodes 3",
+            "-m cluster --cluster-total-nodes 2 --cluster-local-node 2",
+            "-m cluster --cluster-total-nodes 2 --cluster-local-node 3 --cluster-hash-seed 1",
+            "-m cluster --cluster-total-nodes 2 --cluster-local-node 3 --cluster-hash-seed",
+            "-m cluster --cluster-total-nodes 2 --cluster-local-nodemask 64 --cluster-hash-seed 1",
+        ] {
+            assert!(one(bad).is_err(), "{bad} must be refused: {:?}", one(bad));
+        }
+    }
+
+    #[test]
     fn historic_negation_position() {
         assert_eq!(one("-s ! 10.0.0.0/8").unwrap(), "! -s 10.0.0.0/8");
     }

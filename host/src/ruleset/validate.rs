@@ -305,12 +305,11 @@ fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, e
 
 /// Whether a rule passes [`check_rule`] (no error text built).
 fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
-    r.target.tables().is_empty()
-        || r.target.tables().contains(&kind)
-            && hm & !r.target.allowed_hooks() == 0
-            && r.matches
-                .iter()
-                .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
+    (r.target.tables().is_empty() || r.target.tables().contains(&kind))
+        && hm & !r.target.allowed_hooks() == 0
+        && r.matches
+            .iter()
+            .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
 fn has_plugins(c: &Chain) -> bool {
@@ -846,6 +845,18 @@ mod tests {
         }
         let e = check("*filter\n-A FORWARD -j DSCP --set-dscp 1\nCOMMIT\n").unwrap_err();
         assert!(e.0[0].msg.contains("only valid in the `mangle' table"), "{e}");
+    }
+
+    #[test]
+    fn a_change_that_brings_a_target_to_a_hook_it_refuses_is_refused() {
+        // TCPMSS may go in any table but only in FORWARD, OUTPUT and POSTROUTING.
+        let base = check(
+            "*mangle\n:X - [0:0]\n-A FORWARD -j X\n-A X -p tcp --tcp-flags SYN SYN -j TCPMSS --clamp-mss-to-pmtu\nCOMMIT\n",
+        )
+        .unwrap();
+        let next = restore(&base.source(), "*mangle\n-A PREROUTING -j X\nCOMMIT\n", "t.rules", true).unwrap();
+        let e = validate_change(&base, &next, &Env::default()).unwrap_err();
+        assert!(e.0[0].msg.contains("`TCPMSS' is only valid in"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl Default for Spi {
     }
 }
 
-fn option(s: &mut Option<Spi>, want: &str, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
+pub(super) fn option(s: &mut Option<Spi>, want: &str, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
     if opt != want {
         return Ok(false);
     }
@@ -35,7 +35,7 @@ fn option(s: &mut Option<Spi>, want: &str, opt: &str, mut inv: bool, c: &mut Cur
     Ok(true)
 }
 
-fn save(s: &Spi, opt: &str, out: &mut String) {
+pub(super) fn save(s: &Spi, opt: &str, out: &mut String) {
     // An unnegated full range tests nothing and is not printed.
     if s.inv || s.range != ALL {
         out.push_str(bang(s.inv));

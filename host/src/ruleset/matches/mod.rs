@@ -13,17 +13,21 @@
 //! the extension's, so that the rule parser can offer it to another one.
 
 pub mod addrtype;
+pub mod cluster;
 pub mod comment;
 pub mod connbytes;
 pub mod connlimit;
 pub mod connmark;
 pub mod conntrack;
+pub mod cpu;
+pub mod devgroup;
 pub mod dscp;
 pub mod ecn;
 pub mod esp;
 pub mod hashlimit;
 pub mod helper;
 pub mod icmp;
+pub mod ipcomp;
 pub mod iprange;
 pub mod length;
 pub mod limit;
@@ -31,11 +35,13 @@ pub mod mac;
 pub mod mark;
 pub mod multiport;
 pub mod nfacct;
+pub mod osf;
 pub mod owner;
 pub mod physdev;
 pub mod pkttype;
 pub mod policy;
 pub mod quota;
+pub mod realm;
 pub mod recent;
 pub mod rpfilter;
 pub mod sctp;
@@ -347,6 +353,12 @@ registry! {
     "connbytes" => Connbytes(connbytes::Connbytes),
     "connlimit" => Connlimit(connlimit::Connlimit),
     "u32" => U32(u32::U32),
+    "ipcomp" => IpComp(ipcomp::IpComp),
+    "cpu" => Cpu(cpu::Cpu),
+    "realm" => Realm(realm::Realm),
+    "devgroup" => DevGroup(devgroup::DevGroup),
+    "osf" => Osf(osf::Osf),
+    "cluster" => Cluster(cluster::Cluster),
     "wasm" => Wasm(wasm::Plugin),
 }
 
