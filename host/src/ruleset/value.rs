@@ -343,6 +343,55 @@ pub fn save_string(s: &str) -> String {
     out
 }
 
+/// A C `strtoul(s, &end, 0)` for 32-bit values: optional blanks and `+`, then decimal, `0x`
+/// hex or `0` octal digits; the value and the rest of `s`. `None` without a digit or when
+/// the value does not fit.
+pub fn strtoul(s: &str) -> Option<(u32, &str)> {
+    let t = s.trim_start().strip_prefix('+').unwrap_or(s.trim_start());
+    let b = t.as_bytes();
+    let (radix, start) = match (b.first(), b.get(1), b.get(2)) {
+        (Some(b'0'), Some(b'x' | b'X'), Some(h)) if h.is_ascii_hexdigit() => (16, 2),
+        (Some(b'0'), _, _) => (8, 0),
+        _ => (10, 0),
+    };
+    let len = t[start..]
+        .bytes()
+        .take_while(|c| char::from(*c).is_digit(radix))
+        .count();
+    if len == 0 {
+        return None;
+    }
+    let v = u32::from_str_radix(&t[start..start + len], radix).ok()?;
+    Some((v, &t[start + len..]))
+}
+
+/// The id of `name` in an iproute2 map file (`ID NAME` lines, `#` comments), as
+/// `xtables_lmap_init` reads `/etc/iproute2/rt_realms` and `/etc/iproute2/group`; `None`
+/// when the file or the name is missing.
+pub fn lmap_id(file: &str, name: &str) -> Option<u32> {
+    lmap(file).into_iter().find(|(_, n)| n == name).map(|(id, _)| id)
+}
+
+/// The name of `id` in such a file.
+pub fn lmap_name(file: &str, id: u32) -> Option<String> {
+    lmap(file).into_iter().find(|(i, _)| *i == id).map(|(_, n)| n)
+}
+
+fn lmap(file: &str) -> Vec<(u32, String)> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let l = l.split('#').next()?.trim();
+            let mut w = l.split_whitespace();
+            let (id, name) = (w.next()?, w.next()?);
+            let (id, rest) = strtoul(id)?;
+            rest.is_empty().then(|| (id, name.to_string()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,53 +450,4 @@ mod tests {
         assert_eq!(save_string("a\"b"), "\"a\\\"b\"");
         assert_eq!(save_string(""), "\"\"");
     }
-}
-
-/// A C `strtoul(s, &end, 0)` for 32-bit values: optional blanks and `+`, then decimal, `0x`
-/// hex or `0` octal digits; the value and the rest of `s`. `None` without a digit or when
-/// the value does not fit.
-pub fn strtoul(s: &str) -> Option<(u32, &str)> {
-    let t = s.trim_start().strip_prefix('+').unwrap_or(s.trim_start());
-    let b = t.as_bytes();
-    let (radix, start) = match (b.first(), b.get(1), b.get(2)) {
-        (Some(b'0'), Some(b'x' | b'X'), Some(h)) if h.is_ascii_hexdigit() => (16, 2),
-        (Some(b'0'), _, _) => (8, 0),
-        _ => (10, 0),
-    };
-    let len = t[start..]
-        .bytes()
-        .take_while(|c| char::from(*c).is_digit(radix))
-        .count();
-    if len == 0 {
-        return None;
-    }
-    let v = u32::from_str_radix(&t[start..start + len], radix).ok()?;
-    Some((v, &t[start + len..]))
-}
-
-/// The id of `name` in an iproute2 map file (`ID NAME` lines, `#` comments), as
-/// `xtables_lmap_init` reads `/etc/iproute2/rt_realms` and `/etc/iproute2/group`; `None`
-/// when the file or the name is missing.
-pub fn lmap_id(file: &str, name: &str) -> Option<u32> {
-    lmap(file).into_iter().find(|(_, n)| n == name).map(|(id, _)| id)
-}
-
-/// The name of `id` in such a file.
-pub fn lmap_name(file: &str, id: u32) -> Option<String> {
-    lmap(file).into_iter().find(|(i, _)| *i == id).map(|(_, n)| n)
-}
-
-fn lmap(file: &str) -> Vec<(u32, String)> {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let l = l.split('#').next()?.trim();
-            let mut w = l.split_whitespace();
-            let (id, name) = (w.next()?, w.next()?);
-            let (id, rest) = strtoul(id)?;
-            rest.is_empty().then(|| (id, name.to_string()))
-        })
-        .collect()
 }

@@ -22,7 +22,7 @@ pub struct Realm {
 /// `ID[/MASK]` as `strtoul` reads each part (base from the prefix), or a name from `file`.
 pub(super) fn parse_id_mask(v: &str, file: &str) -> Option<(u32, u32)> {
     match strtoul(v) {
-        Some((id, rest)) if rest.is_empty() => Some((id, u32::MAX)),
+        Some((id, "")) => Some((id, u32::MAX)),
         Some((id, rest)) if rest.starts_with('/') => match strtoul(&rest[1..]) {
             Some((mask, "")) => Some((id, mask)),
             _ => None,
