@@ -640,3 +640,33 @@ fn trace_reports_every_rule_a_marked_packet_meets() {
     let filter = got.iter().position(|l| l.starts_with("TRACE: filter:FORWARD:rule:2 "));
     assert!(second < policy && policy < filter && second.is_some(), "{got:#?}");
 }
+
+#[test]
+fn tcpoptstrip_audit_led() {
+    // A SYN with MSS 1460 then a timestamp option (kind 8, 10 bytes) and two NOPs.
+    let syn = || {
+        let mut b = tcp(A, 1000, B, 80, 2);
+        b.extend_from_slice(&[2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0]);
+        let len = b.len() as u16;
+        b[2..4].copy_from_slice(&len.to_be_bytes());
+        b[32] = 9 << 4;
+        refresh_checksums(&mut b);
+        b
+    };
+    let mut l = Lab::new("*mangle\n-A FORWARD -p tcp -j TCPOPTSTRIP --strip-options timestamp\nCOMMIT\n");
+    let s = l.send("lan0", &syn());
+    assert!(s.forwarded());
+    assert_eq!(&s.pkt[40..44], &[2, 4, 0x05, 0xb4], "MSS kept");
+    assert_eq!(&s.pkt[44..56], &[1; 12], "the timestamp became NOPs");
+    assert_eq!(
+        rtrouter_tests::independent_checksum_check(&s.pkt),
+        Ok(()),
+        "the checksum follows"
+    );
+    // AUDIT and LED continue.
+    let mut l = Lab::new(
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j AUDIT --type accept\n-A FORWARD -j LED --led-trigger-id fw\n\
+         -A FORWARD -j ACCEPT\nCOMMIT\n",
+    );
+    assert!(l.send("lan0", &syn()).forwarded());
+}

@@ -659,6 +659,52 @@ mod tests {
     }
 
     #[test]
+    fn audit_led_tcpoptstrip_print_back_as_iptables_prints_them() {
+        for (given, saved) in [
+            ("-j AUDIT --type accept", "-j AUDIT --type accept"),
+            ("-j AUDIT --type DROP", "-j AUDIT --type drop"),
+            ("-j AUDIT --type reject", "-j AUDIT --type reject"),
+            ("-j LED --led-trigger-id \"foo\"", "-j LED --led-trigger-id \"foo\""),
+            (
+                "-j LED --led-trigger-id foo --led-delay 42 --led-always-blink",
+                "-j LED --led-trigger-id \"foo\" --led-delay 42 --led-always-blink",
+            ),
+            (
+                "-j LED --led-trigger-id x --led-delay infinite",
+                "-j LED --led-trigger-id \"x\" --led-delay inf",
+            ),
+            (
+                "-j LED --led-trigger-id x --led-delay 0",
+                "-j LED --led-trigger-id \"x\"",
+            ),
+            ("-p tcp -j TCPOPTSTRIP", "-p tcp -j TCPOPTSTRIP"),
+            (
+                "-p tcp -j TCPOPTSTRIP --strip-options 2,3,4,5,6,7",
+                "-p tcp -j TCPOPTSTRIP --strip-options 2,3,4,5,6,7",
+            ),
+            (
+                "-p tcp -j TCPOPTSTRIP --strip-options timestamp,mss",
+                "-p tcp -j TCPOPTSTRIP --strip-options 2,8",
+            ),
+        ] {
+            assert_eq!(one(given).as_deref(), Ok(saved), "{given}");
+        }
+        for bad in [
+            "-j AUDIT",
+            "-j AUDIT --type wrong",
+            "-j LED",
+            "-j LED --led-trigger-id 0123456789abcdefg",
+            "-j TCPOPTSTRIP",
+            "-p tcp -j TCPOPTSTRIP --strip-options 0",
+            "-p tcp -j TCPOPTSTRIP --strip-options 1",
+            "-p tcp -j TCPOPTSTRIP --strip-options 1,2",
+            "-p tcp -j TCPOPTSTRIP --strip-options 2,mss",
+        ] {
+            assert!(one(bad).is_err(), "{bad} must be refused: {:?}", one(bad));
+        }
+    }
+
+    #[test]
     fn historic_negation_position() {
         assert_eq!(one("-s ! 10.0.0.0/8").unwrap(), "! -s 10.0.0.0/8");
     }

@@ -8,6 +8,7 @@
 //! [`TargetExt`] plus one line there. Targets hold plain data once parsed (a plugin target's
 //! handle is bound at validation), so the evaluator runs them as they are.
 
+pub mod audit;
 pub mod checksum;
 pub mod classify;
 pub mod connmark;
@@ -15,6 +16,7 @@ pub mod ct;
 pub mod dnat;
 pub mod dscp;
 pub mod ecn;
+pub mod led;
 pub mod log;
 pub mod mark;
 pub mod masquerade;
@@ -29,6 +31,7 @@ pub mod secmark;
 pub mod set;
 pub mod snat;
 pub mod tcpmss;
+pub mod tcpoptstrip;
 pub mod tos;
 pub mod trace;
 pub mod ttl;
@@ -286,6 +289,9 @@ registry! {
     "CONNSECMARK" => ConnSecmark(secmark::ConnSecmark),
     "NFQUEUE" => Nfqueue(nfqueue::Nfqueue),
     "QUEUE" => Queue(nfqueue::Queue),
+    "AUDIT" => Audit(audit::Audit),
+    "LED" => Led(led::Led),
+    "TCPOPTSTRIP" => TcpOptStrip(tcpoptstrip::TcpOptStrip),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
@@ -297,12 +303,10 @@ registry! {
 fn is_unsupported_extension(name: &str) -> bool {
     matches!(
         name,
-        "AUDIT"
-            | "CLUSTERIP"
+        "CLUSTERIP"
             | "HL"
             | "HMARK"
             | "IDLETIMER"
-            | "LED"
             | "RATEEST"
             | "SYNPROXY"
             | "TEE"
