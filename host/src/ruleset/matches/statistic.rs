@@ -126,10 +126,9 @@ impl MatchExt for Statistic {
                 let _ = write!(out, " --mode random{} --probability {p:.11}", bang(self.inv));
             }
             StatisticMode::Nth { every, packet } => {
-                let _ = write!(out, " --mode nth{} --every {every}", bang(self.inv));
-                if packet != 0 {
-                    let _ = write!(out, " --packet {packet}");
-                }
+                // `print_match` with the "--" prefix prints the packet even when it is 0
+                // (checked against the kernel's iptables-save 1.8.9).
+                let _ = write!(out, " --mode nth{} --every {every} --packet {packet}", bang(self.inv));
             }
         }
     }
