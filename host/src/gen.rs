@@ -1119,7 +1119,7 @@ pub fn establish(
     let back = match o.disposition {
         Disposition::Forward(hop) => Ingress::Iface(hop.iface),
         Disposition::Local => Ingress::Local,
-        Disposition::Drop(_) => return None,
+        Disposition::Drop(_) | Disposition::Held => return None,
     };
     let h = parse(&out).ok()?;
     let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (h.src, h.dst) else {

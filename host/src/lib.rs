@@ -12,6 +12,7 @@ pub mod config;
 pub mod conntrack;
 #[cfg(feature = "plugins")]
 pub mod dataplane;
+pub mod defrag;
 pub mod eval;
 pub mod frontend;
 pub mod gen;

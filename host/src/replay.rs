@@ -30,6 +30,7 @@ impl Record {
             Disposition::Forward(_) => "forward",
             Disposition::Local => "local",
             Disposition::Drop(_) => "drop",
+            Disposition::Held => "held",
         }
     }
 
@@ -109,12 +110,13 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
         buf: Vec::with_capacity(2048),
         disposition: None,
     };
+    let mut scratch = Vec::with_capacity(2048);
     let mut records = Vec::with_capacity(cap.packets.len());
     let mut last_gc = cap.packets.first().map_or(0, |p| p.ts_ns);
     let place = |d: Disposition| match d {
         Disposition::Forward(h) => Some(router.topo.iface(h.iface).name.clone()),
         Disposition::Local => Some("local".to_string()),
-        Disposition::Drop(_) => None,
+        Disposition::Drop(_) | Disposition::Held => None,
     };
     for (n, pkt) in cap.packets.iter().enumerate() {
         let Some(iface) = map.get(pkt.iface).copied().flatten() else {
@@ -125,6 +127,7 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
         };
         if pkt.ts_ns.saturating_sub(last_gc) >= 1_000_000_000 {
             router.conntrack.gc(pkt.ts_ns);
+            router.defrag.gc(pkt.ts_ns);
             last_gc = pkt.ts_ns;
         }
         buf.clear();
@@ -137,8 +140,15 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
         };
         let outcome = router.process(meta, &mut buf, &mut reply, &mut rng, &mut ());
         let out = place(outcome.disposition);
-        if let Some(o) = &out {
-            w.packet(o, pkt.ts_ns, &buf);
+        match (outcome.disposition, &out) {
+            // Out of an interface, as the dataplane sends it: in fragments beyond its MTU.
+            (Disposition::Forward(hop), Some(o)) => {
+                router.send_out(hop, &buf, outcome.frag_max, &mut scratch, &mut |f| {
+                    w.packet(o, pkt.ts_ns, f)
+                });
+            }
+            (_, Some(o)) => w.packet(o, pkt.ts_ns, &buf),
+            _ => {}
         }
         if let Some(d) = reply.disposition {
             if let Some(o) = place(d) {

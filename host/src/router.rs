@@ -46,6 +46,8 @@ pub enum Disposition {
     /// For the router itself: hand it to the local stack.
     Local,
     Drop(DropReason),
+    /// A fragment kept for reassembly: its datagram goes on when the last fragment arrives.
+    Held,
 }
 
 /// Everything the pipeline found out about one packet, for callers, counters and the tracer.
@@ -65,6 +67,9 @@ pub struct Outcome {
     pub replied: bool,
     /// The packet's connection state as the rules saw it last.
     pub ct: Ct,
+    /// A datagram reassembled from fragments: it leaves in fragments of at most this many
+    /// bytes, as the largest that arrived (0: not reassembled).
+    pub frag_max: u16,
 }
 
 impl Outcome {
@@ -79,6 +84,7 @@ impl Outcome {
             rejected: false,
             replied: false,
             ct: Ct::Invalid,
+            frag_max: 0,
         }
     }
 }
@@ -118,6 +124,10 @@ pub struct Stats {
     pub forwarded: AtomicU64,
     pub delivered: AtomicU64,
     pub replies: AtomicU64,
+    /// Packets larger than the egress MTU sent as fragments, and the fragments made
+    /// (the kernel's FragOKs and FragCreates).
+    pub frag_ok: AtomicU64,
+    pub frag_creates: AtomicU64,
 }
 
 impl Stats {
@@ -254,6 +264,8 @@ pub struct Router {
     pub stats: Stats,
     /// Reports of `TRACE`d packets.
     pub monitor: Monitor,
+    /// IPv4 fragments waiting for the rest of their datagram.
+    pub defrag: crate::defrag::Defrag,
 }
 
 impl Router {
@@ -276,6 +288,7 @@ impl Router {
             log: PacketLog::new(log_rate),
             stats: Stats::default(),
             monitor: Monitor::default(),
+            defrag: crate::defrag::Defrag::default(),
         }
     }
 
@@ -335,6 +348,39 @@ impl Router {
             }
         }
         drop(old);
+    }
+
+    /// Hands a packet the router forwards to `send` for `hop`'s interface: whole when it fits
+    /// the MTU, otherwise as IPv4 fragments built in `scratch` (the router forwards a packet
+    /// larger than the MTU only when its DF bit is clear). IPv6 packets are never fragmented
+    /// by a router; they go whole.
+    ///
+    /// A datagram the router reassembled (`frag_max` from its [`Outcome`], else 0) leaves in
+    /// fragments no larger than the largest that arrived, as `ip_do_fragment` honours
+    /// `frag_max_size`.
+    pub fn send_out(
+        &self,
+        hop: NextHop,
+        pkt: &[u8],
+        frag_max: u16,
+        scratch: &mut Vec<u8>,
+        send: &mut dyn FnMut(&[u8]),
+    ) {
+        let mut mtu = self.topo.iface(hop.iface).mtu as usize;
+        if frag_max != 0 {
+            mtu = mtu.min(usize::from(frag_max));
+        }
+        if pkt.len() <= mtu {
+            send(pkt);
+            return;
+        }
+        match packet::frag::fragment(pkt, mtu, scratch, send) {
+            Ok(n) => {
+                self.stats.frag_ok.fetch_add(1, Ordering::Relaxed);
+                self.stats.frag_creates.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(_) => send(pkt),
+        }
     }
 
     /// The same router asking `cpu` which CPU a packet is processed on (`-m cpu`).
@@ -409,11 +455,28 @@ impl Router {
         obs: &mut dyn Observer,
     ) -> Outcome {
         reply.disposition = None;
-        let h = match packet::parse(buf) {
+        let mut h = match packet::parse(buf) {
             Ok(h) => h,
             Err(r) => return self.count_drop(r),
         };
         buf.truncate(usize::from(h.total_len));
+        // Fragments are reassembled before the rules, as `nf_defrag_ipv4` does for conntrack
+        // (so `-f` meets none of them). Not when the caller fixed the connection state
+        // (`trace`): conntrack, whose reassembly this is, does not look at the packet then.
+        let mut frag_max = 0;
+        if h.is_fragment() && h.is_v4() && matches!(m.ingress, Ingress::Iface(_)) && m.ct.is_none() {
+            match self.defrag.offer(m.now, buf, &h) {
+                crate::defrag::Offer::Held => return Outcome::new(Disposition::Held),
+                crate::defrag::Offer::Dropped(r) => return self.count_drop(r),
+                crate::defrag::Offer::Whole { frag_max: m } => {
+                    frag_max = m;
+                    h = match packet::parse(buf) {
+                        Ok(h) => h,
+                        Err(r) => return self.count_drop(r),
+                    };
+                }
+            }
+        }
         let eng = self.engine.load();
         // Until conntrack has looked at it (after the raw table) a packet has no connection.
         let ct = m.ct.unwrap_or(Ct::Invalid);
@@ -471,6 +534,7 @@ impl Router {
         let mut out = run.out;
         out.disposition = disposition;
         out.ct = p.ct;
+        out.frag_max = frag_max;
         match disposition {
             Disposition::Drop(r) => {
                 self.stats.drops[r.index()].fetch_add(1, Ordering::Relaxed);
@@ -481,6 +545,7 @@ impl Router {
             Disposition::Local => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
             }
+            Disposition::Held => {}
         }
         if out.replied {
             self.stats.replies.fetch_add(1, Ordering::Relaxed);

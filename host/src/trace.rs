@@ -339,6 +339,7 @@ fn branches(tr: &Tracer, spec: &Spec, ingress: Ingress) -> Result<Vec<Outcome>, 
         let verdict = match o.disposition {
             _ if o.rejected => "reject",
             Disposition::Drop(_) => "drop",
+            Disposition::Held => "held",
             _ => "accept",
         };
         let fmt = |a: Option<(IpAddr, u16)>| {

@@ -5,6 +5,7 @@ use rtrouter::eval::state::{IpSet, IpSets};
 use rtrouter::eval::{Ct, CtInfo, CtState};
 use rtrouter::packet::build::{self, Ip4, TcpSeg};
 use rtrouter::packet::parse;
+use rtrouter::router::Disposition;
 use rtrouter_tests::{icmp_echo, ip, refresh_checksums, tcp, udp, Lab};
 
 fn lab(spec: &str) -> Lab {
@@ -64,14 +65,37 @@ fn fragments() {
         refresh_checksums(&mut b);
         b
     };
-    table(&[
-        ("-f", "lan0", frag(8), true),
-        ("-f", "lan0", frag(0), false),
-        ("! -f", "lan0", frag(0), true),
-        ("! -f", "lan0", frag(8), false),
-        // Port matches never match a non-first fragment.
-        ("-p udp -m udp --dport 0:65535", "lan0", frag(8), false),
-    ]);
+    // With the connection state fixed by the caller (as `trace` does), conntrack and its
+    // reassembly stand aside and the rules meet the fragments themselves.
+    let untracked = |spec: &str, pkt: Vec<u8>| {
+        let mut l = lab(spec);
+        l.send_ct(Some("lan0"), &pkt, 0, Some(Ct::Untracked)).forwarded()
+    };
+    assert!(untracked("-f", frag(8)));
+    assert!(!untracked("-f", frag(0)));
+    assert!(untracked("! -f", frag(0)));
+    assert!(!untracked("! -f", frag(8)));
+    // Port matches never match a non-first fragment.
+    assert!(!untracked("-p udp -m udp --dport 0:65535", frag(8)));
+    // Otherwise fragments are reassembled first, as with nf_defrag_ipv4: the rules see the
+    // whole datagram, never a fragment.
+    let mut whole = Vec::new();
+    build::udp(&mut whole, Ip4::new(ip(A), ip(B), 17), 5000, 53, &[7u8; 40]);
+    let (first, second) = {
+        let mut v = Vec::new();
+        rtrouter::packet::frag::fragment(&whole, 44, &mut Vec::new(), &mut |f| v.push(f.to_vec())).unwrap();
+        (v[0].clone(), v[1].clone())
+    };
+    for (spec, want) in [
+        ("-f", false),
+        ("! -f", true),
+        ("-p udp -m udp --dport 53 -m length --length 68", true),
+    ] {
+        let mut l = lab(spec);
+        assert_eq!(l.send("lan0", &first).outcome.disposition, Disposition::Held, "{spec}");
+        let s = l.send("lan0", &second);
+        assert_eq!(s.forwarded(), want, "{spec}");
+    }
 }
 
 #[test]

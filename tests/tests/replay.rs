@@ -239,3 +239,100 @@ fn bad_captures_are_clear_errors() {
         .collect();
     assert_eq!(reasons, ["truncated", "bad_version"]);
 }
+
+#[test]
+fn datagrams_larger_than_the_egress_mtu_leave_in_fragments() {
+    let l = Lab::new(GATEWAY);
+    // A 4000-byte UDP datagram (DF clear) from the LAN, masqueraded out of wan0 (MTU 1500).
+    let payload: Vec<u8> = (0..3972u32).map(|i| (i * 7) as u8).collect();
+    let mut big = Vec::new();
+    build::udp(
+        &mut big,
+        Ip4::new(ip("10.0.1.2"), ip("192.0.2.80"), 17),
+        5000,
+        53,
+        &payload,
+    );
+    assert_eq!(big.len(), 4000);
+    let mut df = big.clone();
+    df[6] |= 0x40;
+    rtrouter_tests::refresh_checksums(&mut df);
+    let cap = capture(&[("lan0", 1, big), ("lan0", 2, df)]);
+    let r = replay(&l.router, &cap, None, 0).unwrap();
+    let out = emitted(&r.pcapng);
+    let frags: Vec<&Vec<u8>> = out.iter().filter(|(i, _)| i == "wan0").map(|(_, p)| p).collect();
+    assert_eq!(frags.len(), 3, "1480 + 1480 + 1020 data bytes");
+    assert!(frags.iter().all(|f| f.len() <= 1500));
+    // Reassembled, the fragments are the masqueraded datagram, its UDP checksum right.
+    let mut whole = frags[0][..20].to_vec();
+    for f in &frags {
+        whole.extend_from_slice(&f[20..]);
+    }
+    let len = whole.len() as u16;
+    whole[2..4].copy_from_slice(&len.to_be_bytes());
+    whole[6..8].copy_from_slice(&[0, 0]);
+    whole[10..12].copy_from_slice(&[0, 0]);
+    let c = rtrouter::packet::checksum::finish(rtrouter::packet::checksum::sum(&whole[..20]));
+    whole[10..12].copy_from_slice(&c.to_be_bytes());
+    independent_checksum_check(&whole).expect("the reassembled datagram's checksums hold");
+    assert_eq!(parse(&whole).unwrap().src, a("10.0.2.1"));
+    assert_eq!(&whole[28..], &payload[..]);
+    // With DF set the router answers fragmentation needed instead.
+    let icmp = out
+        .iter()
+        .find(|(i, p)| i == "lan0" && p[9] == 1)
+        .expect("an ICMP error to the sender");
+    assert_eq!((icmp.1[20], icmp.1[21]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp.1[26], icmp.1[27]]), 1500);
+    assert_eq!(l.router.stats.frag_ok.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        l.router.stats.frag_creates.load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+}
+
+#[test]
+fn fragments_are_reassembled_for_the_rules_and_leave_no_larger_than_they_came() {
+    let l = Lab::new(GATEWAY);
+    let payload: Vec<u8> = (0..3972u32).map(|i| (i * 11) as u8).collect();
+    let mut big = Vec::new();
+    build::udp(
+        &mut big,
+        Ip4::new(ip("10.0.1.2"), ip("192.0.2.80"), 17),
+        5000,
+        53,
+        &payload,
+    );
+    let mut pieces = Vec::new();
+    rtrouter::packet::frag::fragment(&big, 1000, &mut Vec::new(), &mut |f| pieces.push(f.to_vec())).unwrap();
+    assert_eq!(pieces.len(), 5);
+    // Out of order, then the reply.
+    let mut pkts: Vec<(&str, u64, Vec<u8>)> = pieces.iter().rev().map(|p| ("lan0", 1, p.clone())).collect();
+    pkts.push(("wan0", 2, udp("192.0.2.80", 53, "10.0.2.1", 5000)));
+    let r = replay(&l.router, &capture(&pkts), None, 0).unwrap();
+    let verdicts: Vec<&str> = r.records.iter().map(|x| x.verdict()).collect();
+    assert_eq!(verdicts, ["held", "held", "held", "held", "forward", "forward"]);
+    assert_eq!(r.records[4].outcome.frag_max, 996);
+    let json: serde_json::Value = serde_json::from_str(&r.records[5].json()).unwrap();
+    assert_eq!(json["ct"], "ESTABLISHED", "conntrack saw one datagram, and its reply");
+    let out = emitted(&r.pcapng);
+    let wan: Vec<&Vec<u8>> = out.iter().filter(|(i, _)| i == "wan0").map(|(_, p)| p).collect();
+    assert_eq!(wan.len(), 5, "refragmented to the largest fragment that came");
+    assert!(wan.iter().all(|f| f.len() <= 996));
+    let mut data = Vec::new();
+    for f in &wan {
+        assert_eq!(parse(f).unwrap().src, a("10.0.2.1"), "every fragment masqueraded");
+        data.extend_from_slice(&f[20..]);
+    }
+    assert_eq!(&data[8..], &payload[..]);
+    assert_eq!(u16::from_be_bytes([data[0], data[1]]), 5000);
+    assert_eq!(
+        l.router
+            .defrag
+            .stats
+            .reassembled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(l.router.defrag.is_empty());
+}

@@ -516,10 +516,24 @@ pub fn stats(dp: &Dataplane) -> String {
     let st = &r.stats;
     let _ = writeln!(
         s,
-        "packets: forwarded {} delivered {} replies {}",
+        "packets: forwarded {} delivered {} replies {} fragmented {} (into {} fragments)",
         st.forwarded.load(Ordering::Relaxed),
         st.delivered.load(Ordering::Relaxed),
-        st.replies.load(Ordering::Relaxed)
+        st.replies.load(Ordering::Relaxed),
+        st.frag_ok.load(Ordering::Relaxed),
+        st.frag_creates.load(Ordering::Relaxed)
+    );
+    let d = &r.defrag;
+    let _ = writeln!(
+        s,
+        "reassembly: {} fragments, {} datagrams reassembled, {} failed ({} timed out, {} overlapping), {} pending holding {} bytes",
+        d.stats.fragments.load(Ordering::Relaxed),
+        d.stats.reassembled.load(Ordering::Relaxed),
+        d.stats.failed.load(Ordering::Relaxed),
+        d.stats.timeouts.load(Ordering::Relaxed),
+        d.stats.overlaps.load(Ordering::Relaxed),
+        d.len(),
+        d.held_bytes()
     );
     for reason in crate::packet::DropReason::ALL {
         let n = st.drop_count(reason);

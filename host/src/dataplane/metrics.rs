@@ -53,6 +53,31 @@ pub fn render(dp: &Dataplane) -> String {
     ] {
         let _ = writeln!(s, "rtrouter_packets_total{{outcome=\"{what}\"}} {}", g(v));
     }
+    family(
+        &mut s,
+        "rtrouter_fragmented_total",
+        "counter",
+        "Packets larger than the egress MTU sent as fragments.",
+    );
+    let _ = writeln!(s, "rtrouter_fragmented_total {}", g(&r.stats.frag_ok));
+    family(&mut s, "rtrouter_fragments_total", "counter", "Fragments made.");
+    let _ = writeln!(s, "rtrouter_fragments_total {}", g(&r.stats.frag_creates));
+    family(
+        &mut s,
+        "rtrouter_reassembly_total",
+        "counter",
+        "IPv4 reassembly before the rules: fragments taken, datagrams made, failures.",
+    );
+    let ds = &r.defrag.stats;
+    for (what, v) in [
+        ("fragments", &ds.fragments),
+        ("reassembled", &ds.reassembled),
+        ("failed", &ds.failed),
+        ("timeouts", &ds.timeouts),
+        ("overlaps", &ds.overlaps),
+    ] {
+        let _ = writeln!(s, "rtrouter_reassembly_total{{event=\"{what}\"}} {}", g(v));
+    }
     family(&mut s, "rtrouter_drops_total", "counter", "Dropped packets by reason.");
     for reason in DropReason::ALL {
         let _ = writeln!(

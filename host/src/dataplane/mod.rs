@@ -205,6 +205,7 @@ impl Dataplane {
             loop {
                 tick.tick().await;
                 dp.router.conntrack.gc(dp.now());
+                dp.router.defrag.gc(dp.now());
                 dp.router.engine().ipsets().expire(dp.now());
             }
         });
@@ -224,27 +225,29 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Sends `pkt` where the router decided; `false` when it could not be written.
-    fn emit(&self, d: Disposition, pkt: &[u8], local: &mpsc::Sender<Vec<u8>>) {
+    /// Sends `pkt` where the router decided (in fragments when it exceeds the egress MTU,
+    /// built in `scratch`).
+    fn emit(&self, d: Disposition, pkt: &[u8], frag_max: u16, local: &mpsc::Sender<Vec<u8>>, scratch: &mut Vec<u8>) {
         match d {
             Disposition::Forward(hop) => {
                 let i = usize::from(hop.iface.0);
                 let c = &self.counters[i];
-                match self.devices[i].send(pkt) {
-                    Ok(_) => {
-                        c.tx_packets.fetch_add(1, Ordering::Relaxed);
-                        c.tx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        c.tx_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                self.router
+                    .send_out(hop, pkt, frag_max, scratch, &mut |f| match self.devices[i].send(f) {
+                        Ok(_) => {
+                            c.tx_packets.fetch_add(1, Ordering::Relaxed);
+                            c.tx_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            c.tx_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
             }
             Disposition::Local => {
                 // The local stack is slow path; a full queue drops like a full socket buffer.
                 let _ = local.try_send(pkt.to_vec());
             }
-            Disposition::Drop(_) => {}
+            Disposition::Drop(_) | Disposition::Held => {}
         }
     }
 
@@ -258,6 +261,7 @@ impl Dataplane {
             disposition: None,
         };
         let mut rng = SplitMix(seed);
+        let mut scratch: Vec<u8> = Vec::with_capacity(2048);
         let c = &self.counters[usize::from(iface.0)];
         loop {
             let n = dev.recv(&mut buf).await?;
@@ -272,9 +276,9 @@ impl Dataplane {
                 ct: None,
             };
             let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
-            self.emit(o.disposition, &pkt, &local);
+            self.emit(o.disposition, &pkt, o.frag_max, &local, &mut scratch);
             if let Some(d) = reply.disposition {
-                self.emit(d, &reply.buf, &local);
+                self.emit(d, &reply.buf, 0, &local, &mut scratch);
             }
         }
     }
@@ -304,6 +308,7 @@ impl Dataplane {
         let mut rng = SplitMix(seed.rotate_left(17));
         let mut reply = Reply::default();
         let (dummy_tx, _dummy_rx) = mpsc::channel::<Vec<u8>>(1);
+        let mut scratch: Vec<u8> = Vec::with_capacity(2048);
         let dp = self.clone();
         let render = move || metrics::render(&dp);
         loop {
@@ -324,7 +329,7 @@ impl Dataplane {
                 };
                 let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
                 // What the router sends to itself is not fed back, so nothing loops.
-                self.emit(o.disposition, &pkt, &dummy_tx);
+                self.emit(o.disposition, &pkt, o.frag_max, &dummy_tx, &mut scratch);
             }
         }
     }

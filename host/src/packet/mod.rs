@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod checksum;
+pub mod frag;
 
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use std::net::{IpAddr, Ipv4Addr};
@@ -76,6 +77,14 @@ drop_reasons! {
     PluginFailure => "plugin_failure",
     /// MASQUERADE or REDIRECT on an interface without an IPv4 address.
     NatNoAddress => "nat_no_address",
+    /// A fragment reassembly cannot use: empty, past a final fragment's end, a final
+    /// fragment that disagrees with the end seen, an exact duplicate, or a datagram longer
+    /// than 65535 bytes.
+    FragInvalid => "frag_invalid",
+    /// A fragment overlapping another of its datagram (the datagram is dropped).
+    FragOverlap => "frag_overlap",
+    /// Reassembly holds as many fragment bytes as it may.
+    FragLimit => "frag_limit",
 }
 
 impl DropReason {
