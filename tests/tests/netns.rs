@@ -430,3 +430,53 @@ fn sighup_reloads_and_reports_what_needs_a_restart_and_sigusr1_does_not_kill() {
     assert!(net.alive(), "SIGUSR1 does not stop the router");
     assert!(net.control("stats\n").is_ok());
 }
+
+#[test]
+fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
+    // A stateful gateway: the reply only comes back when conntrack saw the datagram as one
+    // packet of one connection (fragments are reassembled before the rules).
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let rules = format!(
+        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i {lan} -p udp -m length --length 4028 -j ACCEPT\nCOMMIT\n",
+        wan = net.wan_if,
+        lan = net.lan_if
+    );
+    net.control(&format!("restore\n{rules}"))
+        .expect("restore gateway rules");
+    let server = net.run(Side::Wan, || UdpSocket::bind("10.0.2.2:7200")).unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let client = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:0")?;
+            c.connect("10.0.2.2:7200")?;
+            c.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(c)
+        })
+        .unwrap();
+    // 4000 bytes of data: the sending kernel fragments it for its 1500-byte link.
+    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    client.send(&data).unwrap();
+    let mut b = vec![0u8; 8192];
+    let (n, from) = server.recv_from(&mut b).expect("the datagram crossed");
+    assert_eq!(&b[..n], &data[..], "whole and unchanged");
+    assert_eq!(
+        from.ip(),
+        "10.0.2.1".parse::<std::net::IpAddr>().unwrap(),
+        "masqueraded"
+    );
+    server.send_to(&b[..n], from).unwrap();
+    let n = client.recv(&mut b).expect("the large reply came back");
+    assert_eq!(&b[..n], &data[..]);
+    let stats = net.control("stats").expect("stats");
+    assert!(
+        stats.contains("reassembly: ") && !stats.contains(" 0 datagrams reassembled"),
+        "{stats}"
+    );
+    assert!(stats.contains("fragments)"), "{stats}");
+}
