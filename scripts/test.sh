@@ -15,11 +15,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain: $(cargo --version), $(rustc --version)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "system packages the end-to-end tests drive (ufw, strace), when missing"
-# ufw drives the router in tests/tests/frontend.rs; strace lets two iptables shell cases check
-# what the front end does instead of skipping. Installing ufw does not enable it.
+step "system packages the end-to-end tests drive (ufw, strace, tcpdump, tshark), when missing"
+# ufw drives the router in tests/tests/frontend.rs (and brings the kernel's iptables, which
+# tests/tests/kernel.rs compares rtrouter with); strace lets two iptables shell cases check
+# what the front end does instead of skipping; tcpdump and tshark read what replay writes
+# (tests/tests/replay.rs). Installing ufw does not enable it.
 missing=()
-for p in ufw strace; do command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || missing+=("$p"); done
+for p in ufw strace tcpdump tshark; do command -v "$p" >/dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

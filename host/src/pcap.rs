@@ -346,7 +346,7 @@ impl Writer {
             return i as u32;
         }
         let mut idb = Vec::new();
-        idb.extend_from_slice(&linktype::RAW.to_le_bytes());
+        idb.extend_from_slice(&linktype::ETHERNET.to_le_bytes());
         idb.extend_from_slice(&0u16.to_le_bytes());
         idb.extend_from_slice(&0u32.to_le_bytes());
         let mut opt = |code: u16, val: &[u8]| {
@@ -364,14 +364,27 @@ impl Writer {
     }
 
     /// Appends a packet seen on (or sent out of) interface `name` at `ts_ns`.
+    ///
+    /// Each IP packet is written in an Ethernet frame with zero addresses and the EtherType
+    /// of its IP version: libpcap (tcpdump) reads a pcapng only when every interface has the
+    /// same link type, and refuses several raw-IP (101) interfaces outright, while Ethernet
+    /// carries IPv4 and IPv6 side by side; tcpdump, tshark and `replay` read it.
     pub fn packet(&mut self, name: &str, ts_ns: u64, data: &[u8]) {
         let id = self.iface(name);
-        let mut epb = Vec::with_capacity(20 + data.len() + 3);
+        let ethertype: u16 = if data.first().is_some_and(|b| b >> 4 == 6) {
+            0x86dd
+        } else {
+            0x0800
+        };
+        let len = (14 + data.len()) as u32;
+        let mut epb = Vec::with_capacity(34 + data.len() + 3);
         epb.extend_from_slice(&id.to_le_bytes());
         epb.extend_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(ts_ns as u32).to_le_bytes());
-        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(&len.to_le_bytes());
+        epb.extend_from_slice(&[0; 12]);
+        epb.extend_from_slice(&ethertype.to_be_bytes());
         epb.extend_from_slice(data);
         push_block(&mut self.out, 6, &epb);
     }

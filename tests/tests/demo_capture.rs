@@ -44,7 +44,7 @@ pub fn demo() -> Vec<u8> {
     at(&mut w, "lan0", tcp(lan, 40000, "192.0.2.80", 443, 0x02, 1000, 0));
     at(&mut w, "wan0", tcp("192.0.2.80", 443, wan, 40000, 0x12, 5000, 1001));
     at(&mut w, "lan0", tcp(lan, 40000, "192.0.2.80", 443, 0x10, 1001, 5001));
-    // 4-5: a DNS query and its answer.
+    // 4-5: a DNS query for example.com and its answer (192.0.2.10).
     at(
         &mut w,
         "lan0",
@@ -53,7 +53,7 @@ pub fn demo() -> Vec<u8> {
             5353,
             "192.0.2.53",
             53,
-            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00",
+            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01",
         ),
     );
     at(
@@ -64,7 +64,7 @@ pub fn demo() -> Vec<u8> {
             53,
             wan,
             5353,
-            b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00",
+            b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\xc0\x00\x02\x0a",
         ),
     );
     // 6: SMTP out is refused with a TCP reset.
