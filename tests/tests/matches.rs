@@ -933,3 +933,41 @@ fn ipcomp_cpu_realm_devgroup_osf_cluster() {
     }
     assert!(taken[0] > 0 && taken[1] > 0, "{taken:?}");
 }
+
+#[test]
+fn dccp_ports_types_and_options() {
+    // A DCCP-Request (type 0) from port 1000 to 5001, with an option 32 (feature) after the
+    // 16-byte header (X = 1) and the 4-byte service code.
+    let dccp = |kind: u8, opts: &[u8]| {
+        let mut h = vec![0x03, 0xe8, 0x13, 0x89, 0, 0, 0, 0, (kind << 1) | 1, 0, 0, 0, 0, 0, 0, 0];
+        if kind == 0 {
+            h.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        h.extend_from_slice(opts);
+        while h.len() % 4 != 0 {
+            h.push(0);
+        }
+        h[4] = (h.len() / 4) as u8;
+        let mut b = Vec::new();
+        build::raw(&mut b, Ip4::new(ip(A), ip(B), 33), &h);
+        b
+    };
+    let req = dccp(0, &[32, 3, 1]);
+    table(&[
+        (
+            "-p dccp -m dccp --sport 1000 --dport 5000:5010",
+            "lan0",
+            req.clone(),
+            true,
+        ),
+        ("-p dccp -m dccp ! --dport 5001", "lan0", req.clone(), false),
+        ("-p dccp -m dccp --sport 5:3", "lan0", req.clone(), false),
+        ("-p dccp -m dccp --dccp-types REQUEST,DATA", "lan0", req.clone(), true),
+        ("-p dccp -m dccp ! --dccp-types REQUEST", "lan0", req.clone(), false),
+        ("-p dccp -m dccp --dccp-types ACK", "lan0", dccp(3, &[]), true),
+        ("-p dccp -m dccp --dccp-option 32", "lan0", req.clone(), true),
+        ("-p dccp -m dccp --dccp-option 33", "lan0", req.clone(), false),
+        ("-p dccp -m dccp ! --dccp-option 33", "lan0", req.clone(), true),
+        ("-p dccp -m dccp --dccp-option 32", "lan0", dccp(0, &[]), false),
+    ]);
+}

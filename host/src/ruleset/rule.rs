@@ -221,6 +221,7 @@ fn implicit_proto(rule: &Rule, partials: &[(Partial, usize)]) -> Option<&'static
         17 => Some("udp"),
         1 => Some("icmp"),
         132 => Some("sctp"),
+        33 => Some("dccp"),
         _ => None,
     })?;
     (!partials.iter().any(|(p, _)| p.name() == name)).then_some(name)

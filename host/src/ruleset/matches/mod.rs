@@ -20,6 +20,7 @@ pub mod connlimit;
 pub mod connmark;
 pub mod conntrack;
 pub mod cpu;
+pub mod dccp;
 pub mod devgroup;
 pub mod dscp;
 pub mod ecn;
@@ -359,6 +360,7 @@ registry! {
     "devgroup" => DevGroup(devgroup::DevGroup),
     "osf" => Osf(osf::Osf),
     "cluster" => Cluster(cluster::Cluster),
+    "dccp" => Dccp(dccp::Dccp),
     "wasm" => Wasm(wasm::Plugin),
 }
 
