@@ -80,11 +80,7 @@ impl MatchExt for Dccp {
                 c.once(&b.option, &name)?;
                 let v = c.value_inv(&name, &mut inv)?;
                 let n = parse_uint(&v, 1, 255).map_or_else(
-                    || {
-                        c.err_value(format!(
-                            "dccp: bad value for option \"--dccp-option\", or out of range (1-255)"
-                        ))
-                    },
+                    || c.err_value("dccp: bad value for option \"--dccp-option\", or out of range (1-255)"),
                     Ok,
                 )?;
                 b.option = Some(Neg::new(inv, n as u8));
