@@ -383,6 +383,11 @@ impl Router {
         }
     }
 
+    /// `IDLETIMER`'s timers by label with the seconds left at `now` (negative: ran out).
+    pub fn idle_timers(&self, now: u64) -> Vec<(String, i64)> {
+        self.shared.idletimers.list(now)
+    }
+
     /// The same router asking `cpu` which CPU a packet is processed on (`-m cpu`).
     pub fn with_cpu(mut self, cpu: fn() -> u32) -> Router {
         self.cpu = cpu;

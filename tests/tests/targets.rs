@@ -670,3 +670,21 @@ fn tcpoptstrip_audit_led() {
     );
     assert!(l.send("lan0", &syn()).forwarded());
 }
+
+#[test]
+fn idletimer_restarts_a_timer_per_label() {
+    let mut l = Lab::new(
+        "*filter\n-A FORWARD -p tcp -j IDLETIMER --timeout 10 --label wan\n\
+         -A FORWARD -p udp -j IDLETIMER --timeout 30 --label wan\nCOMMIT\n",
+    );
+    let s = 1_000_000_000u64;
+    assert!(l.router.idle_timers(l.now).is_empty(), "no packet yet");
+    assert!(l.send("lan0", &tcp(A, 9, B, 80, 2)).forwarded());
+    assert_eq!(l.router.idle_timers(l.now), vec![("wan".to_string(), 10)]);
+    assert_eq!(l.router.idle_timers(l.now + 4 * s)[0].1, 6);
+    assert_eq!(l.router.idle_timers(l.now + 12 * s)[0].1, -2, "ran out two seconds ago");
+    // A packet through the other rule restarts the shared timer with its timeout.
+    l.now += 5 * s;
+    assert!(l.send("lan0", &udp(A, 9, B, 53)).forwarded());
+    assert_eq!(l.router.idle_timers(l.now + 12 * s)[0].1, 18);
+}

@@ -535,6 +535,13 @@ pub fn stats(dp: &Dataplane) -> String {
         d.len(),
         d.held_bytes()
     );
+    for (label, left) in r.idle_timers(dp.now()) {
+        let _ = if left >= 0 {
+            writeln!(s, "idletimer {label}: {left} s left")
+        } else {
+            writeln!(s, "idletimer {label}: ran out {} s ago", -left)
+        };
+    }
     for reason in crate::packet::DropReason::ALL {
         let n = st.drop_count(reason);
         if n > 0 {

@@ -382,6 +382,8 @@ pub struct Engine {
     pub(crate) plugins: Option<Arc<dyn PluginHost>>,
     /// A rule of the raw table may mark packets with `TRACE`.
     traces: bool,
+    /// `IDLETIMER`'s timers (the router's, across generations).
+    pub(crate) idletimers: Arc<state::IdleTimers>,
 }
 
 impl Engine {
@@ -498,6 +500,7 @@ impl Engine {
             recent_keep,
             plugins: None,
             traces,
+            idletimers: shared.idletimers.clone(),
         }
     }
 

@@ -6,7 +6,7 @@
 use crate::ruleset::matches::{Limit, LIMIT_SCALE};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -100,6 +100,51 @@ pub struct Shared {
     pub nfacct: Mutex<HashMap<String, Arc<Counter>>>,
     /// `-m hashlimit` tables by `--hashlimit-name` (rules naming the same table share it).
     pub hashlimit: Mutex<HashMap<String, Arc<HashLimitTable>>>,
+    /// `IDLETIMER` timers by label (rules with one label share its timer).
+    pub idletimers: Arc<IdleTimers>,
+}
+
+/// The `IDLETIMER` timers: each restarted by every packet a rule with its label meets.
+#[derive(Debug, Default)]
+pub struct IdleTimers {
+    timers: std::sync::RwLock<HashMap<String, Arc<IdleTimer>>>,
+}
+
+/// One timer: when it runs out (monotonic ns; 0 until a packet starts it).
+#[derive(Debug, Default)]
+pub struct IdleTimer {
+    expires: AtomicU64,
+}
+
+impl IdleTimers {
+    /// Restarts `label`'s timer to run out `timeout_s` seconds after `now`.
+    pub fn touch(&self, label: &str, timeout_s: u32, now: u64) {
+        let at = now.saturating_add(u64::from(timeout_s) * 1_000_000_000);
+        if let Some(t) = self.timers.read().unwrap_or_else(|e| e.into_inner()).get(label) {
+            t.expires.store(at, Ordering::Relaxed);
+            return;
+        }
+        let mut w = self.timers.write().unwrap_or_else(|e| e.into_inner());
+        w.entry(label.to_string())
+            .or_default()
+            .expires
+            .store(at, Ordering::Relaxed);
+    }
+
+    /// Every started timer by label, with the seconds left at `now` (negative: ran out that
+    /// long ago), as `/sys/class/xt_idletimer/timers/LABEL` tells it.
+    pub fn list(&self, now: u64) -> Vec<(String, i64)> {
+        let r = self.timers.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(String, i64)> = r
+            .iter()
+            .filter_map(|(k, t)| {
+                let at = t.expires.load(Ordering::Relaxed);
+                (at != 0).then(|| (k.clone(), (at as i128 - now as i128).div_euclid(1_000_000_000) as i64))
+            })
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// One `hashlimit` table: a bucket per key, each with the time it was last used.

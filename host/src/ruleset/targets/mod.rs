@@ -16,6 +16,7 @@ pub mod ct;
 pub mod dnat;
 pub mod dscp;
 pub mod ecn;
+pub mod idletimer;
 pub mod led;
 pub mod log;
 pub mod mark;
@@ -292,6 +293,7 @@ registry! {
     "AUDIT" => Audit(audit::Audit),
     "LED" => Led(led::Led),
     "TCPOPTSTRIP" => TcpOptStrip(tcpoptstrip::TcpOptStrip),
+    "IDLETIMER" => IdleTimer(idletimer::IdleTimer),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
@@ -303,17 +305,7 @@ registry! {
 fn is_unsupported_extension(name: &str) -> bool {
     matches!(
         name,
-        "CLUSTERIP"
-            | "HL"
-            | "HMARK"
-            | "IDLETIMER"
-            | "RATEEST"
-            | "SYNPROXY"
-            | "TEE"
-            | "TPROXY"
-            | "ULOG"
-            | "MIRROR"
-            | "SAME"
+        "CLUSTERIP" | "HL" | "HMARK" | "RATEEST" | "SYNPROXY" | "TEE" | "TPROXY" | "ULOG" | "MIRROR" | "SAME"
     )
 }
 
