@@ -9,6 +9,7 @@
 //! module?") is reported and skipped.
 
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
+use rtrouter_tests::{udp, Lab};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -111,6 +112,24 @@ const CASES: &[(&str, &str, &str)] = &[
         "-j IDLETIMER --timeout 10 --label 0123456789012345678901234567",
     ),
     ("filter", "INPUT", "-j IDLETIMER --timeout 10"),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-tuple src,dst,sport,dport,proto --hmark-mod 10 --hmark-rnd 0x1 --hmark-offset 5",
+    ),
+    ("mangle", "PREROUTING", "-j HMARK --hmark-tuple ct --hmark-rnd 2 --hmark-mod 3"),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-tuple spi,src --hmark-spi 0x10 --hmark-rnd 0 --hmark-mod 3",
+    ),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-src-prefix 0 --hmark-sport-mask 0x1 --hmark-sport 2 --hmark-dport 3 --hmark-rnd 0 --hmark-mod 3",
+    ),
+    ("mangle", "PREROUTING", "-j HMARK --hmark-tuple src --hmark-rnd 1 --hmark-mod 0"),
+    ("mangle", "PREROUTING", "-j HMARK --hmark-tuple bogus --hmark-rnd 1 --hmark-mod 1"),
     ("mangle", "PREROUTING", "-j CONNSECMARK --save"),
     ("filter", "INPUT", "-j CONNSECMARK --save"),
     ("mangle", "PREROUTING", "-j NFQUEUE --queue-balance 2:3 --queue-bypass"),
@@ -224,4 +243,80 @@ fn rules_print_back_as_the_kernels_iptables_prints_them() {
         wrong.join("\n")
     );
     assert!(same >= CASES.len() / 2, "too few cases compared");
+}
+
+/// The mark the kernel's HMARK gives a UDP datagram 10.9.0.1 → 10.9.0.2:5000 sent in a
+/// namespace of its own (through a TUN device nobody reads), found by which of 32 mark
+/// rules counted it; `None` when the kernel refuses the options.
+fn kernel_hmark(options: &str) -> Option<u32> {
+    let script = r#"
+ip link set lo up
+ip tuntap add mode tun name d0 && ip addr add 10.9.0.1/24 dev d0 && ip link set d0 up || exit 4
+rules="*mangle
+-A OUTPUT -d 10.9.0.2 -j HMARK $1
+"
+for k in $(seq 0 31); do rules="$rules-A OUTPUT -d 10.9.0.2 -m mark --mark $((100+k))
+"; done
+printf '%sCOMMIT\n' "$rules" | iptables-restore 2>/dev/null || exit 3
+echo x > /dev/udp/10.9.0.2/5000
+iptables-save -c -t mangle | grep -- '--mark' | grep -v '^\[0:0\]'
+"#;
+    let o = Command::new("unshare")
+        .args(["-n", "bash", "-c", script, "hmark"])
+        .arg(options)
+        .output()
+        .expect("unshare runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    if o.status.code() == Some(3) {
+        return None;
+    }
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let hex = out.trim().rsplit("--mark 0x").next().expect("one counted rule");
+    Some(u32::from_str_radix(hex.trim(), 16).expect("a mark"))
+}
+
+#[test]
+fn hmark_marks_as_the_kernels_hmark_does() {
+    if !real_iptables() {
+        return;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        println!("SKIP: the HMARK comparison sends through a TUN device: no /dev/net/tun");
+        return;
+    }
+    for options in [
+        "--hmark-tuple src,dst,proto --hmark-rnd 0x12345678 --hmark-mod 16 --hmark-offset 100",
+        "--hmark-dst-prefix 24 --hmark-tuple dst,dport --hmark-rnd 0x1 --hmark-mod 32 --hmark-offset 100",
+        "--hmark-tuple dst,dport --hmark-rnd 0x1 --hmark-mod 32 --hmark-offset 100 --hmark-dport 7",
+        "--hmark-src-prefix 16 --hmark-tuple d,pr --hmark-rnd 0xfeedcafe --hmark-mod 30 --hmark-offset 101",
+        "--hmark-src-prefix 8 --hmark-tuple s,dp --hmark-rnd 0 --hmark-mod 30 --hmark-offset 101",
+        "--hmark-tuple src --hmark-rnd 1 --hmark-mod 5 --hmark-offset 100 --hmark-proto-mask 0x3",
+    ] {
+        let Some(want) = kernel_hmark(options) else {
+            panic!("the kernel refuses HMARK {options}");
+        };
+        let mut l = Lab::new(&format!(
+            "*mangle\n-A FORWARD -j HMARK {options}\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m mark --mark {want} -j ACCEPT\nCOMMIT\n"
+        ));
+        let s = l.send("lan0", &udp("10.9.0.1", 40000, "10.9.0.2", 5000));
+        assert!(
+            s.forwarded(),
+            "HMARK {options}: the kernel marks {want:#x}, rtrouter does not"
+        );
+    }
+    // What the kernel refuses, rtrouter refuses.
+    for options in [
+        "--hmark-tuple dst --hmark-dst-prefix 24 --hmark-rnd 1 --hmark-mod 2",
+        "--hmark-tuple s,d,pr --hmark-src-prefix 16 --hmark-rnd 1 --hmark-mod 2",
+        "--hmark-tuple src --hmark-mod 2",
+        "--hmark-tuple src --hmark-rnd 1",
+        "--hmark-rnd 1 --hmark-mod 2",
+        "--hmark-tuple sport,spi --hmark-rnd 1 --hmark-mod 2",
+    ] {
+        assert_eq!(kernel_hmark(options), None, "the kernel takes HMARK {options}");
+        assert!(
+            ours("mangle", "OUTPUT", &format!("-j HMARK {options}")).is_err(),
+            "rtrouter takes HMARK {options}"
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub mod ct;
 pub mod dnat;
 pub mod dscp;
 pub mod ecn;
+pub mod hmark;
 pub mod idletimer;
 pub mod led;
 pub mod log;
@@ -294,6 +295,7 @@ registry! {
     "LED" => Led(led::Led),
     "TCPOPTSTRIP" => TcpOptStrip(tcpoptstrip::TcpOptStrip),
     "IDLETIMER" => IdleTimer(idletimer::IdleTimer),
+    "HMARK" => Hmark(hmark::Hmark),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
