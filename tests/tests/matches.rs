@@ -971,3 +971,22 @@ fn dccp_ports_types_and_options() {
         ("-p dccp -m dccp --dccp-option 32", "lan0", dccp(0, &[]), false),
     ]);
 }
+
+#[test]
+fn bpf_runs_classic_programs_on_the_packet() {
+    let is_tcp = "-m bpf --bytecode \"4,48 0 0 9,21 0 1 6,6 0 0 1,6 0 0 0\"";
+    let dport_80 = "-m bpf --bytecode \"5,177 0 0 0,72 0 0 2,21 0 1 80,6 0 0 65535,6 0 0 0\"";
+    table(&[
+        (is_tcp, "lan0", tcp(A, 1000, B, 80, 2), true),
+        (is_tcp, "lan0", udp(A, 1000, B, 80), false),
+        (dport_80, "lan0", udp(A, 1000, B, 80), true),
+        (dport_80, "lan0", tcp(A, 1000, B, 443, 2), false),
+        // A load past the end returns 0: no match.
+        (
+            "-m bpf --bytecode \"2,32 0 0 1000,6 0 0 1\"",
+            "lan0",
+            tcp(A, 1, B, 2, 2),
+            false,
+        ),
+    ]);
+}

@@ -13,6 +13,7 @@
 //! the extension's, so that the rule parser can offer it to another one.
 
 pub mod addrtype;
+pub mod bpf;
 pub mod cluster;
 pub mod comment;
 pub mod connbytes;
@@ -361,6 +362,7 @@ registry! {
     "osf" => Osf(osf::Osf),
     "cluster" => Cluster(cluster::Cluster),
     "dccp" => Dccp(dccp::Dccp),
+    "bpf" => Bpf(bpf::Bpf),
     "wasm" => Wasm(wasm::Plugin),
 }
 
