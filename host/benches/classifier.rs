@@ -154,6 +154,7 @@ fn acl(c: &mut Criterion) {
                         conns: None,
                         kernel_tz: 0,
                         cpu: || 0,
+                        labels_set: 0,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

@@ -517,19 +517,25 @@ impl Router {
         } else {
             run.arrived(&mut p, reply)
         };
-        let mark = match p.ct {
-            Ct::Tracked(c) => Some(c.mark),
+        // What the rules changed of the connection: its mark (CONNMARK) and labels.
+        let marks = match p.ct {
+            Ct::Tracked(c) => Some((c.mark, c.labels)),
             _ => None,
         };
         match std::mem::replace(&mut run.flow.conn, FlowConn::None) {
             FlowConn::Known(conn) => {
-                if let Some(m) = mark {
-                    conn.lock().mark = m;
+                if let Some((m, l)) = marks {
+                    let mut st = conn.lock();
+                    st.mark = m;
+                    st.labels = l;
                 }
             }
             // A new connection enters the table only now that its first packet passed.
             FlowConn::New(mut st) if !matches!(disposition, Disposition::Drop(_)) => {
-                st.mark = mark.unwrap_or(st.mark);
+                if let Some((m, l)) = marks {
+                    st.mark = m;
+                    st.labels = l;
+                }
                 if let Err(r) = self.conntrack.confirm(st) {
                     disposition = Disposition::Drop(r);
                 }
@@ -603,6 +609,7 @@ fn ct_info(st: &ConnState, dir: Dir, state: CtState, now: u64) -> CtInfo {
         reply_dir: dir == Dir::Reply,
         status: st.status,
         mark: st.mark,
+        labels: st.labels,
         proto: st.orig.proto,
         orig: t(&st.orig),
         reply: t(&st.reply),
@@ -655,8 +662,15 @@ impl Run<'_> {
             conns: Some(&self.r.conntrack),
             kernel_tz: self.r.kernel_tz,
             cpu: self.r.cpu,
+            labels_set: 0,
         };
-        self.eng.run(t, p, &mut cx)
+        let v = self.eng.run(t, p, &mut cx);
+        if cx.labels_set != 0 {
+            if let Ct::Tracked(c) = &mut p.ct {
+                c.labels |= cx.labels_set;
+            }
+        }
+        v
     }
 
     /// Runs `tables` in order at `hook`; the first non-accept verdict ends the hook.
@@ -764,7 +778,11 @@ impl Run<'_> {
             let applied = nat::apply(p.buf, &mut p.h, st, dir, manip, related);
             if let Ct::Tracked(c) = &mut p.ct {
                 let fresh = ct_info(st, dir, c.state, now);
-                *c = CtInfo { mark: c.mark, ..fresh };
+                *c = CtInfo {
+                    mark: c.mark,
+                    labels: c.labels,
+                    ..fresh
+                };
             }
             applied
         };

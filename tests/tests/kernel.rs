@@ -97,6 +97,11 @@ const CASES: &[(&str, &str, &str)] = &[
     ("filter", "INPUT", "-m bpf --bytecode \"2,100 0 0 32,6 0 0 0\""),
     ("filter", "INPUT", "-m bpf --bytecode \"2,255 0 0 0,6 0 0 0\""),
     ("filter", "INPUT", "-m bpf --bytecode \"0,\""),
+    ("filter", "INPUT", "-m connlabel --label 1"),
+    ("filter", "INPUT", "-m connlabel ! --label 3 --set"),
+    ("filter", "INPUT", "-m connlabel --label 0x7f"),
+    ("filter", "INPUT", "-m connlabel --label 128"),
+    ("filter", "INPUT", "-m connlabel --label nope"),
     // Targets.
     ("mangle", "PREROUTING", "-j AUDIT --type DROP"),
     ("mangle", "PREROUTING", "-j AUDIT --type maybe"),

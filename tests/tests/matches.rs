@@ -990,3 +990,24 @@ fn bpf_runs_classic_programs_on_the_packet() {
         ),
     ]);
 }
+
+#[test]
+fn connlabel_bits_stay_with_the_connection() {
+    // Set label 5 on connections to port 80, accept labelled packets.
+    let rules = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --dport 80 -m connlabel --label 5 --set\n\
+                 -A FORWARD -m connlabel --label 5 -j ACCEPT\n-A FORWARD -m connlabel ! --label 6 -p udp -j ACCEPT\nCOMMIT\n";
+    let mut l = Lab::new(rules);
+    assert!(
+        l.send("lan0", &tcp(A, 1000, B, 80, 2)).forwarded(),
+        "set, then seen by the next rule"
+    );
+    assert!(
+        l.send("wan0", &tcp(B, 80, A, 1000, 0x12)).forwarded(),
+        "the reply carries the label"
+    );
+    assert!(
+        !l.send("lan0", &tcp(A, 1001, B, 443, 2)).forwarded(),
+        "another connection does not"
+    );
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded(), "a negated label");
+}

@@ -158,6 +158,8 @@ pub struct ConnState {
     /// `status::*` bits.
     pub status: u16,
     pub mark: u32,
+    /// `-m connlabel` bits.
+    pub labels: u128,
     /// Monotonic nanoseconds at which the entry expires.
     pub expires: u64,
     pub tcp: TcpState,
@@ -458,6 +460,7 @@ impl Table {
             reply: key.reverse(),
             status: 0,
             mark: 0,
+            labels: 0,
             expires: now + timeout,
             tcp,
             packets: [1, 0],

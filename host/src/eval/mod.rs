@@ -70,6 +70,8 @@ pub struct CtInfo {
     pub reply_dir: bool,
     pub status: u16,
     pub mark: u32,
+    /// The connection's labels (`-m connlabel`), one bit each.
+    pub labels: u128,
     pub proto: u8,
     pub orig: Tuple,
     pub reply: Tuple,
@@ -99,6 +101,7 @@ impl CtInfo {
             reply_dir: false,
             status: 0,
             mark: 0,
+            labels: 0,
             proto: h.proto,
             orig,
             reply: Tuple {
@@ -232,6 +235,9 @@ pub struct Cx<'a> {
     pub kernel_tz: i32,
     /// The CPU processing the packet, for `-m cpu` (asked only when a rule needs it).
     pub cpu: fn() -> u32,
+    /// Connection labels `-m connlabel --set` set during this table run (the caller adds
+    /// them to the connection; later rules of the run see them already).
+    pub labels_set: u128,
     pub hook: Hook,
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,

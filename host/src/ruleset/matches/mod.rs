@@ -17,6 +17,7 @@ pub mod bpf;
 pub mod cluster;
 pub mod comment;
 pub mod connbytes;
+pub mod connlabel;
 pub mod connlimit;
 pub mod connmark;
 pub mod conntrack;
@@ -363,6 +364,7 @@ registry! {
     "cluster" => Cluster(cluster::Cluster),
     "dccp" => Dccp(dccp::Dccp),
     "bpf" => Bpf(bpf::Bpf),
+    "connlabel" => ConnLabel(connlabel::ConnLabel),
     "wasm" => Wasm(wasm::Plugin),
 }
 
