@@ -19,6 +19,7 @@
 //! policy is ACCEPT.
 
 pub mod classify;
+pub mod jhash;
 pub mod log;
 pub mod matches;
 pub mod plugin_out;

@@ -5,7 +5,7 @@
 //! master whose address would be hashed instead.)
 
 use super::{CompileEnv, MatchExt, RuleProto};
-use crate::eval::{Ct, Cx, Engine, Pkt};
+use crate::eval::{jhash, Ct, Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::value::parse_uint;
 use std::fmt::Write as _;
@@ -30,35 +30,14 @@ pub struct Builder {
     seed: Option<u32>,
 }
 
-/// The kernel's `jhash_1word(a, initval)` (Bob Jenkins' lookup3 final mix).
-fn jhash_1word(a: u32, initval: u32) -> u32 {
-    let init = 0xdead_beefu32.wrapping_add(1 << 2).wrapping_add(initval);
-    let (mut a, mut b, mut c) = (a.wrapping_add(init), init, init);
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c.wrapping_sub(b.rotate_left(24))
-}
-
 /// The node (0-based) that handles connections from `src`, as `xt_cluster_hash` picks it.
 fn node_of(src: IpAddr, m: &Cluster) -> u32 {
     let hash = match src {
         // The address as the kernel holds it: network-order bytes read as a host integer.
-        IpAddr::V4(a) => jhash_1word(u32::from_ne_bytes(a.octets()), m.hash_seed),
+        IpAddr::V4(a) => jhash::jhash_1word(u32::from_ne_bytes(a.octets()), m.hash_seed),
         IpAddr::V6(_) => 0,
     };
-    // reciprocal_scale
-    ((u64::from(hash) * u64::from(m.total_nodes)) >> 32) as u32
+    jhash::reciprocal_scale(hash, m.total_nodes)
 }
 
 impl MatchExt for Cluster {

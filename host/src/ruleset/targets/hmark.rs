@@ -7,7 +7,7 @@
 //! original and reply tuples are hashed instead (no connection: the mark is left alone).
 
 use super::TargetExt;
-use crate::eval::{Ct, Cx, Engine, Pkt, Verdict};
+use crate::eval::{jhash, Ct, Cx, Engine, Pkt, Verdict};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::value::{parse_uint, prefix_mask};
@@ -41,26 +41,6 @@ pub struct Builder {
 
 /// `--hmark-tuple` names, in the order `hmark_parse` tries them (a prefix is enough).
 const TUPLE: [&str; 7] = ["ct", "src", "dst", "sport", "dport", "proto", "spi"];
-
-/// The kernel's `jhash_3words`.
-fn jhash_3words(a: u32, b: u32, c: u32, initval: u32) -> u32 {
-    let init = 0xdead_beefu32.wrapping_add(3 << 2).wrapping_add(initval);
-    let (mut a, mut b, mut c) = (a.wrapping_add(init), b.wrapping_add(init), c.wrapping_add(init));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(14));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(11));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(25));
-    c ^= b;
-    c = c.wrapping_sub(b.rotate_left(16));
-    a ^= c;
-    a = a.wrapping_sub(c.rotate_left(4));
-    b ^= a;
-    b = b.wrapping_sub(a.rotate_left(14));
-    c ^= b;
-    c.wrapping_sub(b.rotate_left(24))
-}
 
 /// What is hashed: addresses (host order, masked), the ports word, the protocol.
 #[derive(Debug, Default)]
@@ -165,9 +145,9 @@ impl Hmark {
     /// `hmark_hash`.
     fn hash(&self, t: &Tuple) -> u32 {
         let (src, dst) = if t.dst < t.src { (t.dst, t.src) } else { (t.src, t.dst) };
-        let h = jhash_3words(src, dst, t.ports, self.rnd.unwrap_or(0))
+        let h = jhash::jhash_3words(src, dst, t.ports, self.rnd.unwrap_or(0))
             ^ (u32::from(t.proto) & u32::from(self.proto_mask.unwrap_or(0)));
-        (((u64::from(h) * u64::from(self.modulus)) >> 32) as u32).wrapping_add(self.offset.unwrap_or(0))
+        jhash::reciprocal_scale(h, self.modulus).wrapping_add(self.offset.unwrap_or(0))
     }
 }
 
