@@ -240,11 +240,9 @@ fn bad_captures_are_clear_errors() {
     assert_eq!(reasons, ["truncated", "bad_version"]);
 }
 
-#[test]
-fn datagrams_larger_than_the_egress_mtu_leave_in_fragments() {
-    let l = Lab::new(GATEWAY);
-    // A 4000-byte UDP datagram (DF clear) from the LAN, masqueraded out of wan0 (MTU 1500).
-    let payload: Vec<u8> = (0..3972u32).map(|i| (i * 7) as u8).collect();
+/// A 4000-byte UDP datagram from the LAN host (DF clear), and its payload (bytes `i * step`).
+fn big_udp(step: u32) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..3972u32).map(|i| (i * step) as u8).collect();
     let mut big = Vec::new();
     build::udp(
         &mut big,
@@ -253,6 +251,14 @@ fn datagrams_larger_than_the_egress_mtu_leave_in_fragments() {
         53,
         &payload,
     );
+    (big, payload)
+}
+
+#[test]
+fn datagrams_larger_than_the_egress_mtu_leave_in_fragments() {
+    let l = Lab::new(GATEWAY);
+    // A 4000-byte UDP datagram (DF clear) from the LAN, masqueraded out of wan0 (MTU 1500).
+    let (big, payload) = big_udp(7);
     assert_eq!(big.len(), 4000);
     let mut df = big.clone();
     df[6] |= 0x40;
@@ -294,15 +300,7 @@ fn datagrams_larger_than_the_egress_mtu_leave_in_fragments() {
 #[test]
 fn fragments_are_reassembled_for_the_rules_and_leave_no_larger_than_they_came() {
     let l = Lab::new(GATEWAY);
-    let payload: Vec<u8> = (0..3972u32).map(|i| (i * 11) as u8).collect();
-    let mut big = Vec::new();
-    build::udp(
-        &mut big,
-        Ip4::new(ip("10.0.1.2"), ip("192.0.2.80"), 17),
-        5000,
-        53,
-        &payload,
-    );
+    let (big, payload) = big_udp(11);
     let mut pieces = Vec::new();
     rtrouter::packet::frag::fragment(&big, 1000, &mut Vec::new(), &mut |f| pieces.push(f.to_vec())).unwrap();
     assert_eq!(pieces.len(), 5);
