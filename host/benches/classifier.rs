@@ -79,6 +79,7 @@ fn kube_proxy(c: &mut Criterion) {
             let mut reply = Reply {
                 buf: Vec::with_capacity(2048),
                 disposition: None,
+                copies: Vec::new(),
             };
             let mut now = 1_000_000_000u64;
             // One packet through the whole core, from lan0.
@@ -155,6 +156,8 @@ fn acl(c: &mut Criterion) {
                         kernel_tz: 0,
                         cpu: || 0,
                         labels_set: 0,
+                        tees: Vec::new(),
+                        duplicate: false,
                         topo: &topo,
                         now: 0,
                         hook: Hook::Forward,

@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
             let mut reply = Reply {
                 buf: Vec::with_capacity(2048),
                 disposition: None,
+                copies: Vec::new(),
             };
             let mut rng = SplitMix(1);
             let mut now = 0u64;

@@ -109,6 +109,7 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
     let mut reply = Reply {
         buf: Vec::with_capacity(2048),
         disposition: None,
+        copies: Vec::new(),
     };
     let mut scratch = Vec::with_capacity(2048);
     let mut records = Vec::with_capacity(cap.packets.len());
@@ -154,6 +155,9 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
             if let Some(o) = place(d) {
                 w.packet(&o, pkt.ts_ns, &reply.buf);
             }
+        }
+        for (copy, hop) in &reply.copies {
+            w.packet(&router.topo.iface(hop.iface).name, pkt.ts_ns, copy);
         }
         records.push(Record {
             n: n + 1,

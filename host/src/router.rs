@@ -104,6 +104,9 @@ pub struct Reply {
     pub buf: Vec<u8>,
     /// Where the reply goes, once it has passed OUTPUT and POSTROUTING.
     pub disposition: Option<Disposition>,
+    /// Copies `TEE` made of the packet, each with where it goes, once they passed OUTPUT
+    /// and POSTROUTING (cleared by every `process`).
+    pub copies: Vec<(Vec<u8>, NextHop)>,
 }
 
 /// Per-packet input besides the bytes.
@@ -460,6 +463,7 @@ impl Router {
         obs: &mut dyn Observer,
     ) -> Outcome {
         reply.disposition = None;
+        reply.copies.clear();
         let mut h = match packet::parse(buf) {
             Ok(h) => h,
             Err(r) => return self.count_drop(r),
@@ -511,12 +515,19 @@ impl Router {
             flow: Flow::none(),
             nat_fail: None,
             out: Outcome::new(Disposition::Local),
+            tees: Vec::new(),
+            duplicate: false,
         };
         let mut disposition = if generated {
             run.local_out(&mut p, reply, false)
         } else {
             run.arrived(&mut p, reply)
         };
+        for (gw, oif, copy) in std::mem::take(&mut run.tees) {
+            if let Some(sent) = run.tee_copy(gw, oif, copy, p.mark, p.zone) {
+                reply.copies.push(sent);
+            }
+        }
         // What the rules changed of the connection: its mark (CONNMARK) and labels.
         let marks = match p.ct {
             Ct::Tracked(c) => Some((c.mark, c.labels)),
@@ -632,6 +643,10 @@ struct Run<'a> {
     /// Why a nat hook dropped the packet, when it did.
     nat_fail: Option<DropReason>,
     out: Outcome,
+    /// Copies `TEE` made, still to be sent.
+    tees: Vec<(std::net::Ipv4Addr, Option<IfaceId>, Vec<u8>)>,
+    /// The packet being run is a `TEE` copy.
+    duplicate: bool,
 }
 
 impl Run<'_> {
@@ -663,8 +678,13 @@ impl Run<'_> {
             kernel_tz: self.r.kernel_tz,
             cpu: self.r.cpu,
             labels_set: 0,
+            tees: Vec::new(),
+            duplicate: self.duplicate,
         };
         let v = self.eng.run(t, p, &mut cx);
+        if !cx.tees.is_empty() {
+            self.tees.append(&mut cx.tees);
+        }
         if cx.labels_set != 0 {
             if let Ct::Tracked(c) = &mut p.ct {
                 c.labels |= cx.labels_set;
@@ -686,6 +706,60 @@ impl Run<'_> {
             }
         }
         Verdict::Accept
+    }
+
+    /// Sends a `TEE` copy as `nf_dup_ipv4` does: untracked, routed to the gateway (or out of
+    /// the interface asked for), through OUTPUT (raw, mangle, filter, security: an untracked
+    /// packet meets no nat) and POSTROUTING's mangle, where `TEE` copies it no further.
+    fn tee_copy(
+        &mut self,
+        gw: std::net::Ipv4Addr,
+        oif: Option<IfaceId>,
+        mut buf: Vec<u8>,
+        mark: u32,
+        zone: u16,
+    ) -> Option<(Vec<u8>, NextHop)> {
+        let hop = match oif {
+            Some(iface) => NextHop {
+                iface,
+                via: Some(gw.into()),
+            },
+            None => NextHop {
+                iface: self.r.topo.route(IpAddr::V4(gw))?.iface,
+                via: Some(gw.into()),
+            },
+        };
+        let h = packet::parse(&buf).ok()?;
+        let mut p = Pkt {
+            buf: &mut buf,
+            h,
+            in_if: None,
+            out_if: Some(hop.iface),
+            mark,
+            ct: Ct::Untracked,
+            zone,
+            nat: None,
+            nat_done: true,
+            trace: false,
+        };
+        let was = std::mem::replace(&mut self.duplicate, true);
+        let v = match self.hook(
+            Hook::Output,
+            &[
+                TableKind::Raw,
+                TableKind::Mangle,
+                TableKind::Filter,
+                TableKind::Security,
+            ],
+            &mut p,
+        ) {
+            Verdict::Accept => self.hook(Hook::Postrouting, &[TableKind::Mangle], &mut p),
+            v => v,
+        };
+        self.duplicate = was;
+        let mtu = self.r.topo.iface(hop.iface).mtu as usize;
+        // DF is set on the copy: one too large for its route is not sent.
+        (v == Verdict::Accept && buf.len() <= mtu).then_some((buf, hop))
     }
 
     /// Conntrack's look at the packet (`nf_conntrack_in`), after the raw table.

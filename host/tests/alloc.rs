@@ -100,6 +100,7 @@ fn processing_packets_allocates_nothing_once_warm() {
     let mut reply = Reply {
         buf: Vec::with_capacity(2048),
         disposition: None,
+        copies: Vec::new(),
     };
     let mut rng = SplitMix(1);
     let mut run = |n: usize| {
@@ -170,6 +171,7 @@ fn classified_lookups_allocate_nothing() {
     let mut reply = Reply {
         buf: Vec::with_capacity(2048),
         disposition: None,
+        copies: Vec::new(),
     };
     let mut run = |n: usize, rng: &mut SplitMix| {
         for i in 0..n {

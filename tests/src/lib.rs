@@ -52,6 +52,8 @@ pub struct Sent {
     pub pkt: Vec<u8>,
     /// A reply the router built (REJECT, ICMP error), with where it went.
     pub reply: Option<(Vec<u8>, Disposition)>,
+    /// Copies `TEE` made, with where each went.
+    pub copies: Vec<(Vec<u8>, rtrouter::route::NextHop)>,
 }
 
 impl Sent {
@@ -106,11 +108,13 @@ impl Lab {
             &mut self.rng,
             &mut (),
         );
+        let copies = std::mem::take(&mut reply.copies);
         let reply = reply.disposition.map(|d| (reply.buf.clone(), d));
         Sent {
             outcome,
             pkt: buf,
             reply,
+            copies,
         }
     }
 

@@ -688,3 +688,27 @@ fn idletimer_restarts_a_timer_per_label() {
     assert!(l.send("lan0", &udp(A, 9, B, 53)).forwarded());
     assert_eq!(l.router.idle_timers(l.now + 12 * s)[0].1, 18);
 }
+
+#[test]
+fn tee_sends_a_copy_to_the_gateway() {
+    let mut l = Lab::new(
+        "*mangle\n-A PREROUTING -p udp -j TEE --gateway 10.0.2.9\n-A OUTPUT -j TEE --gateway 10.0.2.9\nCOMMIT\n\
+         *filter\n-A OUTPUT -p udp --dport 9 -j DROP\nCOMMIT\n",
+    );
+    let s = l.send("lan0", &udp(A, 1000, B, 53));
+    assert!(s.forwarded(), "the packet goes on");
+    assert_eq!(s.copies.len(), 1, "one copy (the copy itself is not copied in OUTPUT)");
+    let (copy, hop) = &s.copies[0];
+    assert_eq!(l.router.topo.iface(hop.iface).name, "wan0");
+    assert_eq!(hop.via, Some("10.0.2.9".parse().unwrap()));
+    assert_eq!(&copy[12..20], &udp(A, 1000, B, 53)[12..20], "addresses unchanged");
+    assert_eq!(copy[6] & 0x40, 0x40, "DF set");
+    assert_eq!(copy[8], 63, "TTL decreased in PREROUTING");
+    assert_eq!(rtrouter_tests::independent_checksum_check(copy), Ok(()));
+    // The copy passes OUTPUT: a rule there can drop it.
+    let s = l.send("lan0", &udp(A, 1000, B, 9));
+    assert!(s.forwarded());
+    assert!(s.copies.is_empty(), "the copy met OUTPUT's DROP");
+    // TCP meets no TEE rule.
+    assert!(l.send("lan0", &tcp(A, 1000, B, 80, 2)).copies.is_empty());
+}

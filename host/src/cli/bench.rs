@@ -59,6 +59,7 @@ fn measure(
     let mut reply = Reply {
         buf: Vec::with_capacity(65536),
         disposition: None,
+        copies: Vec::new(),
     };
     let per_batch = packets.len() * 1000usize.div_ceil(packets.len());
     let mut samples = Vec::new();

@@ -259,6 +259,7 @@ impl Dataplane {
         let mut reply = Reply {
             buf: Vec::with_capacity(2048),
             disposition: None,
+            copies: Vec::new(),
         };
         let mut rng = SplitMix(seed);
         let mut scratch: Vec<u8> = Vec::with_capacity(2048);
@@ -279,6 +280,9 @@ impl Dataplane {
             self.emit(o.disposition, &pkt, o.frag_max, &local, &mut scratch);
             if let Some(d) = reply.disposition {
                 self.emit(d, &reply.buf, 0, &local, &mut scratch);
+            }
+            for (copy, hop) in &reply.copies {
+                self.emit(Disposition::Forward(*hop), copy, 0, &local, &mut scratch);
             }
         }
     }
@@ -330,6 +334,9 @@ impl Dataplane {
                 let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
                 // What the router sends to itself is not fed back, so nothing loops.
                 self.emit(o.disposition, &pkt, o.frag_max, &dummy_tx, &mut scratch);
+                for (copy, hop) in &reply.copies {
+                    self.emit(Disposition::Forward(*hop), copy, 0, &dummy_tx, &mut scratch);
+                }
             }
         }
     }

@@ -239,6 +239,11 @@ pub struct Cx<'a> {
     /// Connection labels `-m connlabel --set` set during this table run (the caller adds
     /// them to the connection; later rules of the run see them already).
     pub labels_set: u128,
+    /// Copies `TEE` made during this table run, for the caller to send: the gateway, the
+    /// interface asked for, the packet (`nf_dup_ipv4`).
+    pub tees: Vec<(std::net::Ipv4Addr, Option<crate::route::IfaceId>, Vec<u8>)>,
+    /// The packet is itself a `TEE` copy: `TEE` makes no copy of a copy.
+    pub duplicate: bool,
     pub hook: Hook,
     pub rng: &'a mut dyn Chance,
     pub obs: &'a mut dyn Observer,

@@ -34,6 +34,7 @@ pub mod set;
 pub mod snat;
 pub mod tcpmss;
 pub mod tcpoptstrip;
+pub mod tee;
 pub mod tos;
 pub mod trace;
 pub mod ttl;
@@ -296,6 +297,7 @@ registry! {
     "TCPOPTSTRIP" => TcpOptStrip(tcpoptstrip::TcpOptStrip),
     "IDLETIMER" => IdleTimer(idletimer::IdleTimer),
     "HMARK" => Hmark(hmark::Hmark),
+    "TEE" => Tee(tee::Tee),
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
