@@ -480,3 +480,44 @@ fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
     );
     assert!(stats.contains("fragments)"), "{stats}");
 }
+
+#[test]
+fn stats_show_the_kernel_side_of_each_tun_device() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let client = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:0")?;
+            c.connect("10.0.2.2:9")?;
+            Ok(c)
+        })
+        .unwrap();
+    for _ in 0..20 {
+        client.send(b"x").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = net.control("stats").expect("stats");
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("interface {} (kernel side): to rtrouter ", net.lan_if)))
+        .unwrap_or_else(|| panic!("no kernel-side line for {}:\n{stats}", net.lan_if));
+    let handed: u64 = line
+        .split("to rtrouter ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(
+        handed >= 20,
+        "the kernel handed rtrouter at least the 20 datagrams: {line}"
+    );
+    assert!(line.contains("dropped before rtrouter read them"), "{line}");
+    assert!(
+        stats.contains(&format!("interface {} (kernel side): to rtrouter ", net.wan_if)),
+        "{stats}"
+    );
+}

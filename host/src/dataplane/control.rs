@@ -513,6 +513,16 @@ pub fn stats(dp: &Dataplane) -> String {
             g(&c.tx_dropped)
         );
     }
+    for (name, k) in dp.kernel_counters() {
+        let _ = match k {
+            Some(k) => writeln!(
+                s,
+                "interface {name} (kernel side): to rtrouter {} packets, {} dropped before rtrouter read them; from rtrouter {} packets, {} dropped",
+                k.tx_packets, k.tx_dropped, k.rx_packets, k.rx_dropped
+            ),
+            None => writeln!(s, "interface {name} (kernel side): counters unavailable"),
+        };
+    }
     let st = &r.stats;
     let _ = writeln!(
         s,

@@ -45,6 +45,26 @@ pub fn render(dp: &Dataplane) -> String {
             let _ = writeln!(s, "{name}{{interface=\"{}\"}} {}", r.topo.ifaces[i].name, g(v));
         }
     }
+    family(
+        &mut s,
+        "rtrouter_tun_kernel_dropped_total",
+        "counter",
+        "Packets the kernel dropped at a TUN device: to_router when rtrouter did not read its queue in time (tx_dropped), from_router on the way back (rx_dropped).",
+    );
+    for (name, k) in dp.kernel_counters() {
+        if let Some(k) = k {
+            let _ = writeln!(
+                s,
+                "rtrouter_tun_kernel_dropped_total{{interface=\"{name}\",direction=\"to_router\"}} {}",
+                k.tx_dropped
+            );
+            let _ = writeln!(
+                s,
+                "rtrouter_tun_kernel_dropped_total{{interface=\"{name}\",direction=\"from_router\"}} {}",
+                k.rx_dropped
+            );
+        }
+    }
     family(&mut s, "rtrouter_packets_total", "counter", "Packets by outcome.");
     for (what, v) in [
         ("forwarded", &r.stats.forwarded),

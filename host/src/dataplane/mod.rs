@@ -65,6 +65,28 @@ impl Drop for Dataplane {
     }
 }
 
+impl Dataplane {
+    /// The kernel's counters of each interface's TUN device, read in its namespace: what the
+    /// kernel handed rtrouter and what it dropped because rtrouter did not read its queue in
+    /// time (`tx_dropped`), and what rtrouter handed back. `None` where they cannot be read.
+    pub fn kernel_counters(&self) -> Vec<(String, Option<netlink::LinkStats>)> {
+        self.config
+            .interface
+            .iter()
+            .map(|i| {
+                let name = i.name.get_ref().clone();
+                let dev = name.clone();
+                let read = move || netlink::Netlink::open()?.link_stats(&dev);
+                let st = match &i.netns {
+                    Some(ns) => netns::run_in(ns, read),
+                    None => read(),
+                };
+                (name, st.ok())
+            })
+            .collect()
+    }
+}
+
 fn ctx(what: String) -> impl FnOnce(io::Error) -> io::Error {
     move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
 }

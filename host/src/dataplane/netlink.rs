@@ -1,5 +1,6 @@
 //! The few rtnetlink requests the dataplane needs (`rtnetlink(7)`): find a link, move it to a
-//! network namespace, bring it up with an MTU, add an address, add a route. Messages are
+//! network namespace, bring it up with an MTU, add an address, add a route, read a link's
+//! counters. Messages are
 //! built by hand; each request asks for an acknowledgement and a kernel error becomes an
 //! `io::Error` with the errno and what was being done.
 //!
@@ -24,6 +25,7 @@ const NLM_F_CREATE: u16 = 0x400;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_STATS64: u16 = 23;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
@@ -32,6 +34,17 @@ const RTA_GATEWAY: u16 = 5;
 const IFF_UP: u32 = 1;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
+
+/// A link's counters as the kernel keeps them (`struct rtnl_link_stats64`), the few the
+/// dataplane shows. For a TUN device, "tx" is the kernel handing packets to rtrouter and
+/// "rx" rtrouter handing them back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
 
 /// A route netlink socket in the namespace of the thread that opened it.
 #[derive(Debug)]
@@ -138,6 +151,43 @@ impl Netlink {
             .find(|(t, p)| *t == RTM_NEWLINK && p.len() >= 8)
             .map(|(_, p)| i32::from_ne_bytes(p[4..8].try_into().expect("4 bytes")) as u32)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no link {name}")))
+    }
+
+    /// The kernel's counters of the link called `name` (`IFLA_STATS64`).
+    pub fn link_stats(&mut self, name: &str) -> io::Result<LinkStats> {
+        let mut body = ifinfo(0, 0, 0);
+        let mut n = name.as_bytes().to_vec();
+        n.push(0);
+        attr(&mut body, IFLA_IFNAME, &n);
+        let got = self.request(RTM_GETLINK, 0, &body, &format!("reading the counters of {name}"))?;
+        let (_, msg) = got
+            .iter()
+            .find(|(t, p)| *t == RTM_NEWLINK && p.len() >= 16)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no link {name}")))?;
+        // The attributes after the 16-byte ifinfomsg.
+        let mut at = 16;
+        while at + 4 <= msg.len() {
+            let len = usize::from(u16::from_ne_bytes([msg[at], msg[at + 1]]));
+            let typ = u16::from_ne_bytes([msg[at + 2], msg[at + 3]]);
+            if len < 4 || at + len > msg.len() {
+                break;
+            }
+            if typ == IFLA_STATS64 && len >= 4 + 8 * 8 {
+                let v =
+                    |i: usize| u64::from_ne_bytes(msg[at + 4 + 8 * i..at + 12 + 8 * i].try_into().expect("8 bytes"));
+                return Ok(LinkStats {
+                    rx_packets: v(0),
+                    tx_packets: v(1),
+                    rx_dropped: v(6),
+                    tx_dropped: v(7),
+                });
+            }
+            at += len.div_ceil(4) * 4;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name}: no IFLA_STATS64"),
+        ))
     }
 
     /// Moves a link to the network namespace open as `ns_fd`.
