@@ -305,8 +305,15 @@ struct TraceArgs {
     #[arg(long, default_value = "64")]
     ttl: u8,
     /// Total IP length (padding as payload); default: the bare headers.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["payload_hex", "payload_file"])]
     length: Option<u16>,
+    /// The transport payload, in hex (`--payload-hex 474554202f20`): for rules and plugins
+    /// that look inside packets (`-m string`, `-m u32`, wasm plugins).
+    #[arg(long = "payload-hex", conflicts_with = "payload_file")]
+    payload_hex: Option<String>,
+    /// The transport payload, from a file.
+    #[arg(long = "payload-file")]
+    payload_file: Option<PathBuf>,
     /// Accept 127.0.0.0/8 destinations from interfaces (Linux's route_localnet=1).
     #[arg(long = "route-localnet")]
     route_localnet: bool,
@@ -315,7 +322,8 @@ struct TraceArgs {
     json: bool,
     /// Many packets, one JSON object a line (`-` for stdin), keyed by this command's option
     /// names (`from`, `src`, `dst`, `proto`, `sport`, `dport`, `ctstate`, `mark`,
-    /// `tcp_flags`, `icmp_type`, `ttl`, `length`); missing keys take the options' values.
+    /// `tcp_flags`, `icmp_type`, `ttl`, `length`, `payload_hex`); missing keys take the
+    /// options' values.
     /// Prints one `--json` object a line.
     #[arg(long)]
     packets: Option<PathBuf>,
@@ -361,6 +369,23 @@ struct SpecText {
     icmp_type: String,
     ttl: u8,
     length: Option<u16>,
+    payload: Option<Vec<u8>>,
+}
+
+/// Bytes from hex digits (blanks and `:` between bytes allowed).
+fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b':').collect();
+    anyhow::ensure!(
+        digits.len().is_multiple_of(2),
+        "payload `{s}': an odd number of hex digits"
+    );
+    digits
+        .chunks(2)
+        .map(|c| {
+            let t = std::str::from_utf8(c).unwrap_or("");
+            u8::from_str_radix(t, 16).with_context(|| format!("payload: `{t}' is not a hex byte"))
+        })
+        .collect()
 }
 
 impl SpecText {
@@ -378,7 +403,19 @@ impl SpecText {
             icmp_type: a.icmp_type.clone(),
             ttl: a.ttl,
             length: a.length,
+            payload: None,
         }
+    }
+
+    /// With the payload `--payload-hex` or `--payload-file` gives.
+    fn with_payload(mut self, a: &TraceArgs) -> anyhow::Result<SpecText> {
+        if let Some(h) = &a.payload_hex {
+            self.payload = Some(parse_hex(h)?);
+        }
+        if let Some(f) = &a.payload_file {
+            self.payload = Some(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        }
+        Ok(self)
     }
 
     /// These values overlaid by the keys of one `--packets` line.
@@ -411,7 +448,14 @@ impl SpecText {
                 "tcp_flags" => t.tcp_flags = text()?,
                 "icmp_type" => t.icmp_type = text()?,
                 "ttl" => t.ttl = num(255)? as u8,
-                "length" => t.length = Some(num(65535)? as u16),
+                "length" => {
+                    t.length = Some(num(65535)? as u16);
+                    t.payload = None;
+                }
+                "payload_hex" => {
+                    t.payload = Some(parse_hex(&text()?)?);
+                    t.length = None;
+                }
                 _ => anyhow::bail!("unknown key `{k}'"),
             }
         }
@@ -473,6 +517,7 @@ impl SpecText {
             icmp,
             ttl: self.ttl,
             length: self.length,
+            payload: self.payload.clone(),
         })
     }
 }
@@ -547,7 +592,7 @@ fn run_trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     let ipsets = cfg.as_ref().map(IpSets::from_config).unwrap_or_default();
     let plugins = plugins.map(|p| p as std::sync::Arc<dyn rtrouter::eval::PluginHost>);
-    let base = SpecText::from_args(&a);
+    let base = SpecText::from_args(&a).with_payload(&a)?;
     let Some(path) = &a.packets else {
         let spec = base.spec()?;
         let topo = trace_topology(

@@ -44,6 +44,9 @@ pub struct Spec {
     pub ttl: u8,
     /// Total IP length; shorter values are raised to the bare headers.
     pub length: Option<u16>,
+    /// The transport payload (after the TCP/UDP/ICMP header), instead of zero padding: for
+    /// rules and plugins that look inside packets.
+    pub payload: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +185,15 @@ pub fn build_packet(s: &Spec) -> Result<Vec<u8>, String> {
         proto::SCTP => 52,
         _ => 20,
     };
-    let pad = vec![0u8; usize::from(s.length.unwrap_or(0)).saturating_sub(base_len)];
+    let pad = match &s.payload {
+        Some(p) => {
+            if base_len + p.len() > 65535 {
+                return Err(format!("a payload of {} bytes does not fit in an IPv4 packet", p.len()));
+            }
+            p.clone()
+        }
+        None => vec![0u8; usize::from(s.length.unwrap_or(0)).saturating_sub(base_len)],
+    };
     match s.proto {
         proto::TCP => build::tcp(
             &mut b,

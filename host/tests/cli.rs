@@ -217,3 +217,62 @@ fn check_warns_about_extensions_a_tun_router_cannot_see() {
         "a plain rule gets no warning: {err}"
     );
 }
+
+#[test]
+fn trace_carries_a_payload_for_rules_that_look_inside() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-payload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("p.rules");
+    std::fs::write(
+        &rules,
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp -m string --string \"GET /\" --algo bm -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let body = dir.join("body");
+    std::fs::write(&body, b"GET / HTTP/1.1\r\n").unwrap();
+    let run = |extra: &[&str]| {
+        let o = rtrouter()
+            .arg("trace")
+            .arg("--rules")
+            .arg(&rules)
+            .args([
+                "--from",
+                "lan0",
+                "--src",
+                "10.0.1.2",
+                "--dst",
+                "192.0.2.9:80",
+                "--route",
+                "0.0.0.0/0=wan0",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["outcomes"][0]["verdict"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(run(&[]), "drop", "no payload: the string is not there");
+    assert_eq!(run(&["--payload-hex", "47 45 54 20 2f"]), "accept");
+    assert_eq!(run(&["--payload-file", body.to_str().unwrap()]), "accept");
+    let o = rtrouter()
+        .arg("trace")
+        .arg("--rules")
+        .arg(&rules)
+        .args([
+            "--from",
+            "lan0",
+            "--src",
+            "10.0.1.2",
+            "--dst",
+            "192.0.2.9:80",
+            "--payload-hex",
+            "4",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("odd number of hex digits"));
+    std::fs::remove_dir_all(&dir).ok();
+}
