@@ -308,6 +308,11 @@ fn metrics_endpoint_on_a_router_address() {
     }) else {
         return;
     };
+    // One change that applies and one that is refused, before the scrape.
+    net.control("restore\n*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n")
+        .expect("restore");
+    net.control("restore\n*filter\n-A FORWARD -j NOPE\nCOMMIT\n")
+        .expect_err("refused");
     let mut s = connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("metrics port open");
     use std::io::{Read, Write};
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 10.0.1.1\r\n\r\n").unwrap();
@@ -323,6 +328,28 @@ fn metrics_endpoint_on_a_router_address() {
     assert!(n >= 2, "the scrape's own packets were counted: {line}");
     assert!(body.contains("rtrouter_conntrack_entries "), "{body}");
     assert!(body.contains("rtrouter_drops_total{reason=\"filtered\"}"), "{body}");
+    assert!(body.contains("rtrouter_build_info{version=\""), "{body}");
+    assert!(
+        body.contains("rtrouter_ruleset_changes_total{result=\"ok\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rtrouter_ruleset_changes_total{result=\"failed\"} 1\n"),
+        "{body}"
+    );
+    let last = body
+        .lines()
+        .find_map(|l| l.strip_prefix("rtrouter_ruleset_last_change_timestamp_seconds "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("the last change's time");
+    assert!(last > 1_700_000_000, "{last}");
+    assert!(
+        body.contains(&format!(
+            "rtrouter_tun_kernel_dropped_total{{interface=\"{}\",direction=\"to_router\"}}",
+            net.lan_if
+        )),
+        "{body}"
+    );
 }
 
 #[test]

@@ -79,6 +79,28 @@ pub struct Response {
 #[derive(Debug, Default)]
 pub struct ControlPlane {
     txn: Mutex<()>,
+    /// Changes of the ruleset (restores, reloads, front-end commits) that applied and that
+    /// were refused, and when the last one applied (seconds since the Unix epoch), as
+    /// kube-proxy's `sync_proxy_rules_last_timestamp_seconds`.
+    pub changes_ok: std::sync::atomic::AtomicU64,
+    pub changes_failed: std::sync::atomic::AtomicU64,
+    pub last_change: std::sync::atomic::AtomicU64,
+}
+
+impl ControlPlane {
+    /// Counts one change of the ruleset and whether it applied.
+    pub fn record<T, E>(&self, r: &Result<T, E>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if r.is_ok() {
+            self.changes_ok.fetch_add(1, Relaxed);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.last_change.store(now, Relaxed);
+        } else {
+            self.changes_failed.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 /// Makes `path` ready to bind: refuses a path that is not a socket and a socket another
@@ -372,7 +394,9 @@ impl frontend::Live for LiveRouter<'_> {
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
         let t0 = std::time::Instant::now();
         let base = self.0.router.engine().rules().clone();
-        let valid = validate_change(&base, &rs, &self.env()).map_err(|e| e.to_string())?;
+        let valid = validate_change(&base, &rs, &self.env()).map_err(|e| e.to_string());
+        self.0.control.record(&valid);
+        let valid = valid?;
         let t1 = std::time::Instant::now();
         self.0.router.swap_rules(valid);
         tracing::debug!(
@@ -399,6 +423,14 @@ impl frontend::Live for LiveRouter<'_> {
 /// The router's own commands (`save`, `restore`, `conntrack`, `stats`, `reload`,
 /// `flush-all`); also what SIGHUP and SIGUSR1 run.
 pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) -> Result<String, String> {
+    let res = answer_one(dp, cmd, args, body, name);
+    if matches!(cmd, "restore" | "reload" | "flush-all") {
+        dp.control.record(&res);
+    }
+    res
+}
+
+fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) -> Result<String, String> {
     let r = &dp.router;
     match cmd {
         "save" => Ok(r.engine().save(args.contains(&"-c"))),

@@ -16,6 +16,41 @@ pub fn render(dp: &Dataplane) -> String {
     let r = &dp.router;
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut s = String::with_capacity(4096);
+    family(
+        &mut s,
+        "rtrouter_build_info",
+        "gauge",
+        "The running rtrouter: its version.",
+    );
+    let _ = writeln!(s, "rtrouter_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    family(
+        &mut s,
+        "rtrouter_ruleset_changes_total",
+        "counter",
+        "Changes of the ruleset (restore, reload, flush-all, front-end commits) by result.",
+    );
+    let c = &dp.control;
+    let _ = writeln!(
+        s,
+        "rtrouter_ruleset_changes_total{{result=\"ok\"}} {}",
+        g(&c.changes_ok)
+    );
+    let _ = writeln!(
+        s,
+        "rtrouter_ruleset_changes_total{{result=\"failed\"}} {}",
+        g(&c.changes_failed)
+    );
+    family(
+        &mut s,
+        "rtrouter_ruleset_last_change_timestamp_seconds",
+        "gauge",
+        "When the ruleset last changed (0: not since the start), as kube-proxy's sync_proxy_rules_last_timestamp_seconds.",
+    );
+    let _ = writeln!(
+        s,
+        "rtrouter_ruleset_last_change_timestamp_seconds {}",
+        g(&c.last_change)
+    );
     for (name, help, pick) in [
         (
             "rtrouter_interface_rx_packets_total",
