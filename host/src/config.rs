@@ -258,6 +258,8 @@ pub struct ConntrackSection {
     pub udp_stream: u32,
     pub icmp: u32,
     pub generic: u32,
+    /// Per-connection packet and byte counters in `conntrack -L` (`nf_conntrack_acct`).
+    pub accounting: bool,
 }
 
 impl Default for ConntrackSection {
@@ -277,6 +279,7 @@ impl Default for ConntrackSection {
             udp_stream: 120,
             icmp: 30,
             generic: 600,
+            accounting: false,
         }
     }
 }

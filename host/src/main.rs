@@ -111,6 +111,29 @@ fn control(c: &ControlArgs, request: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `conntrack` as conntrack-tools' `conntrack` prints it: the entries on stdout, and on
+/// stderr the summary line (`N flow entries have been shown.`) or what was deleted.
+fn conntrack(c: &ControlArgs, args: &[String]) -> anyhow::Result<ExitCode> {
+    const PROG: &str = "conntrack v1.4.7 (conntrack-tools)";
+    match rtrouter::dataplane::control::request_line(&c.path()?, &format!("conntrack {}\n", args.join(" "))) {
+        Ok(body) => {
+            match args.first().map(String::as_str) {
+                Some("-L") => {
+                    out!("{body}");
+                    eprintln!("{PROG}: {} flow entries have been shown.", body.lines().count());
+                }
+                Some("-F" | "-D") => eprint!("{PROG}: {body}"),
+                _ => out!("{body}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{PROG}: {}", e.strip_prefix("rtrouter: ").unwrap_or(&e));
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// The front end (`iptables`, `iptables-save`, `iptables-restore`, `ipset`): help and version
 /// locally, everything else through the router's control socket (`$RTROUTER_SOCKET`, else
 /// the default path). Prints what the tool printed and exits with its status.
@@ -194,7 +217,8 @@ enum Command {
     Conntrack {
         #[command(flatten)]
         control: ControlArgs,
-        /// -L [filters], -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR --sport N --dport N --mark N
+        /// -L [-o extended] [filters], -C, -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR
+        /// --sport N --dport N --mark N
         #[arg(allow_hyphen_values = true, num_args = 1.., required = true)]
         args: Vec<String>,
     },
@@ -789,7 +813,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let name = file.display().to_string().replace(['\n', '\r'], "?");
             control(&c, &format!("restore {name}\n{text}"))
         }
-        Some(Command::Conntrack { control: c, args }) => control(&c, &format!("conntrack {}\n", args.join(" "))),
+        Some(Command::Conntrack { control: c, args }) => conntrack(&c, &args),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),
         Some(Command::FlushAll { control: c }) => control(&c, "flush-all\n"),
         Some(Command::Monitor { control: c, what }) => {

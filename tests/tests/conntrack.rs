@@ -68,7 +68,7 @@ fn masqueraded_tcp_handshake_and_replies() {
     // The ACK completes the handshake: ESTABLISHED and ASSURED.
     let s = l.send("lan0", &seg(A, 40000, B, 80, 0x10, 101, 501));
     assert!(s.forwarded());
-    let list = l.router.conntrack.list(&Filter::default(), l.now);
+    let list = l.router.conntrack.list(&Filter::default(), l.now, false);
     assert_eq!(list.len(), 1);
     assert!(
         list[0].starts_with("tcp      6 432000 ESTABLISHED src=10.0.1.2 dst=192.0.2.9 sport=40000 dport=80 "),
@@ -254,7 +254,7 @@ fn connmark_persists_across_packets() {
     // A later packet is not NEW-marked again but gets the mark back from the connection.
     let s = l.send("wan0", &udp(B, 2, A, 1));
     assert!(s.forwarded(), "{:?}", s.outcome);
-    assert!(l.router.conntrack.list(&Filter::default(), l.now)[0].ends_with("mark=7"));
+    assert!(l.router.conntrack.list(&Filter::default(), l.now, false)[0].ends_with("mark=7 use=1"));
 }
 
 #[test]
@@ -286,11 +286,11 @@ fn udp_expires_and_gc_removes_it() {
     // UDP flow a stream only if it is still active 2 s after its first packet).
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
     assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
-    assert!(!l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"));
+    assert!(!l.router.conntrack.list(&Filter::default(), l.now, false)[0].contains("[ASSURED]"));
     l.now += 1_000_000_000;
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
     assert!(
-        !l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"),
+        !l.router.conntrack.list(&Filter::default(), l.now, false)[0].contains("[ASSURED]"),
         "1 s in: not yet"
     );
     l.now += 31_000_000_000;
@@ -300,7 +300,7 @@ fn udp_expires_and_gc_removes_it() {
     assert!(l.send("wan0", &udp(B, 2, WAN, 1)).forwarded());
     l.now += 2_500_000_000;
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
-    assert!(l.router.conntrack.list(&Filter::default(), l.now)[0].contains("[ASSURED]"));
+    assert!(l.router.conntrack.list(&Filter::default(), l.now, false)[0].contains("[ASSURED]"));
     l.now += 100_000_000_000;
     assert_eq!(l.router.conntrack.gc(l.now), 0);
 }
@@ -381,7 +381,7 @@ fn list_and_delete_by_filter() {
         sport: Some(2),
         ..Filter::default()
     };
-    assert_eq!(l.router.conntrack.list(&f, l.now).len(), 1);
+    assert_eq!(l.router.conntrack.list(&f, l.now, false).len(), 1);
     assert_eq!(l.router.conntrack.delete(&f), 1);
     assert_eq!(l.router.conntrack.len(), 3);
     assert_eq!(l.router.conntrack.delete(&Filter::default()), 3);
@@ -428,7 +428,10 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
             assert!(table.taken(&Key::of(&h, 0).unwrap()));
         }
     }
-    assert_eq!(table.list(&Filter::default(), 1).len(), (threads * per) as usize + 1);
+    assert_eq!(
+        table.list(&Filter::default(), 1, false).len(),
+        (threads * per) as usize + 1
+    );
 }
 
 #[test]
@@ -570,4 +573,30 @@ fn racing_inserts_never_overshoot_max_entries() {
     });
     assert_eq!(table.len(), 100);
     assert_eq!(full.into_inner(), 3900);
+}
+
+#[test]
+fn listing_reads_as_conntrack_tools_prints_it() {
+    // The formats below are what conntrack v1.4.7 prints on Linux 6.18 for the same flows.
+    let mut l = Lab::new("*filter\nCOMMIT\n");
+    assert!(l.send("lan0", &seg(A, 56160, B, 80, 0x02, 1, 0)).forwarded());
+    assert!(l.send("lan0", &icmp_echo(A, B)).forwarded());
+    assert!(l.send("lan0", &udp(A, 43392, B, 5001)).forwarded());
+    let list = l.router.conntrack.list(&Filter::default(), l.now, false);
+    assert_eq!(
+        list,
+        [
+            "icmp     1 30 src=10.0.1.2 dst=192.0.2.9 type=8 code=0 id=4660 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 type=0 code=0 id=4660 mark=0 use=1",
+            "tcp      6 120 SYN_SENT src=10.0.1.2 dst=192.0.2.9 sport=56160 dport=80 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 sport=80 dport=56160 mark=0 use=1",
+            "udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392 mark=0 use=1",
+        ]
+    );
+    // With accounting (nf_conntrack_acct), the counters follow each tuple; -o extended
+    // puts the family first.
+    l.router.conntrack.accounting = true;
+    let udp_line = l.router.conntrack.list(&Filter::default(), l.now, true).pop().unwrap();
+    assert_eq!(
+        udp_line,
+        "ipv4     2 udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 packets=1 bytes=35 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392 packets=0 bytes=0 mark=0 use=1"
+    );
 }

@@ -1,7 +1,7 @@
 //! The real rtrouter binary between two network namespaces, with real kernels and sockets at
 //! both ends. Needs root and /dev/net/tun (CI has both); skips with one line otherwise.
 
-use rtrouter_tests::netns::{ask, icmp_probe, link_exists, tcp_echo, Net, Side, Spec};
+use rtrouter_tests::netns::{ask, binary, icmp_probe, link_exists, tcp_echo, Net, Side, Spec};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -546,5 +546,65 @@ fn stats_show_the_kernel_side_of_each_tun_device() {
     assert!(
         stats.contains(&format!("interface {} (kernel side): to rtrouter ", net.wan_if)),
         "{stats}"
+    );
+}
+
+#[test]
+fn conntrack_command_speaks_as_conntrack_tools() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let client = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:4321")?;
+            c.connect("10.0.2.2:9")?;
+            Ok(c)
+        })
+        .unwrap();
+    client.send(b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let ct = |args: &[&str]| {
+        let o = std::process::Command::new(binary())
+            .arg("conntrack")
+            .arg("--socket")
+            .arg(&net.socket)
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (out, err) = ct(&["-L", "-p", "udp"]);
+    assert!(
+        out.starts_with("udp      17 ") && out.contains("src=10.0.1.2 dst=10.0.2.2 sport=4321 dport=9 [UNREPLIED]"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("mark=0 use=1"), "{out}");
+    assert_eq!(
+        err,
+        "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n"
+    );
+    let (out, _) = ct(&["-L", "-o", "extended", "-p", "udp"]);
+    assert!(out.starts_with("ipv4     2 udp      17 "), "{out}");
+    let (out, _) = ct(&["-C"]);
+    assert!(out.trim().parse::<u64>().expect("a count") >= 1, "{out}");
+    let (_, err) = ct(&["-D", "-p", "udp"]);
+    assert_eq!(
+        err,
+        "conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n"
+    );
+    let (out, err) = ct(&["-L", "-p", "udp"]);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        (
+            "",
+            "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n"
+        )
     );
 }

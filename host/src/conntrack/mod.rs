@@ -160,6 +160,8 @@ pub struct ConnState {
     pub mark: u32,
     /// `-m connlabel` bits.
     pub labels: u128,
+    /// ICMP: the type and code of the query that opened the connection.
+    pub icmp: (u8, u8),
     /// Monotonic nanoseconds at which the entry expires.
     pub expires: u64,
     pub tcp: TcpState,
@@ -293,6 +295,8 @@ pub struct Table {
     /// Connections that had not seen a reply when inserted, oldest first: eviction candidates.
     unreplied: Mutex<VecDeque<Key>>,
     pub stats: Stats,
+    /// `conntrack -L` shows packet and byte counters (`nf_conntrack_acct`).
+    pub accounting: bool,
 }
 
 impl Table {
@@ -306,11 +310,15 @@ impl Table {
             timeouts,
             unreplied: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
+            accounting: false,
         }
     }
 
     pub fn from_config(c: &ConntrackSection) -> Table {
-        Table::new(c.max_entries, Timeouts::from_config(c))
+        Table {
+            accounting: c.accounting,
+            ..Table::new(c.max_entries, Timeouts::from_config(c))
+        }
     }
 
     /// Connections in the table.
@@ -461,6 +469,10 @@ impl Table {
             status: 0,
             mark: 0,
             labels: 0,
+            icmp: match h.l4 {
+                L4::Icmp(i) => (i.typ, i.code),
+                _ => (0, 0),
+            },
             expires: now + timeout,
             tcp,
             packets: [1, 0],
@@ -625,15 +637,23 @@ impl Table {
         n
     }
 
-    /// The connections that match `f`, as `conntrack -L` prints them, sorted.
-    pub fn list(&self, f: &Filter, now: u64) -> Vec<String> {
+    /// The connections that match `f`, as `conntrack -L` prints them (`-o extended`: with
+    /// the address family in front), sorted.
+    pub fn list(&self, f: &Filter, now: u64, extended: bool) -> Vec<String> {
         let mut v: Vec<String> = self
             .map
             .iter()
             .filter(|e| e.value().1 == Dir::Original)
             .filter_map(|e| {
                 let st = e.value().0.lock();
-                (f.matches(&st) && st.expires > now).then(|| line(&st, now))
+                (f.matches(&st) && st.expires > now).then(|| {
+                    let family = match (extended, st.orig.src.is_ipv6()) {
+                        (false, _) => "",
+                        (true, false) => "ipv4     2 ",
+                        (true, true) => "ipv6     10 ",
+                    };
+                    format!("{family}{}", line(&st, now, self.accounting))
+                })
             })
             .collect();
         v.sort();
@@ -740,7 +760,21 @@ fn proto_name(p: u8) -> String {
 }
 
 /// One line in the format of `conntrack -L`.
-pub fn line(st: &ConnState, now: u64) -> String {
+/// The type of the reply to an ICMP query of type `t` (echo, timestamp, information,
+/// address mask; ICMPv6 echo).
+fn icmp_reply_type(proto: u8, t: u8) -> u8 {
+    match (proto, t) {
+        (proto::ICMPV6, 128) => 129,
+        (proto::ICMPV6, t) => t,
+        (_, 8) => 0,
+        (_, 13 | 15 | 17) => t + 1,
+        (_, t) => t,
+    }
+}
+
+/// One connection as conntrack-tools 1.4 prints it (`conntrack -L`); the counters only
+/// with accounting on, as with `nf_conntrack_acct`.
+pub fn line(st: &ConnState, now: u64, accounting: bool) -> String {
     let mut s = String::new();
     let o = &st.orig;
     let secs = st.expires.saturating_sub(now) / NS;
@@ -748,11 +782,13 @@ pub fn line(st: &ConnState, now: u64) -> String {
     if o.proto == proto::TCP {
         let _ = write!(s, "{} ", st.tcp.name());
     }
-    let tuple = |s: &mut String, k: &Key| {
+    let tuple = |s: &mut String, k: &Key, reply: bool| {
         let _ = write!(s, "src={} dst={} ", k.src, k.dst);
         match k.proto {
             proto::ICMP | proto::ICMPV6 => {
-                let _ = write!(s, "id={} ", k.sport);
+                let (t, c) = st.icmp;
+                let t = if reply { icmp_reply_type(k.proto, t) } else { t };
+                let _ = write!(s, "type={t} code={} id={} ", if reply { 0 } else { c }, k.sport);
             }
             _ if k.has_ports() => {
                 let _ = write!(s, "sport={} dport={} ", k.sport, k.dport);
@@ -760,13 +796,17 @@ pub fn line(st: &ConnState, now: u64) -> String {
             _ => {}
         }
     };
-    tuple(&mut s, o);
-    let _ = write!(s, "packets={} bytes={} ", st.packets[0], st.bytes[0]);
+    tuple(&mut s, o, false);
+    if accounting {
+        let _ = write!(s, "packets={} bytes={} ", st.packets[0], st.bytes[0]);
+    }
     if st.status & status::SEEN_REPLY == 0 {
         s.push_str("[UNREPLIED] ");
     }
-    tuple(&mut s, &st.reply);
-    let _ = write!(s, "packets={} bytes={} ", st.packets[1], st.bytes[1]);
+    tuple(&mut s, &st.reply, true);
+    if accounting {
+        let _ = write!(s, "packets={} bytes={} ", st.packets[1], st.bytes[1]);
+    }
     if st.status & status::ASSURED != 0 {
         s.push_str("[ASSURED] ");
     }
@@ -774,6 +814,7 @@ pub fn line(st: &ConnState, now: u64) -> String {
     if o.zone != 0 {
         let _ = write!(s, " zone={}", o.zone);
     }
+    s.push_str(" use=1");
     s
 }
 

@@ -465,18 +465,31 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
             Ok(String::new())
         }
         "conntrack" => {
-            let f = filter(args.get(1..).unwrap_or(&[]))?;
+            // conntrack-tools' `-o extended` puts the address family in front of each line.
+            let rest = args.get(1..).unwrap_or(&[]);
+            let extended = rest.windows(2).any(|w| w == ["-o", "extended"]);
+            let rest: Vec<&str> = rest
+                .iter()
+                .enumerate()
+                .filter(|&(i, a)| {
+                    !(*a == "-o" && rest.get(i + 1) == Some(&"extended")
+                        || *a == "extended" && i > 0 && rest[i - 1] == "-o")
+                })
+                .map(|(_, a)| *a)
+                .collect();
+            let f = filter(&rest)?;
             match args.first().copied() {
                 Some("-L") => {
-                    let lines = r.conntrack.list(&f, dp.now());
+                    let lines = r.conntrack.list(&f, dp.now(), extended);
                     Ok(lines.iter().map(|l| format!("{l}\n")).collect())
                 }
-                Some("-F") => Ok(format!(
-                    "{} connections deleted\n",
-                    r.conntrack.delete(&Filter::default())
-                )),
-                Some("-D") => Ok(format!("{} connections deleted\n", r.conntrack.delete(&f))),
-                _ => Err("conntrack needs -L, -F or -D".into()),
+                Some("-C") => Ok(format!("{}\n", r.conntrack.len())),
+                Some("-F") => {
+                    r.conntrack.delete(&Filter::default());
+                    Ok("connection tracking table has been emptied.\n".into())
+                }
+                Some("-D") => Ok(format!("{} flow entries have been deleted.\n", r.conntrack.delete(&f))),
+                _ => Err("conntrack needs -L, -C, -F or -D".into()),
             }
         }
         "stats" => Ok(stats(dp)),
