@@ -217,7 +217,7 @@ enum Command {
     Conntrack {
         #[command(flatten)]
         control: ControlArgs,
-        /// -L [-o extended] [filters], -C, -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR
+        /// -L [-o extended] [filters], -C, -S, -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR
         /// --sport N --dport N --mark N
         #[arg(allow_hyphen_values = true, num_args = 1.., required = true)]
         args: Vec<String>,

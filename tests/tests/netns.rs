@@ -589,6 +589,15 @@ fn conntrack_command_speaks_as_conntrack_tools() {
     assert!(out.starts_with("ipv4     2 udp      17 "), "{out}");
     let (out, _) = ct(&["-C"]);
     assert!(out.trim().parse::<u64>().expect("a count") >= 1, "{out}");
+    let (out, _) = ct(&["-S"]);
+    assert!(out.starts_with("cpu=0   \tfound="), "{out}");
+    let insert: u64 = out
+        .split(" insert=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("insert=N");
+    assert!(insert >= 1, "{out}");
     let (_, err) = ct(&["-D", "-p", "udp"]);
     assert_eq!(
         err,

@@ -259,6 +259,24 @@ pub struct Stats {
     pub deleted: AtomicU64,
 }
 
+impl Stats {
+    /// The counters as `conntrack -S` prints the kernel's (one line; rtrouter's table is one
+    /// across its workers, so it is `cpu=0`).
+    pub fn line(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "cpu=0   \tfound={} invalid={} insert={} insert_failed={} drop={} early_drop={} error=0 search_restart=0 clash_resolve={} chaintoolong=0 ",
+            g(&self.found),
+            g(&self.invalid),
+            g(&self.inserted),
+            g(&self.insert_failed),
+            g(&self.drop_full),
+            g(&self.early_drop),
+            g(&self.clash_resolved)
+        )
+    }
+}
+
 /// A filter for listing and deleting entries (`conntrack -L/-D` options).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -484,12 +484,13 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
                     Ok(lines.iter().map(|l| format!("{l}\n")).collect())
                 }
                 Some("-C") => Ok(format!("{}\n", r.conntrack.len())),
+                Some("-S") => Ok(format!("{}\n", r.conntrack.stats.line())),
                 Some("-F") => {
                     r.conntrack.delete(&Filter::default());
                     Ok("connection tracking table has been emptied.\n".into())
                 }
                 Some("-D") => Ok(format!("{} flow entries have been deleted.\n", r.conntrack.delete(&f))),
-                _ => Err("conntrack needs -L, -C, -F or -D".into()),
+                _ => Err("conntrack needs -L, -C, -S, -F or -D".into()),
             }
         }
         "stats" => Ok(stats(dp)),
