@@ -61,7 +61,7 @@ fn filled() -> (Arc<Table>, Vec<Headers>) {
     let before = LIVE.load(Ordering::Relaxed);
     for h in &flows {
         if let Verdict::Tentative(st) = t.inspect(h, &[], 0, 1, false) {
-            t.confirm(st).expect("room");
+            t.confirm(st, 0).expect("room");
         }
     }
     let bytes = LIVE.load(Ordering::Relaxed) - before;
@@ -95,7 +95,7 @@ fn bench(c: &mut Criterion) {
             let h = flow(next);
             next += 1;
             if let Verdict::Tentative(st) = table.inspect(&h, &[], 0, 2, false) {
-                table.confirm(st).expect("room");
+                table.confirm(st, 0).expect("room");
             }
             table.forget(&Key::of(&h, 0).expect("udp"));
         })

@@ -17,6 +17,7 @@ pub mod eval;
 pub mod frontend;
 pub mod gen;
 pub mod ipset;
+pub mod monitor;
 pub mod nat;
 pub mod packet;
 pub mod pcap;

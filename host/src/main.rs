@@ -115,6 +115,20 @@ fn control(c: &ControlArgs, request: &str) -> anyhow::Result<ExitCode> {
 /// stderr the summary line (`N flow entries have been shown.`) or what was deleted.
 fn conntrack(c: &ControlArgs, args: &[String]) -> anyhow::Result<ExitCode> {
     const PROG: &str = "conntrack v1.4.7 (conntrack-tools)";
+    if args.first().map(String::as_str) == Some("-E") {
+        // Events as they happen, until the router goes away or the reader does.
+        let r = rtrouter::dataplane::control::stream(&c.path()?, "monitor", &["conntrack".to_string()], |e| {
+            outln!("{e}");
+            true
+        });
+        return Ok(match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{PROG}: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
     match rtrouter::dataplane::control::request_line(&c.path()?, &format!("conntrack {}\n", args.join(" "))) {
         Ok(body) => {
             match args.first().map(String::as_str) {
@@ -217,7 +231,7 @@ enum Command {
     Conntrack {
         #[command(flatten)]
         control: ControlArgs,
-        /// -L [-o extended] [filters], -C, -S, -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR
+        /// -L [-o extended] [filters], -C, -S, -E (events), -F, or -D [filters]; filters: -p PROTO -s ADDR -d ADDR
         /// --sport N --dport N --mark N
         #[arg(allow_hyphen_values = true, num_args = 1.., required = true)]
         args: Vec<String>,

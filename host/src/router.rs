@@ -139,44 +139,12 @@ impl Stats {
     }
 }
 
-/// The router core: topology, the current rules, and state shared across rule swaps.
-/// Where the reports of `TRACE`d packets go besides the log: subscribers the control plane
-/// registers (`rtrouter monitor trace`). A subscriber returns `false` once it is gone; one
-/// that cannot keep up loses lines rather than slowing packets.
-/// A monitor's subscriber: takes a line, says whether it still listens.
-pub type Subscriber = Box<dyn Fn(&str) -> bool + Send + Sync>;
+pub use crate::monitor::{Monitor, Subscriber};
 
-#[derive(Default)]
-pub struct Monitor {
-    subscribers: std::sync::Mutex<Vec<Subscriber>>,
-    /// Whether anyone listens, read on the packet path without the lock.
-    listening: std::sync::atomic::AtomicBool,
-}
-
-impl std::fmt::Debug for Monitor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Monitor").finish_non_exhaustive()
-    }
-}
-
-impl Monitor {
-    /// Adds a subscriber.
-    pub fn subscribe(&self, f: Subscriber) {
-        let mut s = crate::eval::state::lock(&self.subscribers);
-        s.push(f);
-        self.listening.store(true, Ordering::Relaxed);
-    }
-
-    /// Hands a line to every subscriber, forgetting the ones that are gone.
-    pub fn publish(&self, line: &str) {
-        tracing::info!(target: "rtrouter::trace", "{line}");
-        if !self.listening.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut s = crate::eval::state::lock(&self.subscribers);
-        s.retain(|f| f(line));
-        self.listening.store(!s.is_empty(), Ordering::Relaxed);
-    }
+/// A TRACE report: to the log (target `rtrouter::trace`) and to `monitor trace`.
+fn trace_out(m: &Monitor, line: &str) {
+    tracing::info!(target: "rtrouter::trace", "{line}");
+    m.publish(line);
 }
 
 /// Reports each rule a `TRACE`d packet meets, in the kernel's `TRACE: table:chain:type:num`
@@ -212,11 +180,10 @@ impl Observer for TraceLog<'_> {
         let Some(packet) = &self.packet else { return };
         if matched {
             let rule = chain.rules()[index].save_line(chain.name(), None);
-            self.monitor.publish(&format!(
-                "TRACE: {table}:{}:rule:{} {packet} {rule}",
-                chain.name(),
-                index + 1,
-            ));
+            trace_out(
+                self.monitor,
+                &format!("TRACE: {table}:{}:rule:{} {packet} {rule}", chain.name(), index + 1,),
+            );
         }
     }
 
@@ -228,11 +195,10 @@ impl Observer for TraceLog<'_> {
     ) {
         self.inner.policy(table, chain, policy);
         let Some(packet) = &self.packet else { return };
-        self.monitor.publish(&format!(
-            "TRACE: {table}:{}:policy:{} {packet}",
-            chain.name(),
-            policy.name(),
-        ));
+        trace_out(
+            self.monitor,
+            &format!("TRACE: {table}:{}:policy:{} {packet}", chain.name(), policy.name(),),
+        );
     }
 
     fn event(&mut self, what: &dyn Fn() -> String) {
@@ -245,6 +211,7 @@ impl Observer for TraceLog<'_> {
     }
 }
 
+/// The router core: topology, the current rules, and state shared across rule swaps.
 #[derive(Debug)]
 pub struct Router {
     engine: ArcSwap<Engine>,
@@ -547,7 +514,7 @@ impl Router {
                     st.mark = m;
                     st.labels = l;
                 }
-                if let Err(r) = self.conntrack.confirm(st) {
+                if let Err(r) = self.conntrack.confirm(st, m.now) {
                     disposition = Disposition::Drop(r);
                 }
             }

@@ -272,7 +272,7 @@ fn udp_expires_and_gc_removes_it() {
     let s = l.send("wan0", &udp(B, 2, WAN, 1));
     assert!(s.local(), "{:?}", s.outcome);
     assert_eq!(ct_state(&s.outcome), Some(CtState::New));
-    l.router.conntrack.delete(&Filter::default());
+    l.router.conntrack.delete(&Filter::default(), l.now);
     // An expired connection that gc has not collected yet does not block a new one.
     assert!(l.send("lan0", &udp(A, 5, B, 2)).forwarded());
     l.now += 31_000_000_000;
@@ -281,7 +281,7 @@ fn udp_expires_and_gc_removes_it() {
         "the old entry is replaced"
     );
     assert_eq!(l.router.conntrack.len(), 1);
-    l.router.conntrack.delete(&Filter::default());
+    l.router.conntrack.delete(&Filter::default(), l.now);
     // A request and its reply only: still the short timeout, not ASSURED (Linux 6.x makes a
     // UDP flow a stream only if it is still active 2 s after its first packet).
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
@@ -382,9 +382,9 @@ fn list_and_delete_by_filter() {
         ..Filter::default()
     };
     assert_eq!(l.router.conntrack.list(&f, l.now, false).len(), 1);
-    assert_eq!(l.router.conntrack.delete(&f), 1);
+    assert_eq!(l.router.conntrack.delete(&f, l.now), 1);
     assert_eq!(l.router.conntrack.len(), 3);
-    assert_eq!(l.router.conntrack.delete(&Filter::default()), 3);
+    assert_eq!(l.router.conntrack.delete(&Filter::default(), l.now), 3);
     assert!(l.router.conntrack.is_empty());
 }
 
@@ -406,7 +406,7 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
                 for i in 0..per {
                     let h = hdr(t, i);
                     match mine.inspect(&h, &[], 0, 1, false) {
-                        rtrouter::conntrack::Verdict::Tentative(st) => mine.confirm(st).expect("room"),
+                        rtrouter::conntrack::Verdict::Tentative(st) => mine.confirm(st, 0).expect("room"),
                         v => panic!("new key seen as {v:?}"),
                     }
                 }
@@ -416,7 +416,7 @@ fn concurrent_workers_neither_lose_nor_duplicate_entries() {
             s.spawn(move || {
                 let h = hdr(99, 0);
                 if let rtrouter::conntrack::Verdict::Tentative(st) = racer.inspect(&h, &[], 0, 1, false) {
-                    let _ = racer.confirm(st);
+                    let _ = racer.confirm(st, 0);
                 }
             });
         }
@@ -522,8 +522,8 @@ fn racing_first_packets_of_one_flow_share_its_entry() {
     else {
         panic!("both packets start a connection")
     };
-    assert_eq!(table.confirm(first), Ok(()));
-    assert_eq!(table.confirm(second), Ok(()), "the loser adopts the winner's entry");
+    assert_eq!(table.confirm(first, 0), Ok(()));
+    assert_eq!(table.confirm(second, 0), Ok(()), "the loser adopts the winner's entry");
     assert_eq!(table.len(), 1);
     assert_eq!(table.stats.clash_resolved.load(std::sync::atomic::Ordering::Relaxed), 1);
     // A clash with a different translation (same original tuple, another reply tuple) is
@@ -537,8 +537,8 @@ fn racing_first_packets_of_one_flow_share_its_entry() {
         panic!("both packets start a connection")
     };
     y.reply.dport = 40000;
-    assert_eq!(table.confirm(x), Ok(()));
-    assert_eq!(table.confirm(y), Err(rtrouter::packet::DropReason::Clash));
+    assert_eq!(table.confirm(x, 0), Ok(()));
+    assert_eq!(table.confirm(y, 0), Err(rtrouter::packet::DropReason::Clash));
     assert_eq!(table.len(), 2);
 }
 
@@ -559,7 +559,7 @@ fn racing_inserts_never_overshoot_max_entries() {
                     let h = parse(&b).unwrap();
                     if let Verdict::Tentative(mut st) = table.inspect(&h, &b, 0, 1, true) {
                         st.status |= rtrouter::eval::status::SEEN_REPLY | rtrouter::eval::status::ASSURED;
-                        match table.confirm(st) {
+                        match table.confirm(st, 0) {
                             Ok(()) => assert!(table.len() <= 100, "{} entries", table.len()),
                             Err(rtrouter::packet::DropReason::ConntrackFull) => {
                                 full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -598,5 +598,32 @@ fn listing_reads_as_conntrack_tools_prints_it() {
     assert_eq!(
         udp_line,
         "ipv4     2 udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 packets=1 bytes=35 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392 packets=0 bytes=0 mark=0 use=1"
+    );
+}
+
+#[test]
+fn events_read_as_conntrack_tools_prints_them() {
+    let mut l = Lab::new("*filter\nCOMMIT\n");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = seen.clone();
+    l.router.conntrack.events.subscribe(Box::new(move |line: &str| {
+        sink.lock().unwrap().push(line.to_string());
+        true
+    }));
+    assert!(l.send("lan0", &udp(A, 43392, B, 5001)).forwarded());
+    assert!(l.send("wan0", &udp(B, 5001, A, 43392)).forwarded());
+    assert!(
+        l.send("lan0", &udp(A, 43392, B, 5001)).forwarded(),
+        "no change: no event"
+    );
+    l.router.conntrack.delete(&Filter::default(), l.now);
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [
+            "    [NEW] udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 [UNREPLIED] src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392",
+            " [UPDATE] udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392",
+            "[DESTROY] udp      17 30 src=10.0.1.2 dst=192.0.2.9 sport=43392 dport=5001 src=192.0.2.9 dst=10.0.1.2 sport=5001 dport=43392",
+        ]
     );
 }

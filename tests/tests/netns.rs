@@ -552,6 +552,26 @@ fn conntrack_command_speaks_as_conntrack_tools() {
     }) else {
         return;
     };
+    // `-E` streams events: the datagram below opens a connection.
+    let mut events = std::process::Command::new(binary())
+        .arg("conntrack")
+        .arg("--socket")
+        .arg(&net.socket)
+        .arg("-E")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("conntrack -E runs");
+    let out = events.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
     let client = net
         .run(Side::Lan, || {
             let c = UdpSocket::bind("10.0.1.2:4321")?;
@@ -560,6 +580,14 @@ fn conntrack_command_speaks_as_conntrack_tools() {
         })
         .unwrap();
     client.send(b"x").unwrap();
+    let first = rx.recv_timeout(Duration::from_secs(5)).expect("an event within 5 s");
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(
+        first.starts_with("    [NEW] udp      17 ")
+            && first.contains("src=10.0.1.2 dst=10.0.2.2 sport=4321 dport=9 [UNREPLIED]"),
+        "{first}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let ct = |args: &[&str]| {
         let o = std::process::Command::new(binary())

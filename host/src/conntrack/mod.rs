@@ -315,6 +315,8 @@ pub struct Table {
     pub stats: Stats,
     /// `conntrack -L` shows packet and byte counters (`nf_conntrack_acct`).
     pub accounting: bool,
+    /// `conntrack -E`: NEW, UPDATE and DESTROY events as conntrack-tools prints them.
+    pub events: crate::monitor::Monitor,
 }
 
 impl Table {
@@ -329,6 +331,7 @@ impl Table {
             unreplied: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
             accounting: false,
+            events: crate::monitor::Monitor::default(),
         }
     }
 
@@ -388,6 +391,7 @@ impl Table {
             return self.start(key, h, now);
         }
         let reply = dir == Dir::Reply;
+        let before = (st.status & (status::SEEN_REPLY | status::ASSURED), st.tcp);
         let bytes = u64::from(h.total_len);
         st.packets[usize::from(reply)] += 1;
         st.bytes[usize::from(reply)] += bytes;
@@ -450,10 +454,15 @@ impl Table {
         }
         let new = !reply && st.status & status::SEEN_REPLY == 0;
         let (orig, rep) = (st.orig, st.reply);
+        let changed = before != (st.status & (status::SEEN_REPLY | status::ASSURED), st.tcp);
+        let shown = *st;
         drop(st);
         self.stats.found.fetch_add(1, Ordering::Relaxed);
         if kill {
             self.remove(&orig, &rep);
+            self.event("[DESTROY]", &shown, now);
+        } else if changed {
+            self.event("[UPDATE]", &shown, now);
         }
         Verdict::Known { conn, dir, new }
     }
@@ -518,9 +527,10 @@ impl Table {
     /// Inserts a tentative connection whose first packet passed every hook
     /// (`nf_conntrack_confirm`). `Err` when the table is full of replied connections or a
     /// tuple was taken meanwhile: the packet must be dropped.
-    pub fn confirm(&self, mut st: ConnState) -> Result<(), crate::packet::DropReason> {
+    pub fn confirm(&self, mut st: ConnState, now: u64) -> Result<(), crate::packet::DropReason> {
         use dashmap::mapref::entry::Entry;
         st.status |= status::CONFIRMED;
+        let shown = st;
         let (orig, reply) = (st.orig, st.reply);
         // A place in the table first, atomically, so that racing inserts cannot overshoot
         // `max_entries`.
@@ -570,7 +580,16 @@ impl Table {
         }
         self.stats.inserted.fetch_add(1, Ordering::Relaxed);
         crate::eval::state::lock(&self.unreplied).push_back(orig);
+        self.event("[NEW]", &shown, now);
         Ok(())
+    }
+
+    /// Publishes a `conntrack -E` event about `st` when someone listens.
+    fn event(&self, tag: &str, st: &ConnState, now: u64) {
+        if self.events.listening() {
+            self.events
+                .publish(&format!("{tag:>9} {}", event_line(st, now, self.accounting)));
+        }
     }
 
     /// Takes a place in the table if there is one (the count includes it from now on).
@@ -631,6 +650,8 @@ impl Table {
     /// Removes expired connections; returns how many. Runs off the packet path.
     pub fn gc(&self, now: u64) -> usize {
         let mut gone = Vec::new();
+        let watched = self.events.listening();
+        let mut destroyed = Vec::new();
         self.map.retain(|_, (c, d)| {
             let st = c.lock();
             if st.expires > now {
@@ -638,9 +659,15 @@ impl Table {
             }
             if *d == Dir::Original {
                 gone.push(st.orig);
+                if watched {
+                    destroyed.push(*st);
+                }
             }
             false
         });
+        for st in &destroyed {
+            self.event("[DESTROY]", st, now);
+        }
         let n = gone.len();
         self.count.fetch_sub(n.min(self.len()), Ordering::Relaxed);
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
@@ -679,18 +706,19 @@ impl Table {
     }
 
     /// Deletes the connections that match `f`; returns how many.
-    pub fn delete(&self, f: &Filter) -> usize {
-        let victims: Vec<(Key, Key)> = self
+    pub fn delete(&self, f: &Filter, now: u64) -> usize {
+        let victims: Vec<ConnState> = self
             .map
             .iter()
             .filter(|e| e.value().1 == Dir::Original)
             .filter_map(|e| {
                 let st = e.value().0.lock();
-                f.matches(&st).then_some((st.orig, st.reply))
+                f.matches(&st).then_some(*st)
             })
             .collect();
-        for (o, r) in &victims {
-            self.remove(o, r);
+        for st in &victims {
+            self.remove(&st.orig, &st.reply);
+            self.event("[DESTROY]", st, now);
         }
         self.stats.deleted.fetch_add(victims.len() as u64, Ordering::Relaxed);
         victims.len()
@@ -793,6 +821,17 @@ fn icmp_reply_type(proto: u8, t: u8) -> u8 {
 /// One connection as conntrack-tools 1.4 prints it (`conntrack -L`); the counters only
 /// with accounting on, as with `nf_conntrack_acct`.
 pub fn line(st: &ConnState, now: u64, accounting: bool) -> String {
+    let mut s = event_line(st, now, accounting);
+    let _ = write!(s, " mark={}", st.mark);
+    if st.orig.zone != 0 {
+        let _ = write!(s, " zone={}", st.orig.zone);
+    }
+    s.push_str(" use=1");
+    s
+}
+
+/// The same as an event of `conntrack -E` shows it (without mark and use).
+fn event_line(st: &ConnState, now: u64, accounting: bool) -> String {
     let mut s = String::new();
     let o = &st.orig;
     let secs = st.expires.saturating_sub(now) / NS;
@@ -828,11 +867,7 @@ pub fn line(st: &ConnState, now: u64, accounting: bool) -> String {
     if st.status & status::ASSURED != 0 {
         s.push_str("[ASSURED] ");
     }
-    let _ = write!(s, "mark={}", st.mark);
-    if o.zone != 0 {
-        let _ = write!(s, " zone={}", o.zone);
-    }
-    s.push_str(" use=1");
+    s.pop();
     s
 }
 

@@ -275,15 +275,23 @@ async fn handle(dp: &Arc<Dataplane>, s: UnixStream) -> io::Result<()> {
 }
 
 /// `monitor trace`: streams the reports of `TRACE`d packets, one JSON line
-/// `{"v":1,"event":"TRACE: ..."}` each, until the client goes away.
+/// `{"v":1,"event":"TRACE: ..."}` each, until the client goes away; `monitor conntrack`
+/// the same for connection events (`conntrack -E`).
 async fn monitor(dp: &Arc<Dataplane>, req: Request, mut r: BufReader<UnixStream>) -> io::Result<()> {
-    if req.args.iter().map(String::as_str).ne(["trace"]) {
-        let out = Output::fail(frontend::exit::PARAMETER, "rtrouter: monitor takes one word: trace");
-        return reply(r.into_inner(), out).await;
-    }
+    let source = match req.args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["trace"] => &dp.router.monitor,
+        ["conntrack"] => &dp.router.conntrack.events,
+        _ => {
+            let out = Output::fail(
+                frontend::exit::PARAMETER,
+                "rtrouter: monitor takes one word: trace or conntrack",
+            );
+            return reply(r.into_inner(), out).await;
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4096);
     // A monitor that falls behind loses lines; one that is gone is dropped.
-    dp.router.monitor.subscribe(Box::new(move |line: &str| {
+    source.subscribe(Box::new(move |line: &str| {
         tx.try_send(line.to_string()).is_ok() || !tx.is_closed()
     }));
     let mut probe = [0u8; 64];
@@ -486,10 +494,10 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
                 Some("-C") => Ok(format!("{}\n", r.conntrack.len())),
                 Some("-S") => Ok(format!("{}\n", r.conntrack.stats.line())),
                 Some("-F") => {
-                    r.conntrack.delete(&Filter::default());
+                    r.conntrack.delete(&Filter::default(), dp.now());
                     Ok("connection tracking table has been emptied.\n".into())
                 }
-                Some("-D") => Ok(format!("{} flow entries have been deleted.\n", r.conntrack.delete(&f))),
+                Some("-D") => Ok(format!("{} flow entries have been deleted.\n", r.conntrack.delete(&f, dp.now()))),
                 _ => Err("conntrack needs -L, -C, -S, -F or -D".into()),
             }
         }
