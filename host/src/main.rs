@@ -139,11 +139,14 @@ fn conntrack(c: &ControlArgs, args: &[String]) -> anyhow::Result<ExitCode> {
                 Some("-F" | "-D") => eprint!("{PROG}: {body}"),
                 _ => out!("{body}"),
             }
-            Ok(ExitCode::SUCCESS)
+            // As conntrack-tools: deleting nothing is a failure.
+            let nothing = args.first().map(String::as_str) == Some("-D") && body.starts_with("0 ");
+            Ok(if nothing { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Err(e) => {
             eprintln!("{PROG}: {}", e.strip_prefix("rtrouter: ").unwrap_or(&e));
-            Ok(ExitCode::from(1))
+            // A router out of reach fails (1); a bad command line is a parameter problem (2).
+            Ok(ExitCode::from(if e.contains("can't reach") { 1 } else { 2 }))
         }
     }
 }

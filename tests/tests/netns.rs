@@ -639,4 +639,18 @@ fn conntrack_command_speaks_as_conntrack_tools() {
             "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n"
         )
     );
+    // Exit codes as conntrack-tools': deleting nothing fails, a bad option is a usage error.
+    let code = |args: &[&str]| {
+        std::process::Command::new(binary())
+            .arg("conntrack")
+            .arg("--socket")
+            .arg(&net.socket)
+            .args(args)
+            .output()
+            .expect("runs")
+            .status
+            .code()
+    };
+    assert_eq!(code(&["-D", "-p", "udp"]), Some(1));
+    assert_eq!(code(&["-L", "--nosuch", "1"]), Some(2));
 }
