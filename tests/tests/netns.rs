@@ -654,3 +654,62 @@ fn conntrack_command_speaks_as_conntrack_tools() {
     assert_eq!(code(&["-D", "-p", "udp"]), Some(1));
     assert_eq!(code(&["-L", "--nosuch", "1"]), Some(2));
 }
+
+#[test]
+fn stats_and_metrics_show_what_plugins_count_and_store() {
+    // A match plugin that counts its calls in counter 3 and stores "last" = "seen".
+    let wat = r#"(module
+  (import "rtrouter" "kv_set" (func $set (param i32 i32 i32 i32) (result i32)))
+  (import "rtrouter" "counter_add" (func $add (param i32 i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "lastseen")
+  (func (export "rtrouter_abi_version") (result i32) i32.const 1)
+  (func (export "rtrouter_buffer") (result i32) i32.const 1024)
+  (func (export "rtrouter_buffer_len") (result i32) i32.const 4096)
+  (func (export "rtrouter_init") (param i32 i32) (result i32) i32.const 0)
+  (func (export "rtrouter_match") (param i32 i32) (result i32)
+    (call $add (i32.const 3) (i64.const 1))
+    (drop (call $set (i32.const 0) (i32.const 4) (i32.const 4) (i32.const 4)))
+    i32.const 1))"#;
+    let dir = std::env::temp_dir().join(format!("rtrouter-kvplugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("count.wat");
+    std::fs::write(&path, wat).unwrap();
+    let extra = format!("[[plugin]]\nname = \"count\"\npath = \"{}\"\n", path.display());
+    let Some(net) = Net::start(Spec {
+        rules: "*filter\n-A FORWARD -p udp -m wasm --plugin count -j ACCEPT\nCOMMIT\n",
+        extra: &extra,
+        metrics: true,
+        ..Spec::default()
+    }) else {
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    };
+    let client = net.run(Side::Lan, || UdpSocket::bind("10.0.1.2:0")).unwrap();
+    for _ in 0..3 {
+        client.send_to(b"x", "10.0.2.2:9").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = net.control("stats").expect("stats");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(stats.contains("plugin count counter 3: 3\n"), "{stats}");
+    assert!(stats.contains("plugin count store: 1 keys\n"), "{stats}");
+    assert!(stats.contains("plugin count store last = seen\n"), "{stats}");
+    let mut s = connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("metrics port open");
+    use std::io::{Read, Write};
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 10.0.1.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read the scrape");
+    assert!(
+        body.contains("rtrouter_plugin_calls_total{plugin=\"count\"} 3\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rtrouter_plugin_counter{plugin=\"count\",index=\"3\"} 3\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rtrouter_plugin_disabled{plugin=\"count\"} 0\n"),
+        "{body}"
+    );
+}

@@ -550,6 +550,22 @@ fn filter(words: &[&str]) -> Result<Filter, String> {
     Ok(f)
 }
 
+/// How many entries of each plugin's key–value store `stats` shows.
+const KV_SHOWN: usize = 32;
+
+/// Bytes as printable text: ASCII as is, anything else (and `\`) as `\xNN`.
+fn shown(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for &c in b {
+        if (0x20..0x7f).contains(&c) && c != b'\\' {
+            out.push(char::from(c));
+        } else {
+            let _ = write!(out, "\\x{c:02x}");
+        }
+    }
+    out
+}
+
 /// Interfaces, drop reasons and conntrack usage, one fact per line.
 pub fn stats(dp: &Dataplane) -> String {
     let r = &dp.router;
@@ -631,6 +647,23 @@ pub fn stats(dp: &Dataplane) -> String {
                     (true, _) => " DISABLED (over its failure or time budget)",
                 }
             );
+            // The plugin's own counters (`counter_add`) that are not zero, and its store.
+            for (i, v) in st.user.iter().enumerate() {
+                let v = v.load(Ordering::Relaxed);
+                if v != 0 {
+                    let _ = writeln!(s, "plugin {} counter {i}: {v}", p.name);
+                }
+            }
+            let (entries, n) = p.kv().entries(KV_SHOWN);
+            if n > 0 {
+                let _ = writeln!(s, "plugin {} store: {n} keys", p.name);
+                for (k, v) in entries {
+                    let _ = writeln!(s, "plugin {} store {} = {}", p.name, shown(&k), shown(&v));
+                }
+                if n > KV_SHOWN {
+                    let _ = writeln!(s, "plugin {} store: … {} more", p.name, n - KV_SHOWN);
+                }
+            }
         }
     }
     let _ = writeln!(

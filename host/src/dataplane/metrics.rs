@@ -100,6 +100,64 @@ pub fn render(dp: &Dataplane) -> String {
             );
         }
     }
+    if let Some(ps) = crate::eval::state::lock(&dp.plugins).as_ref() {
+        family(
+            &mut s,
+            "rtrouter_plugin_calls_total",
+            "counter",
+            "Calls into each wasm plugin.",
+        );
+        for p in &ps.plugins {
+            let _ = writeln!(
+                s,
+                "rtrouter_plugin_calls_total{{plugin=\"{}\"}} {}",
+                p.name,
+                g(&p.stats.calls)
+            );
+        }
+        family(
+            &mut s,
+            "rtrouter_plugin_failures_total",
+            "counter",
+            "Failed plugin calls (traps, timeouts, memory).",
+        );
+        for p in &ps.plugins {
+            let _ = writeln!(
+                s,
+                "rtrouter_plugin_failures_total{{plugin=\"{}\"}} {}",
+                p.name,
+                g(&p.stats.failures)
+            );
+        }
+        family(
+            &mut s,
+            "rtrouter_plugin_disabled",
+            "gauge",
+            "1 while a plugin is disabled (until reload).",
+        );
+        for p in &ps.plugins {
+            let _ = writeln!(
+                s,
+                "rtrouter_plugin_disabled{{plugin=\"{}\"}} {}",
+                p.name,
+                u8::from(p.disabled.load(Ordering::Relaxed))
+            );
+        }
+        family(
+            &mut s,
+            "rtrouter_plugin_counter",
+            "gauge",
+            "A plugin's own counters (counter_add).",
+        );
+        for p in &ps.plugins {
+            for (i, v) in p.stats.user.iter().enumerate() {
+                let v = v.load(Ordering::Relaxed);
+                if v != 0 {
+                    let _ = writeln!(s, "rtrouter_plugin_counter{{plugin=\"{}\",index=\"{i}\"}} {v}", p.name);
+                }
+            }
+        }
+    }
     family(&mut s, "rtrouter_packets_total", "counter", "Packets by outcome.");
     for (what, v) in [
         ("forwarded", &r.stats.forwarded),

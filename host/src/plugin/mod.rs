@@ -103,6 +103,28 @@ pub struct Kv {
     map: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
+/// A key and its value.
+pub type KvEntry = (Vec<u8>, Vec<u8>);
+
+impl Kv {
+    /// The entries, sorted by key, at most `max` of them, and how many there are.
+    pub fn entries(&self, max: usize) -> (Vec<KvEntry>, usize) {
+        let map = crate::eval::state::lock(&self.map);
+        let mut v: Vec<KvEntry> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let n = v.len();
+        v.sort();
+        v.truncate(max);
+        (v, n)
+    }
+}
+
+impl Plugin {
+    /// The plugin's key–value store.
+    pub fn kv(&self) -> &Kv {
+        &self.kv
+    }
+}
+
 /// One loaded plugin.
 pub struct Plugin {
     pub name: String,
