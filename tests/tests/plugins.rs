@@ -1135,3 +1135,63 @@ fn revalidation_does_not_use_up_handles() {
     .unwrap();
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
 }
+
+#[test]
+fn a_failing_plugin_shows_in_trace_with_its_message() {
+    use rtrouter::trace::{trace, CtSpec, Spec, Step};
+    let trapping = wat(r#"(func (export "rtrouter_match") (param i32 i32) (result i32) unreachable)"#);
+    let ps = plugins(&[("boom", trapping, fast())]).unwrap();
+    let rs = restore(
+        &Ruleset::default(),
+        "*filter\n-A FORWARD -m wasm --plugin boom -j DROP\nCOMMIT\n",
+        "t",
+        false,
+    )
+    .unwrap();
+    let v = validate(
+        &rs,
+        &Env {
+            ipsets: Default::default(),
+            plugins: Some(ps.clone()),
+        },
+    )
+    .unwrap();
+    let spec = Spec {
+        from: Some("lan0".into()),
+        proto: 17,
+        src: A.parse().unwrap(),
+        sport: 1,
+        dst: B.parse().unwrap(),
+        dport: 2,
+        ctstate: CtSpec::New,
+        mark: 0,
+        tcp_flags: 0,
+        icmp: (8, 0),
+        ttl: 64,
+        length: None,
+        payload: None,
+    };
+    let out = trace(
+        &v,
+        &Default::default(),
+        &rtrouter_tests::topology(),
+        &spec,
+        Some(ps as Arc<dyn rtrouter::eval::PluginHost>),
+    )
+    .unwrap();
+    let events: Vec<&String> = out[0]
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("plugin boom failed: ") && e.contains("unreachable")),
+        "{events:?}"
+    );
+    assert_eq!(out[0].verdict, "accept", "a failed match counts as no match (on_error)");
+}

@@ -278,9 +278,9 @@ impl std::fmt::Debug for Cx<'_> {
 pub trait PluginHost: crate::ruleset::PluginBinder {
     /// Whether the plugin match bound as `handle` matches; `None` when the call failed (or
     /// the plugin is disabled) and the plugin's configured outcome is to drop the packet.
-    fn call_match(&self, handle: u32, p: &Pkt, cx: &Cx) -> Option<bool>;
+    fn call_match(&self, handle: u32, p: &Pkt, cx: &mut Cx) -> Option<bool>;
     /// Runs the plugin target bound as `handle`; `None` continues with the next rule.
-    fn call_target(&self, handle: u32, p: &mut Pkt, cx: &Cx) -> Option<Verdict>;
+    fn call_target(&self, handle: u32, p: &mut Pkt, cx: &mut Cx) -> Option<Verdict>;
 }
 
 /// How a chain finds its next matching rule (`[engine] kind` in router.toml).

@@ -1164,7 +1164,7 @@ impl PluginBinder for Plugins {
 }
 
 impl PluginHost for Plugins {
-    fn call_match(&self, h: u32, pkt: &Pkt, cx: &Cx) -> Option<bool> {
+    fn call_match(&self, h: u32, pkt: &Pkt, cx: &mut Cx) -> Option<bool> {
         let (pi, local) = unhandle(h);
         let Some(p) = self.plugins.get(pi) else {
             return Some(false);
@@ -1175,6 +1175,8 @@ impl PluginHost for Plugins {
             OnError::NoMatch => Some(false),
         };
         if p.disabled.load(Ordering::Relaxed) {
+            cx.obs
+                .event(&|| format!("plugin {}: disabled (until the next reload)", p.name));
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -1200,12 +1202,14 @@ impl PluginHost for Plugins {
             }
             Err(e) => {
                 self.failure(p, &e);
+                cx.obs
+                    .event(&|| format!("plugin {} failed: {}", p.name, failure_text(&e)));
                 fail
             }
         }
     }
 
-    fn call_target(&self, h: u32, pkt: &mut Pkt, cx: &Cx) -> Option<Verdict> {
+    fn call_target(&self, h: u32, pkt: &mut Pkt, cx: &mut Cx) -> Option<Verdict> {
         let (pi, local) = unhandle(h);
         let p = self.plugins.get(pi)?;
         let fail = match p.on_error {
@@ -1213,6 +1217,8 @@ impl PluginHost for Plugins {
             OnError::NoMatch => None,
         };
         if p.disabled.load(Ordering::Relaxed) {
+            cx.obs
+                .event(&|| format!("plugin {}: disabled (until the next reload)", p.name));
             return fail;
         }
         p.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -1239,9 +1245,21 @@ impl PluginHost for Plugins {
             }
             Err(e) => {
                 self.failure(p, &e);
+                cx.obs
+                    .event(&|| format!("plugin {} failed: {}", p.name, failure_text(&e)));
                 fail
             }
         }
+    }
+}
+
+/// What went wrong in a call, in one line: the trap (`wasm trap: wasm `unreachable`
+/// instruction executed`, an interrupt for a timeout) or the root cause.
+fn failure_text(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "timed out (interrupted at its deadline)".into(),
+        Some(t) => t.to_string(),
+        None => e.root_cause().to_string(),
     }
 }
 
