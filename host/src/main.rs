@@ -41,6 +41,8 @@ macro_rules! outln {
 
 #[path = "cli/bench.rs"]
 mod bench;
+#[path = "cli/plugin_new.rs"]
+mod plugin_new;
 
 #[derive(Parser, Debug)]
 #[command(name = "rtrouter", version, about = "A userspace router with netfilter's semantics")]
@@ -265,6 +267,18 @@ enum Command {
         /// Replace files already there.
         #[arg(long)]
         force: bool,
+    },
+    /// Start a wasm plugin: `plugin new NAME [--dir DIR]` writes a crate that builds on its
+    /// own (the SDK's sources come with it), from the template plugin.
+    Plugin {
+        /// `new`.
+        #[arg(value_parser = ["new"])]
+        action: String,
+        /// The crate's name (and folder).
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Interfaces, drop reasons and conntrack usage of the running router.
     Stats {
@@ -846,6 +860,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Some(Command::Plugin { action: _, name, dir }) => match plugin_new::create(&name, &dir) {
+            Ok(path) => {
+                outln!(
+                    "created {}: cd there, then `cargo test` (natively) and `cargo build --release --target wasm32-unknown-unknown`",
+                    path.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("rtrouter: {e}");
+                Ok(ExitCode::from(1))
+            }
+        },
         Some(Command::InstallLinks { dir, force }) => {
             let exe = std::env::current_exe().context("finding this binary")?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

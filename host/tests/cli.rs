@@ -276,3 +276,73 @@ fn trace_carries_a_payload_for_rules_that_look_inside() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("odd number of hex digits"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn plugin_new_writes_a_crate_that_builds_outside_the_repository() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-plugin-new-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = rtrouter()
+        .args(["plugin", "new", "my-match", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let krate = dir.join("my-match");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "rtrouter-sdk/Cargo.toml",
+        "rtrouter-sdk/src/lib.rs",
+        "rtrouter-sdk/rtrouter.h",
+    ] {
+        assert!(krate.join(f).exists(), "{f}");
+    }
+    // Refuses to overwrite, and a bad name.
+    let again = rtrouter()
+        .args(["plugin", "new", "my-match", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let bad = rtrouter()
+        .args(["plugin", "new", "9lives", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    // It builds and its test passes with nothing but the crate itself (offline).
+    let cargo = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO"))
+            .args(args)
+            .arg("--offline")
+            .current_dir(&krate)
+            .env("CARGO_TARGET_DIR", dir.join("target"))
+            .output()
+            .expect("cargo runs")
+    };
+    let t = cargo(&["test", "--quiet"]);
+    assert!(t.status.success(), "cargo test: {}", String::from_utf8_lossy(&t.stderr));
+    let wasm_target = std::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"))
+        .unwrap_or(false);
+    if wasm_target {
+        let b = cargo(&["build", "--release", "--target", "wasm32-unknown-unknown", "--quiet"]);
+        assert!(
+            b.status.success(),
+            "cargo build: {}",
+            String::from_utf8_lossy(&b.stderr)
+        );
+        let wasm = dir.join("target/wasm32-unknown-unknown/release/my_match.wasm");
+        let m = rtrouter::plugin::module_from_file(&wasm).expect("the module compiles");
+        rtrouter::plugin::Plugins::from_modules(
+            vec![("my-match".into(), m, rtrouter::plugin::Limits::default())],
+            &Default::default(),
+        )
+        .expect("and loads as a plugin");
+    } else {
+        println!("SKIP: no wasm32-unknown-unknown target to build the new plugin for");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
