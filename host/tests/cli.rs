@@ -346,3 +346,31 @@ fn plugin_new_writes_a_crate_that_builds_outside_the_repository() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_shipped_systemd_unit_verifies() {
+    let Ok(v) = Command::new("systemd-analyze").arg("--version").output() else {
+        println!("SKIP: no systemd-analyze to verify contrib/rtrouter.service with");
+        return;
+    };
+    assert!(v.status.success());
+    let unit = std::fs::read_to_string(root().join("contrib/rtrouter.service")).expect("the unit");
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="), "{unit}");
+    // The binary under test stands in for /usr/local/bin/rtrouter.
+    let dir = std::env::temp_dir().join(format!("rtrouter-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rtrouter.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/rtrouter", env!("CARGO_BIN_EXE_rtrouter")),
+    )
+    .unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    std::fs::remove_dir_all(&dir).ok();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains(".service:"), "{err}");
+}

@@ -81,6 +81,8 @@ pub struct Spec<'a> {
     pub extra: &'a str,
     /// More keys of the `[control]` table.
     pub control: &'a str,
+    /// Environment variables for the router process.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Net {
@@ -166,6 +168,7 @@ level = "info"
         let child = Command::new(binary())
             .arg("--config")
             .arg(net.dir.join("router.toml"))
+            .envs(spec.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -713,3 +713,50 @@ fn stats_and_metrics_show_what_plugins_count_and_store() {
         "{body}"
     );
 }
+
+#[test]
+fn systemd_hears_ready_reloading_watchdog_and_stopping() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let path_s = path.display().to_string();
+    let env = [("NOTIFY_SOCKET", path_s.as_str()), ("WATCHDOG_USEC", "400000")];
+    let Some(mut net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        env: &env,
+        ..Spec::default()
+    }) else {
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    };
+    let mut heard = Vec::new();
+    let until = |want: &str, heard: &mut Vec<String>| {
+        let mut b = [0u8; 4096];
+        loop {
+            let n = sock
+                .recv(&mut b)
+                .unwrap_or_else(|e| panic!("no {want} (heard {heard:?}): {e}"));
+            let m = String::from_utf8_lossy(&b[..n]).to_string();
+            heard.push(m.clone());
+            if m.starts_with(want) {
+                return m;
+            }
+        }
+    };
+    let ready = until("READY=1", &mut heard);
+    assert!(
+        ready.contains(&format!("STATUS=forwarding on {}", net.lan_if)),
+        "{ready}"
+    );
+    until("WATCHDOG=1", &mut heard);
+    net.control("reload").expect("reload");
+    let r = until("RELOADING=1", &mut heard);
+    assert!(r.contains("MONOTONIC_USEC="), "{r}");
+    until("READY=1", &mut heard);
+    net.signal(nix::sys::signal::Signal::SIGTERM);
+    until("STOPPING=1", &mut heard);
+    let _ = net.stop();
+    std::fs::remove_dir_all(&dir).ok();
+}

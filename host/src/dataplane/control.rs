@@ -503,30 +503,39 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         }
         "stats" => Ok(stats(dp)),
         "reload" => {
-            let cfg = crate::config::Config::load(&dp.config_path).map_err(|e| e.to_string())?;
-            let previous = crate::eval::state::lock(&dp.plugins).clone();
-            let t0 = std::time::Instant::now();
-            let (rules, plugins) = crate::plugin::load(&cfg, previous.as_deref()).map_err(|e| e.to_string())?;
-            let n = plugins.as_ref().map_or(0, |p| p.plugins.len());
-            *crate::eval::state::lock(&dp.plugins) = plugins.clone();
-            r.swap_plugins(plugins.map(|p| p as Arc<dyn crate::eval::PluginHost>), rules);
-            tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
-            let mut answer = format!(
-                "{n} plugins and the ruleset reloaded in {} ms\n",
-                t0.elapsed().as_millis()
-            );
-            let stale = dp.config.restart_needed(&cfg);
-            if !stale.is_empty() {
-                let list = stale.join(", ");
-                tracing::warn!("changed in the config, kept until a restart: {list}");
-                answer += &format!("needs a restart to apply: {list}\n");
-            }
-            Ok(answer)
+            super::notify::reloading();
+            let r = reload(dp);
+            super::notify::notify("READY=1");
+            r
         }
         other => Err(format!(
             "unknown request `{other}' (iptables, iptables-save, iptables-restore, save, restore, conntrack, stats, reload, flush-all)"
         )),
     }
+}
+
+/// `reload`: the config's plugins and rules, swapped in; what needs a restart is reported.
+fn reload(dp: &Dataplane) -> Result<String, String> {
+    let r = &dp.router;
+    let cfg = crate::config::Config::load(&dp.config_path).map_err(|e| e.to_string())?;
+    let previous = crate::eval::state::lock(&dp.plugins).clone();
+    let t0 = std::time::Instant::now();
+    let (rules, plugins) = crate::plugin::load(&cfg, previous.as_deref()).map_err(|e| e.to_string())?;
+    let n = plugins.as_ref().map_or(0, |p| p.plugins.len());
+    *crate::eval::state::lock(&dp.plugins) = plugins.clone();
+    r.swap_plugins(plugins.map(|p| p as Arc<dyn crate::eval::PluginHost>), rules);
+    tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
+    let mut answer = format!(
+        "{n} plugins and the ruleset reloaded in {} ms\n",
+        t0.elapsed().as_millis()
+    );
+    let stale = dp.config.restart_needed(&cfg);
+    if !stale.is_empty() {
+        let list = stale.join(", ");
+        tracing::warn!("changed in the config, kept until a restart: {list}");
+        answer += &format!("needs a restart to apply: {list}\n");
+    }
+    Ok(answer)
 }
 
 fn filter(words: &[&str]) -> Result<Filter, String> {

@@ -13,6 +13,7 @@ pub mod local;
 pub mod metrics;
 pub mod netlink;
 pub mod netns;
+pub mod notify;
 
 use crate::config::{Cidr, Config};
 use crate::eval::SplitMix;
@@ -231,8 +232,24 @@ impl Dataplane {
                 dp.router.engine().ipsets().expire(dp.now());
             }
         });
+        if let Some(every) = notify::watchdog_interval() {
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    notify::notify("WATCHDOG=1");
+                }
+            });
+        }
+        // Devices, the control socket and the workers are up.
+        notify::notify(&format!(
+            "READY=1\nSTATUS=forwarding on {}",
+            self.devices.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+        ));
         tokio::select! {
-            _ = shutdown => {}
+            _ = shutdown => {
+                notify::notify("STOPPING=1");
+            }
             Some(r) = tasks.join_next() => {
                 if let Ok(Err(e)) = r {
                     tasks.abort_all();
