@@ -401,6 +401,10 @@ pub struct MetricsSection {
     /// `ADDRESS:PORT` on one of the router's own addresses; off when unset.
     #[serde(default)]
     pub listen: Option<Spanned<String>>,
+    /// Per-rule packet and byte series (off for rulesets so large the scrape would be too);
+    /// `None` means on.
+    #[serde(default)]
+    pub per_rule: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -309,8 +309,16 @@ fn metrics_endpoint_on_a_router_address() {
         return;
     };
     // One change that applies and one that is refused, before the scrape.
-    net.control("restore\n*filter\n-A FORWARD -j ACCEPT\nCOMMIT\n")
-        .expect("restore");
+    net.control(
+        r#"restore
+*filter
+:A\B - [0:0]
+-A FORWARD -j A\B
+-A A\B -m comment --comment "say \"hi\"" -j ACCEPT
+COMMIT
+"#,
+    )
+    .expect("restore");
     net.control("restore\n*filter\n-A FORWARD -j NOPE\nCOMMIT\n")
         .expect_err("refused");
     let mut s = connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("metrics port open");
@@ -329,6 +337,13 @@ fn metrics_endpoint_on_a_router_address() {
     assert!(body.contains("rtrouter_conntrack_entries "), "{body}");
     assert!(body.contains("rtrouter_drops_total{reason=\"filtered\"}"), "{body}");
     assert!(body.contains("rtrouter_build_info{version=\""), "{body}");
+    // Label values escaped as the text format wants (a chain may be called `A\B`), rules
+    // identified by a stable id and by their comment.
+    let rule = body
+        .lines()
+        .find(|l| l.starts_with(r#"rtrouter_rule_packets_total{table="filter",chain="A\\B",rule="1",id=""#))
+        .unwrap_or_else(|| panic!("no escaped rule series in\n{body}"));
+    assert!(rule.contains(r#",comment="say \"hi\""}"#), "{rule}");
     assert!(
         body.contains("rtrouter_ruleset_changes_total{result=\"ok\"} 1\n"),
         "{body}"

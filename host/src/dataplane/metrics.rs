@@ -7,6 +7,30 @@ use crate::ruleset::Hook;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+/// A label value as the text format wants it: `\\`, `"` and newlines escaped.
+fn esc(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A rule's identity that does not change with its position: FNV-1a of its canonical text.
+fn rule_id(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -77,7 +101,7 @@ pub fn render(dp: &Dataplane) -> String {
         family(&mut s, name, "counter", help);
         for (i, c) in dp.counters.iter().enumerate() {
             let v = [&c.rx_packets, &c.rx_bytes, &c.tx_packets, &c.tx_bytes, &c.tx_dropped][pick];
-            let _ = writeln!(s, "{name}{{interface=\"{}\"}} {}", r.topo.ifaces[i].name, g(v));
+            let _ = writeln!(s, "{name}{{interface=\"{}\"}} {}", esc(&r.topo.ifaces[i].name), g(v));
         }
     }
     family(
@@ -232,19 +256,35 @@ pub fn render(dp: &Dataplane) -> String {
     ] {
         let _ = writeln!(s, "rtrouter_conntrack_events_total{{event=\"{what}\"}} {}", g(v));
     }
+    if dp.config.metrics.per_rule == Some(false) {
+        return s;
+    }
     let eng = r.engine();
     family(
         &mut s,
         "rtrouter_rule_packets_total",
         "counter",
-        "Packets each rule matched.",
+        "Packets each rule matched: by position, by a stable id (a hash of the rule's text) and by its comment.",
     );
     let mut bytes = String::new();
     for t in eng.rules.tables() {
         for c in t.chains() {
+            let chain = esc(c.name());
             for (i, rule) in c.rules().iter().enumerate() {
                 let (p, b) = rule.counter.get();
-                let labels = format!("table=\"{}\",chain=\"{}\",rule=\"{}\"", t.kind, c.name(), i + 1);
+                let mut labels = format!(
+                    "table=\"{}\",chain=\"{chain}\",rule=\"{}\",id=\"{}\"",
+                    t.kind,
+                    i + 1,
+                    rule_id(&rule.save_line(c.name(), None))
+                );
+                let comment = rule.matches.iter().find_map(|m| match m {
+                    crate::ruleset::matches::Match::Comment(cm) => Some(cm.0.as_str()),
+                    _ => None,
+                });
+                if let Some(cm) = comment {
+                    let _ = write!(labels, ",comment=\"{}\"", esc(cm));
+                }
                 let _ = writeln!(s, "rtrouter_rule_packets_total{{{labels}}} {p}");
                 let _ = writeln!(bytes, "rtrouter_rule_bytes_total{{{labels}}} {b}");
             }
@@ -252,9 +292,8 @@ pub fn render(dp: &Dataplane) -> String {
                 let (p, _) = eng.policy_counters(t.kind, h);
                 let _ = writeln!(
                     s,
-                    "rtrouter_rule_packets_total{{table=\"{}\",chain=\"{}\",rule=\"policy\"}} {p}",
+                    "rtrouter_rule_packets_total{{table=\"{}\",chain=\"{chain}\",rule=\"policy\"}} {p}",
                     t.kind,
-                    c.name()
                 );
             }
         }
