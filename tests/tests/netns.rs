@@ -775,3 +775,39 @@ fn systemd_hears_ready_reloading_watchdog_and_stopping() {
     let _ = net.stop();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn metrics_serve_many_scrapers_and_survive_silent_clients() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        metrics: true,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    use std::io::{Read, Write};
+    let scrape = |net: &Net| -> std::io::Result<String> {
+        let mut s = connect(net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    };
+    // A client that connects and leaves without a request, and one that says nothing.
+    drop(connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("connects"));
+    let _silent = connect(&net, Side::Lan, "10.0.1.1:9100", Duration::from_secs(3)).expect("connects");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(scrape(&net)
+        .expect("a scrape after them")
+        .starts_with("HTTP/1.0 200 OK"));
+    // Ten at once: every one answered.
+    let answers: Vec<std::io::Result<String>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..10).map(|_| sc.spawn(|| scrape(&net))).collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let ok = answers
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|b| b.starts_with("HTTP/1.0 200 OK")))
+        .count();
+    assert_eq!(ok, 10, "{answers:?}");
+}

@@ -60,14 +60,21 @@ impl Device for Queues {
     }
 }
 
-/// An HTTP listener: its socket, the request read so far, the answer not yet sent.
+/// One socket of an HTTP listener: the request read so far, the answer not yet sent, and
+/// when its connection began (for the timeout).
 struct Http {
     handle: SocketHandle,
     endpoint: (IpAddress, u16),
     request: Vec<u8>,
     pending: Vec<u8>,
     answered: bool,
+    since_ms: Option<i64>,
 }
+
+/// Connections an HTTP listener serves at once (each a listening socket of its own).
+const HTTP_CONNECTIONS: usize = 16;
+/// How long a client has to send its request and take the answer.
+const HTTP_TIMEOUT_MS: i64 = 10_000;
 
 /// The local stack: smoltcp with the router's addresses.
 pub struct Stack {
@@ -112,20 +119,25 @@ impl Stack {
         }
     }
 
-    /// Serves HTTP on `addr:port` (one connection at a time; scrapers reconnect).
+    /// Serves HTTP on `addr:port`: several connections at once, each closed when its
+    /// client goes quiet or away before the answer is out.
     pub fn listen_http(&mut self, addr: IpAddr, port: u16) {
-        let sock = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 4096]),
-            tcp::SocketBuffer::new(vec![0; 65536]),
-        );
-        let handle = self.sockets.add(sock);
-        self.http.push(Http {
-            handle,
-            endpoint: (ip(addr), port),
-            request: Vec::new(),
-            pending: Vec::new(),
-            answered: false,
-        });
+        for _ in 0..HTTP_CONNECTIONS {
+            let mut sock = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 4096]),
+                tcp::SocketBuffer::new(vec![0; 65536]),
+            );
+            sock.set_timeout(Some(smoltcp::time::Duration::from_millis(HTTP_TIMEOUT_MS as u64)));
+            let handle = self.sockets.add(sock);
+            self.http.push(Http {
+                handle,
+                endpoint: (ip(addr), port),
+                request: Vec::new(),
+                pending: Vec::new(),
+                answered: false,
+                since_ms: None,
+            });
+        }
     }
 
     /// Runs the stack: takes what was delivered, answers HTTP requests with `body()`
@@ -139,10 +151,25 @@ impl Stack {
                 h.request.clear();
                 h.pending.clear();
                 h.answered = false;
+                h.since_ms = None;
                 let _ = s.listen(smoltcp::wire::IpListenEndpoint {
                     addr: Some(h.endpoint.0),
                     port: h.endpoint.1,
                 });
+                continue;
+            }
+            if s.state() == tcp::State::Listen {
+                continue;
+            }
+            let since = *h.since_ms.get_or_insert(now_ms);
+            // A client that went away before its request was whole, or that takes too long:
+            // its socket goes back to listening.
+            let gone = !h.answered
+                && s.state() == tcp::State::CloseWait
+                && !s.can_recv()
+                && !h.request.windows(4).any(|w| w == b"\r\n\r\n");
+            if gone || now_ms - since > HTTP_TIMEOUT_MS {
+                s.abort();
                 continue;
             }
             while s.can_recv() && h.request.len() < 8192 {
