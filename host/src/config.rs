@@ -405,6 +405,10 @@ pub struct MetricsSection {
     /// `None` means on.
     #[serde(default)]
     pub per_rule: Option<bool>,
+    /// `ADDRESS:PORT` in the host's own network namespace (e.g. `127.0.0.1:9100`), for a
+    /// Prometheus agent on the host; off when unset.
+    #[serde(default)]
+    pub host_listen: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -607,6 +611,11 @@ impl Config {
         }
         if self.metrics.listen.as_ref().map(|s| s.get_ref()) != new.metrics.listen.as_ref().map(|s| s.get_ref()) {
             out.push("metrics.listen");
+        }
+        if self.metrics.host_listen.as_ref().map(|s| s.get_ref())
+            != new.metrics.host_listen.as_ref().map(|s| s.get_ref())
+        {
+            out.push("metrics.host_listen");
         }
         if self.log.level != new.log.level || self.log.packet_log_rate != new.log.packet_log_rate {
             out.push("log");
@@ -844,6 +853,11 @@ impl Config {
                         ));
                     }
                 }
+            }
+        }
+        if let Some(l) = &self.metrics.host_listen {
+            if l.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                errors.push(src.err(l, l.get_ref(), "metrics.host_listen must be ADDRESS:PORT"));
             }
         }
         for ch in &self.rules.chain {

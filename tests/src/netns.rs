@@ -83,6 +83,8 @@ pub struct Spec<'a> {
     pub control: &'a str,
     /// Environment variables for the router process.
     pub env: &'a [(&'a str, &'a str)],
+    /// `[metrics] host_listen`, when not empty.
+    pub host_metrics: &'a str,
 }
 
 impl Net {
@@ -151,10 +153,11 @@ level = "info"
 "#,
             more = spec.extra,
             control = spec.control,
-            metrics = if spec.metrics {
-                "[metrics]\nlisten = \"10.0.1.1:9100\""
-            } else {
-                ""
+            metrics = match (spec.metrics, spec.host_metrics) {
+                (false, "") => String::new(),
+                (true, "") => "[metrics]\nlisten = \"10.0.1.1:9100\"".to_string(),
+                (false, h) => format!("[metrics]\nhost_listen = \"{h}\""),
+                (true, h) => format!("[metrics]\nlisten = \"10.0.1.1:9100\"\nhost_listen = \"{h}\""),
             },
             lan_if = net.lan_if,
             wan_if = net.wan_if,

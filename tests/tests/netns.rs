@@ -811,3 +811,34 @@ fn metrics_serve_many_scrapers_and_survive_silent_clients() {
         .count();
     assert_eq!(ok, 10, "{answers:?}");
 }
+
+#[test]
+fn metrics_on_the_host_side_too() {
+    // A port of our own on the host's loopback.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = probe.local_addr().unwrap().to_string();
+    drop(probe);
+    let Some(_net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        host_metrics: &addr,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(&addr).expect("the host-side listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.contains("rtrouter_build_info{version="), "{body}");
+    // A silent client does not stop the next one.
+    let _silent = TcpStream::connect(&addr).unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+}

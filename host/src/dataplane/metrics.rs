@@ -307,3 +307,53 @@ pub fn render(dp: &Dataplane) -> String {
     s.push_str(&bytes);
     s
 }
+
+/// Serves `GET /metrics` on a host-side listener (`[metrics] host_listen`): each client in
+/// a task of its own, given 10 s to send its request.
+pub async fn serve_host(dp: std::sync::Arc<Dataplane>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let (mut sock, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait and go on, never stop serving.
+                tracing::warn!("metrics: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let dp = dp.clone();
+        tokio::spawn(async move {
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            let read = async {
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                true
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+                Ok(true) => {}
+                _ => return,
+            }
+            let (status, text) = if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET / ") {
+                let d = dp.clone();
+                let body = tokio::task::spawn_blocking(move || render(&d))
+                    .await
+                    .unwrap_or_default();
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", "not found: try GET /metrics\n".to_string())
+            };
+            let answer = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = sock.write_all(answer.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

@@ -222,6 +222,20 @@ impl Dataplane {
         }
         let dp = self.clone();
         tasks.spawn(async move { dp.local_stack(local_rx, seed, listen).await });
+        if let Some(addr) = self
+            .config
+            .metrics
+            .host_listen
+            .as_ref()
+            .and_then(|l| l.get_ref().parse::<std::net::SocketAddr>().ok())
+        {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(ctx(format!("metrics.host_listen {addr}")))?;
+            tracing::info!("metrics on http://{addr}/metrics (host side)");
+            let dp = self.clone();
+            tasks.spawn(async move { metrics::serve_host(dp, listener).await });
+        }
         let dp = self.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
