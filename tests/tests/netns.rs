@@ -833,6 +833,20 @@ fn metrics_on_the_host_side_too() {
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
     assert!(body.contains("rtrouter_build_info{version="), "{body}");
+    for m in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+    ] {
+        let v: f64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix(m))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {m}in\n{body}"));
+        assert!(v > 0.0, "{m}{v}");
+    }
     // A silent client does not stop the next one.
     let _silent = TcpStream::connect(&addr).unwrap();
     let mut s = TcpStream::connect(&addr).unwrap();

@@ -35,11 +35,85 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// The standard process metrics (as the Prometheus client libraries export them), from
+/// /proc/self: CPU time, resident and virtual memory, open descriptors and their limit,
+/// start time.
+fn process(out: &mut String) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold blanks), numbered from 3 as proc(5).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    if let (Some(u), Some(k)) = (field(14), field(15)) {
+        family(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+        );
+        let _ = writeln!(out, "process_cpu_seconds_total {}", (u + k) as f64 / ticks);
+    }
+    if let Some(rss) = field(24) {
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * page);
+    }
+    if let Some(vsz) = field(23) {
+        family(
+            out,
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_virtual_memory_bytes {vsz}");
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        family(out, "process_open_fds", "gauge", "Open file descriptors.");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+    let max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+    });
+    if let Some(soft) = max_fds {
+        family(out, "process_max_fds", "gauge", "The limit on open file descriptors.");
+        let _ = writeln!(out, "process_max_fds {soft}");
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()))
+    });
+    if let (Some(start), Some(boot)) = (field(22), boot) {
+        family(
+            out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time since the Unix epoch, in seconds.",
+        );
+        let _ = writeln!(out, "process_start_time_seconds {}", boot as f64 + start as f64 / ticks);
+    }
+}
+
 /// Every counter, in Prometheus text format.
 pub fn render(dp: &Dataplane) -> String {
     let r = &dp.router;
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut s = String::with_capacity(4096);
+    process(&mut s);
     family(
         &mut s,
         "rtrouter_build_info",
