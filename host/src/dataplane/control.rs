@@ -172,11 +172,20 @@ pub async fn serve(dp: Arc<Dataplane>, listener: UnixListener) -> io::Result<()>
             }
             Err(_) => {
                 tokio::spawn(async move {
+                    // Read the request line first (briefly): a socket closed with its request
+                    // unread resets the connection, and the client would never see the answer.
+                    let mut r = BufReader::new(stream);
+                    let mut header = Vec::new();
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        (&mut r).take(MAX_HEADER).read_until(b'\n', &mut header),
+                    )
+                    .await;
                     let out = Output::fail(
                         frontend::exit::RESOURCE,
                         "rtrouter: too many clients connected; try again",
                     );
-                    let _ = reply(stream, out).await;
+                    let _ = reply(r.into_inner(), out).await;
                 });
             }
         }
