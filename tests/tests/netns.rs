@@ -845,7 +845,12 @@ fn metrics_on_the_host_side_too() {
             .find_map(|l| l.strip_prefix(m))
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {m}in\n{body}"));
-        assert!(v > 0.0, "{m}{v}");
+        // A router just started may not have used a full clock tick of CPU yet.
+        if m.starts_with("process_cpu") {
+            assert!(v >= 0.0, "{m}{v}");
+        } else {
+            assert!(v > 0.0, "{m}{v}");
+        }
     }
     // A silent client does not stop the next one.
     let _silent = TcpStream::connect(&addr).unwrap();
