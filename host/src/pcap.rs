@@ -8,8 +8,12 @@ use std::fmt;
 pub mod linktype {
     pub const ETHERNET: u16 = 1;
     pub const RAW: u16 = 101;
+    /// Linux cooked capture (`tcpdump -i any`, libpcap before 1.10).
+    pub const SLL: u16 = 113;
     pub const IPV4: u16 = 228;
     pub const IPV6: u16 = 229;
+    /// Linux cooked capture v2 (`tcpdump -i any`, libpcap 1.10 and later).
+    pub const SLL2: u16 = 276;
 }
 
 /// An error in a capture: which block (pcapng) or record (pcap), counting from 1.
@@ -45,16 +49,25 @@ pub struct Packet {
     /// Nanoseconds since the epoch of the capture's clock.
     pub ts_ns: u64,
     pub data: Vec<u8>,
+    /// The capture says the packet was leaving its interface (pcapng `epb_flags` outbound,
+    /// a cooked capture's "outgoing" packet type): not one that arrived.
+    pub outbound: bool,
 }
 
 /// A whole capture, read.
 #[derive(Debug, Clone, Default)]
 pub struct Capture {
     pub ifaces: Vec<CapIface>,
+    /// In time order (a capture out of order is sorted; `reordered` says how many moved).
     pub packets: Vec<Packet>,
     /// Packets skipped because their link-layer payload is not IP (e.g. ARP).
     pub skipped_non_ip: usize,
+    /// Packets that came before one with an earlier timestamp in the file.
+    pub reordered: usize,
 }
+
+/// An IP packet out of a frame, and whether the link header says it was outgoing.
+type Payload = Option<(Vec<u8>, bool)>;
 
 struct Rd<'a> {
     b: &'a [u8],
@@ -104,10 +117,31 @@ pub fn read(bytes: &[u8]) -> Result<Capture, Error> {
     }
 }
 
-/// The IP packet inside a frame of `linktype`; `Ok(None)` for a non-IP frame.
-fn ip_payload(linktype: u16, frame: &[u8], block: usize) -> Result<Option<Vec<u8>>, Error> {
+/// The IP packet inside a frame of `linktype`, with whether a cooked header calls it
+/// outgoing; `Ok(None)` for a non-IP frame.
+fn ip_payload(linktype: u16, frame: &[u8], block: usize) -> Result<Payload, Error> {
+    const PACKET_OUTGOING: u16 = 4;
+    let short = |what: &str| Error {
+        block,
+        msg: format!("{what} frame shorter than its header"),
+    };
+    let ip = |proto: u16, at: usize, outgoing: bool| -> Payload {
+        matches!(proto, 0x0800 | 0x86dd).then(|| (frame[at..].to_vec(), outgoing))
+    };
     match linktype {
-        linktype::RAW | linktype::IPV4 | linktype::IPV6 => Ok(Some(frame.to_vec())),
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => Ok(Some((frame.to_vec(), false))),
+        linktype::SLL => {
+            // Packet type, ARPHRD, address length, address (8), protocol.
+            let h = frame.get(..16).ok_or_else(|| short("Linux cooked"))?;
+            let kind = u16::from_be_bytes([h[0], h[1]]);
+            Ok(ip(u16::from_be_bytes([h[14], h[15]]), 16, kind == PACKET_OUTGOING))
+        }
+        linktype::SLL2 => {
+            // Protocol, reserved, interface index, ARPHRD, packet type, address length,
+            // address (8).
+            let h = frame.get(..20).ok_or_else(|| short("Linux cooked v2"))?;
+            Ok(ip(u16::from_be_bytes([h[0], h[1]]), 20, u16::from(h[10]) == PACKET_OUTGOING))
+        }
         linktype::ETHERNET => {
             let mut off = 12;
             let mut ethertype = frame.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
@@ -117,7 +151,7 @@ fn ip_payload(linktype: u16, frame: &[u8], block: usize) -> Result<Option<Vec<u8
                 ethertype = frame.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
             }
             match ethertype {
-                Some(0x0800 | 0x86dd) => Ok(Some(frame[off + 2..].to_vec())),
+                Some(0x0800 | 0x86dd) => Ok(Some((frame[off + 2..].to_vec(), false))),
                 Some(_) => Ok(None),
                 None => Err(Error {
                     block,
@@ -127,7 +161,9 @@ fn ip_payload(linktype: u16, frame: &[u8], block: usize) -> Result<Option<Vec<u8
         }
         other => Err(Error {
             block,
-            msg: format!("unsupported link type {other} (raw IP 101, IPv4 228, IPv6 229 and Ethernet 1 are read)"),
+            msg: format!(
+                "unsupported link type {other} (raw IP 101, IPv4 228, IPv6 229, Ethernet 1 and Linux cooked 113 and 276 are read)"
+            ),
         }),
     }
 }
@@ -212,12 +248,23 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture, Error> {
                     .ok_or_else(|| err(format!("packet on interface {id}, which no interface block described")))?;
                 let units = (u64::from(hi) << 32) | u64::from(lo);
                 let ts_ns = units.saturating_mul(iface.tsres.0) / iface.tsres.1;
-                if let Some(ip) = ip_payload(iface.linktype, data, block)? {
+                // epb_flags: bits 0-1 are the direction (1 inbound, 2 outbound).
+                let mut out_flag = false;
+                let opts_at = (20 + clen as usize).div_ceil(4) * 4;
+                parse_options(body.get(opts_at..).unwrap_or(&[]), le, |code, val| {
+                    if code == 2 && val.len() == 4 {
+                        let v = Rd { b: val, le }.u32(0).unwrap_or(0);
+                        out_flag = v & 3 == 2;
+                    }
+                })
+                .map_err(err)?;
+                if let Some((ip, outgoing)) = ip_payload(iface.linktype, data, block)? {
                     cap.packets.push(Packet {
                         block,
                         iface: id as usize,
                         ts_ns,
                         data: ip,
+                        outbound: outgoing || out_flag,
                     });
                 } else {
                     cap.skipped_non_ip += 1;
@@ -230,12 +277,13 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture, Error> {
                     .ok_or_else(|| err("simple packet block before any interface block".into()))?;
                 let olen = br.u32(0).ok_or_else(|| err("truncated simple packet block".into()))? as usize;
                 let data = &body[4..4 + olen.min(body.len() - 4)];
-                if let Some(ip) = ip_payload(iface.linktype, data, block)? {
+                if let Some((ip, outbound)) = ip_payload(iface.linktype, data, block)? {
                     cap.packets.push(Packet {
                         block,
                         iface: 0,
                         ts_ns: 0,
                         data: ip,
+                        outbound,
                     });
                 } else {
                     cap.skipped_non_ip += 1;
@@ -245,7 +293,23 @@ fn read_pcapng(bytes: &[u8]) -> Result<Capture, Error> {
         }
         at += len;
     }
+    in_time_order(&mut cap);
     Ok(cap)
+}
+
+/// Sorts the packets by time (stably: equal times keep the file's order), counting how many
+/// came before an earlier one.
+fn in_time_order(cap: &mut Capture) {
+    let mut latest = 0;
+    for p in &cap.packets {
+        if p.ts_ns < latest {
+            cap.reordered += 1;
+        }
+        latest = latest.max(p.ts_ns);
+    }
+    if cap.reordered > 0 {
+        cap.packets.sort_by_key(|p| p.ts_ns);
+    }
 }
 
 /// Walks pcapng options (code, length, value padded to 4) until `opt_endofopt`.
@@ -299,16 +363,18 @@ fn read_pcap(bytes: &[u8]) -> Result<Capture, Error> {
         })?;
         let ts_ns = u64::from(sec) * 1_000_000_000 + u64::from(frac) * if nanos { 1 } else { 1000 };
         match ip_payload(linktype, data, rec)? {
-            Some(ip) => cap.packets.push(Packet {
+            Some((ip, outbound)) => cap.packets.push(Packet {
                 block: rec,
                 iface: 0,
                 ts_ns,
                 data: ip,
+                outbound,
             }),
             None => cap.skipped_non_ip += 1,
         }
         at += 16 + incl as usize;
     }
+    in_time_order(&mut cap);
     Ok(cap)
 }
 
@@ -407,8 +473,8 @@ mod tests {
     fn writes_what_it_reads() {
         let mut w = Writer::new();
         w.packet("lan0", 1_700_000_000_123_456_789, &[0x45, 1, 2]);
-        w.packet("wan0", 5, &[0x45, 9]);
-        w.packet("lan0", 6, &[0x45]);
+        w.packet("wan0", 1_700_000_000_123_456_795, &[0x45, 9]);
+        w.packet("lan0", 1_700_000_000_123_456_796, &[0x45]);
         let cap = read(&w.finish()).unwrap();
         assert_eq!(
             cap.ifaces.iter().map(|i| i.name.clone().unwrap()).collect::<Vec<_>>(),
@@ -453,5 +519,117 @@ mod tests {
         let cap = read(&b).unwrap();
         assert_eq!(cap.packets[0].data, [0x45, 0, 0, 20]);
         assert_eq!(cap.packets[0].ts_ns, 3_000_007_000);
+    }
+
+    /// A classic little-endian pcap of `linktype` holding `frames` at the given seconds.
+    fn classic(linktype: u32, frames: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]);
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&linktype.to_le_bytes());
+        for (sec, f) in frames {
+            b.extend_from_slice(&sec.to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(f);
+        }
+        b
+    }
+
+    #[test]
+    fn linux_cooked_captures() {
+        // SLL: packet type, ARPHRD_ETHER, address length 6, address padded to 8, protocol.
+        let sll = |kind: u16, proto: u16, ip: &[u8]| -> Vec<u8> {
+            let mut f = kind.to_be_bytes().to_vec();
+            f.extend_from_slice(&1u16.to_be_bytes());
+            f.extend_from_slice(&6u16.to_be_bytes());
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+            f.extend_from_slice(&proto.to_be_bytes());
+            f.extend_from_slice(ip);
+            f
+        };
+        let cap = read(&classic(
+            113,
+            &[
+                (1, sll(0, 0x0800, &[0x45, 1])),
+                (2, sll(4, 0x86dd, &[0x60, 2])),
+                (3, sll(0, 0x0806, &[0, 1, 8, 0])),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(cap.packets.len(), 2);
+        assert_eq!(
+            (&cap.packets[0].data[..], cap.packets[0].outbound),
+            (&[0x45, 1][..], false)
+        );
+        assert_eq!(
+            (&cap.packets[1].data[..], cap.packets[1].outbound),
+            (&[0x60, 2][..], true)
+        );
+        assert_eq!(cap.skipped_non_ip, 1);
+        // SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address length, address.
+        let sll2 = |kind: u8, ip: &[u8]| -> Vec<u8> {
+            let mut f = 0x0800u16.to_be_bytes().to_vec();
+            f.extend_from_slice(&[0, 0]);
+            f.extend_from_slice(&7u32.to_be_bytes());
+            f.extend_from_slice(&1u16.to_be_bytes());
+            f.extend_from_slice(&[kind, 6]);
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+            f.extend_from_slice(ip);
+            f
+        };
+        let cap = read(&classic(276, &[(1, sll2(4, &[0x45, 3])), (2, sll2(0, &[0x45, 4]))])).unwrap();
+        let got: Vec<_> = cap.packets.iter().map(|p| (p.data.clone(), p.outbound)).collect();
+        assert_eq!(got, [(vec![0x45, 3], true), (vec![0x45, 4], false)]);
+        // A cooked frame shorter than its header names its record.
+        let e = read(&classic(113, &[(1, vec![0; 10])])).unwrap_err();
+        assert_eq!(e.block, 1);
+        assert!(e.msg.contains("Linux cooked"), "{e}");
+    }
+
+    #[test]
+    fn enhanced_packet_direction_flag() {
+        let mut w = Writer::new();
+        w.packet("lan0", 1, &[0x45, 1]);
+        w.packet("lan0", 2, &[0x45, 2]);
+        let mut b = w.finish();
+        // Give the second EPB an epb_flags option saying outbound (2), then the end of
+        // options, and fix its lengths.
+        let second = b.len() - (12 + 16 + 20);
+        assert_eq!(b[second], 6);
+        let len = u32::from_le_bytes(b[second + 4..second + 8].try_into().unwrap());
+        assert_eq!(len, 48);
+        b.truncate(b.len() - 4);
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&60u32.to_le_bytes());
+        b[second + 4..second + 8].copy_from_slice(&60u32.to_le_bytes());
+        let cap = read(&b).unwrap();
+        let got: Vec<_> = cap.packets.iter().map(|p| (p.data.clone(), p.outbound)).collect();
+        assert_eq!(got, [(vec![0x45, 1], false), (vec![0x45, 2], true)]);
+    }
+
+    #[test]
+    fn out_of_order_packets_are_sorted_and_counted() {
+        let cap = read(&classic(
+            101,
+            &[
+                (5, vec![0x45, 1]),
+                (3, vec![0x45, 2]),
+                (5, vec![0x45, 3]),
+                (4, vec![0x45, 4]),
+            ],
+        ))
+        .unwrap();
+        let order: Vec<u8> = cap.packets.iter().map(|p| p.data[1]).collect();
+        // Stable: the two at 5 s keep their order.
+        assert_eq!(order, [2, 4, 1, 3]);
+        assert_eq!(cap.reordered, 2);
+        let cap = read(&classic(101, &[(1, vec![0x45, 1]), (1, vec![0x45, 2])])).unwrap();
+        assert_eq!(cap.reordered, 0);
     }
 }

@@ -68,6 +68,10 @@ pub struct Replay {
     pub pcapng: Vec<u8>,
     pub records: Vec<Record>,
     pub skipped_non_ip: usize,
+    /// Packets the capture marks as leaving their interface: not replayed as arriving.
+    pub skipped_outbound: usize,
+    /// Packets the capture had out of time order (replayed in time order).
+    pub reordered: usize,
 }
 
 /// Replays `capture` through `router`. `from` names the interface for packets whose capture
@@ -119,7 +123,12 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
         Disposition::Local => Some("local".to_string()),
         Disposition::Drop(_) | Disposition::Held => None,
     };
+    let mut skipped_outbound = 0;
     for (n, pkt) in cap.packets.iter().enumerate() {
+        if pkt.outbound {
+            skipped_outbound += 1;
+            continue;
+        }
         let Some(iface) = map.get(pkt.iface).copied().flatten() else {
             return Err(pcap::Error {
                 block: pkt.block,
@@ -170,6 +179,8 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
         pcapng: w.finish(),
         records,
         skipped_non_ip: cap.skipped_non_ip,
+        skipped_outbound,
+        reordered: cap.reordered,
     })
 }
 
@@ -185,6 +196,20 @@ pub fn summary(r: &Replay) -> String {
     }
     if r.skipped_non_ip > 0 {
         let _ = write!(s, "; {} non-IP frames skipped", r.skipped_non_ip);
+    }
+    if r.skipped_outbound > 0 {
+        let _ = write!(
+            s,
+            "; {} outgoing packets skipped (the capture marks them outbound)",
+            r.skipped_outbound
+        );
+    }
+    if r.reordered > 0 {
+        let _ = write!(
+            s,
+            "; {} packets were out of time order and replayed in order",
+            r.reordered
+        );
     }
     s
 }
