@@ -9,7 +9,7 @@
 use crate::ruleset::lex::tokenize;
 use crate::ruleset::restore::restore;
 use crate::ruleset::validate::validate_owned;
-use crate::ruleset::{Env, Error, Errors, Ruleset, TableKind, ValidRuleset};
+use crate::ruleset::{Env, Error, Errors, Family, Ruleset, TableKind, ValidRuleset};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -205,6 +205,12 @@ pub struct RulesSection {
     /// Chains written in TOML, applied last (appending to what the files built).
     #[serde(default)]
     pub chain: Vec<TomlChain>,
+    /// ip6tables-restore files for IPv6 packets, applied in order.
+    #[serde(default)]
+    pub files6: Vec<Spanned<String>>,
+    /// ip6tables-restore text, applied after `files6`.
+    #[serde(default)]
+    pub inline6: Option<Spanned<String>>,
 }
 
 /// A chain in TOML: `rules` are iptables rule specs (what follows `-A CHAIN`).
@@ -914,15 +920,36 @@ impl Config {
         &self,
         plugins: Option<std::sync::Arc<dyn crate::ruleset::PluginBinder>>,
     ) -> Result<ValidRuleset, Errors> {
+        self.family_ruleset(Family::V4, plugins)
+    }
+
+    /// The ip6tables ruleset (`files6`, then `inline6`), validated, binding wasm rules to
+    /// `plugins`.
+    pub fn ruleset6_with(
+        &self,
+        plugins: Option<std::sync::Arc<dyn crate::ruleset::PluginBinder>>,
+    ) -> Result<ValidRuleset, Errors> {
+        self.family_ruleset(Family::V6, plugins)
+    }
+
+    fn family_ruleset(
+        &self,
+        family: Family,
+        plugins: Option<std::sync::Arc<dyn crate::ruleset::PluginBinder>>,
+    ) -> Result<ValidRuleset, Errors> {
         let cfg_file: Arc<str> = Arc::from(self.path.display().to_string());
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         let src = Source {
             file: cfg_file.clone(),
             text: &text,
         };
-        let mut rs = Ruleset::default();
+        let (files, inline, chains) = match family {
+            Family::V4 => (&self.rules.files, &self.rules.inline, &self.rules.chain[..]),
+            Family::V6 => (&self.rules.files6, &self.rules.inline6, &[][..]),
+        };
+        let mut rs = Ruleset::new(family);
         let mut errors = Vec::new();
-        for f in &self.rules.files {
+        for f in files {
             let p = self.base_dir().join(f.get_ref());
             match crate::ruleset::read_text(&p, "rules file") {
                 Ok(t) => match restore(&rs, &t, &p.display().to_string(), true) {
@@ -934,7 +961,7 @@ impl Config {
                 Err(e) => errors.push(e),
             }
         }
-        if let Some(inline) = &self.rules.inline {
+        if let Some(inline) = inline {
             // Positions inside the string: shift line numbers to where the string starts.
             let (line0, _) = line_col(&text, inline.span().start);
             let body = inline.get_ref();
@@ -951,7 +978,7 @@ impl Config {
                 Err(e) => errors.extend(e.0),
             }
         }
-        for ch in &self.rules.chain {
+        for ch in chains {
             if let Err(e) = apply_toml_chain(&mut rs, ch, &src) {
                 errors.extend(e);
             }

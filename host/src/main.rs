@@ -10,7 +10,7 @@ use rtrouter::frontend::{Output, Tool};
 use rtrouter::route::{IfaceInfo, NextHop, Topology};
 use rtrouter::ruleset::restore::restore;
 use rtrouter::ruleset::validate::validate_owned;
-use rtrouter::ruleset::{Env, Errors, Ruleset, ValidRuleset};
+use rtrouter::ruleset::{Env, Errors, Family, Ruleset, ValidRuleset};
 use rtrouter::trace::{self, CtSpec, Spec};
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -59,17 +59,22 @@ struct Cli {
 
 /// Where a ruleset comes from: a config (its rules and ipsets) or one iptables-restore file.
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(false)))]
 struct Source {
     /// A router.toml: its rule files, inline rules and TOML chains.
-    #[arg(long)]
+    #[arg(long, group = "source")]
     config: Option<PathBuf>,
-    /// An iptables-restore file.
-    #[arg(long)]
+    /// An iptables-restore file (ip6tables-restore with -6).
+    #[arg(long, group = "source")]
     rules: Option<PathBuf>,
     /// The control socket of a running router (`save` only): its live ruleset.
-    #[arg(long)]
+    #[arg(long, group = "source")]
     socket: Option<PathBuf>,
+    /// The ip6tables ruleset: `--rules` is read as ip6tables-restore reads it, and with
+    /// `--config` its `files6`/`inline6` are the rules.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
 }
 
 /// How to reach a running router: its control socket, or the config that names it.
@@ -715,14 +720,16 @@ fn load(src: &Source) -> Result<Loaded, Errors> {
             msg: "--socket gives the live ruleset to `save' only; use --config or --rules here".into(),
         }]));
     }
+    let family = if src.ipv6 { Family::V6 } else { Family::V4 };
     if let Some(path) = &src.config {
         let cfg = Config::load(path)?;
         let (rs, plugins) = rtrouter::plugin::load(&cfg, None)?;
+        let rs = if src.ipv6 { rs.v6 } else { rs.v4 };
         return Ok((rs, Some(cfg), plugins));
     }
     let path = src.rules.as_deref().unwrap_or(Path::new("-"));
     let text = rtrouter::ruleset::read_text(path, "rules").map_err(|e| Errors(vec![e]))?;
-    let rs = restore(&Ruleset::default(), &text, &path.display().to_string(), false)?;
+    let rs = restore(&Ruleset::new(family), &text, &path.display().to_string(), false)?;
     Ok((validate_owned(rs, &Env::default())?, None, None))
 }
 
@@ -892,7 +899,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 socket: source.socket,
                 config: None,
             };
-            control(&c, if counters { "save -c\n" } else { "save\n" })
+            let req = format!(
+                "save{}{}\n",
+                if counters { " -c" } else { "" },
+                if source.ipv6 { " -6" } else { "" }
+            );
+            control(&c, &req)
         }
         Some(Command::Save { source, counters }) => match load(&source) {
             Ok((rs, _, _)) => {
@@ -912,6 +924,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config: Some(path),
                 rules: None,
                 socket: None,
+                ipv6: false,
             };
             let cfg = match Config::load(&src.config.expect("set above")) {
                 Ok(c) => c,

@@ -239,11 +239,12 @@ pub fn router_and_plugins(
     // A replay's `now` is the capture's timestamps, wall-clock time already (the running
     // router sets its own base).
     .with_wall_base(0);
-    r.swap_plugins(
+    r.swap_plugins_both(
         plugins
             .clone()
             .map(|p| p as std::sync::Arc<dyn crate::eval::PluginHost>),
-        rules,
+        rules.v4,
+        rules.v6,
     );
     Ok((r, plugins))
 }

@@ -7,7 +7,7 @@
 
 use crate::config::{Cidr, Config};
 use foldhash::{HashMap, HashSet, HashSetExt};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An interface's index in [`Topology::ifaces`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,6 +37,22 @@ impl IfaceInfo {
             }
         }
         v4().next().map(|(a, _)| a)
+    }
+
+    /// The IPv6 address whose subnet holds `toward`, else the first global one, else the
+    /// first (link-local) one: the source of an ICMPv6 error sent on this link.
+    pub fn v6_addr_toward(&self, toward: Ipv6Addr) -> Option<Ipv6Addr> {
+        let v6 = || {
+            self.addrs.iter().filter_map(|c| match c.addr {
+                IpAddr::V6(a) => Some((a, c.len)),
+                IpAddr::V4(_) => None,
+            })
+        };
+        let m = |l: u8| u128::MAX.checked_shl(128 - u32::from(l)).unwrap_or(0);
+        v6().find(|(a, l)| u128::from(*a) & m(*l) == u128::from(toward) & m(*l))
+            .or_else(|| v6().find(|(a, _)| a.segments()[0] & 0xffc0 != 0xfe80))
+            .or_else(|| v6().next())
+            .map(|(a, _)| a)
     }
 }
 

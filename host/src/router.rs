@@ -19,11 +19,11 @@ use crate::eval::log::PacketLog;
 use crate::eval::state::{IpSets, Shared};
 use crate::eval::{Chance, Ct, CtInfo, CtState, Cx, Engine, NatRequest, Observer, Pkt, Verdict};
 use crate::nat::{self, Manip};
-use crate::packet::build::{self, Ip4, TcpSeg};
+use crate::packet::build::{self, Ip4, Ip6, TcpSeg};
 use crate::packet::{self, proto, tcp_flags, DropReason, L4};
 use crate::route::{IfaceId, NextHop, Topology};
 use crate::ruleset::targets::RejectWith;
-use crate::ruleset::{Hook, TableKind, ValidRuleset};
+use crate::ruleset::{Family, Hook, TableKind, ValidRuleset};
 use arc_swap::ArcSwap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,7 +214,10 @@ impl Observer for TraceLog<'_> {
 /// The router core: topology, the current rules, and state shared across rule swaps.
 #[derive(Debug)]
 pub struct Router {
+    /// iptables' tables, for IPv4 packets.
     engine: ArcSwap<Engine>,
+    /// ip6tables' tables, for IPv6 packets.
+    engine6: ArcSwap<Engine>,
     /// Replaced engines are freed by the swapping thread, never by a packet worker.
     free_on_swap: bool,
     /// Wall-clock nanoseconds (since the Unix epoch) at monotonic time 0.
@@ -241,9 +244,17 @@ pub struct Router {
 impl Router {
     pub fn new(topo: Topology, rules: impl Into<Arc<ValidRuleset>>, ipsets: IpSets, log_rate: u32) -> Router {
         let shared = Shared::default();
-        let engine = Engine::new(rules, &shared, Arc::new(ipsets), &topo);
+        let ipsets = Arc::new(ipsets);
+        let engine = Engine::new(rules, &shared, ipsets.clone(), &topo);
+        let engine6 = Engine::new(ValidRuleset::empty_of(Family::V6), &shared, ipsets, &topo);
+        let (engine, engine6) = if engine.rules.family() == Family::V6 {
+            (engine6, engine)
+        } else {
+            (engine, engine6)
+        };
         Router {
             engine: ArcSwap::from_pointee(engine),
+            engine6: ArcSwap::from_pointee(engine6),
             free_on_swap: false,
             wall_base: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -271,9 +282,19 @@ impl Router {
     /// The same router evaluating rules with `kind`.
     pub fn with_engine(mut self, kind: crate::eval::EngineKind) -> Router {
         self.kind = kind;
-        let e = self.engine.load_full();
-        self.swap_rules(e.rules.clone());
+        for f in [Family::V4, Family::V6] {
+            let e = self.slot(f).load_full();
+            self.swap_rules(e.rules.clone());
+        }
         self
+    }
+
+    /// Where the engine of `family` runs.
+    fn slot(&self, family: Family) -> &ArcSwap<Engine> {
+        match family {
+            Family::V4 => &self.engine,
+            Family::V6 => &self.engine6,
+        }
     }
 
     /// How rules are evaluated.
@@ -281,18 +302,24 @@ impl Router {
         self.kind
     }
 
-    /// The rules in use (a snapshot; a concurrent swap does not affect it).
+    /// The iptables rules in use (a snapshot; a concurrent swap does not affect it).
     pub fn engine(&self) -> Arc<Engine> {
         self.engine.load_full()
     }
 
-    /// Replaces the rules atomically between packets; `recent` lists and nfacct counters carry
-    /// over by name. Rules validated as a change of the running ones ([`validate_change`])
+    /// The rules in use for `family`'s packets (a snapshot).
+    pub fn engine_of(&self, family: Family) -> Arc<Engine> {
+        self.slot(family).load_full()
+    }
+
+    /// Replaces the rules of their family (iptables' or ip6tables') atomically between
+    /// packets; `recent` lists and nfacct counters carry over by name. Rules validated as a change of the running ones ([`validate_change`])
     /// recompile only the chains that changed; the others, and their state, are shared.
     ///
     /// [`validate_change`]: crate::ruleset::validate::validate_change
     pub fn swap_rules(&self, rules: impl Into<Arc<ValidRuleset>>) {
-        let cur = self.engine.load_full();
+        let rules = rules.into();
+        let cur = self.slot(rules.family()).load_full();
         let plugins = crate::eval::state::lock(&self.plugins).clone();
         let next = if cur.kind() == self.kind {
             cur.derive(rules, &self.shared, &self.topo)
@@ -310,7 +337,7 @@ impl Router {
     /// that drops the last reference. Workers hold an engine for one packet at a time, so the
     /// wait is short; it is bounded, and after it the old engine is left to its last holder.
     fn publish(&self, next: Engine) {
-        let old = self.engine.swap(Arc::new(next));
+        let old = self.slot(next.rules.family()).swap(Arc::new(next));
         if self.free_on_swap {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
             while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
@@ -410,6 +437,18 @@ impl Router {
         self.swap_rules(rules);
     }
 
+    /// Sets the plugins and swaps in both families' rules (each validated against them).
+    pub fn swap_plugins_both(
+        &self,
+        host: Option<Arc<dyn crate::eval::PluginHost>>,
+        rules: impl Into<Arc<ValidRuleset>>,
+        rules6: impl Into<Arc<ValidRuleset>>,
+    ) {
+        *crate::eval::state::lock(&self.plugins) = host;
+        self.swap_rules(rules);
+        self.swap_rules(rules6);
+    }
+
     pub fn shared(&self) -> &Shared {
         &self.shared
     }
@@ -453,7 +492,11 @@ impl Router {
                 }
             }
         }
-        let eng = self.engine.load();
+        let eng = if h.is_v4() {
+            self.engine.load()
+        } else {
+            self.engine6.load()
+        };
         // Until conntrack has looked at it (after the raw table) a packet has no connection.
         let ct = m.ct.unwrap_or(Ct::Invalid);
         let (in_if, generated) = match m.ingress {
@@ -904,8 +947,9 @@ impl Run<'_> {
             v => return self.refuse(v, p, reply),
         }
         let mtu = self.r.topo.iface(hop.iface).mtu;
-        if u32::from(p.h.total_len) > mtu && p.h.df && p.h.is_v4() {
-            // RFC 1191: fragmentation needed, with the next-hop MTU.
+        if u32::from(p.h.total_len) > mtu && p.h.df {
+            // RFC 1191: fragmentation needed, with the next-hop MTU; an IPv6 router never
+            // fragments (RFC 8200 5), so every IPv6 packet counts as DF: packet too big.
             self.icmp_error(p, reply, 3, 4, mtu.min(0xffff) as u16);
             return Disposition::Drop(DropReason::TooBig);
         }
@@ -1081,14 +1125,22 @@ impl Run<'_> {
 
     /// Builds REJECT's reply (`nf_send_unreach`, `nf_send_reset`) and sends it through OUTPUT.
     fn reject(&mut self, p: &mut Pkt, reply: &mut Reply, w: RejectWith) {
-        match w.icmp_code() {
-            Some(code) => self.icmp_error(p, reply, 3, code, 0),
-            None => self.tcp_reset(p, reply),
+        if p.h.is_v4() {
+            match w.icmp_code() {
+                Some(code) => self.icmp_error(p, reply, 3, code, 0),
+                None => self.tcp_reset(p, reply),
+            }
+        } else {
+            // `nf_send_unreach6`: ICMPv6 destination unreachable.
+            match w.icmp6_code() {
+                Some(code) => self.icmp6_error(p, reply, 1, code, 0),
+                None => self.tcp_reset(p, reply),
+            }
         }
     }
 
     fn tcp_reset(&mut self, p: &mut Pkt, reply: &mut Reply) {
-        let (L4::Tcp(t), IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.l4, p.h.src, p.h.dst) else {
+        let L4::Tcp(t) = p.h.l4 else {
             return;
         };
         if t.flags & tcp_flags::RST != 0 || p.h.frag_off != 0 {
@@ -1119,13 +1171,27 @@ impl Run<'_> {
                 window: 0,
             }
         };
-        build::tcp(&mut reply.buf, Ip4::new(dst, src, proto::TCP), seg, &[]);
+        match (p.h.src, p.h.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => build::tcp(&mut reply.buf, Ip4::new(dst, src, proto::TCP), seg, &[]),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => build::tcp(&mut reply.buf, Ip6::new(dst, src), seg, &[]),
+            _ => return,
+        }
         self.send_reply(p, reply, "TCP reset");
     }
 
     /// An ICMP error about `p` (RFC 1812 4.3.2.7: never about an ICMP error, a non-first
     /// fragment, or a packet to or from a broadcast or multicast address).
     fn icmp_error(&mut self, p: &mut Pkt, reply: &mut Reply, typ: u8, code: u8, mtu: u16) {
+        if !p.h.is_v4() {
+            // The same conditions in ICMPv6 (RFC 4443 3): no route, hop limit exceeded in
+            // transit, packet too big with the next hop's MTU.
+            let (t, c, info) = match (typ, code) {
+                (3, 4) => (2, 0, u32::from(mtu)),
+                (11, c) => (3, c, 0),
+                (_, c) => (1, c, 0),
+            };
+            return self.icmp6_error(p, reply, t, c, info);
+        }
         let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
             return;
         };
@@ -1178,6 +1244,49 @@ impl Run<'_> {
         self.send_reply(p, reply, "ICMP error");
     }
 
+    /// An ICMPv6 error about `p` (`icmp6_send`; RFC 4443 2.4 (e): never about an ICMPv6 error
+    /// or redirect, a non-first fragment, a packet from an address that is not one node's, or
+    /// one to a multicast address unless the error is packet too big).
+    fn icmp6_error(&mut self, p: &mut Pkt, reply: &mut Reply, typ: u8, code: u8, info: u32) {
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (p.h.src, p.h.dst) else {
+            return;
+        };
+        if p.h.frag_off != 0 || src.is_unspecified() || src.is_multicast() || (dst.is_multicast() && typ != 2) {
+            return;
+        }
+        if let (proto::ICMPV6, L4::Icmp(i)) = (p.h.proto, p.h.l4) {
+            if i.typ < 128 || i.typ == 137 {
+                return;
+            }
+        }
+        let from = if self.r.topo.is_local(p.h.dst) {
+            Some(dst)
+        } else {
+            p.in_if
+                .and_then(|i| self.r.topo.iface(i).v6_addr_toward(src))
+                .or_else(|| {
+                    self.r
+                        .topo
+                        .route(IpAddr::V6(src))
+                        .and_then(|h| self.r.topo.iface(h.iface).v6_addr_toward(src))
+                })
+        };
+        let Some(from) = from else { return };
+        let quote = build::icmp6_quote(p.buf);
+        let mut q = [0u8; 1232];
+        let n = quote.len();
+        q[..n].copy_from_slice(quote);
+        build::icmp(
+            &mut reply.buf,
+            Ip6::new(from, src),
+            typ,
+            code,
+            info.to_be_bytes(),
+            &q[..n],
+        );
+        self.send_reply(p, reply, "ICMPv6 error");
+    }
+
     /// Runs a reply the router built through OUTPUT and POSTROUTING.
     fn send_reply(&mut self, orig: &Pkt, reply: &mut Reply, what: &str) {
         let Ok(h) = packet::parse(&reply.buf) else { return };
@@ -1216,7 +1325,7 @@ impl Run<'_> {
                 Dir::Original => Dir::Reply,
                 Dir::Reply => Dir::Original,
             },
-            related: rp.h.proto == proto::ICMP,
+            related: matches!(rp.h.proto, proto::ICMP | proto::ICMPV6),
             is_reply: true,
         };
         let saved = std::mem::replace(&mut self.flow, reply_flow);

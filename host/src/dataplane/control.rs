@@ -450,7 +450,14 @@ pub fn answer(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
 fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) -> Result<String, String> {
     let r = &dp.router;
     match cmd {
-        "save" => Ok(r.engine().save(args.contains(&"-c"))),
+        "save" => {
+            let family = if args.contains(&"-6") {
+                crate::ruleset::Family::V6
+            } else {
+                crate::ruleset::Family::V4
+            };
+            Ok(r.engine_of(family).save(args.contains(&"-c")))
+        }
         "restore" => {
             let name = if name.is_empty() { "restore" } else { name };
             let live = LiveRouter::new(dp);
@@ -532,7 +539,11 @@ fn reload(dp: &Dataplane) -> Result<String, String> {
     let (rules, plugins) = crate::plugin::load(&cfg, previous.as_deref()).map_err(|e| e.to_string())?;
     let n = plugins.as_ref().map_or(0, |p| p.plugins.len());
     *crate::eval::state::lock(&dp.plugins) = plugins.clone();
-    r.swap_plugins(plugins.map(|p| p as Arc<dyn crate::eval::PluginHost>), rules);
+    r.swap_plugins_both(
+        plugins.map(|p| p as Arc<dyn crate::eval::PluginHost>),
+        rules.v4,
+        rules.v6,
+    );
     tracing::info!("reloaded {n} plugins and the ruleset in {:?}", t0.elapsed());
     let mut answer = format!(
         "{n} plugins and the ruleset reloaded in {} ms\n",

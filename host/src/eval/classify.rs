@@ -31,6 +31,8 @@
 
 use super::Pkt;
 use crate::packet::L4;
+use crate::ruleset::ext::Neg;
+use crate::ruleset::value::IpNet;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -61,10 +63,11 @@ struct Key {
 }
 
 impl Key {
-    /// `None` for packets the IPv4 tables never see.
+    /// The key of an IPv6 packet has no addresses: ip6tables' prefixes are not indexed.
     fn of(p: &Pkt) -> Option<Key> {
-        let (IpAddr::V4(s), IpAddr::V4(d)) = (p.h.src, p.h.dst) else {
-            return None;
+        let (s, d) = match (p.h.src, p.h.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (u32::from(s), u32::from(d)),
+            _ => (0, 0),
         };
         let (l4, sport, dport) = match p.h.l4 {
             L4::Tcp(t) => (L4_TCP, t.sport, t.dport),
@@ -73,8 +76,8 @@ impl Key {
             L4::None | L4::Icmp(_) => (L4_ANY, 0, 0),
         };
         Some(Key {
-            src: u32::from(s),
-            dst: u32::from(d),
+            src: s,
+            dst: d,
             proto: p.h.proto,
             l4,
             sport,
@@ -180,15 +183,23 @@ impl Fields {
     /// the walk never gets past them, and the rule is never a candidate).
     fn of(r: &Rule) -> Option<Fields> {
         let mut f = Fields::ANY;
-        let net = |n: &Option<crate::ruleset::ext::Neg<crate::ruleset::value::Ipv4Net>>| match n {
-            Some(n) if !n.inv => (u32::from(n.v.addr) & n.v.mask, n.v.mask),
+        // IPv6 prefixes are not indexed (the key holds IPv4 addresses): a rule with one is a
+        // candidate for every address, and its prefix is tested on it.
+        let net = |n: &Option<crate::ruleset::ext::Neg<IpNet>>| match n {
+            Some(Neg {
+                inv: false,
+                v: IpNet::V4(v),
+            }) => (u32::from(v.addr) & v.mask, v.mask),
             _ => (0, 0),
         };
         (f.src, f.smask) = net(&r.src);
         (f.dst, f.dmask) = net(&r.dst);
         f.proto = r.proto.filter(|p| !p.inv).map(|p| p.v);
+        let v6 = |n: &Option<Neg<IpNet>>| n.is_some_and(|n| matches!(n.v, IpNet::V6(_)));
         f.exact = !r.src.is_some_and(|n| n.inv)
             && !r.dst.is_some_and(|n| n.inv)
+            && !v6(&r.src)
+            && !v6(&r.dst)
             && !r.proto.is_some_and(|p| p.inv)
             && r.in_iface.is_none()
             && r.out_iface.is_none()

@@ -5,7 +5,7 @@
 use super::Pkt;
 use crate::route::{IfaceId, Topology};
 use crate::ruleset::ext::Neg;
-use crate::ruleset::value::Ipv4Net;
+use crate::ruleset::value::{IpNet, Ipv4Net};
 use crate::ruleset::{Iface, Rule};
 use std::net::IpAddr;
 
@@ -18,6 +18,16 @@ pub(crate) fn net_holds(n: &Option<Neg<Ipv4Net>>, a: IpAddr) -> bool {
             // An IPv4 prefix never contains an IPv6 address; the empty prefix is left out at load.
             IpAddr::V6(_) => false,
         }),
+    }
+}
+
+/// A rule's negatable `-s`/`-d` test, holding when absent; an address of the other family is
+/// never inside.
+#[inline]
+pub(crate) fn ip_holds(n: &Option<Neg<IpNet>>, a: IpAddr) -> bool {
+    match n {
+        None => true,
+        Some(n) => n.holds(n.v.contains(a)),
     }
 }
 
@@ -78,7 +88,7 @@ impl IfaceTest {
 /// The base match of every rule: addresses, interfaces, protocol, fragments
 /// (`ip_packet_match`). `ifaces` is the rule's `-i`/`-o`, resolved.
 pub(crate) fn base(r: &Rule, ifaces: Option<&IfaceTest>, p: &Pkt) -> bool {
-    if !net_holds(&r.src, p.h.src) || !net_holds(&r.dst, p.h.dst) {
+    if !ip_holds(&r.src, p.h.src) || !ip_holds(&r.dst, p.h.dst) {
         return false;
     }
     if let Some(t) = ifaces {

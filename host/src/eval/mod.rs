@@ -14,9 +14,8 @@
 //! counters, jumps, policies) is the same code for both kinds; [`EngineKind::Linear`] is the
 //! reference the compiled engine is tested against.
 //!
-//! Per IP family, as netfilter: these are the iptables (IPv4) tables. IPv6 packets traverse
-//! ip6tables' tables, which rtrouter does not load yet: they meet empty built-in chains whose
-//! policy is ACCEPT.
+//! Per IP family, as netfilter: an engine runs iptables' (IPv4) or ip6tables' (IPv6) tables,
+//! as its ruleset's family says; the router keeps one of each and gives each packet to its own.
 
 pub mod classify;
 pub mod jhash;
@@ -583,8 +582,8 @@ impl Engine {
 
     /// Runs `table`'s chain for `cx.hook` over the packet. A table without that chain accepts.
     pub fn run(&self, table: TableKind, p: &mut Pkt, cx: &mut Cx) -> Verdict {
-        if !p.h.is_v4() {
-            // ip6tables' tables: empty built-in chains, policy ACCEPT.
+        if p.h.is_v4() != (self.rules.family == crate::ruleset::Family::V4) {
+            // The other family's tables (the router runs each packet through its own).
             return Verdict::Accept;
         }
         let Some(t) = self.rules.table(table) else {

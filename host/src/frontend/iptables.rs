@@ -14,7 +14,7 @@ use crate::ruleset::lex::Token;
 use crate::ruleset::restore::check_chain_name;
 use crate::ruleset::rule::{parse_rule_with, Loc};
 use crate::ruleset::targets::Target;
-use crate::ruleset::{Counter, Hook, Policy, Rule, Ruleset, Table, TableKind};
+use crate::ruleset::{Counter, Family, Hook, Policy, Rule, Ruleset, Table, TableKind};
 use std::sync::atomic::Ordering;
 
 /// The command of one invocation.
@@ -173,7 +173,7 @@ fn parse(args: &[String]) -> Result<(Invocation, Vec<Rule>), String> {
                 }
             }
         };
-        parse_rule_with(&toks, 0, loc, &mut hook)
+        parse_rule_with(&toks, 0, loc, Family::V4, &mut hook)
     };
     if let Some(m) = fail {
         return Err(m);
@@ -474,7 +474,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
     let verbose_rules = |out: &mut Output, rules: &[Rule]| {
         if inv.verbose {
             for r in rules {
-                out.stdout.push_str(&list::print_rule(r));
+                out.stdout.push_str(&list::print_rule(r, Family::V4));
             }
         }
     };
@@ -490,6 +490,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
                 numeric: inv.numeric,
                 exact: inv.exact,
                 line_numbers: inv.line_numbers,
+                family: rs.family,
             };
             out.stdout = if main == Cmd::List {
                 list::list(&view, chain.as_deref(), inv.rulenum, &opts)
@@ -585,7 +586,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
     let print = |out: &mut Output, rules: &[Rule]| {
         if inv.verbose {
             for r in rules {
-                out.stdout.push_str(&super::list::print_rule(r));
+                out.stdout.push_str(&super::list::print_rule(r, Family::V4));
             }
         }
     };

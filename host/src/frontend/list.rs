@@ -8,8 +8,8 @@
 
 use crate::ruleset::ext::Neg;
 use crate::ruleset::targets::Target;
-use crate::ruleset::value::{protocol_name, Ipv4Net};
-use crate::ruleset::{Rule, Table};
+use crate::ruleset::value::{protocol_name, IpNet};
+use crate::ruleset::{Family, Rule, Table};
 use std::fmt::Write as _;
 
 /// `-L`'s options.
@@ -19,6 +19,7 @@ pub struct Format {
     pub numeric: bool,
     pub exact: bool,
     pub line_numbers: bool,
+    pub family: Family,
 }
 
 /// `xtables_print_num`: a counter in a 5-wide column with K/M/G/T suffixes unless `exact`,
@@ -57,12 +58,16 @@ fn target_name(r: &Rule) -> &str {
     }
 }
 
-fn addr(a: &Option<Neg<Ipv4Net>>, numeric: bool) -> (bool, String) {
+fn addr(a: &Option<Neg<IpNet>>, numeric: bool, family: Family) -> (bool, String) {
+    let any = match family {
+        Family::V4 => "0.0.0.0/0",
+        Family::V6 => "::/0",
+    };
     match a {
-        None => (false, if numeric { "0.0.0.0/0".into() } else { "anywhere".into() }),
+        None => (false, if numeric { any.into() } else { "anywhere".into() }),
         Some(n) => {
             let s = match n.v.prefix_len() {
-                Some(32) => n.v.addr.to_string(),
+                _ if n.v.is_host() => n.v.addr().to_string(),
                 Some(0) if !numeric => "anywhere".into(),
                 _ => n.v.to_string(),
             };
@@ -143,8 +148,8 @@ fn row(out: &mut String, r: &Rule, n: usize, f: &Format) {
         let _ = write!(out, " {:<6} ", iface(&r.in_iface, f.numeric));
         let _ = write!(out, "{:<6} ", iface(&r.out_iface, f.numeric));
     }
-    let (sinv, s) = addr(&r.src, f.numeric);
-    let (dinv, d) = addr(&r.dst, f.numeric);
+    let (sinv, s) = addr(&r.src, f.numeric, f.family);
+    let (dinv, d) = addr(&r.dst, f.numeric, f.family);
     let _ = write!(out, "{}{s:<19} ", if sinv { '!' } else { ' ' });
     let _ = write!(out, "{}{d:<19} ", if dinv { '!' } else { ' ' });
     out.push_str(&details(r, f.numeric));
@@ -257,7 +262,7 @@ pub fn list_rules(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbos
 }
 
 /// The `-v` echo of a rule being added, checked or deleted (`FMT_PRINT_RULE`).
-pub fn print_rule(r: &Rule) -> String {
+pub fn print_rule(r: &Rule, family: Family) -> String {
     let mut out = String::new();
     let _ = write!(out, "{} ", target_name(r));
     let (pinv, pname) = proto(r);
@@ -270,8 +275,8 @@ pub fn print_rule(r: &Rule) -> String {
     let _ = write!(out, "opt {frag} ");
     let _ = write!(out, "in {} ", iface(&r.in_iface, true));
     let _ = write!(out, "out {} ", iface(&r.out_iface, true));
-    let (sinv, s) = addr(&r.src, true);
-    let (dinv, d) = addr(&r.dst, true);
+    let (sinv, s) = addr(&r.src, true, family);
+    let (dinv, d) = addr(&r.dst, true, family);
     let _ = write!(out, "{}{s} ", if sinv { '!' } else { ' ' });
     let _ = write!(out, "{}-> {d}", if dinv { '!' } else { ' ' });
     out.push_str("  ");

@@ -5,7 +5,85 @@
 
 use super::checksum;
 use super::proto;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An IP header the builders below can put in front of a transport header: IPv4's or IPv6's.
+pub trait IpHeader: Copy {
+    /// The protocol number of this family's ICMP.
+    const ICMP: u8;
+    /// Clears `buf` and writes the header for `payload_len` bytes of `proto`.
+    fn write(&self, buf: &mut Vec<u8>, proto: u8, payload_len: usize);
+    /// The header's length in bytes.
+    fn header_len(&self) -> usize;
+    /// The pseudo-header sum a transport checksum of `proto` covers; `None` when it covers
+    /// none (ICMP over IPv4).
+    fn pseudo(&self, proto: u8, l4_len: u32) -> Option<u32>;
+}
+
+impl IpHeader for Ip4 {
+    const ICMP: u8 = proto::ICMP;
+
+    fn write(&self, buf: &mut Vec<u8>, proto: u8, payload_len: usize) {
+        ip_header(buf, &Ip4 { proto, ..*self }, payload_len);
+    }
+
+    fn header_len(&self) -> usize {
+        20
+    }
+
+    fn pseudo(&self, proto: u8, l4_len: u32) -> Option<u32> {
+        (proto != proto::ICMP).then(|| checksum::pseudo_header(&self.src.octets(), &self.dst.octets(), proto, l4_len))
+    }
+}
+
+/// The fields of an IPv6 header that callers choose (no extension headers).
+#[derive(Debug, Clone, Copy)]
+pub struct Ip6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub hop_limit: u8,
+    pub tclass: u8,
+    pub flow: u32,
+}
+
+impl Ip6 {
+    pub fn new(src: Ipv6Addr, dst: Ipv6Addr) -> Self {
+        Ip6 {
+            src,
+            dst,
+            hop_limit: 64,
+            tclass: 0,
+            flow: 0,
+        }
+    }
+}
+
+impl IpHeader for Ip6 {
+    const ICMP: u8 = proto::ICMPV6;
+
+    fn write(&self, buf: &mut Vec<u8>, proto: u8, payload_len: usize) {
+        buf.clear();
+        let first = (6u32 << 28) | (u32::from(self.tclass) << 20) | (self.flow & 0xf_ffff);
+        buf.extend_from_slice(&first.to_be_bytes());
+        buf.extend_from_slice(&(payload_len as u16).to_be_bytes());
+        buf.extend_from_slice(&[proto, self.hop_limit]);
+        buf.extend_from_slice(&self.src.octets());
+        buf.extend_from_slice(&self.dst.octets());
+    }
+
+    fn header_len(&self) -> usize {
+        40
+    }
+
+    fn pseudo(&self, proto: u8, l4_len: u32) -> Option<u32> {
+        Some(checksum::pseudo_header(
+            &self.src.octets(),
+            &self.dst.octets(),
+            proto,
+            l4_len,
+        ))
+    }
+}
 
 /// The fields of an IPv4 header that callers choose.
 #[derive(Debug, Clone, Copy)]
@@ -48,19 +126,20 @@ fn ip_header(buf: &mut Vec<u8>, ip: &Ip4, payload_len: usize) {
     buf[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Fills the transport checksum at `field` (offset from the transport header), with the IPv4
-/// pseudo-header unless the protocol is ICMP.
-fn l4_checksum(buf: &mut [u8], ip: &Ip4, field: usize) {
-    let l4 = &buf[20..];
+/// Fills the transport checksum at `field` (offset from the transport header), with the
+/// pseudo-header unless the protocol is ICMP over IPv4.
+fn l4_checksum(buf: &mut [u8], ip: &impl IpHeader, proto: u8, field: usize) {
+    let hl = ip.header_len();
+    let l4 = &buf[hl..];
     let mut s = checksum::sum(l4);
-    if ip.proto != proto::ICMP {
-        s += checksum::pseudo_header(&ip.src.octets(), &ip.dst.octets(), ip.proto, l4.len() as u32);
+    if let Some(p) = ip.pseudo(proto, l4.len() as u32) {
+        s += p;
     }
     let mut c = checksum::finish(s);
-    if ip.proto == proto::UDP && c == 0 {
+    if proto == proto::UDP && c == 0 {
         c = 0xffff;
     }
-    buf[20 + field..22 + field].copy_from_slice(&c.to_be_bytes());
+    buf[hl + field..hl + field + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A TCP segment with no options.
@@ -74,12 +153,8 @@ pub struct TcpSeg {
     pub window: u16,
 }
 
-pub fn tcp(buf: &mut Vec<u8>, ip: Ip4, t: TcpSeg, payload: &[u8]) {
-    let ip = Ip4 {
-        proto: proto::TCP,
-        ..ip
-    };
-    ip_header(buf, &ip, 20 + payload.len());
+pub fn tcp(buf: &mut Vec<u8>, ip: impl IpHeader, t: TcpSeg, payload: &[u8]) {
+    ip.write(buf, proto::TCP, 20 + payload.len());
     buf.extend_from_slice(&t.sport.to_be_bytes());
     buf.extend_from_slice(&t.dport.to_be_bytes());
     buf.extend_from_slice(&t.seq.to_be_bytes());
@@ -88,34 +163,26 @@ pub fn tcp(buf: &mut Vec<u8>, ip: Ip4, t: TcpSeg, payload: &[u8]) {
     buf.extend_from_slice(&t.window.to_be_bytes());
     buf.extend_from_slice(&[0, 0, 0, 0]);
     buf.extend_from_slice(payload);
-    l4_checksum(buf, &ip, 16);
+    l4_checksum(buf, &ip, proto::TCP, 16);
 }
 
-pub fn udp(buf: &mut Vec<u8>, ip: Ip4, sport: u16, dport: u16, payload: &[u8]) {
-    let ip = Ip4 {
-        proto: proto::UDP,
-        ..ip
-    };
-    ip_header(buf, &ip, 8 + payload.len());
+pub fn udp(buf: &mut Vec<u8>, ip: impl IpHeader, sport: u16, dport: u16, payload: &[u8]) {
+    ip.write(buf, proto::UDP, 8 + payload.len());
     buf.extend_from_slice(&sport.to_be_bytes());
     buf.extend_from_slice(&dport.to_be_bytes());
     buf.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     buf.extend_from_slice(&[0, 0]);
     buf.extend_from_slice(payload);
-    l4_checksum(buf, &ip, 6);
+    l4_checksum(buf, &ip, proto::UDP, 6);
 }
 
-/// An ICMP message: type, code, the 4 "rest of header" bytes, then `body`.
-pub fn icmp(buf: &mut Vec<u8>, ip: Ip4, typ: u8, code: u8, rest: [u8; 4], body: &[u8]) {
-    let ip = Ip4 {
-        proto: proto::ICMP,
-        ..ip
-    };
-    ip_header(buf, &ip, 8 + body.len());
+/// An ICMP (ICMPv6 over IPv6) message: type, code, the 4 "rest of header" bytes, then `body`.
+pub fn icmp<I: IpHeader>(buf: &mut Vec<u8>, ip: I, typ: u8, code: u8, rest: [u8; 4], body: &[u8]) {
+    ip.write(buf, I::ICMP, 8 + body.len());
     buf.extend_from_slice(&[typ, code, 0, 0]);
     buf.extend_from_slice(&rest);
     buf.extend_from_slice(body);
-    l4_checksum(buf, &ip, 2);
+    l4_checksum(buf, &ip, I::ICMP, 2);
 }
 
 /// An SCTP packet with one INIT chunk, enough for conntrack and port matches.
@@ -152,6 +219,13 @@ pub fn icmp_quote(orig: &[u8]) -> &[u8] {
     &orig[..orig.len().min(max)]
 }
 
+/// The part of `orig` an ICMPv6 error quotes: as much as keeps the error within the IPv6
+/// minimum MTU, 1280 bytes (RFC 4443 2.4 (c)).
+pub fn icmp6_quote(orig: &[u8]) -> &[u8] {
+    let max = 1280 - 40 - 8;
+    &orig[..orig.len().min(max)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +256,29 @@ mod tests {
         assert!(matches!(parse(&b).unwrap().l4, L4::Icmp(i) if i.ident == 7 && i.seq == 1));
         sctp_init(&mut b, ip, 5000, 36412, 0xdeadbeef);
         assert_eq!(parse(&b).unwrap().ports(), Some((5000, 36412)));
+    }
+
+    #[test]
+    fn ipv6_packets_parse_with_valid_checksums() {
+        let ip = Ip6::new("2001:db8::1".parse().unwrap(), "2001:db8:1::2".parse().unwrap());
+        let mut b = Vec::new();
+        let seg = TcpSeg {
+            sport: 1234,
+            dport: 80,
+            seq: 100,
+            ack: 0,
+            flags: 2,
+            window: 65535,
+        };
+        tcp(&mut b, ip, seg, b"x");
+        assert_eq!(b.len(), 40 + 21);
+        assert_eq!(checksums_ok(&b), Some(true));
+        let h = parse(&b).unwrap();
+        assert_eq!((h.proto, h.ports(), h.ttl), (6, Some((1234, 80)), 64));
+        udp(&mut b, ip, 5353, 53, b"hello");
+        assert_eq!(checksums_ok(&b), Some(true));
+        icmp(&mut b, ip, 128, 0, [0, 7, 0, 1], b"ping");
+        assert_eq!(checksums_ok(&b), Some(true));
+        assert!(matches!(parse(&b).unwrap().l4, L4::Icmp(i) if i.typ == 128 && i.ident == 7));
     }
 }

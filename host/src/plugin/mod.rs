@@ -1263,15 +1263,32 @@ fn failure_text(e: &wasmtime::Error) -> String {
     }
 }
 
-/// Loads the config's plugins (carrying over key–value stores) and its ruleset bound to them.
-pub fn load(cfg: &Config, previous: Option<&Plugins>) -> Result<(ValidRuleset, Option<Arc<Plugins>>), Errors> {
-    if cfg.plugin.is_empty() {
-        return Ok((cfg.ruleset()?, None));
+/// A config's two rulesets: iptables' for IPv4 packets, ip6tables' for IPv6 ones.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub v4: ValidRuleset,
+    pub v6: ValidRuleset,
+}
+
+/// Loads the config's plugins (carrying over key–value stores) and its rulesets bound to
+/// them; every error of both rulesets is reported.
+pub fn load(cfg: &Config, previous: Option<&Plugins>) -> Result<(Rules, Option<Arc<Plugins>>), Errors> {
+    let plugins = if cfg.plugin.is_empty() {
+        None
+    } else {
+        let kvs = previous.map(Plugins::kvs).unwrap_or_default();
+        Some(Arc::new(Plugins::load(cfg, &kvs)?))
+    };
+    let binder = || plugins.clone().map(|p| p as Arc<dyn crate::ruleset::PluginBinder>);
+    match (cfg.ruleset_with(binder()), cfg.ruleset6_with(binder())) {
+        (Ok(v4), Ok(v6)) => Ok((Rules { v4, v6 }, plugins)),
+        (a, b) => {
+            let mut errors = Vec::new();
+            errors.extend(a.err().into_iter().flat_map(|e| e.0));
+            errors.extend(b.err().into_iter().flat_map(|e| e.0));
+            Err(Errors(errors))
+        }
     }
-    let kvs = previous.map(Plugins::kvs).unwrap_or_default();
-    let plugins = Arc::new(Plugins::load(cfg, &kvs)?);
-    let rules = cfg.ruleset_with(Some(plugins.clone()))?;
-    Ok((rules, Some(plugins)))
 }
 
 /// The module a `.wasm` or `.wat` file holds, compiled (for tests and tools).

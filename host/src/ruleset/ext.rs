@@ -59,6 +59,8 @@ pub struct Cursor<'a> {
     pending: Option<String>,
     /// Index of the option word being parsed, for errors.
     pub opt_at: usize,
+    /// The ruleset's family: iptables and ip6tables spell some values differently.
+    pub family: super::Family,
 }
 
 impl<'a> Cursor<'a> {
@@ -68,6 +70,7 @@ impl<'a> Cursor<'a> {
             pos: 0,
             pending: None,
             opt_at: 0,
+            family: super::Family::V4,
         }
     }
 

@@ -343,14 +343,42 @@ impl Table {
     }
 }
 
+/// Which netfilter a ruleset is for: iptables' (`ip_tables`, IPv4 packets) or ip6tables'
+/// (`ip6_tables`, IPv6 packets). Addresses, protocol names and some extensions differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The command that programs it: `iptables` or `ip6tables`.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
 /// The source form of a whole ruleset: the tables that were loaded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ruleset {
     /// Indexed by `TableKind::index`; `None` for a table no input mentioned.
     pub tables: [Option<Table>; 5],
+    pub family: Family,
 }
 
 impl Ruleset {
+    /// An empty ruleset of `family`.
+    pub fn new(family: Family) -> Ruleset {
+        Ruleset {
+            family,
+            ..Ruleset::default()
+        }
+    }
+
     pub fn table(&self, k: TableKind) -> Option<&Table> {
         self.tables[k.index()].as_ref()
     }

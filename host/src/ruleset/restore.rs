@@ -17,6 +17,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct Open {
     table: Table,
+    family: super::Family,
 }
 
 impl Open {
@@ -126,11 +127,6 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
             skipping = trimmed != "COMMIT";
             continue;
         }
-        // iptables-restore reads `-4 RULE` as `RULE` and ignores `-6 RULE` (shared input
-        // with ip6tables-restore).
-        if trimmed.starts_with("-6 ") || trimmed == "-6" {
-            continue;
-        }
         let err = |col: usize, token: &str, msg: String| Error {
             file: file.clone(),
             line,
@@ -193,7 +189,14 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
                 }
                 t
             };
-            open = Some((Open { table }, line, true));
+            open = Some((
+                Open {
+                    table,
+                    family: base.family,
+                },
+                line,
+                true,
+            ));
             continue;
         }
         let Some((table, _, ok)) = open.as_mut() else {
@@ -211,8 +214,13 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
             }
             continue;
         }
-        // `-4 RULE` is RULE.
-        let toks = if first.text == "-4" { &toks[1..] } else { &toks[..] };
+        // `-4 RULE` is RULE for iptables-restore and skipped by ip6tables-restore; `-6` the
+        // other way round (xshared.c: a restore ignores the other family's lines).
+        let toks = match (first.text.as_str(), base.family) {
+            ("-4", super::Family::V4) | ("-6", super::Family::V6) => &toks[1..],
+            ("-4", super::Family::V6) | ("-6", super::Family::V4) => continue,
+            _ => &toks[..],
+        };
         if toks.is_empty() {
             continue;
         }
@@ -374,7 +382,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         target_col: cmd.col as u32,
     };
     let rules = |start: usize| -> Result<Vec<super::Rule>, (usize, String)> {
-        let mut rs = parse_rule(toks, start, loc.clone()).map_err(|RuleError { at, msg }| (at, msg))?;
+        let mut rs = parse_rule(toks, start, loc.clone(), open.family).map_err(|RuleError { at, msg }| (at, msg))?;
         if let Some((p, b)) = counters.filter(|_| set_counters) {
             for r in &mut rs {
                 r.counter = Counter::starting(p, b);

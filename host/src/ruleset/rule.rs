@@ -5,7 +5,8 @@ use super::ext::{bang, resolve_long, Cursor, Neg, PResult, Resolved, RuleError};
 use super::lex::Token;
 use super::matches::{Match, Partial, RuleProto};
 use super::targets::{PartialTarget, Target};
-use super::value::{parse_protocol, protocol_name, Ipv4Net};
+use super::value::{parse_protocol, protocol_name, IpNet};
+use super::Family;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -40,8 +41,8 @@ impl Iface {
 /// A rule as loaded. Equality ignores where it came from and its counters.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub src: Option<Neg<Ipv4Net>>,
-    pub dst: Option<Neg<Ipv4Net>>,
+    pub src: Option<Neg<IpNet>>,
+    pub dst: Option<Neg<IpNet>>,
     pub in_iface: Option<Neg<Iface>>,
     pub out_iface: Option<Neg<Iface>>,
     /// `-p`; `None` is any protocol (`-p all`).
@@ -70,11 +71,10 @@ impl PartialEq for Rule {
 }
 
 impl Rule {
-    pub fn proto(&self) -> RuleProto {
-        match self.proto {
-            Some(p) => RuleProto { proto: p.v, inv: p.inv },
-            None => RuleProto { proto: 0, inv: false },
-        }
+    /// The rule's `-p` as its extensions check it, in a ruleset of `family`.
+    pub fn proto(&self, family: Family) -> RuleProto {
+        let (proto, inv) = self.proto.map_or((0, false), |p| (p.v, p.inv));
+        RuleProto { proto, inv, family }
     }
 
     /// Notes on the rule's matches and target whose input a TUN router lacks (`check` warns).
@@ -234,8 +234,8 @@ fn short_takes_value(c: char) -> bool {
 
 /// Parses the words `toks[start..]` of one rule. An address list (`-s a,b`) gives one rule per
 /// address combination, as iptables does.
-pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> {
-    parse_rule_with(toks, start, loc, &mut |_, _, _| Ok(false))
+pub fn parse_rule(toks: &[Token], start: usize, loc: Loc, family: Family) -> PResult<Vec<Rule>> {
+    parse_rule_with(toks, start, loc, family, &mut |_, _, _| Ok(false))
 }
 
 /// Words of a command line that are not part of the rule (the `iptables` command's `-A CHAIN`,
@@ -244,11 +244,18 @@ pub fn parse_rule(toks: &[Token], start: usize, loc: Loc) -> PResult<Vec<Rule>> 
 pub type Extra<'e> = dyn FnMut(&str, bool, &mut Cursor) -> PResult<bool> + 'e;
 
 /// As [`parse_rule`], offering every option word to `extra` first.
-pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra) -> PResult<Vec<Rule>> {
+pub fn parse_rule_with(
+    toks: &[Token],
+    start: usize,
+    loc: Loc,
+    family: Family,
+    extra: &mut Extra,
+) -> PResult<Vec<Rule>> {
     let mut c = Cursor::new(toks);
     c.pos = start;
-    let mut srcs: Option<(bool, Vec<Ipv4Net>)> = None;
-    let mut dsts: Option<(bool, Vec<Ipv4Net>)> = None;
+    c.family = family;
+    let mut srcs: Option<(bool, Vec<IpNet>)> = None;
+    let mut dsts: Option<(bool, Vec<IpNet>)> = None;
     let mut rule = Rule {
         src: None,
         dst: None,
@@ -372,7 +379,7 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
                 let v = c.value_inv(&opt, &mut inv)?;
                 let mut nets = Vec::new();
                 for part in v.split(',') {
-                    match Ipv4Net::parse(part) {
+                    match IpNet::parse(part, c.family) {
                         Some(n) => nets.push(n),
                         None => {
                             return c
@@ -436,6 +443,10 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
                     rule.proto = Some(Neg::new(inv, p));
                 }
             }
+            "f" | "fragments" if c.family == Family::V6 => {
+                // ip6tables has no -f (`-m frag` looks at the fragment header).
+                return c.err(format!("unknown option `{word}'"));
+            }
             "f" | "fragments" => {
                 if rule.frag.is_some() {
                     return c.err("multiple -f flags not allowed");
@@ -496,7 +507,7 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
             msg: "`!' must be followed by an option".into(),
         });
     }
-    let proto = rule.proto();
+    let proto = rule.proto(c.family);
     for (p, at) in partials {
         let m = p.finish(proto).map_err(|msg| RuleError { at, msg })?;
         rule.matches.push(m);
@@ -511,12 +522,12 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
     let srcs = srcs.unwrap_or((false, vec![]));
     let dsts = dsts.unwrap_or((false, vec![]));
     let mut out = Vec::new();
-    let s_opts: Vec<Option<Neg<Ipv4Net>>> = if srcs.1.is_empty() {
+    let s_opts: Vec<Option<Neg<IpNet>>> = if srcs.1.is_empty() {
         vec![None]
     } else {
         srcs.1.iter().map(|n| Some(Neg::new(srcs.0, *n))).collect()
     };
-    let d_opts: Vec<Option<Neg<Ipv4Net>>> = if dsts.1.is_empty() {
+    let d_opts: Vec<Option<Neg<IpNet>>> = if dsts.1.is_empty() {
         vec![None]
     } else {
         dsts.1.iter().map(|n| Some(Neg::new(dsts.0, *n))).collect()
@@ -527,8 +538,8 @@ pub fn parse_rule_with(toks: &[Token], start: usize, loc: Loc, extra: &mut Extra
             // Each rule of an address list is a rule of its own, with its own counter.
             r.counter = super::Counter::starting(counters.0, counters.1);
             // `-s 0.0.0.0/0` matches everything; iptables-save leaves it out.
-            r.src = s.filter(|n| n.inv || n.v.mask != 0);
-            r.dst = d.filter(|n| n.inv || n.v.mask != 0);
+            r.src = s.filter(|n| n.inv || !n.v.is_any());
+            r.dst = d.filter(|n| n.inv || !n.v.is_any());
             out.push(r);
         }
     }
@@ -550,7 +561,7 @@ mod tests {
 
     fn one(s: &str) -> Result<String, String> {
         let toks = tokenize(s).unwrap();
-        parse_rule(&toks, 0, Loc::default())
+        parse_rule(&toks, 0, Loc::default(), Family::V4)
             .map(|rs| {
                 let mut o = String::new();
                 rs[0].save_spec(&mut o);
@@ -713,18 +724,18 @@ mod tests {
     #[test]
     fn address_lists_expand() {
         let toks = tokenize("-s 1.1.1.1,2.2.2.2 -d 3.3.3.3,4.4.4.4 -j DROP").unwrap();
-        let rs = parse_rule(&toks, 0, Loc::default()).unwrap();
+        let rs = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap();
         assert_eq!(rs.len(), 4);
-        assert_eq!(rs[1].dst.unwrap().v.addr.to_string(), "4.4.4.4");
+        assert_eq!(rs[1].dst.unwrap().v.addr().to_string(), "4.4.4.4");
     }
 
     #[test]
     fn errors_point_at_the_word() {
         let toks = tokenize("-p tcp --dport 99999").unwrap();
-        let e = parse_rule(&toks, 0, Loc::default()).unwrap_err();
+        let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
         assert_eq!(e.at, 3);
         let toks = tokenize("-m nosuchmatch --x 1").unwrap();
-        let e = parse_rule(&toks, 0, Loc::default()).unwrap_err();
+        let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
         assert_eq!(e.at, 1);
         assert!(e.msg.contains("not supported"));
     }

@@ -193,9 +193,15 @@ pub struct ValidRuleset {
     /// Unique per validation.
     pub(crate) generation: u64,
     pub(crate) delta: Option<Delta>,
+    pub(crate) family: super::Family,
 }
 
 impl ValidRuleset {
+    /// iptables' or ip6tables'.
+    pub fn family(&self) -> super::Family {
+        self.family
+    }
+
     /// The tables that are loaded, in hook order.
     pub fn tables(&self) -> impl Iterator<Item = &ValidTable> {
         self.tables.iter().flatten()
@@ -208,7 +214,7 @@ impl ValidRuleset {
 
     /// The source form this was validated from (O(1): the tables are persistent).
     pub fn source(&self) -> Ruleset {
-        let mut rs = Ruleset::default();
+        let mut rs = Ruleset::new(self.family);
         for t in self.tables.iter().flatten() {
             rs.tables[t.kind.index()] = Some(t.src.clone());
         }
@@ -221,7 +227,12 @@ impl ValidRuleset {
 
     /// An empty ruleset: every packet is accepted.
     pub fn empty() -> Self {
-        validate(&Ruleset::default(), &Env::default()).expect("the empty ruleset is valid")
+        Self::empty_of(super::Family::V4)
+    }
+
+    /// An empty ruleset of `family`.
+    pub fn empty_of(family: super::Family) -> Self {
+        validate(&Ruleset::new(family), &Env::default()).expect("the empty ruleset is valid")
     }
 
     /// Finds rule `(table, chain, position)` by its place in the source (tests and tools).
@@ -405,6 +416,7 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
             rule_count,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             delta: None,
+            family: rs.family,
         })
     } else {
         Err(Errors(errors))
@@ -622,6 +634,7 @@ pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result
         rule_count,
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         delta: Some(delta),
+        family: next.family,
     })
 }
 

@@ -3,7 +3,7 @@
 //! `xtables_parse_port`), printing follows what `iptables-save` prints.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Parses an unsigned number the way `xtables_strtoui(.., base 0)` does: decimal, `0x` hex or
 /// leading-`0` octal, the whole word, within `min..=max`.
@@ -64,6 +64,130 @@ impl Ipv4Net {
     pub fn prefix_len(&self) -> Option<u8> {
         let l = self.mask.leading_ones();
         (self.mask.checked_shl(l).unwrap_or(0) == 0).then_some(l as u8)
+    }
+}
+
+/// An IPv6 address with a netmask, stored already masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv6Net {
+    pub addr: Ipv6Addr,
+    pub mask: u128,
+}
+
+impl Ipv6Net {
+    pub fn new(addr: Ipv6Addr, mask: u128) -> Self {
+        Ipv6Net {
+            addr: Ipv6Addr::from(u128::from(addr) & mask),
+            mask,
+        }
+    }
+
+    /// `addr`, `addr/N` or `addr/mask-address` (`xtables_ip6parse_any`). Host names are not
+    /// resolved.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, m) = match s.split_once('/') {
+            Some((a, m)) => (a, Some(m)),
+            None => (s, None),
+        };
+        let addr: Ipv6Addr = a.parse().ok()?;
+        let mask = match m {
+            None => u128::MAX,
+            Some(m) if m.contains(':') => u128::from(m.parse::<Ipv6Addr>().ok()?),
+            Some(m) => {
+                let l = parse_uint_dec(m, 128)? as u32;
+                u128::MAX.checked_shl(128 - l).unwrap_or(0)
+            }
+        };
+        Some(Ipv6Net::new(addr, mask))
+    }
+
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        u128::from(a) & self.mask == u128::from(self.addr)
+    }
+
+    /// The prefix length, if the mask is contiguous.
+    pub fn prefix_len(&self) -> Option<u8> {
+        let l = self.mask.leading_ones();
+        (self.mask.checked_shl(l).unwrap_or(0) == 0).then_some(l as u8)
+    }
+}
+
+/// `addr/len` for contiguous masks (`/128` too), `addr/mask-address` otherwise: what
+/// `ip6tables-save` prints (`xtables_ip6mask_to_numeric`).
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.prefix_len() {
+            Some(l) => write!(f, "{}/{}", self.addr, l),
+            None => write!(f, "{}/{}", self.addr, Ipv6Addr::from(self.mask)),
+        }
+    }
+}
+
+/// A rule's `-s`/`-d`: an IPv4 prefix in an iptables ruleset, an IPv6 one in ip6tables'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpNet {
+    V4(Ipv4Net),
+    V6(Ipv6Net),
+}
+
+impl IpNet {
+    /// Parses an address of `family`, as iptables or ip6tables reads `-s`.
+    pub fn parse(s: &str, family: super::Family) -> Option<IpNet> {
+        match family {
+            super::Family::V4 => Ipv4Net::parse(s).map(IpNet::V4),
+            super::Family::V6 => Ipv6Net::parse(s).map(IpNet::V6),
+        }
+    }
+
+    /// The prefix holds for every address of its family (`0.0.0.0/0`, `::/0`).
+    pub fn is_any(&self) -> bool {
+        match self {
+            IpNet::V4(n) => n.mask == 0,
+            IpNet::V6(n) => n.mask == 0,
+        }
+    }
+
+    /// Whether `a` is inside; never for an address of the other family.
+    #[inline]
+    pub fn contains(&self, a: IpAddr) -> bool {
+        match (self, a) {
+            (IpNet::V4(n), IpAddr::V4(a)) => n.contains(a),
+            (IpNet::V6(n), IpAddr::V6(a)) => n.contains(a),
+            _ => false,
+        }
+    }
+
+    /// The prefix length, if the mask is contiguous.
+    pub fn prefix_len(&self) -> Option<u8> {
+        match self {
+            IpNet::V4(n) => n.prefix_len(),
+            IpNet::V6(n) => n.prefix_len(),
+        }
+    }
+
+    /// The (masked) address.
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            IpNet::V4(n) => IpAddr::V4(n.addr),
+            IpNet::V6(n) => IpAddr::V6(n.addr),
+        }
+    }
+
+    /// Whether the prefix is one host (`/32`, `/128`).
+    pub fn is_host(&self) -> bool {
+        match self {
+            IpNet::V4(n) => n.mask == u32::MAX,
+            IpNet::V6(n) => n.mask == u128::MAX,
+        }
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpNet::V4(n) => n.fmt(f),
+            IpNet::V6(n) => n.fmt(f),
+        }
     }
 }
 
@@ -213,11 +337,13 @@ const PROTOCOLS: &[(&str, u8)] = &[
     ("udp", 17),
     ("udplite", 136),
     ("icmp", 1),
-    ("icmpv6", 58),
+    // /etc/protocols' names come first: they are what iptables-save prints.
     ("ipv6-icmp", 58),
+    ("icmpv6", 58),
     ("esp", 50),
     ("ah", 51),
     ("sctp", 132),
+    ("mobility-header", 135),
     ("mh", 135),
     ("ipv6-mh", 135),
     ("dccp", 33),

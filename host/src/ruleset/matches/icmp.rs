@@ -42,6 +42,7 @@ impl MatchExt for Icmp {
     }
 
     fn finish(i: Icmp, p: RuleProto) -> Result<Icmp, String> {
+        p.only(crate::ruleset::Family::V4, "match", "icmp")?;
         p.require(1, "icmp")?;
         Ok(i)
     }

@@ -29,7 +29,9 @@ pub mod ecn;
 pub mod esp;
 pub mod hashlimit;
 pub mod helper;
+pub mod hl;
 pub mod icmp;
+pub mod icmp6;
 pub mod ipcomp;
 pub mod iprange;
 pub mod length;
@@ -89,12 +91,28 @@ use std::fmt::Write as _;
 pub struct RuleProto {
     pub proto: u8,
     pub inv: bool,
+    /// The ruleset's family: some extensions exist for one only (`icmp`, `ttl` are
+    /// iptables'; `icmp6`, `hl` are ip6tables').
+    pub family: super::Family,
 }
 
 impl RuleProto {
     /// The protocol when the rule is restricted to exactly one.
     pub fn exact(&self) -> Option<u8> {
         (!self.inv && self.proto != 0).then_some(self.proto)
+    }
+
+    /// `Ok` in a ruleset of `family`; else the error ip6tables or iptables gives for an
+    /// extension the other has (`libxtables` finds no such extension for the family).
+    pub(crate) fn only(&self, family: super::Family, kind: &str, ext: &str) -> Result<(), String> {
+        if self.family == family {
+            Ok(())
+        } else {
+            Err(format!(
+                "Couldn't load {kind} `{ext}': no such {kind} in {}",
+                self.family.tool()
+            ))
+        }
     }
 
     /// `Ok` when the rule is `-p NAME` (protocol `want`), as protocol-bound matches demand.
@@ -321,6 +339,7 @@ registry! {
     "udp" => Udp(udp::Udp),
     "sctp" => Sctp(sctp::Sctp),
     "icmp" => Icmp(icmp::Icmp),
+    "icmp6" => Icmp6(icmp6::Icmp6),
     "multiport" => Multiport(multiport::Multiport),
     "comment" => Comment(comment::Comment),
     "addrtype" => AddrType(addrtype::AddrType),
@@ -333,6 +352,7 @@ registry! {
     "limit" => Limit(limit::Limit),
     "length" => Length(length::Length),
     "ttl" => Ttl(ttl::TtlMatch),
+    "hl" => Hl(hl::Hl),
     "set" => Set(set::SetMatch),
     "pkttype" => PktType(pkttype::PktTypeMatch),
     "recent" => Recent(recent::Recent),

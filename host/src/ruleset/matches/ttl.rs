@@ -42,7 +42,8 @@ impl MatchExt for TtlMatch {
         Ok(true)
     }
 
-    fn finish(t: Option<Ttl>, _: RuleProto) -> Result<TtlMatch, String> {
+    fn finish(t: Option<Ttl>, p: RuleProto) -> Result<TtlMatch, String> {
+        p.only(crate::ruleset::Family::V4, "match", "ttl")?;
         Ok(TtlMatch(
             t.ok_or("ttl: one of --ttl-eq, --ttl-lt or --ttl-gt is required")?,
         ))

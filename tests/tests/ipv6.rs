@@ -1,0 +1,369 @@
+//! IPv6 through the router core: ip6tables rulesets judge IPv6 packets and iptables rulesets
+//! IPv4 ones, each apart from the other (as `ip6_tables` and `ip_tables` in Linux); REJECT
+//! answers with ICMPv6 or a TCP reset over IPv6; hop-limit expiry and packets too big for the
+//! next hop are answered with ICMPv6 errors; connection tracking follows IPv6 flows.
+//! Every packet the router builds is checked by a checksum verifier written here from RFC
+//! 8200 8.1 and RFC 1071, sharing no code with the router.
+
+use rtrouter::config::Cidr;
+use rtrouter::eval::state::IpSets;
+use rtrouter::eval::SplitMix;
+use rtrouter::packet::build::{self, Ip4, Ip6, TcpSeg};
+use rtrouter::packet::{parse, L4};
+use rtrouter::route::{IfaceInfo, NextHop, Topology};
+use rtrouter::router::{Disposition, Ingress, Meta, Reply, Router};
+use rtrouter::ruleset::{restore::restore, validate, Env, Family, Ruleset};
+use std::net::Ipv6Addr;
+
+/// lan0 10.0.1.1/24 and 2001:db8:1::1/64; wan0 (mtu 1500) 10.0.2.1/24 and 2001:db8:2::1/64;
+/// default routes via 10.0.2.2 and 2001:db8:2::2 on wan0.
+fn topology() -> Topology {
+    let mut t = Topology::default();
+    let c = |s: &str| Cidr::parse(s).expect("literal");
+    t.add_iface(IfaceInfo {
+        name: "lan0".into(),
+        addrs: vec![c("10.0.1.1/24"), c("2001:db8:1::1/64")],
+        mtu: 1500,
+    });
+    let wan = t.add_iface(IfaceInfo {
+        name: "wan0".into(),
+        addrs: vec![c("10.0.2.1/24"), c("2001:db8:2::1/64")],
+        mtu: 1500,
+    });
+    for (to, via) in [("0.0.0.0/0", "10.0.2.2"), ("::/0", "2001:db8:2::2")] {
+        t.routes.insert(
+            c(to),
+            NextHop {
+                iface: wan,
+                via: Some(via.parse().expect("literal")),
+            },
+        );
+    }
+    t.forwarding = true;
+    t
+}
+
+struct Lab6 {
+    router: Router,
+    rng: SplitMix,
+    now: u64,
+}
+
+struct Sent {
+    disposition: Disposition,
+    reply: Option<Vec<u8>>,
+}
+
+impl Lab6 {
+    /// `rules4` for iptables, `rules6` for ip6tables.
+    fn new(rules4: &str, rules6: &str) -> Lab6 {
+        let load = |family, text: &str| {
+            let rs = restore(&Ruleset::new(family), text, "lab", false).unwrap_or_else(|e| panic!("{e}"));
+            validate(&rs, &Env::default()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let router = Router::new(topology(), load(Family::V4, rules4), IpSets::default(), 1000);
+        router.swap_rules(load(Family::V6, rules6));
+        Lab6 {
+            router,
+            rng: SplitMix(1),
+            now: 1_000_000_000,
+        }
+    }
+
+    fn send(&mut self, iface: &str, pkt: &[u8]) -> Sent {
+        let mut buf = pkt.to_vec();
+        let mut reply = Reply::default();
+        let out = self.router.process(
+            Meta {
+                now: self.now,
+                ingress: Ingress::Iface(self.router.topo.iface_id(iface).expect("lab interface")),
+                mark: 0,
+                ct: None,
+            },
+            &mut buf,
+            &mut reply,
+            &mut self.rng,
+            &mut (),
+        );
+        let reply = reply.disposition.map(|_| reply.buf.clone());
+        if let Some(r) = &reply {
+            checksum6(r).unwrap_or_else(|e| panic!("bad {e} in reply {r:02x?}"));
+        }
+        Sent {
+            disposition: out.disposition,
+            reply,
+        }
+    }
+}
+
+fn a6(s: &str) -> Ipv6Addr {
+    s.parse().expect("IPv6 literal")
+}
+
+fn tcp6(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    let seg = TcpSeg {
+        sport,
+        dport,
+        seq: 1000,
+        ack: 2000,
+        flags,
+        window: 8192,
+    };
+    build::tcp(&mut b, Ip6::new(a6(src), a6(dst)), seg, b"");
+    b
+}
+
+fn udp6(src: &str, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    build::udp(&mut b, Ip6::new(a6(src), a6(dst)), 5000, dport, payload);
+    b
+}
+
+fn ping6(src: &str, dst: &str, hop_limit: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    let ip = Ip6 {
+        hop_limit,
+        ..Ip6::new(a6(src), a6(dst))
+    };
+    build::icmp(&mut b, ip, 128, 0, [0, 9, 0, 1], b"ping");
+    b
+}
+
+/// Verifies the transport checksum of an IPv6 packet with no extension headers from first
+/// principles: RFC 8200 8.1's pseudo-header (addresses, upper-layer length, next header)
+/// summed with the transport bytes, RFC 1071 ones' complement.
+fn checksum6(p: &[u8]) -> Result<(), String> {
+    if p.len() < 40 || p[0] >> 4 != 6 {
+        return Err("not an IPv6 packet".into());
+    }
+    let plen = usize::from(u16::from_be_bytes([p[4], p[5]]));
+    if 40 + plen != p.len() {
+        return Err(format!("payload length {plen} for {} bytes", p.len()));
+    }
+    let nh = p[6];
+    if !matches!(nh, 6 | 17 | 58) {
+        return Ok(());
+    }
+    let mut sum: u64 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u64::from((u16::from(c[0]) << 8) | u16::from(*c.get(1).unwrap_or(&0)));
+        }
+    };
+    add(&p[8..40]);
+    add(&(plen as u32).to_be_bytes());
+    add(&[0, 0, 0, nh]);
+    add(&p[40..]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if sum == 0xffff {
+        Ok(())
+    } else {
+        Err(format!("transport checksum (protocol {nh})"))
+    }
+}
+
+/// The ICMPv6 message of a reply: (source, destination, type, code, the 4 bytes after the
+/// checksum, the quoted packet).
+fn icmp6_of(r: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8, u8, [u8; 4], Vec<u8>) {
+    assert_eq!(r[6], 58, "an ICMPv6 message");
+    let src: [u8; 16] = r[8..24].try_into().unwrap();
+    let dst: [u8; 16] = r[24..40].try_into().unwrap();
+    (
+        src.into(),
+        dst.into(),
+        r[40],
+        r[41],
+        r[44..48].try_into().unwrap(),
+        r[48..].to_vec(),
+    )
+}
+
+const FILTER6: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+-A FORWARD -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -m hl --hl-gt 10 -j ACCEPT\n\
+-A FORWARD -p tcp -m tcp --dport 25 -j REJECT --reject-with tcp-reset\n\
+-A FORWARD -p udp -m udp --dport 53 -j REJECT\n\
+-A FORWARD -p udp -m udp --dport 54 -j REJECT --reject-with icmp6-adm-prohibited\n\
+-A FORWARD -s 2001:db8:1::/64 -i lan0 -o wan0 -j ACCEPT\n\
+COMMIT\n";
+
+/// The IPv4 tables drop every forwarded packet: they must not judge IPv6 ones.
+const DROP4: &str = "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n";
+
+#[test]
+fn ip6tables_rules_judge_ipv6_and_iptables_rules_ipv4() {
+    let mut l = Lab6::new(DROP4, FILTER6);
+    // Out from the LAN prefix: accepted by ip6tables, whatever iptables says.
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02));
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    // The answer is ESTABLISHED in IPv6 conntrack.
+    let s = l.send("wan0", &tcp6("2001:db8:99::1", 443, "2001:db8:1::10", 40000, 0x12));
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    // Unsolicited from outside: FORWARD's policy.
+    let s = l.send("wan0", &tcp6("2001:db8:99::1", 443, "2001:db8:1::10", 40001, 0x02));
+    assert!(matches!(s.disposition, Disposition::Drop(_)), "{:?}", s.disposition);
+    // From another prefix on the LAN: not the rule's source.
+    let s = l.send("lan0", &tcp6("2001:db8:7::10", 40000, "2001:db8:99::1", 443, 0x02));
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    // IPv4 meets iptables' DROP policy, not ip6tables' ACCEPT rule.
+    let mut b = Vec::new();
+    build::udp(
+        &mut b,
+        Ip4::new("10.0.1.10".parse().unwrap(), "192.0.2.1".parse().unwrap(), 17),
+        1,
+        2,
+        b"",
+    );
+    let s = l.send("lan0", &b);
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    // The counters are ip6tables' own.
+    let saved = l.router.engine_of(Family::V6).save(true);
+    assert!(
+        saved.contains("[1:60] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("[1:60] -A FORWARD -s 2001:db8:1::/64 -i lan0 -o wan0 -j ACCEPT"),
+        "{saved}"
+    );
+    assert!(l.router.engine().save(true).contains(":FORWARD DROP [1:"));
+}
+
+#[test]
+fn icmp6_and_hop_limit_matches() {
+    let mut l = Lab6::new("", FILTER6);
+    let s = l.send("wan0", &ping6("2001:db8:99::1", "2001:db8:1::10", 64));
+    assert!(
+        matches!(s.disposition, Disposition::Forward(_)),
+        "an echo request with hop limit 64"
+    );
+    let s = l.send("wan0", &ping6("2001:db8:99::1", "2001:db8:1::11", 9));
+    assert!(
+        matches!(s.disposition, Disposition::Drop(_)),
+        "hop limit 9 (8 after forwarding) is not > 10"
+    );
+}
+
+#[test]
+fn reject_answers_with_icmpv6_and_tcp_resets() {
+    let mut l = Lab6::new("", FILTER6);
+    // UDP to port 53: the default, ICMPv6 port unreachable (type 1, code 4), from the
+    // router's address on the link toward the sender, quoting the packet.
+    let pkt = udp6("2001:db8:1::10", "2001:db8:99::53", 53, b"query");
+    let s = l.send("lan0", &pkt);
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    let (src, dst, typ, code, _, quote) = icmp6_of(s.reply.as_ref().expect("an ICMPv6 error"));
+    assert_eq!((src, dst, typ, code), (a6("2001:db8:1::1"), a6("2001:db8:1::10"), 1, 4));
+    // The quote is the packet as it reached FORWARD (hop limit already decremented).
+    assert_eq!(quote[..7], pkt[..7]);
+    assert_eq!(quote[8..], pkt[8..]);
+    assert_eq!(quote[7], 63);
+    // --reject-with icmp6-adm-prohibited: code 1.
+    let s = l.send("lan0", &udp6("2001:db8:1::10", "2001:db8:99::53", 54, b""));
+    let (.., typ, code, _, _) = icmp6_of(s.reply.as_ref().unwrap());
+    assert_eq!((typ, code), (1, 1));
+    // tcp-reset: a RST+ACK over IPv6 acknowledging the SYN.
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::25", 25, 0x02));
+    let r = s.reply.expect("a reset");
+    let h = parse(&r).unwrap();
+    assert_eq!(
+        (h.src.to_string(), h.dst.to_string()),
+        ("2001:db8:99::25".into(), "2001:db8:1::10".into())
+    );
+    let L4::Tcp(t) = h.l4 else { panic!("TCP") };
+    assert_eq!((t.sport, t.dport, t.flags, t.ack), (25, 40000, 0x14, 1001));
+}
+
+#[test]
+fn hop_limit_expiry_and_packets_too_big_are_answered() {
+    let mut l = Lab6::new("", "");
+    // Hop limit 1: ICMPv6 time exceeded (type 3, code 0).
+    let s = l.send("lan0", &ping6("2001:db8:1::10", "2001:db8:99::1", 1));
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    let (src, _, typ, code, _, _) = icmp6_of(s.reply.as_ref().unwrap());
+    assert_eq!((src, typ, code), (a6("2001:db8:1::1"), 3, 0));
+    // 1600 bytes toward a 1500-byte link: IPv6 routers never fragment, packet too big
+    // (type 2) with the MTU, and the quote keeps the error within 1280 bytes.
+    let s = l.send("lan0", &udp6("2001:db8:1::10", "2001:db8:99::1", 9, &[7; 1552]));
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    let r = s.reply.unwrap();
+    let (_, _, typ, code, mtu, _) = icmp6_of(&r);
+    assert_eq!((typ, code, u32::from_be_bytes(mtu)), (2, 0, 1500));
+    assert_eq!(r.len(), 1280);
+    // Never an error about an ICMPv6 error.
+    let mut err = Vec::new();
+    build::icmp(
+        &mut err,
+        Ip6 {
+            hop_limit: 1,
+            ..Ip6::new(a6("2001:db8:1::10"), a6("2001:db8:99::1"))
+        },
+        1,
+        4,
+        [0; 4],
+        &[0x60; 48],
+    );
+    let s = l.send("lan0", &err);
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    assert!(s.reply.is_none());
+}
+
+#[test]
+fn ip6tables_rulesets_load_and_print_as_ip6tables_save() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+-A INPUT -s 2001:db8::/32 -d ::1 -p icmpv6 -m icmp6 --icmpv6-type echo-request -j ACCEPT\n\
+-A INPUT -s fe80::/ffff:ffff:ffff:ffff:: -j ACCEPT\n\
+-A INPUT -s 2001:0:db8::9/ffff:0:ffff:: -j DROP\n\
+-4 -A INPUT -s 10.0.0.1 -j DROP\n\
+-6 -A INPUT -p tcp -j REJECT\n\
+COMMIT\n";
+    let rs = restore(&Ruleset::new(Family::V6), text, "t6", false).unwrap();
+    let saved = rs.save(false);
+    let rules: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A")).collect();
+    assert_eq!(
+        rules,
+        [
+            "-A INPUT -s 2001:db8::/32 -d ::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT",
+            "-A INPUT -s fe80::/64 -j ACCEPT",
+            "-A INPUT -s 2001:0:db8::/ffff:0:ffff:: -j DROP",
+            "-A INPUT -p tcp -j REJECT --reject-with icmp6-port-unreachable",
+        ]
+    );
+    // And iptables' words are refused, naming where.
+    for (bad, why) in [
+        ("-A INPUT -s 10.0.0.1 -j DROP", "host/network `10.0.0.1' not found"),
+        (
+            "-A INPUT -p icmp -m icmp --icmp-type 8 -j DROP",
+            "Couldn't load match `icmp'",
+        ),
+        ("-A INPUT -m ttl --ttl-eq 1 -j DROP", "Couldn't load match `ttl'"),
+        ("-A INPUT -f -j DROP", "unknown option `-f'"),
+        (
+            "-A INPUT -j REJECT --reject-with icmp-host-prohibited",
+            "unknown reject type",
+        ),
+    ] {
+        let e = restore(
+            &Ruleset::new(Family::V6),
+            &format!("*filter\n{bad}\nCOMMIT\n"),
+            "t6",
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t6:2:"), "{e}");
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    // And ip6tables' are refused by iptables.
+    let e = restore(
+        &Ruleset::new(Family::V4),
+        "*filter\n-A INPUT -m hl --hl-eq 1 -j DROP\nCOMMIT\n",
+        "t4",
+        false,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("Couldn't load match `hl'"), "{e}");
+}
