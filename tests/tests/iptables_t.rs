@@ -255,7 +255,6 @@ const IP6_PASSES: &[(&str, usize, &str)] = &[
         "DNAT/SNAT addresses and ranges are IPv4 only so far (NAT66 not built)",
     ),
     ("libip6t_DNPT.t", 4, "no DNPT/SNPT target (NPTv6)"),
-    ("libip6t_HL.t", 25, "no HL target"),
     ("libip6t_NETMAP.t", 0, "NETMAP takes IPv4 prefixes only"),
     (
         "libip6t_SNAT.t",

@@ -16,6 +16,7 @@ pub mod ct;
 pub mod dnat;
 pub mod dscp;
 pub mod ecn;
+pub mod hl;
 pub mod hmark;
 pub mod idletimer;
 pub mod led;
@@ -282,6 +283,7 @@ registry! {
     "NOTRACK" => Notrack(notrack::Notrack),
     "CT" => Ct(ct::Ct),
     "TTL" => Ttl(ttl::Ttl),
+    "HL" => Hl(hl::Hl),
     "TCPMSS" => TcpMss(tcpmss::TcpMss),
     "CHECKSUM" => Checksum(checksum::Checksum),
     "DSCP" => Dscp(dscp::Dscp),
@@ -309,7 +311,7 @@ registry! {
 fn is_unsupported_extension(name: &str) -> bool {
     matches!(
         name,
-        "CLUSTERIP" | "HL" | "HMARK" | "RATEEST" | "SYNPROXY" | "TEE" | "TPROXY" | "ULOG" | "MIRROR" | "SAME"
+        "CLUSTERIP" | "RATEEST" | "SYNPROXY" | "TPROXY" | "ULOG" | "MIRROR" | "SAME"
     )
 }
 

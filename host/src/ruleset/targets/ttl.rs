@@ -44,7 +44,8 @@ impl TargetExt for Ttl {
         Ok(())
     }
 
-    fn finish(t: Option<TtlOp>, _: RuleProto, _: bool) -> Result<Ttl, String> {
+    fn finish(t: Option<TtlOp>, p: RuleProto, _: bool) -> Result<Ttl, String> {
+        p.only(crate::ruleset::Family::V4, "target", "TTL")?;
         t.map(Ttl)
             .ok_or_else(|| "TTL: one of --ttl-set, --ttl-inc or --ttl-dec is required".into())
     }
