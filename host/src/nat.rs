@@ -142,7 +142,7 @@ pub fn apply(buf: &mut [u8], h: &mut Headers, st: &ConnState, dir: Dir, manip: M
     if dir == Dir::Reply {
         bit ^= status::SRC_NAT | status::DST_NAT;
     }
-    if st.status & bit == 0 || !h.is_v4() {
+    if st.status & bit == 0 {
         return Applied::default();
     }
     let other = match dir {
@@ -159,8 +159,8 @@ pub fn apply(buf: &mut [u8], h: &mut Headers, st: &ConnState, dir: Dir, manip: M
             rewrite_quoted(buf, h, &other, manip);
         }
         let addr = if manip == Manip::Src { target.src } else { target.dst };
-        if let (IpAddr::V4(a), true) = (addr, addr != cur) {
-            packet::set_addr_v4(buf, h, manip == Manip::Src, a);
+        if addr != cur {
+            packet::set_addr(buf, h, manip == Manip::Src, addr);
         }
         // The quote is covered by the ICMP checksum: recompute it.
         packet::fill_l4_checksum(buf, h);
@@ -171,8 +171,8 @@ pub fn apply(buf: &mut [u8], h: &mut Headers, st: &ConnState, dir: Dir, manip: M
         Manip::Src => (target.src, target.sport),
         Manip::Dst => (target.dst, target.dport),
     };
-    if let (IpAddr::V4(a), true) = (addr, cur != addr) {
-        packet::set_addr_v4(buf, h, manip == Manip::Src, a);
+    if cur != addr {
+        packet::set_addr(buf, h, manip == Manip::Src, addr);
         changed = true;
     }
     match h.l4 {
@@ -210,16 +210,28 @@ fn rewrite_quoted(buf: &mut [u8], h: &Headers, tuple: &Key, manip: Manip) {
     } else {
         (tuple.dst, tuple.dport)
     };
-    let IpAddr::V4(a) = addr else { return };
-    let at = if inner_src { 12 } else { 16 };
-    let old: [u8; 4] = inner[at..at + 4].try_into().expect("4 bytes");
-    let new = a.octets();
-    inner[at..at + 4].copy_from_slice(&new);
-    checksum::update(&mut inner[10..12], &old, &new);
+    // The quoted address, with the IPv4 header checksum where there is one.
+    let (old, new): (Vec<u8>, Vec<u8>) = match addr {
+        IpAddr::V4(a) if ih.is_v4() => {
+            let at = if inner_src { 12 } else { 16 };
+            let old = inner[at..at + 4].to_vec();
+            inner[at..at + 4].copy_from_slice(&a.octets());
+            checksum::update(&mut inner[10..12], &old, &a.octets());
+            (old, a.octets().to_vec())
+        }
+        IpAddr::V6(a) if !ih.is_v4() => {
+            let at = if inner_src { 8 } else { 24 };
+            let old = inner[at..at + 16].to_vec();
+            inner[at..at + 16].copy_from_slice(&a.octets());
+            (old, a.octets().to_vec())
+        }
+        _ => return,
+    };
     // The quoted transport checksum, when the quote holds it.
     let csum_at = match ih.proto {
         proto::TCP => Some(hl + 16),
         proto::UDP => Some(hl + 6),
+        proto::ICMPV6 => Some(hl + 2),
         _ => None,
     };
     if let Some(c) = csum_at.filter(|c| c + 2 <= inner.len()) {
@@ -243,7 +255,7 @@ fn rewrite_quoted(buf: &mut [u8], h: &Headers, tuple: &Key, manip: Manip) {
                 }
             }
         }
-        proto::ICMP => {
+        proto::ICMP | proto::ICMPV6 => {
             let pat = hl + 4;
             let oldp: [u8; 2] = inner[pat..pat + 2].try_into().expect("2 bytes");
             let newp = tuple.sport.to_be_bytes();

@@ -1081,9 +1081,7 @@ impl Run<'_> {
             return;
         }
         let new_addr = req.addr.unwrap_or(if req.dst { p.h.dst } else { p.h.src });
-        if let (IpAddr::V4(a), true) = (new_addr, p.h.is_v4()) {
-            packet::set_addr_v4(p.buf, &mut p.h, !req.dst, a);
-        }
+        packet::set_addr(p.buf, &mut p.h, !req.dst, new_addr);
         let port = match (req.ports, p.h.ports()) {
             (Some((lo, hi)), Some((s, d))) => {
                 let cur = if req.dst { d } else { s };

@@ -249,18 +249,8 @@ fn extension_test_files() {
 /// kernel's count is listed with what it lacks; the test fails if a file falls below its
 /// entry here, or rises above it (so the list is kept exact), or lacks an entry.
 const IP6_PASSES: &[(&str, usize, &str)] = &[
-    (
-        "libip6t_DNAT.t",
-        8,
-        "DNAT/SNAT addresses and ranges are IPv4 only so far (NAT66 not built)",
-    ),
     ("libip6t_DNPT.t", 4, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_NETMAP.t", 0, "NETMAP takes IPv4 prefixes only"),
-    (
-        "libip6t_SNAT.t",
-        5,
-        "DNAT/SNAT addresses and ranges are IPv4 only so far (NAT66 not built)",
-    ),
     ("libip6t_SNPT.t", 8, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_TEE.t", 3, "TEE --gateway takes IPv4 only"),
     ("libip6t_TPROXY.t", 1, "no TPROXY target"),

@@ -367,3 +367,129 @@ COMMIT\n";
     .unwrap_err();
     assert!(e.to_string().contains("Couldn't load match `hl'"), "{e}");
 }
+
+const NAT66: &str =
+    "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+-A PREROUTING -d 2001:db8:2::1/128 -i wan0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [2001:db8:1::20]:80\n\
+-A POSTROUTING -s 2001:db8:1::/64 -o wan0 -j MASQUERADE\n\
+COMMIT\n";
+
+#[test]
+fn nat66_masquerade_and_dnat_with_their_replies() {
+    let mut l = Lab6::new("", NAT66);
+    let mut out = tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02);
+    let mut buf = out.clone();
+    let mut reply = Reply::default();
+    let o = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
+            mark: 0,
+            ct: None,
+        },
+        &mut buf,
+        &mut reply,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(o.disposition, Disposition::Forward(_)));
+    checksum6(&buf).unwrap();
+    let h = parse(&buf).unwrap();
+    // Masqueraded to the WAN address; the port kept (it is free).
+    assert_eq!(h.src.to_string(), "2001:db8:2::1");
+    assert_eq!(h.ports(), Some((40000, 443)));
+    // The reply to the WAN address goes back to the LAN host.
+    out = tcp6("2001:db8:99::1", 443, "2001:db8:2::1", 40000, 0x12);
+    buf.clone_from(&out);
+    let o = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
+            mark: 0,
+            ct: None,
+        },
+        &mut buf,
+        &mut reply,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(o.disposition, Disposition::Forward(_)), "{:?}", o.disposition);
+    checksum6(&buf).unwrap();
+    assert_eq!(parse(&buf).unwrap().dst.to_string(), "2001:db8:1::10");
+    // An ICMPv6 error about the masqueraded flow (from a router on the way) is RELATED and
+    // translated inside: the quoted packet's source becomes the LAN host's again.
+    let quoted = {
+        let mut q = tcp6("2001:db8:2::1", 40000, "2001:db8:99::1", 443, 0x10);
+        q[7] = 1;
+        q
+    };
+    let mut err = Vec::new();
+    build::icmp(
+        &mut err,
+        Ip6::new(a6("2001:db8:77::1"), a6("2001:db8:2::1")),
+        3,
+        0,
+        [0; 4],
+        &quoted,
+    );
+    buf.clone_from(&err);
+    let o = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
+            mark: 0,
+            ct: None,
+        },
+        &mut buf,
+        &mut reply,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(o.disposition, Disposition::Forward(_)), "{:?}", o.disposition);
+    checksum6(&buf).unwrap();
+    let (_, dst, typ, _, _, inner) = icmp6_of(&buf);
+    assert_eq!((dst, typ), (a6("2001:db8:1::10"), 3));
+    assert_eq!(&inner[8..24], &a6("2001:db8:1::10").octets());
+    // DNAT of the published port to a LAN server, and its answer un-DNATed.
+    let mut b = tcp6("2001:db8:99::7", 5555, "2001:db8:2::1", 8080, 0x02);
+    let mut rep = Reply::default();
+    let o = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
+            mark: 0,
+            ct: None,
+        },
+        &mut b,
+        &mut rep,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(o.disposition, Disposition::Forward(_)));
+    checksum6(&b).unwrap();
+    let h = parse(&b).unwrap();
+    assert_eq!(
+        (h.dst.to_string(), h.ports()),
+        ("2001:db8:1::20".into(), Some((5555, 80)))
+    );
+    let mut back = tcp6("2001:db8:1::20", 80, "2001:db8:99::7", 5555, 0x12);
+    let o = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
+            mark: 0,
+            ct: None,
+        },
+        &mut back,
+        &mut rep,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(o.disposition, Disposition::Forward(_)));
+    checksum6(&back).unwrap();
+    let h = parse(&back).unwrap();
+    assert_eq!(
+        (h.src.to_string(), h.ports()),
+        ("2001:db8:2::1".into(), Some((8080, 5555)))
+    );
+}

@@ -743,6 +743,9 @@ pub fn quoted(h: &Headers, buf: &[u8]) -> Option<Headers> {
 /// Parses an IPv4 header and the first 8 bytes of its transport header, which is all an
 /// ICMP error must quote (RFC 792); lengths and checksums of the quote are not checked.
 pub fn parse_quoted(b: &[u8]) -> Option<Headers> {
+    if b.first().is_some_and(|v| v >> 4 == 6) {
+        return parse_quoted6(b);
+    }
     if b.len() < 28 || b[0] >> 4 != 4 {
         return None;
     }
@@ -797,6 +800,87 @@ pub fn parse_quoted(b: &[u8]) -> Option<Headers> {
         l4_off: hl as u16,
         frag_off,
         more_frags: b[6] & 0x20 != 0,
+        l4: l4v,
+    })
+}
+
+/// An IPv6 packet quoted in an ICMPv6 error (RFC 4443 2.4 (c)): its header, the extension
+/// headers before the transport header, and the transport header's first 8 bytes.
+fn parse_quoted6(b: &[u8]) -> Option<Headers> {
+    if b.len() < 48 {
+        return None;
+    }
+    let mut next = b[6];
+    let mut off = 40usize;
+    let mut frag_off = 0u16;
+    let mut more_frags = false;
+    // At most 8 extension headers, each inside the quote.
+    for _ in 0..8 {
+        match next {
+            0 | 43 | 60 => {
+                let h = b.get(off..off + 2)?;
+                next = h[0];
+                off += (usize::from(h[1]) + 1) * 8;
+            }
+            44 => {
+                let h = b.get(off..off + 8)?;
+                next = h[0];
+                let fo = u16::from_be_bytes([h[2], h[3]]);
+                frag_off = fo & !7;
+                more_frags = fo & 1 != 0;
+                off += 8;
+            }
+            _ => break,
+        }
+    }
+    let l4 = b.get(off..off + 8)?;
+    let port = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
+    let l4v = if frag_off != 0 {
+        L4::None
+    } else {
+        match next {
+            proto::TCP => L4::Tcp(crate::packet::Tcp {
+                sport: port(0),
+                dport: port(2),
+                seq: 0,
+                ack: 0,
+                flags: 0,
+                window: 0,
+                hdr_len: 20,
+            }),
+            proto::UDP => L4::Udp {
+                sport: port(0),
+                dport: port(2),
+            },
+            proto::SCTP => L4::Sctp {
+                sport: port(0),
+                dport: port(2),
+            },
+            proto::ICMPV6 => L4::Icmp(crate::packet::Icmp {
+                typ: l4[0],
+                code: l4[1],
+                ident: port(4),
+                seq: port(6),
+            }),
+            _ => L4::None,
+        }
+    };
+    let a = |o: usize| {
+        let x: [u8; 16] = b[o..o + 16].try_into().expect("16 bytes");
+        IpAddr::from(x)
+    };
+    Some(Headers {
+        src: a(8),
+        dst: a(24),
+        proto: next,
+        ttl: b[7],
+        tos: ((b[0] & 0x0f) << 4) | (b[1] >> 4),
+        ident: 0,
+        df: true,
+        total_len: 40u16.saturating_add(u16::from_be_bytes([b[4], b[5]])),
+        l4_off: off as u16,
+        frag_off,
+        more_frags,
         l4: l4v,
     })
 }

@@ -10,7 +10,7 @@ pub mod checksum;
 pub mod frag;
 
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Defines [`DropReason`] with its names and [`DropReason::ALL`] from one list, so that a
 /// new reason cannot be left out of `ALL` (whose length sizes the router's drop counters).
@@ -389,6 +389,37 @@ pub fn set_addr_v4(buf: &mut [u8], h: &mut Headers, src: bool, new: Ipv4Addr) {
         h.src = IpAddr::V4(new);
     } else {
         h.dst = IpAddr::V4(new);
+    }
+}
+
+/// Rewrites the IPv6 source (`src == true`) or destination address, fixing the TCP, UDP or
+/// ICMPv6 checksum incrementally (their pseudo-header holds the addresses; IPv6 itself has no
+/// header checksum).
+pub fn set_addr_v6(buf: &mut [u8], h: &mut Headers, src: bool, new: Ipv6Addr) {
+    let at = if src { 8 } else { 24 };
+    let old: [u8; 16] = buf[at..at + 16].try_into().expect("16 bytes");
+    let new_b = new.octets();
+    if old == new_b {
+        return;
+    }
+    buf[at..at + 16].copy_from_slice(&new_b);
+    if h.frag_off == 0 {
+        fix_l4_csum(buf, h, &old, &new_b);
+    }
+    if src {
+        h.src = IpAddr::V6(new);
+    } else {
+        h.dst = IpAddr::V6(new);
+    }
+}
+
+/// Rewrites the source or destination address of either family (an address of the other
+/// family than the packet's is ignored).
+pub fn set_addr(buf: &mut [u8], h: &mut Headers, src: bool, new: IpAddr) {
+    match (new, h.is_v4()) {
+        (IpAddr::V4(a), true) => set_addr_v4(buf, h, src, a),
+        (IpAddr::V6(a), false) => set_addr_v6(buf, h, src, a),
+        _ => {}
     }
 }
 

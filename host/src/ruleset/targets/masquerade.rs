@@ -7,6 +7,7 @@ use crate::eval::{Cx, Engine, Pkt, Verdict};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::{hooks, HookMask, TableKind};
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Masquerade(pub NatRange);
@@ -42,8 +43,12 @@ impl TargetExt for Masquerade {
     }
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
-        let toward = p.h.dst_v4();
-        let a = p.out_if.and_then(|o| cx.topo.iface(o).v4_addr_toward(toward));
+        // The egress interface's address toward the destination (`nf_nat_masquerade_ipv4`,
+        // `nf_nat_masquerade_ipv6`'s source address selection).
+        let a = p.out_if.and_then(|o| match p.h.dst {
+            IpAddr::V4(d) => cx.topo.iface(o).v4_addr_toward(Some(d)).map(IpAddr::V4),
+            IpAddr::V6(d) => cx.topo.iface(o).v6_addr_toward(d).map(IpAddr::V6),
+        });
         Some(nat(p, cx, &self.0, false, true, Some(a)))
     }
 }

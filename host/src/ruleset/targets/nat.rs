@@ -5,13 +5,15 @@ use crate::eval::{Cx, NatRequest, Pkt, SplitMix, Verdict};
 use crate::packet::Headers;
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::value::{has_ports, parse_ipv4, parse_port, parse_uint};
+use crate::ruleset::Family;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// A NAT range as `nf_nat_range2`: addresses, ports, a port base (offset mode) and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatRange {
-    pub addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Both ends of one family (IPv4 in iptables' rules, IPv6 in ip6tables').
+    pub addrs: Option<(IpAddr, IpAddr)>,
     pub ports: Option<(u16, u16)>,
     pub base: Option<u16>,
     pub random: bool,
@@ -30,13 +32,21 @@ impl NatRange {
         Ok(())
     }
 
-    /// ` --to-destination|--to-source [IP[-IP]][:PORT[-PORT][/BASE]]` and the flags.
+    /// ` --to-destination|--to-source [IP[-IP]][:PORT[-PORT][/BASE]]` and the flags; IPv6
+    /// addresses in brackets when ports follow (`[IP6[-IP6]]:PORT`), as libip6t_DNAT prints.
     pub(super) fn save_to(&self, opt: &str, out: &mut String) {
         let _ = write!(out, " --{opt} ");
         if let Some((lo, hi)) = self.addrs {
+            let brackets = lo.is_ipv6() && self.ports.is_some();
+            if brackets {
+                out.push('[');
+            }
             let _ = write!(out, "{lo}");
             if lo != hi {
                 let _ = write!(out, "-{hi}");
+            }
+            if brackets {
+                out.push(']');
             }
         }
         if let Some((lo, hi)) = self.ports {
@@ -90,22 +100,42 @@ pub(super) fn parse_port_range(v: &str) -> Result<(u16, u16), &'static str> {
     Ok((lo, hi))
 }
 
-/// `[IP[-IP]][:PORT[-PORT][/BASE]]`.
-pub(super) fn parse_nat_range(v: &str) -> Result<NatRange, &'static str> {
+/// `[IP[-IP]][:PORT[-PORT][/BASE]]` (iptables), or `IP6[-IP6]` and `[IP6[-IP6]]:PORT…`
+/// (ip6tables, `parse_to` in libip6t_DNAT.c).
+pub(super) fn parse_nat_range(v: &str, family: Family) -> Result<NatRange, &'static str> {
     let mut r = NatRange::default();
-    let (addrs, ports) = match v.split_once(':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (v, None),
+    let (addrs, ports) = match family {
+        Family::V4 => match v.split_once(':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        },
+        Family::V6 => match v.strip_prefix('[') {
+            Some(rest) => {
+                let (a, after) = rest.split_once(']').ok_or("`[' without `]'")?;
+                match after {
+                    "" => (a, None),
+                    _ => (a, Some(after.strip_prefix(':').ok_or("`:PORT' expected after `]'")?)),
+                }
+            }
+            None => (v, None),
+        },
     };
     if !addrs.is_empty() {
+        let one = |s: &str| -> Result<IpAddr, &'static str> {
+            match family {
+                Family::V4 => parse_ipv4(s).map(IpAddr::V4),
+                Family::V6 => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+            }
+            .ok_or("bad address")
+        };
         let (lo, hi) = match addrs.split_once('-') {
-            Some((a, b)) => (parse_ipv4(a).ok_or("bad address")?, parse_ipv4(b).ok_or("bad address")?),
+            Some((a, b)) => (one(a)?, one(b)?),
             None => {
-                let a = parse_ipv4(addrs).ok_or("bad address")?;
+                let a = one(addrs)?;
                 (a, a)
             }
         };
-        if u32::from(lo) > u32::from(hi) {
+        if lo > hi {
             return Err("address range is backwards");
         }
         r.addrs = Some((lo, hi));
@@ -138,13 +168,11 @@ pub(super) fn nat(
     r: &NatRange,
     dst: bool,
     masquerade: bool,
-    fixed: Option<Option<Ipv4Addr>>,
+    fixed: Option<Option<IpAddr>>,
 ) -> Verdict {
     let addr = match fixed {
-        Some(a) => a.map(IpAddr::V4),
-        None => r
-            .addrs
-            .map(|(lo, hi)| IpAddr::V4(pick_addr(lo, hi, &p.h, r.persistent))),
+        Some(a) => a,
+        None => r.addrs.map(|(lo, hi)| pick_addr(lo, hi, &p.h, r.persistent)),
     };
     let ports = r.ports.map(|(lo, hi)| match r.base {
         // Offset mode: shift the original port into the range.
@@ -193,23 +221,34 @@ pub(super) fn nat(
 
 /// Chooses an address from a range the way `find_best_ips_proto` does: a hash of the source
 /// (and of the destination unless `--persistent`), so one client keeps one address.
-fn pick_addr(lo: Ipv4Addr, hi: Ipv4Addr, h: &Headers, persistent: bool) -> Ipv4Addr {
-    let (lo32, hi32) = (u32::from(lo), u32::from(hi));
-    if lo32 >= hi32 {
+fn pick_addr(lo: IpAddr, hi: IpAddr, h: &Headers, persistent: bool) -> IpAddr {
+    let wide = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let (lo_n, hi_n) = (wide(lo), wide(hi));
+    if lo_n >= hi_n {
         return lo;
     }
-    let mut x = match h.src {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
-        IpAddr::V6(a) => (u128::from(a) as u64) ^ ((u128::from(a) >> 64) as u64),
+    let fold = |a: IpAddr| {
+        let w = wide(a);
+        (w as u64) ^ ((w >> 64) as u64)
     };
+    let mut x = fold(h.src);
     if !persistent {
-        if let IpAddr::V4(d) = h.dst {
-            x ^= u64::from(u32::from(d)) << 32;
-        }
+        x ^= fold(h.dst).rotate_left(32);
     }
     let mut s = SplitMix(x);
-    let dist = u64::from(hi32 - lo32) + 1;
-    Ipv4Addr::from(lo32 + (((s.next_u64() >> 32) * dist) >> 32) as u32)
+    let dist = hi_n - lo_n + 1;
+    let pick = if dist <= 1 << 32 {
+        lo_n + ((u128::from(s.next_u64() >> 32) * dist) >> 32)
+    } else {
+        lo_n + ((u128::from(s.next_u64()) << 64 | u128::from(s.next_u64())) % dist)
+    };
+    match lo {
+        IpAddr::V4(_) => IpAddr::V4((pick as u32).into()),
+        IpAddr::V6(_) => IpAddr::V6(pick.into()),
+    }
 }
 
 /// DNAT's and SNAT's options: `--to-destination`/`--to-source` once, and the flags. The
@@ -231,7 +270,7 @@ pub(super) fn to_option(
                 random: r.random,
                 random_fully: r.random_fully,
                 persistent: r.persistent,
-                ..parse_nat_range(&v).map_or_else(|e| c.err_value(format!("bad {name} `{v}': {e}")), Ok)?
+                ..parse_nat_range(&v, c.family).map_or_else(|e| c.err_value(format!("bad {name} `{v}': {e}")), Ok)?
             };
             b.1 = true;
         }
@@ -267,12 +306,24 @@ mod tests {
 
     #[test]
     fn nat_ranges() {
-        let r = parse_nat_range("1.1.1.1-1.1.1.10:1025-65535").unwrap();
+        let v4 = |s: &str| parse_nat_range(s, Family::V4);
+        let r = v4("1.1.1.1-1.1.1.10:1025-65535").unwrap();
         assert_eq!(r.addrs, Some(("1.1.1.1".parse().unwrap(), "1.1.1.10".parse().unwrap())));
         assert_eq!(r.ports, Some((1025, 65535)));
-        assert_eq!(parse_nat_range("1.1.1.1:10-20/ftp").unwrap().base, Some(21));
-        assert!(parse_nat_range("1.1.1.1:10-20/0").is_err());
-        assert!(parse_nat_range("1.1.1.1:echo-ssh").is_err());
-        assert_eq!(parse_nat_range(":8080").unwrap().ports, Some((8080, 8080)));
+        assert_eq!(v4("1.1.1.1:10-20/ftp").unwrap().base, Some(21));
+        assert!(v4("1.1.1.1:10-20/0").is_err());
+        assert!(v4("1.1.1.1:echo-ssh").is_err());
+        assert_eq!(v4(":8080").unwrap().ports, Some((8080, 8080)));
+        let v6 = |s: &str| parse_nat_range(s, Family::V6);
+        let r = v6("[dead::beef-dead::fee7]:1000-2000/1000").unwrap();
+        assert_eq!(
+            r.addrs.map(|(a, b)| (a.to_string(), b.to_string())),
+            Some(("dead::beef".into(), "dead::fee7".into()))
+        );
+        assert_eq!((r.ports, r.base), (Some((1000, 2000)), Some(1000)));
+        assert_eq!(v6("2001:db8::1").unwrap().ports, None);
+        assert!(v6("[2001:db8::1").is_err());
+        assert!(v6("1.2.3.4").is_err());
+        assert!(v6("dead::fee7-dead::beef").is_err());
     }
 }

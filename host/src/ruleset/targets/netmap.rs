@@ -49,6 +49,6 @@ impl TargetExt for Netmap {
         };
         let m = self.0.mask;
         let new = Ipv4Addr::from((u32::from(old) & !m) | (u32::from(self.0.addr) & m));
-        Some(nat(p, cx, &NatRange::default(), dst, false, Some(Some(new))))
+        Some(nat(p, cx, &NatRange::default(), dst, false, Some(Some(new.into()))))
     }
 }

@@ -7,7 +7,7 @@ use crate::eval::{Cx, Engine, Pkt, Verdict};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::{hooks, Hook, HookMask, TableKind};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redirect(pub NatRange);
@@ -44,11 +44,19 @@ impl TargetExt for Redirect {
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
         // To the ingress interface's primary address, or the loopback address for locally
-        // generated packets (`nf_nat_redirect_ipv4`).
-        let a = if cx.hook == Hook::Output {
-            Some(Ipv4Addr::LOCALHOST)
-        } else {
-            p.in_if.and_then(|i| cx.topo.iface(i).v4_addr_toward(None))
+        // generated packets (`nf_nat_redirect_ipv4`; `nf_nat_redirect_ipv6` takes an address of
+        // the ingress interface too).
+        let a = match (cx.hook == Hook::Output, p.h.is_v4()) {
+            (true, true) => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            (true, false) => Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            (false, true) => p
+                .in_if
+                .and_then(|i| cx.topo.iface(i).v4_addr_toward(None))
+                .map(IpAddr::V4),
+            (false, false) => p.in_if.and_then(|i| match p.h.src {
+                IpAddr::V6(s) => cx.topo.iface(i).v6_addr_toward(s).map(IpAddr::V6),
+                IpAddr::V4(_) => None,
+            }),
         };
         Some(nat(p, cx, &self.0, true, false, Some(a)))
     }
