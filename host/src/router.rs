@@ -654,7 +654,7 @@ struct Run<'a> {
     nat_fail: Option<DropReason>,
     out: Outcome,
     /// Copies `TEE` made, still to be sent.
-    tees: Vec<(std::net::Ipv4Addr, Option<IfaceId>, Vec<u8>)>,
+    tees: Vec<(IpAddr, Option<IfaceId>, Vec<u8>)>,
     /// The packet being run is a `TEE` copy.
     duplicate: bool,
 }
@@ -723,20 +723,17 @@ impl Run<'_> {
     /// packet meets no nat) and POSTROUTING's mangle, where `TEE` copies it no further.
     fn tee_copy(
         &mut self,
-        gw: std::net::Ipv4Addr,
+        gw: IpAddr,
         oif: Option<IfaceId>,
         mut buf: Vec<u8>,
         mark: u32,
         zone: u16,
     ) -> Option<(Vec<u8>, NextHop)> {
         let hop = match oif {
-            Some(iface) => NextHop {
-                iface,
-                via: Some(gw.into()),
-            },
+            Some(iface) => NextHop { iface, via: Some(gw) },
             None => NextHop {
-                iface: self.r.topo.route(IpAddr::V4(gw))?.iface,
-                via: Some(gw.into()),
+                iface: self.r.topo.route(gw)?.iface,
+                via: Some(gw),
             },
         };
         let h = packet::parse(&buf).ok()?;

@@ -5,21 +5,9 @@
 use super::Pkt;
 use crate::route::{IfaceId, Topology};
 use crate::ruleset::ext::Neg;
-use crate::ruleset::value::{IpNet, Ipv4Net};
+use crate::ruleset::value::IpNet;
 use crate::ruleset::{Iface, Rule};
 use std::net::IpAddr;
-
-/// A negatable IPv4 prefix test that holds when absent; IPv6 addresses are never inside.
-pub(crate) fn net_holds(n: &Option<Neg<Ipv4Net>>, a: IpAddr) -> bool {
-    match n {
-        None => true,
-        Some(n) => n.holds(match a {
-            IpAddr::V4(v) => n.v.contains(v),
-            // An IPv4 prefix never contains an IPv6 address; the empty prefix is left out at load.
-            IpAddr::V6(_) => false,
-        }),
-    }
-}
 
 /// A rule's negatable `-s`/`-d` test, holding when absent; an address of the other family is
 /// never inside.

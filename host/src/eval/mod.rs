@@ -240,7 +240,7 @@ pub struct Cx<'a> {
     pub labels_set: u128,
     /// Copies `TEE` made during this table run, for the caller to send: the gateway, the
     /// interface asked for, the packet (`nf_dup_ipv4`).
-    pub tees: Vec<(std::net::Ipv4Addr, Option<crate::route::IfaceId>, Vec<u8>)>,
+    pub tees: Vec<(IpAddr, Option<crate::route::IfaceId>, Vec<u8>)>,
     /// The packet is itself a `TEE` copy: `TEE` makes no copy of a copy.
     pub duplicate: bool,
     pub hook: Hook,

@@ -173,6 +173,16 @@ impl IpNet {
         }
     }
 
+    /// The address, and `/LEN` (or `/MASK`) unless it is one host: what
+    /// `xtables_ip(6)addr_to_numeric` and `xtables_ip(6)mask_to_numeric` print.
+    pub fn numeric(&self) -> String {
+        if self.is_host() {
+            self.addr().to_string()
+        } else {
+            self.to_string()
+        }
+    }
+
     /// Whether the prefix is one host (`/32`, `/128`).
     pub fn is_host(&self) -> bool {
         match self {

@@ -10,6 +10,7 @@ use crate::eval::state::lock;
 use crate::eval::{Ct, CtInfo, Cx, Engine, Pkt, Tuple};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::value::{parse_uint, prefix_mask};
+use crate::ruleset::Family;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -38,7 +39,8 @@ type Seen = (Tuple, u8, u16, u64);
 #[derive(Debug)]
 pub struct Compiled {
     m: Connlimit,
-    seen: Mutex<HashMap<u32, Vec<Seen>>>,
+    /// By masked address (an IPv4 address in the low 32 bits).
+    seen: Mutex<HashMap<u128, Vec<Seen>>>,
 }
 
 /// How long a connection not (yet) in the table keeps counting.
@@ -74,7 +76,9 @@ impl MatchExt for Connlimit {
                 c.once(&b.mask, "--connlimit-mask")?;
                 let v = c.value("--connlimit-mask")?;
                 b.mask = Some(
-                    parse_uint(&v, 0, 32).map_or_else(|| c.err_value(format!("connlimit: bad mask `{v}'")), Ok)? as u8,
+                    parse_uint(&v, 0, if c.family == Family::V4 { 32 } else { 128 })
+                        .map_or_else(|| c.err_value(format!("connlimit: bad mask `{v}'")), Ok)?
+                        as u8,
                 );
             }
             "connlimit-saddr" | "connlimit-daddr" => {
@@ -89,14 +93,14 @@ impl MatchExt for Connlimit {
         Ok(true)
     }
 
-    fn finish(b: Builder, _: RuleProto) -> Result<Connlimit, String> {
+    fn finish(b: Builder, p: RuleProto) -> Result<Connlimit, String> {
         let (limit, upto) = b
             .limit
             .ok_or("connlimit: you must specify --connlimit-above or --connlimit-upto")?;
         Ok(Connlimit {
             limit,
             upto,
-            mask: b.mask.unwrap_or(32),
+            mask: b.mask.unwrap_or(if p.family == Family::V4 { 32 } else { 128 }),
             daddr: b.addr.unwrap_or(false),
         })
     }
@@ -125,10 +129,10 @@ impl MatchExt for Connlimit {
             Ct::Tracked(ct) => *ct,
             _ => CtInfo::new_from(&p.h),
         };
-        let IpAddr::V4(a) = (if m.daddr { ct.orig.dst } else { ct.orig.src }) else {
-            return false;
+        let key = match if m.daddr { ct.orig.dst } else { ct.orig.src } {
+            IpAddr::V4(a) => u128::from(u32::from(a) & prefix_mask(m.mask.min(32))),
+            IpAddr::V6(a) => u128::from(a) & u128::MAX.checked_shl(128 - u32::from(m.mask.min(128))).unwrap_or(0),
         };
-        let key = u32::from(a) & prefix_mask(m.mask);
         let now = cx.now;
         let mut seen = lock(&c.seen);
         let list = seen.entry(key).or_default();

@@ -2,10 +2,9 @@
 //! connection: state, protocol, tuples, status, expiry, direction.
 
 use super::{range_holds, save_range, CompileEnv, MatchExt, RuleProto};
-use crate::eval::matches::net_holds;
 use crate::eval::{status, Ct, CtState, Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, Neg, PResult};
-use crate::ruleset::value::{has_ports, parse_protocol, parse_uint, Ipv4Net, Range16};
+use crate::ruleset::value::{has_ports, parse_protocol, parse_uint, IpNet, Range16};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -54,10 +53,11 @@ pub enum CtDir {
 pub struct Conntrack {
     pub state: Option<Neg<u8>>,
     pub proto: Option<Neg<u8>>,
-    pub orig_src: Option<Neg<Ipv4Net>>,
-    pub orig_dst: Option<Neg<Ipv4Net>>,
-    pub repl_src: Option<Neg<Ipv4Net>>,
-    pub repl_dst: Option<Neg<Ipv4Net>>,
+    /// Boxed: rarely used, and an IPv6 prefix would make every rule's matches wider.
+    pub orig_src: Option<Box<Neg<IpNet>>>,
+    pub orig_dst: Option<Box<Neg<IpNet>>>,
+    pub repl_src: Option<Box<Neg<IpNet>>>,
+    pub repl_dst: Option<Box<Neg<IpNet>>>,
     pub orig_src_port: Option<Neg<Range16>>,
     pub orig_dst_port: Option<Neg<Range16>>,
     pub repl_src_port: Option<Neg<Range16>>,
@@ -94,8 +94,9 @@ impl MatchExt for Conntrack {
             ($slot:expr) => {{
                 c.once(&$slot, name)?;
                 let v = c.value_inv(name, &mut inv)?;
-                let n = Ipv4Net::parse(&v).map_or_else(|| c.err_value(format!("conntrack: bad address `{v}'")), Ok)?;
-                $slot = Some(Neg::new(inv, n));
+                let n = IpNet::parse(&v, c.family)
+                    .map_or_else(|| c.err_value(format!("conntrack: bad address `{v}'")), Ok)?;
+                $slot = Some(Box::new(Neg::new(inv, n)));
             }};
         }
         macro_rules! port {
@@ -201,14 +202,20 @@ impl MatchExt for Conntrack {
             ("ctrepldst", &ct.repl_dst),
         ] {
             if let Some(a) = a {
-                let _ = write!(out, "{} --{opt} {}", a.bang(), a.v.addr);
-                match a.v.prefix_len() {
-                    Some(32) => {}
-                    Some(l) => {
-                        let _ = write!(out, "/{l}");
-                    }
-                    None => {
-                        let _ = write!(out, "/{}", Ipv4Addr::from(a.v.mask));
+                // `conntrack_dump_addr`: the mask as xtables_ip(6)mask_to_numeric prints it,
+                // nothing for a single address.
+                let _ = write!(out, "{} --{opt} {}", a.bang(), a.v.addr());
+                if !a.v.is_host() {
+                    match (a.v.prefix_len(), a.v) {
+                        (Some(l), _) => {
+                            let _ = write!(out, "/{l}");
+                        }
+                        (None, IpNet::V4(n)) => {
+                            let _ = write!(out, "/{}", Ipv4Addr::from(n.mask));
+                        }
+                        (None, IpNet::V6(n)) => {
+                            let _ = write!(out, "/{}", std::net::Ipv6Addr::from(n.mask));
+                        }
                     }
                 }
             }
@@ -308,7 +315,7 @@ fn conntrack_mt(c: &Conntrack, p: &Pkt) -> bool {
         (&c.repl_src, ct.reply.src),
         (&c.repl_dst, ct.reply.dst),
     ] {
-        if !net_holds(n, a) {
+        if !n.as_deref().is_none_or(|n| n.holds(n.v.contains(a))) {
             return false;
         }
     }

@@ -4,13 +4,15 @@ use super::{CompileEnv, MatchExt, RuleProto};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, Neg, PResult};
 use crate::ruleset::value::parse_ipv4;
+use crate::ruleset::Family;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IpRange {
-    pub src: Option<Neg<(Ipv4Addr, Ipv4Addr)>>,
-    pub dst: Option<Neg<(Ipv4Addr, Ipv4Addr)>>,
+    /// Both ends of one family: IPv4 in iptables' rules, IPv6 in ip6tables'.
+    pub src: Option<Neg<(IpAddr, IpAddr)>>,
+    pub dst: Option<Neg<(IpAddr, IpAddr)>>,
 }
 
 impl MatchExt for IpRange {
@@ -28,9 +30,13 @@ impl MatchExt for IpRange {
         let name = format!("--{opt}");
         c.once(slot, &name)?;
         let v = c.value_inv(&name, &mut inv)?;
+        let one = |s: &str| match c.family {
+            Family::V4 => parse_ipv4(s).map(IpAddr::V4),
+            Family::V6 => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+        };
         let range = v
             .split_once('-')
-            .and_then(|(a, b)| Some((parse_ipv4(a)?, parse_ipv4(b)?)))
+            .and_then(|(a, b)| Some((one(a)?, one(b)?)))
             .map_or_else(
                 || c.err_value(format!("iprange: bad range `{v}' (expected ADDR-ADDR)")),
                 Ok,
@@ -59,11 +65,10 @@ impl MatchExt for IpRange {
     }
 
     fn test(r: &IpRange, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
-        let test = |x: &Option<Neg<(Ipv4Addr, Ipv4Addr)>>, a: IpAddr| {
-            x.is_none_or(|x| {
-                let IpAddr::V4(v) = a else { return false };
-                x.holds(u32::from(x.v.0) <= u32::from(v) && u32::from(v) <= u32::from(x.v.1))
-            })
+        // An address of the other family is never inside (nor outside: `!` does not match it
+        // either, as the kernel's family-specific match never sees it).
+        let test = |x: &Option<Neg<(IpAddr, IpAddr)>>, a: IpAddr| {
+            x.is_none_or(|x| x.v.0.is_ipv4() == a.is_ipv4() && x.holds(x.v.0 <= a && a <= x.v.1))
         };
         test(&r.src, p.h.src) && test(&r.dst, p.h.dst)
     }

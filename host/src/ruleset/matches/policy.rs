@@ -8,7 +8,7 @@
 use super::{CompileEnv, MatchExt, RuleProto};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, PResult};
-use crate::ruleset::value::{parse_uint, Ipv4Net};
+use crate::ruleset::value::{parse_uint, IpNet};
 use crate::ruleset::{hooks, HookMask};
 use std::fmt::Write as _;
 
@@ -21,8 +21,8 @@ pub struct Elem {
     pub proto: Option<(bool, u8)>,
     /// `true`: tunnel, `false`: transport.
     pub tunnel: Option<(bool, bool)>,
-    pub dst: Option<(bool, Ipv4Net)>,
-    pub src: Option<(bool, Ipv4Net)>,
+    pub dst: Option<(bool, IpNet)>,
+    pub src: Option<(bool, IpNet)>,
 }
 
 impl Elem {
@@ -144,7 +144,7 @@ impl MatchExt for Policy {
                     _ => {
                         let slot = if opt == "tunnel-src" { &mut e.src } else { &mut e.dst };
                         once(c, slot.is_some())?;
-                        let n = Ipv4Net::parse(&v)
+                        let n = IpNet::parse(&v, c.family)
                             .map_or_else(|| c.err_value(format!("policy match: bad address `{v}'")), Ok)?;
                         *slot = Some((inv, n));
                     }
@@ -218,7 +218,7 @@ impl MatchExt for Policy {
             }
             for (opt, a) in [("tunnel-dst", e.dst), ("tunnel-src", e.src)] {
                 if let Some((inv, n)) = a {
-                    let _ = write!(out, "{} --{opt} {}", bang(inv), super::super::value::net_numeric(&n));
+                    let _ = write!(out, "{} --{opt} {}", bang(inv), n.numeric());
                 }
             }
             if i + 1 < self.elems.len() {

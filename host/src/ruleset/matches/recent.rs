@@ -7,8 +7,9 @@ use crate::eval::state::{self, RecentList};
 use crate::eval::{Cx, Engine, Pkt};
 use crate::ruleset::ext::{bang, Cursor, PResult};
 use crate::ruleset::value::{parse_ipv4, parse_uint};
+use crate::ruleset::Family;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,8 @@ pub struct Recent {
     pub reap: bool,
     pub hitcount: u32,
     pub rttl: bool,
-    pub mask: Ipv4Addr,
+    /// Of the ruleset's family: all ones unless `--mask`.
+    pub mask: IpAddr,
     /// `true` = `--rsource` (the default), `false` = `--rdest`.
     pub source: bool,
 }
@@ -41,6 +43,7 @@ pub struct Builder {
     r: Recent,
     cmd: Option<RecentCmd>,
     side: Option<bool>,
+    mask: Option<IpAddr>,
 }
 
 impl Default for Builder {
@@ -54,10 +57,11 @@ impl Default for Builder {
                 reap: false,
                 hitcount: 0,
                 rttl: false,
-                mask: Ipv4Addr::BROADCAST,
+                mask: IpAddr::V4(Ipv4Addr::BROADCAST),
                 source: true,
             },
             cmd: None,
+            mask: None,
             side: None,
         }
     }
@@ -120,7 +124,11 @@ impl MatchExt for Recent {
             }
             "mask" => {
                 let v = c.value(name)?;
-                r.mask = parse_ipv4(&v).map_or_else(|| c.err_value(format!("recent: bad --mask `{v}'")), Ok)?;
+                let m = match c.family {
+                    Family::V4 => parse_ipv4(&v).map(IpAddr::V4),
+                    Family::V6 => v.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+                };
+                b.mask = Some(m.map_or_else(|| c.err_value(format!("recent: bad --mask `{v}'")), Ok)?);
             }
             "rsource" | "rdest" => {
                 if b.side.is_some() {
@@ -133,8 +141,12 @@ impl MatchExt for Recent {
         Ok(true)
     }
 
-    fn finish(b: Builder, _: RuleProto) -> Result<Recent, String> {
+    fn finish(b: Builder, p: RuleProto) -> Result<Recent, String> {
         let mut r = b.r;
+        r.mask = b.mask.unwrap_or(match p.family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::BROADCAST),
+            Family::V6 => IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+        });
         r.cmd = b
             .cmd
             .ok_or("recent: one of --set, --rcheck, --update or --remove is required")?;
@@ -189,9 +201,10 @@ impl MatchExt for Recent {
 /// `xt_recent`: look the address up in the named list and act on it.
 fn recent_mt(r: &Recent, list: &RecentList, p: &Pkt, now: u64, keep: usize) -> bool {
     let addr = if r.source { p.h.src } else { p.h.dst };
-    let addr = match addr {
-        IpAddr::V4(v) => IpAddr::V4((u32::from(v) & u32::from(r.mask)).into()),
-        a => a,
+    let addr = match (addr, r.mask) {
+        (IpAddr::V4(v), IpAddr::V4(m)) => IpAddr::V4((u32::from(v) & u32::from(m)).into()),
+        (IpAddr::V6(v), IpAddr::V6(m)) => IpAddr::V6((u128::from(v) & u128::from(m)).into()),
+        (a, _) => a,
     };
     let ttl = if r.rttl { p.h.ttl } else { 0 };
     let mut map = state::lock(&list.entries);

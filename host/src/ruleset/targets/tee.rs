@@ -9,19 +9,21 @@ use crate::eval::{Cx, Engine, Pkt, Verdict};
 use crate::packet::checksum;
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
+use crate::ruleset::Family;
 use crate::ruleset::Hook;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tee {
-    pub gateway: Ipv4Addr,
+    /// Of the ruleset's family.
+    pub gateway: IpAddr,
     pub oif: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
-    gateway: Option<Ipv4Addr>,
+    gateway: Option<IpAddr>,
     oif: Option<String>,
 }
 
@@ -37,10 +39,11 @@ impl TargetExt for Tee {
         if opt == "gateway" {
             c.once(&b.gateway, "--gateway")?;
             let v = c.value("--gateway")?;
-            b.gateway = Some(
-                v.parse()
-                    .map_or_else(|_| c.err_value(format!("TEE: bad --gateway `{v}'")), Ok)?,
-            );
+            let gw = match c.family {
+                Family::V4 => v.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+                Family::V6 => v.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+            };
+            b.gateway = Some(gw.map_or_else(|| c.err_value(format!("TEE: bad --gateway `{v}'")), Ok)?);
         } else {
             c.once(&b.oif, "--oif")?;
             let v = c.value("--oif")?;
@@ -67,7 +70,7 @@ impl TargetExt for Tee {
     }
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
-        if cx.duplicate || !p.h.is_v4() {
+        if cx.duplicate {
             return None;
         }
         // An `--oif` the router does not have: no route for the copy, as in the kernel.
@@ -76,14 +79,20 @@ impl TargetExt for Tee {
             None => None,
         };
         let mut copy = p.buf.to_vec();
-        copy[6] |= 0x40;
-        if matches!(cx.hook, Hook::Prerouting | Hook::Input) {
-            copy[8] = copy[8].wrapping_sub(1);
+        let early = matches!(cx.hook, Hook::Prerouting | Hook::Input);
+        if p.h.is_v4() {
+            copy[6] |= 0x40;
+            if early {
+                copy[8] = copy[8].wrapping_sub(1);
+            }
+            let hl = usize::from(copy[0] & 0x0f) * 4;
+            copy[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::finish(checksum::sum(&copy[..hl]));
+            copy[10..12].copy_from_slice(&c.to_be_bytes());
+        } else if early {
+            // nf_dup_ipv6: the hop limit, which no checksum covers.
+            copy[7] = copy[7].wrapping_sub(1);
         }
-        let hl = usize::from(copy[0] & 0x0f) * 4;
-        copy[10..12].copy_from_slice(&[0, 0]);
-        let c = checksum::finish(checksum::sum(&copy[..hl]));
-        copy[10..12].copy_from_slice(&c.to_be_bytes());
         cx.tees.push((self.gateway, oif, copy));
         None
     }
