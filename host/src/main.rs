@@ -177,7 +177,7 @@ fn frontend_client(tool: Tool, args: Vec<String>) -> ExitCode {
     // Files are the client's: it reads the input and writes `-f FILE` with the caller's rights.
     let mut save_to: Option<PathBuf> = None;
     let (input, name) = match tool {
-        Tool::Restore | Tool::Ipset => match rtrouter::frontend::input_file(tool, &mut args) {
+        Tool::Restore | Tool::Restore6 | Tool::Ipset => match rtrouter::frontend::input_file(tool, &mut args) {
             Some(path) => match std::fs::read(&path) {
                 Ok(b) => (b, path),
                 Err(e) => return fail(1, format!("can't open {path}: {e}")),
@@ -191,11 +191,11 @@ fn frontend_client(tool: Tool, args: Vec<String>) -> ExitCode {
             }
             None => (Vec::new(), String::new()),
         },
-        Tool::Save => {
+        Tool::Save | Tool::Save6 => {
             save_to = rtrouter::frontend::output_file(&mut args).map(PathBuf::from);
             (Vec::new(), String::new())
         }
-        Tool::Iptables => (Vec::new(), String::new()),
+        Tool::Iptables | Tool::Ip6tables => (Vec::new(), String::new()),
     };
     let socket = std::env::var_os("RTROUTER_SOCKET")
         .map(PathBuf::from)

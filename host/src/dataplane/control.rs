@@ -377,7 +377,7 @@ fn run_locked(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
         } else {
             &req.input_name
         };
-        return frontend::run(tool, &req.args, text, name, &LiveRouter::new(dp));
+        return frontend::run(tool, &req.args, text, name, &LiveRouter::new(dp, tool.family()));
     }
     let words: Vec<&str> = req.args.iter().map(String::as_str).collect();
     match answer(dp, &req.cmd, &words, text, &req.input_name) {
@@ -387,11 +387,12 @@ fn run_locked(dp: &Dataplane, req: &Request, input: &[u8]) -> Output {
 }
 
 /// The live state as the front end sees it.
-struct LiveRouter<'a>(&'a Dataplane, Arc<crate::ipset::IpSets>);
+struct LiveRouter<'a>(&'a Dataplane, Arc<crate::ipset::IpSets>, crate::ruleset::Family);
 
 impl<'a> LiveRouter<'a> {
-    fn new(dp: &'a Dataplane) -> LiveRouter<'a> {
-        LiveRouter(dp, dp.router.engine().ipsets().clone())
+    /// The transaction on `family`'s ruleset.
+    fn new(dp: &'a Dataplane, family: crate::ruleset::Family) -> LiveRouter<'a> {
+        LiveRouter(dp, dp.router.engine().ipsets().clone(), family)
     }
 
     fn env(&self) -> crate::ruleset::Env {
@@ -404,13 +405,17 @@ impl<'a> LiveRouter<'a> {
 }
 
 impl frontend::Live for LiveRouter<'_> {
+    fn family(&self) -> crate::ruleset::Family {
+        self.2
+    }
+
     fn ruleset(&self) -> Ruleset {
-        self.0.router.engine().rules.source()
+        self.0.router.engine_of(self.2).rules.source()
     }
 
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
         let t0 = std::time::Instant::now();
-        let base = self.0.router.engine().rules().clone();
+        let base = self.0.router.engine_of(rs.family).rules().clone();
         let valid = validate_change(&base, &rs, &self.env()).map_err(|e| e.to_string());
         self.0.control.record(&valid);
         let valid = valid?;
@@ -460,7 +465,7 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         }
         "restore" => {
             let name = if name.is_empty() { "restore" } else { name };
-            let live = LiveRouter::new(dp);
+            let live = LiveRouter::new(dp, crate::ruleset::Family::V4);
             let next = crate::ruleset::restore::restore(&r.engine().rules.source(), body, name, false)
                 .map_err(|e| e.to_string())?;
             let valid = validate_change(&r.engine().rules().clone(), &next, &live.env()).map_err(|e| e.to_string())?;
@@ -481,6 +486,7 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         }
         "flush-all" => {
             r.swap_rules(crate::ruleset::ValidRuleset::empty());
+            r.swap_rules(crate::ruleset::ValidRuleset::empty_of(crate::ruleset::Family::V6));
             let sets = r.engine().ipsets().clone();
             for n in sets.names() {
                 sets.remove(&n);

@@ -357,7 +357,7 @@ pub fn iptables(args: &[String]) -> String {
 /// `iptables-save --help` / `iptables-restore --help`.
 pub fn save_restore(tool: super::Tool) -> String {
     match tool {
-        super::Tool::Save => "Usage: iptables-save [-c] [-t table] [-f file]
+        super::Tool::Save | super::Tool::Save6 => "Usage: iptables-save [-c] [-t table] [-f file]
 [ --counters ]
 [ --table=<TABLE> ]
 [ --modprobe=<command> ]

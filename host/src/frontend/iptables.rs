@@ -68,6 +68,8 @@ impl Cmd {
 /// A parsed command line.
 #[derive(Debug, Default)]
 struct Invocation {
+    /// iptables' or ip6tables' ruleset.
+    family: Family,
     /// The commands given: one, or `-L`/`-S` with `-Z`.
     cmds: Vec<Cmd>,
     table: Option<TableKind>,
@@ -135,7 +137,7 @@ fn rulenum(w: &str) -> Result<usize, String> {
 }
 
 /// Parses `args` into the invocation and the rules it names.
-fn parse(args: &[String]) -> Result<(Invocation, Vec<Rule>), String> {
+fn parse(args: &[String], family: Family) -> Result<(Invocation, Vec<Rule>), String> {
     let toks: Vec<Token> = args
         .iter()
         .enumerate()
@@ -144,7 +146,10 @@ fn parse(args: &[String]) -> Result<(Invocation, Vec<Rule>), String> {
             col: i + 1,
         })
         .collect();
-    let mut inv = Invocation::default();
+    let mut inv = Invocation {
+        family,
+        ..Invocation::default()
+    };
     let mut fail: Option<String> = None;
     let loc = Loc {
         file: "iptables".into(),
@@ -173,7 +178,7 @@ fn parse(args: &[String]) -> Result<(Invocation, Vec<Rule>), String> {
                 }
             }
         };
-        parse_rule_with(&toks, 0, loc, Family::V4, &mut hook)
+        parse_rule_with(&toks, 0, loc, family, &mut hook)
     };
     if let Some(m) = fail {
         return Err(m);
@@ -240,7 +245,11 @@ fn command_word(inv: &mut Invocation, word: &str, bang: bool, c: &mut Cursor) ->
     // A bundle of flags (`-nvL`, `-w2`, `-tnat`): all of it must be ours.
     let first = shorts.chars().next().unwrap_or('-');
     if !"ACDIRLSFZNXPEtvnxwW46".contains(first) {
-        return Ok(false);
+        // getopt names the first letter no option has (`-aL`: "-a").
+        if !first.is_ascii_alphanumeric() || "sdiopmjgcfh".contains(first) {
+            return Ok(false);
+        }
+        return Err(format!("unknown option \"-{first}\""));
     }
     for (i, ch) in shorts.char_indices() {
         let rest = &shorts[i + ch.len_utf8()..];
@@ -404,8 +413,10 @@ fn short_option(
         'W' => {
             required(c, attached, "W")?;
         }
-        '4' => {}
-        '6' => return Err("This is the IPv4 version of iptables.".into()),
+        // xshared.c: `-4` to ip6tables and `-6` to iptables are parameter problems.
+        '4' if inv.family == Family::V6 => return Err("This is the IPv6 version of ip6tables.".into()),
+        '6' if inv.family == Family::V4 => return Err("This is the IPv4 version of iptables.".into()),
+        '4' | '6' => {}
         _ => return Err(format!("unknown option \"-{ch}\"")),
     }
     Ok(())
@@ -434,10 +445,18 @@ fn valid_new_name(name: &str) -> Result<(), String> {
 
 /// Runs one `iptables` command line against the live state.
 pub fn run(args: &[String], live: &dyn Live) -> Output {
-    let (inv, rules) = match parse(args) {
+    let family = live.family();
+    let (mut inv, rules) = match parse(args, family) {
         Ok(p) => p,
+        Err(m) if m.starts_with("can't initialize") => {
+            return Output::fail(
+                exit::VERSION,
+                format!("{}: {m}\nPerhaps iptables or your kernel needs to be upgraded.", prog()),
+            )
+        }
         Err(m) => return usage_error(&m),
     };
+    inv.family = family;
     let Some(main) = inv.main() else {
         return usage_error("no command specified");
     };
@@ -474,7 +493,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
     let verbose_rules = |out: &mut Output, rules: &[Rule]| {
         if inv.verbose {
             for r in rules {
-                out.stdout.push_str(&list::print_rule(r, Family::V4));
+                out.stdout.push_str(&list::print_rule(r, family));
             }
         }
     };
@@ -515,6 +534,14 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
             out
         }
         Cmd::Check => {
+            // A jump to a chain that does not exist is a usage error, as for the changes.
+            for r in &rules {
+                if let Target::Jump(j) | Target::Goto(j) = &r.target {
+                    if view.chain(j).is_none() {
+                        return usage_error(&format!("Chain '{j}' does not exist"));
+                    }
+                }
+            }
             let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
                 return op_error(NO_CHAIN);
             };
@@ -586,7 +613,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
     let print = |out: &mut Output, rules: &[Rule]| {
         if inv.verbose {
             for r in rules {
-                out.stdout.push_str(&super::list::print_rule(r, Family::V4));
+                out.stdout.push_str(&super::list::print_rule(r, inv.family));
             }
         }
     };
@@ -696,12 +723,13 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
         }
         Cmd::Rename => {
             let new = inv.arg.clone().unwrap_or_default();
+            // The new name is looked at first: `-E gone existing` says it exists.
+            if t.has_chain(&new) {
+                return Err(op_error("File exists"));
+            }
             let c = t.chain(&name).ok_or_else(|| op_error(NO_CHAIN))?;
             if c.policy.is_some() {
                 return Err(op_error("Invalid argument"));
-            }
-            if t.has_chain(&new) {
-                return Err(op_error("File exists"));
             }
             check_chain_name(&new).map_err(|m| usage_error(&m))?;
             crate::ruleset::restore::rename_chain(t, &name, &new);
@@ -722,7 +750,7 @@ mod tests {
 
     fn p(s: &str) -> Result<(Invocation, Vec<Rule>), String> {
         let args: Vec<String> = s.split_whitespace().map(str::to_string).collect();
-        parse(&args)
+        parse(&args, Family::V4)
     }
 
     #[test]

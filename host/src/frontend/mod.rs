@@ -18,7 +18,7 @@ pub mod list;
 pub mod memory;
 pub mod restore;
 
-use crate::ruleset::Ruleset;
+use crate::ruleset::{Family, Ruleset};
 
 /// The version string controllers parse (`iptables --version`: kube-proxy wants `v1.8.x`,
 /// ufw the second word). rtrouter implements the command line of this iptables release.
@@ -31,6 +31,11 @@ pub enum Tool {
     Save,
     Restore,
     Ipset,
+    /// `ip6tables`, `ip6tables-save`, `ip6tables-restore`: the same commands on the
+    /// ip6tables ruleset.
+    Ip6tables,
+    Save6,
+    Restore6,
 }
 
 impl Tool {
@@ -44,7 +49,28 @@ impl Tool {
             "iptables-save" => Some(Tool::Save),
             "iptables-restore" => Some(Tool::Restore),
             "ipset" => Some(Tool::Ipset),
+            "ip6tables" => Some(Tool::Ip6tables),
+            "ip6tables-save" => Some(Tool::Save6),
+            "ip6tables-restore" => Some(Tool::Restore6),
             _ => None,
+        }
+    }
+
+    /// The ruleset the tool programs.
+    pub fn family(self) -> Family {
+        match self {
+            Tool::Ip6tables | Tool::Save6 | Tool::Restore6 => Family::V6,
+            _ => Family::V4,
+        }
+    }
+
+    /// The IPv4 tool whose commands this one runs.
+    fn v4(self) -> Tool {
+        match self {
+            Tool::Ip6tables => Tool::Iptables,
+            Tool::Save6 => Tool::Save,
+            Tool::Restore6 => Tool::Restore,
+            t => t,
         }
     }
 
@@ -54,11 +80,22 @@ impl Tool {
             Tool::Save => "iptables-save",
             Tool::Restore => "iptables-restore",
             Tool::Ipset => "ipset",
+            Tool::Ip6tables => "ip6tables",
+            Tool::Save6 => "ip6tables-save",
+            Tool::Restore6 => "ip6tables-restore",
         }
     }
 
     /// The names `rtrouter install-links` creates.
-    pub const LINKS: [&'static str; 4] = ["iptables", "iptables-save", "iptables-restore", "ipset"];
+    pub const LINKS: [&'static str; 7] = [
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "ipset",
+        "ip6tables",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ];
 }
 
 /// What a tool printed and its exit status.
@@ -98,6 +135,8 @@ pub mod exit {
     pub const OTHER: i32 = 1;
     /// A bad command line.
     pub const PARAMETER: i32 = 2;
+    /// A table that does not exist (`VERSION_PROBLEM`: the kernel may lack it).
+    pub const VERSION: i32 = 3;
     /// The router cannot be reached or refused the caller.
     pub const RESOURCE: i32 = 4;
 }
@@ -105,6 +144,10 @@ pub mod exit {
 /// The router's live state, as one transaction sees it. The control plane holds its
 /// transaction lock while a command runs, so what `ruleset` returns is what `commit` replaces.
 pub trait Live {
+    /// Which ruleset the transaction reads and replaces: iptables' or ip6tables'.
+    fn family(&self) -> Family {
+        Family::V4
+    }
     /// The current ruleset (rules share their counters with the running generation).
     fn ruleset(&self) -> Ruleset;
     /// Validates `rs` and makes it the running ruleset, or says why not (nothing changes).
@@ -118,21 +161,35 @@ pub trait Live {
 }
 
 /// Runs one tool invocation against the live state (the router side).
+/// `live` must be of the tool's family ([`Tool::family`]).
 pub fn run(tool: Tool, args: &[String], input: &str, input_name: &str, live: &dyn Live) -> Output {
-    match tool {
+    let mut out = match tool.v4() {
         Tool::Iptables => iptables::run(args, live),
         Tool::Save => restore::save(args, live),
         Tool::Restore => restore::restore(args, input, input_name, live),
-        Tool::Ipset => ipset::run(args, input, live),
+        _ => ipset::run(args, input, live),
+    };
+    if tool.family() == Family::V6 {
+        // ip6tables' messages name ip6tables (`xtables_globals.program_name`).
+        out.stderr = out.stderr.replace("iptables", "ip6tables");
     }
+    out
 }
 
 /// What the client answers without the router: help and version texts. `None`: the command
 /// needs the router.
 pub fn local(tool: Tool, args: &[String]) -> Option<Output> {
+    let mut o = local_text(tool, args)?;
+    if tool.family() == Family::V6 {
+        o.stdout = o.stdout.replace("iptables", "ip6tables");
+    }
+    Some(o)
+}
+
+fn local_text(tool: Tool, args: &[String]) -> Option<Output> {
     let has = |s: &[&str]| args.iter().any(|a| s.contains(&a.as_str()));
     match tool {
-        Tool::Iptables => {
+        Tool::Iptables | Tool::Ip6tables => {
             if has(&["-V", "--version"]) {
                 return Some(Output::ok(format!("iptables v{IPTABLES_VERSION} (nf_tables)\n")));
             }
@@ -141,12 +198,15 @@ pub fn local(tool: Tool, args: &[String]) -> Option<Output> {
             }
             None
         }
-        Tool::Save | Tool::Restore => {
+        Tool::Save | Tool::Restore | Tool::Save6 | Tool::Restore6 => {
             if has(&["-V", "--version"]) {
-                return Some(Output::ok(format!("{} v{IPTABLES_VERSION} (nf_tables)\n", tool.name())));
+                return Some(Output::ok(format!(
+                    "{} v{IPTABLES_VERSION} (nf_tables)\n",
+                    tool.v4().name()
+                )));
             }
             if has(&["-h", "--help"]) {
-                return Some(Output::ok(help::save_restore(tool)));
+                return Some(Output::ok(help::save_restore(tool.v4())));
             }
             None
         }
@@ -166,7 +226,7 @@ pub fn local(tool: Tool, args: &[String]) -> Option<Output> {
 /// `ipset restore -f FILE`): the client reads it.
 pub fn input_file(tool: Tool, args: &mut Vec<String>) -> Option<String> {
     match tool {
-        Tool::Restore => {
+        Tool::Restore | Tool::Restore6 => {
             let mut i = 0;
             while i < args.len() {
                 let a = args[i].as_str();
@@ -195,7 +255,7 @@ pub fn input_file(tool: Tool, args: &mut Vec<String>) -> Option<String> {
 /// Whether the command reads its input from stdin (a restore without a file).
 pub fn reads_stdin(tool: Tool, args: &[String]) -> bool {
     match tool {
-        Tool::Restore => true,
+        Tool::Restore | Tool::Restore6 => true,
         Tool::Ipset => args.iter().any(|a| a == "restore" || a == "-"),
         _ => false,
     }

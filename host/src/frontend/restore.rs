@@ -7,9 +7,10 @@
 //! `[packets:bytes]` set counters only with `--counters`. `iptables-save [-t T] [-c]`.
 //! (The client reads `FILE` and writes `-f FILE`; the router sees the text.)
 
-use super::{exit, Live, Output};
+use super::{exit, list, Live, Output};
 use crate::ruleset::restore::{restore_with, Options};
 use crate::ruleset::TableKind;
+use crate::ruleset::{Family, Ruleset, Table};
 
 fn usage(tool: &str, msg: &str) -> Output {
     Output::fail(
@@ -76,13 +77,14 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
         ..Options::default()
     };
     let mut test = false;
+    let mut verbose = false;
     let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-n" | "--noflush" => o.noflush = true,
             "-c" | "--counters" => o.counters = true,
             "-t" | "--test" => test = true,
-            "-v" | "--verbose" => {}
+            "-v" | "--verbose" => verbose = true,
             // Changes are serialised by the router: there is no lock to wait for.
             "-w" | "--wait" if it.peek().is_some_and(|n| n.parse::<u32>().is_ok()) => {
                 it.next();
@@ -119,9 +121,41 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
             );
         }
     };
+    // `-v` tells, table by table, what replacing it did (nothing with `--noflush`).
+    let said = if verbose && !o.noflush {
+        verbose_report(&base, &next, input, o.only, live.family())
+    } else {
+        String::new()
+    };
     let res = if test { live.check(&next) } else { live.commit(next) };
     match res {
-        Ok(()) => Output::default(),
+        Ok(()) => Output::ok(said),
         Err(e) => Output::fail(exit::OTHER, format!("iptables-restore: {e}")),
     }
+}
+
+/// What `iptables-restore -v` prints for the tables `input` replaces, in its order: each
+/// chain the table had flushed (built-ins in hook order, then user chains by name), each user
+/// chain deleted, then the `-v` echo of each rule the table now holds.
+fn verbose_report(base: &Ruleset, next: &Ruleset, input: &str, only: Option<TableKind>, family: Family) -> String {
+    let mut out = String::new();
+    let names = input.lines().filter_map(|l| l.trim().strip_prefix('*'));
+    for kind in names.filter_map(|n| n.split_whitespace().next().and_then(TableKind::from_name)) {
+        if only.is_some_and(|o| o != kind) {
+            continue;
+        }
+        let old = base.table(kind).cloned().unwrap_or_else(|| Table::new(kind));
+        for c in old.chains() {
+            out.push_str(&format!("Flushing chain `{}'\n", c.name));
+        }
+        for name in old.user_chains().keys() {
+            out.push_str(&format!("Deleting chain `{name}'\n"));
+        }
+        if let Some(t) = next.table(kind) {
+            for r in t.chains().flat_map(|c| c.rules.iter()) {
+                out.push_str(&list::print_rule(r, family));
+            }
+        }
+    }
+    out
 }

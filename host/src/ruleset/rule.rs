@@ -550,8 +550,31 @@ fn is_builtin_target(name: &str) -> bool {
     matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE")
 }
 
+/// A `-m NAME` rtrouter has no module for: iptables' own message for a name no extension has,
+/// and a plain statement for the iptables (ip6tables) matches rtrouter does not implement.
 fn unknown_match(name: &str) -> String {
-    format!("match `{name}' is not supported by rtrouter")
+    const NOT_IMPLEMENTED: &[&str] = &[
+        "cgroup",
+        "socket",
+        "rateest",
+        "ipvs",
+        "frag",
+        "hbh",
+        "dst",
+        "rt",
+        "ipv6header",
+        "eui64",
+        "mh",
+        "srh",
+        "l2tp",
+        "ebt_802_3",
+        "set_ip6",
+    ];
+    if NOT_IMPLEMENTED.contains(&name) {
+        format!("match `{name}' is not supported by rtrouter")
+    } else {
+        format!("Couldn't load match `{name}':No such file or directory")
+    }
 }
 
 #[cfg(test)]
@@ -737,6 +760,9 @@ mod tests {
         let toks = tokenize("-m nosuchmatch --x 1").unwrap();
         let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
         assert_eq!(e.at, 1);
-        assert!(e.msg.contains("not supported"));
+        assert_eq!(e.msg, "Couldn't load match `nosuchmatch':No such file or directory");
+        let toks = tokenize("-m socket --transparent").unwrap();
+        let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
+        assert_eq!(e.msg, "match `socket' is not supported by rtrouter");
     }
 }

@@ -61,6 +61,11 @@ impl MatchExt for Icmp {
         }
     }
 
+    fn list(&self, out: &mut String, numeric: bool) -> bool {
+        self.list_as(out, "icmp", ICMP_NAMES, numeric);
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Icmp {
         *self
     }
@@ -69,6 +74,32 @@ impl MatchExt for Icmp {
         let L4::Icmp(ic) = p.h.l4 else { return false };
         let hit = i.typ == 0xff || (ic.typ == i.typ && i.code.0 <= ic.code && ic.code <= i.code.1);
         hit != i.inv
+    }
+}
+
+impl Icmp {
+    /// `print_icmptype` of libipt_icmp and libip6t_icmp6 after ` WORD`: the first name for
+    /// exactly this type and code range, or (numeric, or no name) `type T` and the code or
+    /// codes, run together with the word as iptables prints them (`icmptype 8`).
+    pub(super) fn list_as(&self, out: &mut String, word: &str, names: &[(&str, u8, u8, u8)], numeric: bool) {
+        let _ = write!(out, " {word}");
+        let name = names
+            .iter()
+            .find(|(_, t, lo, hi)| (*t, (*lo, *hi)) == (self.typ, self.code))
+            .filter(|_| !numeric);
+        if let Some((n, ..)) = name {
+            let _ = write!(out, " {}{n}", if self.inv { "!" } else { "" });
+            return;
+        }
+        if self.inv {
+            out.push_str(" !");
+        }
+        let _ = write!(out, "type {}", self.typ);
+        if self.code.0 == self.code.1 {
+            let _ = write!(out, " code {}", self.code.0);
+        } else if self.code != (0, 0xff) {
+            let _ = write!(out, " codes {}-{}", self.code.0, self.code.1);
+        }
     }
 }
 

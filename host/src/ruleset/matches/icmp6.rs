@@ -57,6 +57,11 @@ impl MatchExt for Icmp6 {
         }
     }
 
+    fn list(&self, out: &mut String, numeric: bool) -> bool {
+        self.0.list_as(out, "ipv6-icmp", ICMPV6_NAMES, numeric);
+        true
+    }
+
     fn compile(&self, _: &CompileEnv) -> Icmp {
         self.0
     }
