@@ -335,7 +335,7 @@ struct TraceArgs {
     /// Ingress interface, or `local` for a packet the router itself sends.
     #[arg(long)]
     from: Option<String>,
-    /// tcp, udp, icmp, sctp or a protocol number.
+    /// tcp, udp, icmp, ipv6-icmp, sctp or a protocol number.
     #[arg(long, default_value = "tcp")]
     proto: String,
     /// Source address, with :PORT for tcp/udp/sctp (default port 40000).
@@ -359,7 +359,7 @@ struct TraceArgs {
     /// TCP flags, comma-separated, or NONE.
     #[arg(long = "tcp-flags", default_value = "SYN")]
     tcp_flags: String,
-    /// ICMP TYPE[/CODE].
+    /// ICMP TYPE[/CODE] or name (ICMPv6's with `--proto ipv6-icmp`; default: echo request).
     #[arg(long = "icmp-type", default_value = "8/0")]
     icmp_type: String,
     #[arg(long, default_value = "64")]
@@ -561,9 +561,19 @@ impl SpecText {
                 };
             }
         }
-        let icmp = rtrouter::ruleset::matches::parse_icmp_type(&self.icmp_type)
-            .map(|(t, (c, _))| (t, c))
-            .with_context(|| format!("icmp type `{}': TYPE[/CODE]", self.icmp_type))?;
+        let icmp = if proto == rtrouter::packet::proto::ICMPV6 {
+            // The default echo request is ICMPv6's 128.
+            let t = if self.icmp_type == "8/0" {
+                "128/0"
+            } else {
+                &self.icmp_type
+            };
+            rtrouter::ruleset::matches::icmp6::parse_icmpv6_type(t)
+        } else {
+            rtrouter::ruleset::matches::parse_icmp_type(&self.icmp_type)
+        }
+        .map(|(t, (c, _))| (t, c))
+        .with_context(|| format!("icmp type `{}': TYPE[/CODE]", self.icmp_type))?;
         Ok(Spec {
             from,
             proto,

@@ -10,7 +10,7 @@
 
 use crate::eval::state::IpSets;
 use crate::eval::{Chance, Ct, CtInfo, CtState, Engine, EngineKind, Observer};
-use crate::packet::build::{self, Ip4, TcpSeg};
+use crate::packet::build::{self, Ip4, Ip6, IpHeader, TcpSeg};
 use crate::packet::proto;
 use crate::route::{IfaceInfo, NextHop, Topology};
 use crate::router::{Disposition, Ingress, Meta, Reply, Route, Router};
@@ -169,26 +169,41 @@ impl Chance for Branches {
     }
 }
 
-/// Builds the synthetic packet.
+/// Builds the synthetic packet: IPv4 or IPv6 as its addresses are (`ttl` is the hop limit
+/// of an IPv6 packet, `length` its payload length plus the 40-byte header).
 pub fn build_packet(s: &Spec) -> Result<Vec<u8>, String> {
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (s.src, s.dst) else {
-        return Err("trace builds IPv4 packets; give IPv4 --src and --dst".into());
-    };
+    match (s.src, s.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let ip = Ip4 {
+                ttl: s.ttl,
+                ..Ip4::new(src, dst, s.proto)
+            };
+            build_l4(s, ip, 20)
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let ip = Ip6 {
+                hop_limit: s.ttl,
+                ..Ip6::new(src, dst)
+            };
+            build_l4(s, ip, 40)
+        }
+        _ => Err(format!("--src {} and --dst {} are of different families", s.src, s.dst)),
+    }
+}
+
+fn build_l4<I: IpHeader>(s: &Spec, ip: I, ip_len: usize) -> Result<Vec<u8>, String> {
     let mut b = Vec::new();
-    let ip = Ip4 {
-        ttl: s.ttl,
-        ..Ip4::new(src, dst, s.proto)
-    };
-    let base_len = match s.proto {
-        proto::TCP => 40,
-        proto::UDP | proto::ICMP => 28,
-        proto::SCTP => 52,
-        _ => 20,
-    };
+    let base_len = ip_len
+        + match s.proto {
+            proto::TCP => 20,
+            proto::UDP | proto::ICMP | proto::ICMPV6 => 8,
+            proto::SCTP => 32,
+            _ => 0,
+        };
     let pad = match &s.payload {
         Some(p) => {
             if base_len + p.len() > 65535 {
-                return Err(format!("a payload of {} bytes does not fit in an IPv4 packet", p.len()));
+                return Err(format!("a payload of {} bytes does not fit in an IP packet", p.len()));
             }
             p.clone()
         }
@@ -209,9 +224,10 @@ pub fn build_packet(s: &Spec) -> Result<Vec<u8>, String> {
             &pad,
         ),
         proto::UDP => build::udp(&mut b, ip, s.sport, s.dport, &pad),
-        proto::ICMP => build::icmp(&mut b, ip, s.icmp.0, s.icmp.1, [0, 1, 0, 1], &pad),
+        // The family's own ICMP (1 over IPv4, 58 over IPv6); the other one is just a protocol.
+        p if p == I::ICMP => build::icmp(&mut b, ip, s.icmp.0, s.icmp.1, [0, 1, 0, 1], &pad),
         proto::SCTP => build::sctp_init(&mut b, ip, s.sport, s.dport, 1),
-        _ => build::raw(&mut b, ip, &pad),
+        p => build::raw_of(&mut b, ip, p, &pad),
     }
     Ok(b)
 }
@@ -288,6 +304,15 @@ impl Tracer {
     /// Every distinct outcome of `spec`.
     pub fn trace(&self, spec: &Spec) -> Result<Vec<Outcome>, String> {
         let topo = &self.topo;
+        match (self.engine.rules.family(), spec.src) {
+            (crate::ruleset::Family::V4, IpAddr::V6(_)) => {
+                return Err("an IPv6 packet runs through ip6tables rules: give -6 (and the IPv6 ruleset)".into())
+            }
+            (crate::ruleset::Family::V6, IpAddr::V4(_)) => {
+                return Err("an IPv4 packet runs through iptables rules: drop -6".into())
+            }
+            _ => {}
+        }
         let ingress = match &spec.from {
             None => Ingress::Local,
             Some(n) => Ingress::Iface(
@@ -356,7 +381,7 @@ fn branches(tr: &Tracer, spec: &Spec, ingress: Ingress) -> Result<Vec<Outcome>, 
         let fmt = |a: Option<(IpAddr, u16)>| {
             a.map(|(ip, port)| {
                 if spec.proto == proto::TCP || spec.proto == proto::UDP || spec.proto == proto::SCTP {
-                    format!("{ip}:{port}")
+                    std::net::SocketAddr::new(ip, port).to_string()
                 } else {
                     ip.to_string()
                 }

@@ -493,3 +493,60 @@ fn nat66_masquerade_and_dnat_with_their_replies() {
         ("2001:db8:2::1".into(), Some((8080, 5555)))
     );
 }
+
+#[test]
+fn trace_follows_ipv6_packets_through_ip6tables_rules() {
+    use rtrouter::trace::{trace, CtSpec, Spec};
+    let rules = "*filter\n\
+        -A FORWARD -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j ACCEPT\n\
+        -A FORWARD -s 2001:db8:1::/48 -p tcp --dport 443 -j REJECT\n\
+        COMMIT\n\
+        *nat\n\
+        -A PREROUTING -d 2001:db8:ff::1/128 -p tcp --dport 80 -j DNAT --to-destination [2001:db8:2::5]:8080\n\
+        COMMIT\n";
+    let rs = restore(&Ruleset::new(Family::V6), rules, "t", false).unwrap();
+    let v = validate(&rs, &Env::default()).unwrap();
+    let spec = |proto: u8, dst: &str, dport: u16, icmp: (u8, u8)| Spec {
+        from: Some("lan0".into()),
+        proto,
+        src: "2001:db8:1::7".parse().unwrap(),
+        sport: 40000,
+        dst: dst.parse().unwrap(),
+        dport,
+        ctstate: CtSpec::New,
+        mark: 0,
+        tcp_flags: 0x02,
+        icmp,
+        ttl: 64,
+        length: None,
+        payload: None,
+    };
+    let run = |s: &Spec| {
+        let o = trace(&v, &IpSets::default(), &topology(), s, None).unwrap();
+        assert_eq!(o.len(), 1);
+        o.into_iter().next().unwrap()
+    };
+    let o = run(&spec(58, "2001:db8:2::9", 0, (128, 0)));
+    let has = |o: &rtrouter::trace::Outcome, step: &str| o.path.iter().any(|p| p == step);
+    assert_eq!(o.verdict, "accept");
+    assert!(has(&o, "filter/FORWARD#1"), "{:?}", o.path);
+    // An ICMPv6 echo reply is not the echo request the first rule takes.
+    let o = run(&spec(58, "2001:db8:2::9", 0, (129, 0)));
+    assert!(
+        has(&o, "filter/FORWARD:ACCEPT") && !has(&o, "filter/FORWARD#1"),
+        "{:?}",
+        o.path
+    );
+    let o = run(&spec(6, "2001:db8:2::9", 443, (0, 0)));
+    assert_eq!(o.verdict, "reject");
+    assert!(has(&o, "filter/FORWARD#2"), "{:?}", o.path);
+    let o = run(&spec(6, "2001:db8:ff::1", 80, (0, 0)));
+    assert_eq!(o.dnat.as_deref(), Some("[2001:db8:2::5]:8080"));
+    assert_eq!(o.out.as_deref(), Some("wan0"));
+    // A packet of the other family is refused with a reason, not judged by these rules.
+    let mut s4 = spec(6, "2001:db8:2::9", 443, (0, 0));
+    s4.src = "10.0.1.7".parse().unwrap();
+    s4.dst = "10.0.2.9".parse().unwrap();
+    let e = trace(&v, &IpSets::default(), &topology(), &s4, None).unwrap_err();
+    assert!(e.contains("drop -6"), "{e}");
+}

@@ -186,12 +186,8 @@ pub fn icmp<I: IpHeader>(buf: &mut Vec<u8>, ip: I, typ: u8, code: u8, rest: [u8;
 }
 
 /// An SCTP packet with one INIT chunk, enough for conntrack and port matches.
-pub fn sctp_init(buf: &mut Vec<u8>, ip: Ip4, sport: u16, dport: u16, tag: u32) {
-    let ip = Ip4 {
-        proto: proto::SCTP,
-        ..ip
-    };
-    ip_header(buf, &ip, 12 + 20);
+pub fn sctp_init(buf: &mut Vec<u8>, ip: impl IpHeader, sport: u16, dport: u16, tag: u32) {
+    ip.write(buf, proto::SCTP, 12 + 20);
     buf.extend_from_slice(&sport.to_be_bytes());
     buf.extend_from_slice(&dport.to_be_bytes());
     buf.extend_from_slice(&[0; 8]);
@@ -202,13 +198,19 @@ pub fn sctp_init(buf: &mut Vec<u8>, ip: Ip4, sport: u16, dport: u16, tag: u32) {
     buf.extend_from_slice(&[0, 10, 0, 10]);
     buf.extend_from_slice(&tag.to_be_bytes());
     let mut h = super::parse(buf).expect("just built");
-    h.l4_off = 20;
+    h.l4_off = ip.header_len() as u16;
     super::fill_l4_checksum(buf, &h);
 }
 
 /// A packet of another protocol with `payload` as its body.
 pub fn raw(buf: &mut Vec<u8>, ip: Ip4, payload: &[u8]) {
     ip_header(buf, &ip, payload.len());
+    buf.extend_from_slice(payload);
+}
+
+/// A packet of protocol `proto` in either family with `payload` as its body.
+pub fn raw_of(buf: &mut Vec<u8>, ip: impl IpHeader, proto: u8, payload: &[u8]) {
+    ip.write(buf, proto, payload.len());
     buf.extend_from_slice(payload);
 }
 

@@ -196,7 +196,12 @@ pub(super) fn nat(
         no_addr: matches!(fixed, Some(None)),
     };
     cx.obs.event(&|| {
-        let a = req.addr.map_or("(unchanged)".to_string(), |a| a.to_string());
+        let a = match req.addr {
+            None => "(unchanged)".to_string(),
+            // With ports, an IPv6 address is bracketed as in the rule.
+            Some(std::net::IpAddr::V6(a)) if req.ports.is_some() => format!("[{a}]"),
+            Some(a) => a.to_string(),
+        };
         let ports = req.ports.map_or(String::new(), |(lo, hi)| {
             if lo == hi {
                 format!(":{lo}")
