@@ -252,18 +252,6 @@ const IP6_PASSES: &[(&str, usize, &str)] = &[
     ("libip6t_DNPT.t", 4, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_SNPT.t", 8, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_TPROXY.t", 1, "no TPROXY target"),
-    (
-        "libip6t_ah.t",
-        18,
-        "-m ah is iptables' (needs -p ah); ip6tables' ah extension header match not built",
-    ),
-    ("libip6t_dst.t", 0, "no dst (destination options) match"),
-    ("libip6t_eui64.t", 1, "no eui64 match"),
-    ("libip6t_frag.t", 6, "no frag match"),
-    ("libip6t_hbh.t", 0, "no hbh match"),
-    ("libip6t_ipv6header.t", 0, "no ipv6header match"),
-    ("libip6t_mh.t", 6, "no mh match"),
-    ("libip6t_rt.t", 3, "no rt match"),
     ("libip6t_srh.t", 0, "no srh match"),
 ];
 

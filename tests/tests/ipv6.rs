@@ -550,3 +550,103 @@ fn trace_follows_ipv6_packets_through_ip6tables_rules() {
     let e = trace(&v, &IpSets::default(), &topology(), &s4, None).unwrap_err();
     assert!(e.contains("drop -6"), "{e}");
 }
+
+/// `pkt` (an IPv6 packet without extension headers) with `ext` inserted after its fixed
+/// header, each given as its type and bytes (their next-header bytes are filled in).
+fn with_ext(pkt: &[u8], ext: &[&(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = pkt[..40].to_vec();
+    let upper = pkt[6];
+    out[6] = ext.first().map_or(upper, |e| e.0);
+    for (i, (_, bytes)) in ext.iter().enumerate() {
+        let mut h = bytes.clone();
+        h[0] = ext.get(i + 1).map_or(upper, |e| e.0);
+        out.extend_from_slice(&h);
+    }
+    out.extend_from_slice(&pkt[40..]);
+    let len = (out.len() - 40) as u16;
+    out[4..6].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+#[test]
+fn extension_header_matches_judge_the_header_chain() {
+    let udp = udp6("2001:db8:1::10", "2001:db8:99::1", 53, b"q");
+    // Hop-by-hop with a PadN option of 4 bytes; another with six Pad1s.
+    let hbh_padn = (0u8, vec![0, 0, 1, 4, 0, 0, 0, 0]);
+    let hbh_pad1 = (0u8, vec![0u8; 8]);
+    // Destination options, 16 bytes: PadN of 12.
+    let dst = (60u8, vec![0, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // First fragment of datagram 7, more to come.
+    let frag_first = (44u8, vec![0, 0, 0, 1, 0, 0, 0, 7]);
+    // Routing header type 0 with one address, one segment left.
+    let mut rt0 = vec![0, 2, 0, 1, 0, 0, 0, 0];
+    rt0.extend_from_slice(&a6("2001:db8:5::5").octets());
+    let rt = (43u8, rt0);
+    // AH with SPI 256 (payload length 4: 24 bytes).
+    let mut ah_bytes = vec![0, 4, 0, 0, 0, 0, 1, 0];
+    ah_bytes.extend_from_slice(&[0u8; 16]);
+    let ah = (51u8, ah_bytes);
+    let cases: &[(&str, Vec<u8>, bool)] = &[
+        ("-m hbh --hbh-len 8 --hbh-opts 1:4", with_ext(&udp, &[&hbh_padn]), true),
+        ("-m hbh --hbh-len 8 --hbh-opts 1:4", with_ext(&udp, &[&hbh_pad1]), false),
+        ("-m hbh ! --hbh-len 8", with_ext(&udp, &[&hbh_pad1]), false),
+        ("-m hbh", udp.clone(), false),
+        ("-m dst --dst-len 16", with_ext(&udp, &[&hbh_pad1, &dst]), true),
+        ("-m dst --dst-opts 1:12", with_ext(&udp, &[&dst]), true),
+        ("-m dst --dst-opts 1:11", with_ext(&udp, &[&dst]), false),
+        (
+            "-m frag --fragid 7 --fragfirst --fragmore",
+            with_ext(&udp, &[&frag_first]),
+            true,
+        ),
+        ("-m frag --fraglast", with_ext(&udp, &[&frag_first]), false),
+        ("-m frag", udp.clone(), false),
+        (
+            "-m rt --rt-type 0 --rt-segsleft 1 --rt-len 24 --rt-0-addrs 2001:db8:5::5",
+            with_ext(&udp, &[&rt]),
+            true,
+        ),
+        (
+            "-m rt --rt-type 0 --rt-0-addrs 2001:db8:5::6",
+            with_ext(&udp, &[&rt]),
+            false,
+        ),
+        ("-m rt ! --rt-type 2", with_ext(&udp, &[&rt]), true),
+        ("-m ah --ahspi 256 --ahlen 24", with_ext(&udp, &[&ah]), true),
+        ("-m ah --ahspi 257", with_ext(&udp, &[&ah]), false),
+        // Behind AH the transport header is still found: -p udp and its ports match.
+        ("-p udp -m udp --dport 53", with_ext(&udp, &[&hbh_pad1, &ah]), true),
+        (
+            "-m ipv6header --header hop-by-hop,protocol",
+            with_ext(&udp, &[&hbh_pad1]),
+            true,
+        ),
+        (
+            "-m ipv6header --header hop-by-hop,protocol",
+            with_ext(&udp, &[&hbh_pad1, &dst]),
+            false,
+        ),
+        (
+            "-m ipv6header --header hop-by-hop --soft",
+            with_ext(&udp, &[&hbh_pad1, &dst]),
+            true,
+        ),
+        (
+            "-m ipv6header ! --header ipv6-frag --soft",
+            with_ext(&udp, &[&frag_first]),
+            false,
+        ),
+        ("-m eui64", udp.clone(), false),
+    ];
+    for (rule, pkt, dropped) in cases {
+        let rules = format!("*raw\n-A PREROUTING {rule} -j DROP\nCOMMIT\n");
+        let mut l = Lab6::new("", &rules);
+        let s = l.send("lan0", pkt);
+        assert_eq!(
+            matches!(s.disposition, Disposition::Drop(_)),
+            *dropped,
+            "{rule}: {:?}",
+            s.disposition
+        );
+    }
+}

@@ -268,7 +268,8 @@ fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
     if total > usize::from(u16::MAX) {
         return Err(DropReason::BadTotalLength);
     }
-    // Walk the extension headers that precede the transport header (RFC 8200 4.1).
+    // Walk the extension headers that precede the transport header (RFC 8200 4.1), as
+    // `ipv6_skip_exthdr` does: hop-by-hop, routing, fragment, destination options and AH.
     let mut next = u8::from(p.next_header());
     let mut off = 40usize;
     let mut frag_off = 0u16;
@@ -279,6 +280,12 @@ fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
                 let h = buf.get(off..off + 2).ok_or(DropReason::TruncatedL4)?;
                 next = h[0];
                 off += (usize::from(h[1]) + 1) * 8;
+            }
+            // The authentication header counts its length in 4-byte units, less 2.
+            51 => {
+                let h = buf.get(off..off + 2).ok_or(DropReason::TruncatedL4)?;
+                next = h[0];
+                off += (usize::from(h[1]) + 2) * 4;
             }
             44 => {
                 let h = buf.get(off..off + 8).ok_or(DropReason::TruncatedL4)?;

@@ -27,6 +27,7 @@ pub mod devgroup;
 pub mod dscp;
 pub mod ecn;
 pub mod esp;
+pub mod exthdr;
 pub mod hashlimit;
 pub mod helper;
 pub mod hl;
@@ -385,6 +386,13 @@ registry! {
     "dccp" => Dccp(dccp::Dccp),
     "bpf" => Bpf(bpf::Bpf),
     "connlabel" => ConnLabel(connlabel::ConnLabel),
+    "frag" => Frag(exthdr::Frag),
+    "hbh" => Hbh(exthdr::Hbh),
+    "dst" => Dst(exthdr::Dst),
+    "rt" => Rt(exthdr::Rt),
+    "ipv6header" => Ipv6Header(exthdr::Ipv6Header),
+    "mh" => Mh(exthdr::Mh),
+    "eui64" => Eui64(exthdr::Eui64),
     "wasm" => Wasm(wasm::Plugin),
 }
 
