@@ -236,6 +236,9 @@ enum Command {
         control: ControlArgs,
         /// iptables-restore file; each table it names replaces the running one.
         file: PathBuf,
+        /// The file is ip6tables-restore's: it replaces tables of the IPv6 ruleset.
+        #[arg(short = '6', long = "ipv6")]
+        ipv6: bool,
     },
     /// List, flush or delete the running router's connections.
     Conntrack {
@@ -850,16 +853,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Restore { control: c, file }) => {
+        Some(Command::Restore { control: c, file, ipv6 }) => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let family = if ipv6 { Family::V6 } else { Family::V4 };
             // Check locally first so errors name the file; the router checks again.
-            if let Err(e) = restore(&Ruleset::default(), &text, &file.display().to_string(), false) {
+            if let Err(e) = restore(&Ruleset::new(family), &text, &file.display().to_string(), false) {
                 eprintln!("{e}");
                 eprintln!("nothing was changed");
                 return Ok(ExitCode::from(1));
             }
             let name = file.display().to_string().replace(['\n', '\r'], "?");
-            control(&c, &format!("restore {name}\n{text}"))
+            control(&c, &format!("restore {}{name}\n{text}", if ipv6 { "-6 " } else { "" }))
         }
         Some(Command::Conntrack { control: c, args }) => conntrack(&c, &args),
         Some(Command::Stats { control: c }) => control(&c, "stats\n"),

@@ -85,6 +85,11 @@ pub struct Spec<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// `[metrics] host_listen`, when not empty.
     pub host_metrics: &'a str,
+    /// ip6tables-restore text: when not empty the topology is dual-stack, with
+    /// 2001:db8:1::/64 on the LAN (router ::1, peer ::2) and 2001:db8:2::/64 on the WAN.
+    pub rules6: &'a str,
+    /// Extra IPv6 addresses (`…/64`) on the WAN namespace's side.
+    pub wan_extra6: &'a [&'a str],
 }
 
 impl Net {
@@ -120,6 +125,29 @@ impl Net {
             net.owned_ns = vec![net.lan_ns.clone(), net.wan_ns.clone()];
         }
         std::fs::write(net.dir.join("rules"), spec.rules).expect("rules file");
+        std::fs::write(net.dir.join("rules6"), spec.rules6).expect("rules6 file");
+        let v6 = !spec.rules6.is_empty();
+        let (lan6, lan_peer6, wan6, wan_peer6, route6, files6) = if v6 {
+            let extra6: String = spec.wan_extra6.iter().map(|a| format!(", \"{a}\"")).collect();
+            (
+                ", \"2001:db8:1::1/64\"",
+                ", \"2001:db8:1::2/64\"], routes = [\"0.0.0.0/0\", \"::/0\"".to_string(),
+                ", \"2001:db8:2::1/64\"",
+                format!(", \"2001:db8:2::2/64\"{extra6}], routes = [\"10.0.1.0/24\", \"2001:db8:1::/64\""),
+                "[[route]]\nto = \"::/0\"\ndev = \"{wan_if}\"\nvia = \"2001:db8:2::2\"\n",
+                "files6 = [\"rules6\"]",
+            )
+        } else {
+            (
+                "",
+                "], routes = [\"0.0.0.0/0\"".to_string(),
+                "",
+                "], routes = [\"10.0.1.0/24\"".to_string(),
+                "",
+                "",
+            )
+        };
+        let route6 = route6.replace("{wan_if}", &net.wan_if);
         let extra: Vec<String> = spec.wan_extra.iter().map(|a| format!("\"{a}\"")).collect();
         let create = spec.router_creates_netns;
         let config = format!(
@@ -127,22 +155,24 @@ impl Net {
 seed = 1
 [[interface]]
 name = "{lan_if}"
-addresses = ["10.0.1.1/24"]
+addresses = ["10.0.1.1/24"{lan6}]
 netns = "{lan_ns}"
 create_netns = {create}
-peer = {{ addresses = ["10.0.1.2/24"], routes = ["0.0.0.0/0"] }}
+peer = {{ addresses = ["10.0.1.2/24"{lan_peer6}] }}
 [[interface]]
 name = "{wan_if}"
-addresses = ["10.0.2.1/24"]
+addresses = ["10.0.2.1/24"{wan6}]
 netns = "{wan_ns}"
 create_netns = {create}
-peer = {{ addresses = ["10.0.2.2/24"{comma}{extra}], routes = ["10.0.1.0/24"] }}
+peer = {{ addresses = ["10.0.2.2/24"{comma}{extra}{wan_peer6}] }}
 [[route]]
 to = "0.0.0.0/0"
 dev = "{wan_if}"
 via = "10.0.2.2"
+{route6}
 [rules]
 files = ["rules"]
+{files6}
 [control]
 socket = "control.sock"
 {control}
@@ -164,6 +194,12 @@ level = "info"
             lan_ns = net.lan_ns,
             wan_ns = net.wan_ns,
             comma = if extra.is_empty() { "" } else { ", " },
+            lan6 = lan6,
+            lan_peer6 = lan_peer6,
+            wan6 = wan6,
+            wan_peer6 = wan_peer6,
+            route6 = route6,
+            files6 = files6,
             extra = extra.join(", "),
         );
         std::fs::write(net.dir.join("router.toml"), config).expect("config");
@@ -354,6 +390,50 @@ pub fn icmp_probe(
             let hl = usize::from(b[0] & 15) * 4;
             if n > hl && b[9] == 1 && b[hl] == want_type {
                 return Ok(Some(Ipv4Addr::new(b[12], b[13], b[14], b[15])));
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// `icmp_probe` for IPv6: an ICMPv6 echo request with hop limit `hops` from a raw socket
+/// in a namespace; waits at most `timeout` for an ICMPv6 message of `want_type` (129: echo
+/// reply, 3: time exceeded, 1: unreachable) and returns its source.
+pub fn icmp6_probe(
+    net: &Net,
+    side: Side,
+    dst: std::net::Ipv6Addr,
+    hops: u32,
+    want_type: u8,
+    timeout: Duration,
+) -> std::io::Result<Option<std::net::Ipv6Addr>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    net.run(side, move || {
+        let raw = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        raw.set_unicast_hops_v6(hops)?;
+        // The kernel fills in ICMPv6 checksums on raw ICMPv6 sockets.
+        let s: std::net::UdpSocket = raw.into();
+        s.set_read_timeout(Some(timeout))?;
+        let id = (std::process::id() & 0xffff) as u16;
+        let mut msg = vec![128u8, 0, 0, 0];
+        msg.extend_from_slice(&id.to_be_bytes());
+        msg.extend_from_slice(&1u16.to_be_bytes());
+        msg.extend_from_slice(b"rtrouter-probe6");
+        s.send_to(&msg, SocketAddr::from((dst, 0)))?;
+        let deadline = Instant::now() + timeout;
+        let mut b = [0u8; 1500];
+        while Instant::now() < deadline {
+            let (n, from) = match s.recv_from(&mut b) {
+                Ok(x) => x,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+            if n >= 4 && b[0] == want_type {
+                if let std::net::IpAddr::V6(a) = from.ip() {
+                    return Ok(Some(a));
+                }
             }
         }
         Ok(None)

@@ -861,3 +861,95 @@ fn metrics_on_the_host_side_too() {
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
 }
+
+#[test]
+fn dual_stack_forwarding_reject_masquerade_and_a_service() {
+    use rtrouter_tests::netns::icmp6_probe;
+    use std::net::Ipv6Addr;
+    // iptables and ip6tables each: a REJECTed UDP port, a service VIP DNATed to a backend on
+    // the WAN side; ip6tables also masquerades IPv6 leaving through the WAN.
+    let rules =
+        "*nat\n-A PREROUTING -d 10.96.0.10/32 -p tcp --dport 80 -j DNAT --to-destination 10.0.2.10:8080\nCOMMIT\n\
+        *filter\n-A FORWARD -p udp --dport 7203 -j REJECT\nCOMMIT\n";
+    let rules6 = "*nat\n\
+        -A PREROUTING -d fd00:96::10/128 -p tcp --dport 80 -j DNAT --to-destination [2001:db8:2::10]:8080\n\
+        -A POSTROUTING -s 2001:db8:1::/64 -o {wan} -j MASQUERADE\n\
+        COMMIT\n\
+        *filter\n\
+        -A FORWARD -p udp --dport 7203 -j REJECT\n\
+        -A FORWARD -p tcp --dport 7204 -j REJECT --reject-with tcp-reset\n\
+        COMMIT\n";
+    let Some(probe) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        rules6: "*filter\nCOMMIT\n",
+        wan_extra: &["10.0.2.10/24"],
+        wan_extra6: &["2001:db8:2::10/64"],
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let net = probe;
+    net.control(&format!("restore\n{rules}")).expect("iptables rules");
+    let rules6 = rules6.replace("{wan}", &net.wan_if);
+    net.control(&format!("restore -6\n{rules6}")).expect("ip6tables rules");
+    let t = Duration::from_secs(3);
+    // ping6: the router's own address answers, and the far side across it.
+    let from = icmp6_probe(&net, Side::Lan, "2001:db8:1::1".parse().unwrap(), 64, 129, t).expect("probe");
+    assert_eq!(
+        from,
+        Some("2001:db8:1::1".parse::<Ipv6Addr>().unwrap()),
+        "{}",
+        net.log_text()
+    );
+    let from = icmp6_probe(&net, Side::Lan, "2001:db8:2::2".parse().unwrap(), 64, 129, t).expect("probe");
+    assert_eq!(from, Some("2001:db8:2::2".parse::<Ipv6Addr>().unwrap()), "ping6 across");
+    // Hop limit 1: the router answers time exceeded from its LAN address.
+    let from = icmp6_probe(&net, Side::Lan, "2001:db8:2::2".parse().unwrap(), 1, 3, t).expect("probe");
+    assert_eq!(
+        from,
+        Some("2001:db8:1::1".parse::<Ipv6Addr>().unwrap()),
+        "hop limit exceeded"
+    );
+    // TCP over IPv6, masqueraded: the server sees the router's WAN address.
+    tcp_echo(&net, Side::Wan, addr("[2001:db8:2::2]:7200"), 2);
+    let mut s = connect(&net, Side::Lan, "[2001:db8:2::2]:7200", t).expect("TCP over IPv6 forwarded");
+    assert_eq!(ask(&mut s, "hi").unwrap(), "2001:db8:2::2 2001:db8:2::1 hi");
+    // UDP over IPv6 across, and REJECT answered with ICMPv6 port unreachable.
+    let echo = net
+        .run(Side::Wan, || UdpSocket::bind(addr("[2001:db8:2::2]:7202")))
+        .expect("bind UDP");
+    std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        for _ in 0..4 {
+            let Ok((n, from)) = echo.recv_from(&mut b) else { return };
+            let _ = echo.send_to(&b[..n], from);
+        }
+    });
+    let udp = |port: u16| {
+        net.run(Side::Lan, move || {
+            let c = UdpSocket::bind(addr("[2001:db8:1::2]:0"))?;
+            c.set_read_timeout(Some(Duration::from_secs(3)))?;
+            c.connect(SocketAddr::from(("2001:db8:2::2".parse::<Ipv6Addr>().unwrap(), port)))?;
+            c.send(b"u6")?;
+            let mut b = [0u8; 64];
+            c.recv(&mut b).map(|n| b[..n].to_vec())
+        })
+    };
+    assert_eq!(udp(7202).expect("UDP over IPv6 echoed"), b"u6");
+    let e = udp(7203).expect_err("rejected");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "ICMPv6 port unreachable: {e}");
+    // tcp-reset over IPv6.
+    let e = connect(&net, Side::Lan, "[2001:db8:2::2]:7204", t).expect_err("reset");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    // The same service in both families.
+    tcp_echo(&net, Side::Wan, addr("10.0.2.10:8080"), 1);
+    tcp_echo(&net, Side::Wan, addr("[2001:db8:2::10]:8080"), 1);
+    let mut s4 = connect(&net, Side::Lan, "10.96.0.10:80", t).expect("IPv4 service");
+    assert!(ask(&mut s4, "v4").unwrap().starts_with("10.0.2.10 10.0.1.2 "));
+    let mut s6 = connect(&net, Side::Lan, "[fd00:96::10]:80", t).expect("IPv6 service");
+    assert!(ask(&mut s6, "v6").unwrap().starts_with("2001:db8:2::10 2001:db8:2::1 "));
+    // IPv4 is still judged by iptables: its REJECTed port, and no masquerade.
+    tcp_echo(&net, Side::Wan, addr("10.0.2.2:7201"), 1);
+    let mut s = connect(&net, Side::Lan, "10.0.2.2:7201", t).expect("TCP over IPv4");
+    assert_eq!(ask(&mut s, "hi").unwrap(), "10.0.2.2 10.0.1.2 hi");
+}

@@ -465,10 +465,17 @@ fn answer_one(dp: &Dataplane, cmd: &str, args: &[&str], body: &str, name: &str) 
         }
         "restore" => {
             let name = if name.is_empty() { "restore" } else { name };
-            let live = LiveRouter::new(dp, crate::ruleset::Family::V4);
-            let next = crate::ruleset::restore::restore(&r.engine().rules.source(), body, name, false)
-                .map_err(|e| e.to_string())?;
-            let valid = validate_change(&r.engine().rules().clone(), &next, &live.env()).map_err(|e| e.to_string())?;
+            // `-6`: the ip6tables ruleset.
+            let family = if args.contains(&"-6") {
+                crate::ruleset::Family::V6
+            } else {
+                crate::ruleset::Family::V4
+            };
+            let live = LiveRouter::new(dp, family);
+            let current = r.engine_of(family);
+            let next =
+                crate::ruleset::restore::restore(&current.rules.source(), body, name, false).map_err(|e| e.to_string())?;
+            let valid = validate_change(&current.rules().clone(), &next, &live.env()).map_err(|e| e.to_string())?;
             let summary = valid
                 .tables()
                 .map(|t| {
@@ -752,14 +759,22 @@ pub fn request(path: &Path, cmd: &str, args: &[String], input: &[u8], input_name
     Ok(resp.out)
 }
 
-/// [`request`] in the form of a command line: `"restore NAME\n<text>"`, `"save -c"`,
+/// [`request`] in the form of a command line: `"restore [-6] NAME\n<text>"`, `"save -c"`,
 /// `"conntrack -L -p tcp"`, `"stats"`. The answer's stdout, or its stderr as the error.
 pub fn request_line(path: &Path, req: &str) -> Result<String, String> {
     let (head, body) = req.split_once('\n').unwrap_or((req, ""));
     let mut words = head.split_whitespace();
     let cmd = words.next().ok_or("empty request")?;
     let (args, name): (Vec<String>, String) = if cmd == "restore" {
-        (Vec::new(), words.collect::<Vec<_>>().join(" "))
+        // `restore [-6] NAME`: the name is the rest of the line, spaces and all.
+        let mut rest: Vec<&str> = words.collect();
+        let args = if rest.first() == Some(&"-6") {
+            rest.remove(0);
+            vec!["-6".to_string()]
+        } else {
+            Vec::new()
+        };
+        (args, rest.join(" "))
     } else {
         (words.map(str::to_string).collect(), String::new())
     };

@@ -132,6 +132,7 @@ impl Dataplane {
             let tun = Dev::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
             dp.devices.push(Arc::new(tun));
             let router_v4 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv4);
+            let router_v6 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv6);
             let peer_addrs: Vec<Cidr> = i
                 .peer
                 .iter()
@@ -149,8 +150,10 @@ impl Dataplane {
                 for a in &peer_addrs {
                     nl.add_address(idx, *a)?;
                 }
+                // Each route through the router's address of its family (none: on the link).
                 for r in &peer_routes {
-                    nl.add_route(*r, router_v4, idx)?;
+                    let via = if r.addr.is_ipv4() { router_v4 } else { router_v6 };
+                    nl.add_route(*r, via, idx)?;
                 }
                 Ok(())
             };
