@@ -22,26 +22,30 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 /// The two-legged router the core tests and benchmarks run: `lan0` 10.0.1.1/24 and `wan0`
-/// 10.0.2.1/24 (MTU 1500), default route via 10.0.2.2 on `wan0`.
+/// 10.0.2.1/24 (MTU 1500), default route via 10.0.2.2 on `wan0`; and the same in IPv6 through
+/// [`v6_of`] (`lan0` 2001:db8::10.0.1.1/120, default route via 2001:db8::10.0.2.2).
 pub fn topology() -> Topology {
+    let c = |s: &str| Cidr::parse(s).expect("literal");
     let mut t = Topology::default();
     t.add_iface(IfaceInfo {
         name: "lan0".into(),
-        addrs: vec![Cidr::parse("10.0.1.1/24").expect("literal")],
+        addrs: vec![c("10.0.1.1/24"), c("2001:db8::10.0.1.1/120")],
         mtu: 1500,
     });
     let wan = t.add_iface(IfaceInfo {
         name: "wan0".into(),
-        addrs: vec![Cidr::parse("10.0.2.1/24").expect("literal")],
+        addrs: vec![c("10.0.2.1/24"), c("2001:db8::10.0.2.1/120")],
         mtu: 1500,
     });
-    t.routes.insert(
-        Cidr::parse("0.0.0.0/0").expect("literal"),
-        NextHop {
-            iface: wan,
-            via: Some("10.0.2.2".parse().expect("literal")),
-        },
-    );
+    for (to, via) in [("0.0.0.0/0", "10.0.2.2"), ("::/0", "2001:db8::10.0.2.2")] {
+        t.routes.insert(
+            c(to),
+            NextHop {
+                iface: wan,
+                via: Some(via.parse().expect("literal")),
+            },
+        );
+    }
     t
 }
 
@@ -875,10 +879,25 @@ impl crate::eval::Observer for Path {
 /// refuses); `Ok(Some(n))` with how many rule positions the compiled engine skipped; `Err`
 /// describes the first difference.
 pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u64>, String> {
+    differential_of(crate::ruleset::Family::V4, rules, packets, seed)
+}
+
+/// [`differential`] for an ip6tables ruleset and IPv6 packets ([`ruleset_to_v6`],
+/// [`packet_to_v6`]).
+pub fn differential6(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u64>, String> {
+    differential_of(crate::ruleset::Family::V6, rules, packets, seed)
+}
+
+fn differential_of(
+    family: crate::ruleset::Family,
+    rules: &str,
+    packets: &[Sent],
+    seed: u64,
+) -> Result<Option<u64>, String> {
     use crate::eval::EngineKind;
     use crate::router::Router;
     use crate::ruleset::{restore::restore, validate, Ruleset};
-    let Ok(rs) = restore(&Ruleset::default(), rules, "gen.rules", false) else {
+    let Ok(rs) = restore(&Ruleset::new(family), rules, "gen.rules", false) else {
         return Ok(None);
     };
     let (sets, env) = differential_sets();
@@ -891,7 +910,7 @@ pub fn differential(rules: &str, packets: &[Sent], seed: u64) -> Result<Option<u
     };
     let (walk, comp) = (make(EngineKind::Linear, &vw), make(EngineKind::Compiled, &vc));
     same_behaviour(&walk, &comp, packets, seed, ("walk", "compiled"))?;
-    Ok(Some(comp.engine().shape().0 as u64))
+    Ok(Some(comp.engine_of(family).shape().0 as u64))
 }
 
 /// The ipset the generated rules name (`-m set --match-set gset`), and the validation
@@ -954,7 +973,11 @@ fn same_behaviour(
             return Err(format!("packet {n}: the engines drew different random numbers"));
         }
     }
-    let (sa, sb) = (a.engine().save(true), b.engine().save(true));
+    let saved = |r: &crate::router::Router| {
+        use crate::ruleset::Family;
+        r.engine_of(Family::V4).save(true) + &r.engine_of(Family::V6).save(true)
+    };
+    let (sa, sb) = (saved(a), saved(b));
     if sa != sb {
         let only = |x: &str, y: &str| -> String {
             let ys: std::collections::HashSet<&str> = y.lines().collect();
@@ -1157,4 +1180,152 @@ pub fn establish(
     }
     let o = r.process(meta(back), &mut answer, &mut reply, rng, &mut ());
     (!matches!(o.disposition, Disposition::Drop(_))).then_some(next)
+}
+
+/// The IPv6 address standing for IPv4 address `a` in the IPv6 variants of the generated
+/// rulesets and packets: `2001:db8::a.b.c.d`, so that prefixes keep their containment (an
+/// IPv4 `/n` is an IPv6 `/96+n`).
+pub fn v6_of(a: Ipv4Addr) -> std::net::Ipv6Addr {
+    let o = a.octets();
+    std::net::Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    )
+}
+
+/// One word of a generated IPv4 rule in ip6tables' terms, `None` when it has no
+/// counterpart (the rule is then left out).
+fn v6_word(w: &str) -> Option<String> {
+    let addr = |s: &str| s.parse::<Ipv4Addr>().ok().map(v6_of);
+    if let Some(a) = addr(w) {
+        return Some(a.to_string());
+    }
+    if let Some((a, len)) = w.split_once('/') {
+        if let Some(a) = addr(a) {
+            let len = match len.parse::<u32>() {
+                Ok(l) if l <= 32 => l,
+                // A mask: contiguous ones only.
+                _ => {
+                    let m = u32::from(len.parse::<Ipv4Addr>().ok()?);
+                    if m.leading_ones() + m.trailing_zeros() != 32 {
+                        return None;
+                    }
+                    m.leading_ones()
+                }
+            };
+            return Some(format!("{a}/{}", 96 + len));
+        }
+    }
+    if let Some((a, b)) = w.split_once('-') {
+        if let (Some(a), Some(b)) = (addr(a), addr(b)) {
+            return Some(format!("{a}-{b}"));
+        }
+    }
+    if let Some((a, port)) = w.split_once(':') {
+        if let Some(a) = addr(a) {
+            return Some(format!("[{a}]:{port}"));
+        }
+    }
+    Some(
+        match w {
+            "icmp" => "ipv6-icmp",
+            "--icmp-type" => "--icmpv6-type",
+            "ttl" => "hl",
+            "TTL" => "HL",
+            "--ttl-eq" => "--hl-eq",
+            "--ttl-lt" => "--hl-lt",
+            "--ttl-gt" => "--hl-gt",
+            "--ttl-set" => "--hl-set",
+            "--ttl-inc" => "--hl-inc",
+            "--ttl-dec" => "--hl-dec",
+            "-f" | "ECN" => return None,
+            w => w,
+        }
+        .to_string(),
+    )
+}
+
+/// The ip6tables counterpart of a ruleset [`random_ruleset`] made: addresses mapped by
+/// [`v6_of`], ICMP, TTL and their options renamed, and the rules that have no IPv6
+/// counterpart (fragments, masks with holes, the ECN target, lines ip6tables refuses) left
+/// out.
+pub fn ruleset_to_v6(rules: &str) -> String {
+    use crate::ruleset::{restore::restore, Family, Ruleset};
+    let mut lines: Vec<String> = rules
+        .lines()
+        .filter_map(|l| {
+            if !l.starts_with("-A ") {
+                return Some(l.to_string());
+            }
+            let l = l.replace("-m icmp ", "-m icmp6 ");
+            // Words inside quotes (comments, u32 programs) stay as they are.
+            let mut out = Vec::new();
+            let mut quoted = false;
+            for w in l.split(' ') {
+                if quoted || w.starts_with('"') {
+                    quoted = !(w.ends_with('"') && (w.len() > 1 || quoted));
+                    out.push(w.to_string());
+                    continue;
+                }
+                out.push(v6_word(w)?);
+            }
+            Some(out.join(" "))
+        })
+        .collect();
+    // Lines ip6tables refuses (an ICMP type ICMPv6 lacks, a REJECT type of IPv4's…) go.
+    for _ in 0..64 {
+        match restore(&Ruleset::new(Family::V6), &lines.join("\n"), "gen6", false) {
+            Ok(_) => break,
+            Err(e) => {
+                let Some(line) = e.0.first().map(|e| e.line as usize) else {
+                    break;
+                };
+                if line == 0 || line > lines.len() || !lines[line - 1].starts_with("-A ") {
+                    break;
+                }
+                lines.remove(line - 1);
+            }
+        }
+    }
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s
+}
+
+/// The IPv6 counterpart of a packet [`random_packet`] made: addresses mapped by [`v6_of`],
+/// TTL as hop limit, TOS as traffic class, the same transport header and payload (ICMP echo
+/// and unreachable as their ICMPv6 kinds), checksums filled for IPv6.
+pub fn packet_to_v6(p: &[u8]) -> Vec<u8> {
+    let h = super::packet::parse(p).expect("a generated packet parses");
+    let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (h.src, h.dst) else {
+        return p.to_vec();
+    };
+    let mut l4 = p[usize::from(h.l4_off)..usize::from(h.total_len)].to_vec();
+    let proto = if h.proto == super::packet::proto::ICMP {
+        l4[0] = match l4[0] {
+            8 => 128,
+            0 => 129,
+            3 => 1,
+            t => t,
+        };
+        super::packet::proto::ICMPV6
+    } else {
+        h.proto
+    };
+    let ip = build::Ip6 {
+        hop_limit: h.ttl,
+        tclass: h.tos,
+        ..build::Ip6::new(v6_of(src), v6_of(dst))
+    };
+    let mut b = Vec::with_capacity(40 + l4.len());
+    build::raw_of(&mut b, ip, proto, &l4);
+    let h6 = super::packet::parse(&b).expect("built");
+    super::packet::fill_l4_checksum(&mut b, &h6);
+    b
 }

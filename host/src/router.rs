@@ -245,12 +245,15 @@ impl Router {
     pub fn new(topo: Topology, rules: impl Into<Arc<ValidRuleset>>, ipsets: IpSets, log_rate: u32) -> Router {
         let shared = Shared::default();
         let ipsets = Arc::new(ipsets);
+        // `rules` is one family's; the other family starts empty.
         let engine = Engine::new(rules, &shared, ipsets.clone(), &topo);
-        let engine6 = Engine::new(ValidRuleset::empty_of(Family::V6), &shared, ipsets, &topo);
         let (engine, engine6) = if engine.rules.family() == Family::V6 {
-            (engine6, engine)
+            (Engine::new(ValidRuleset::empty(), &shared, ipsets, &topo), engine)
         } else {
-            (engine, engine6)
+            (
+                engine,
+                Engine::new(ValidRuleset::empty_of(Family::V6), &shared, ipsets, &topo),
+            )
         };
         Router {
             engine: ArcSwap::from_pointee(engine),

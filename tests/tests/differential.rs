@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use rtrouter::eval::{Chance, SplitMix};
-use rtrouter::gen::{self, differential};
+use rtrouter::gen::{self, differential, differential6};
 
 fn case(seed: u64, packets: usize) -> (String, Vec<gen::Sent>) {
     let mut c = SplitMix(seed);
@@ -29,6 +29,47 @@ proptest! {
         let r = differential(&rules, &pkts, seed);
         prop_assert!(r.is_ok(), "seed {seed}\n{}\n--- rules\n{rules}", r.unwrap_err());
     }
+}
+
+/// The same generated rulesets and packets in IPv6 (`gen::ruleset_to_v6`,
+/// `gen::packet_to_v6`): the ip6tables engines must agree as the iptables ones do.
+fn case6(seed: u64, packets: usize) -> (String, Vec<gen::Sent>) {
+    let (rules, pkts) = case(seed, packets);
+    let pkts = pkts
+        .into_iter()
+        .map(|(f, p, m)| (f, gen::packet_to_v6(&p), m))
+        .collect();
+    (gen::ruleset_to_v6(&rules), pkts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+    #[test]
+    fn compiled_equals_walk_ipv6(seed in any::<u64>()) {
+        let (rules, pkts) = case6(seed, 80);
+        let r = differential6(&rules, &pkts, seed);
+        prop_assert!(r.is_ok(), "seed {seed}\n{}\n--- rules\n{rules}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn generated_ipv6_rulesets_load_and_are_classified() {
+    let (mut loaded, mut classified, mut rules_kept) = (0, 0, 0);
+    for seed in 0..100 {
+        let (rules, pkts) = case6(seed, 10);
+        rules_kept += rules.lines().filter(|l| l.starts_with("-A ")).count();
+        match differential6(&rules, &pkts, seed) {
+            Ok(Some(chains)) => {
+                loaded += 1;
+                classified += chains;
+            }
+            Ok(None) => {}
+            Err(e) => panic!("seed {seed}: {e}\n{rules}"),
+        }
+    }
+    assert!(loaded >= 75, "only {loaded} of 100 generated IPv6 rulesets loaded");
+    assert!(classified >= 100, "only {classified} chains were classified");
+    assert!(rules_kept >= 2000, "only {rules_kept} rules survived the translation");
 }
 
 /// The property above says nothing if the generated rulesets do not load or are never
