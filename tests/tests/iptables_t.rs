@@ -252,7 +252,6 @@ const IP6_PASSES: &[(&str, usize, &str)] = &[
     ("libip6t_DNPT.t", 4, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_SNPT.t", 8, "no DNPT/SNPT target (NPTv6)"),
     ("libip6t_TPROXY.t", 1, "no TPROXY target"),
-    ("libip6t_srh.t", 0, "no srh match"),
 ];
 
 #[test]

@@ -586,7 +586,29 @@ fn extension_header_matches_judge_the_header_chain() {
     let mut ah_bytes = vec![0, 4, 0, 0, 0, 0, 1, 0];
     ah_bytes.extend_from_slice(&[0u8; 16]);
     let ah = (51u8, ah_bytes);
+    // Segment routing header: 2 SIDs (the last one first), 1 segment left, tag 5.
+    let mut srh_bytes = vec![0, 4, 4, 1, 1, 0, 0, 5];
+    srh_bytes.extend_from_slice(&a6("c::1").octets());
+    srh_bytes.extend_from_slice(&a6("a::1").octets());
+    let srh = (43u8, srh_bytes);
     let cases: &[(&str, Vec<u8>, bool)] = &[
+        (
+            "-m srh --srh-next-hdr 17 --srh-segs-left-eq 1 --srh-last-entry-gt 0",
+            with_ext(&udp, &[&srh]),
+            true,
+        ),
+        ("-m srh --srh-hdr-len-lt 4", with_ext(&udp, &[&srh]), false),
+        (
+            "-m srh --srh-nsid c::/64 --srh-lsid c::1",
+            with_ext(&udp, &[&srh]),
+            true,
+        ),
+        // With as many segments left as entries there is no previous SID.
+        ("-m srh --srh-psid ::/0", with_ext(&udp, &[&srh]), false),
+        ("-m srh ! --srh-nsid a::/16", with_ext(&udp, &[&srh]), true),
+        // The tag as a little-endian kernel compares it (bytes 00 05 read as 0x0500).
+        ("-m srh --srh-tag 1280", with_ext(&udp, &[&srh]), true),
+        ("-m srh", with_ext(&udp, &[&rt]), false),
         ("-m hbh --hbh-len 8 --hbh-opts 1:4", with_ext(&udp, &[&hbh_padn]), true),
         ("-m hbh --hbh-len 8 --hbh-opts 1:4", with_ext(&udp, &[&hbh_pad1]), false),
         ("-m hbh ! --hbh-len 8", with_ext(&udp, &[&hbh_pad1]), false),

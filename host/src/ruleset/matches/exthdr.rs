@@ -864,6 +864,230 @@ impl MatchExt for Mh {
 }
 
 // ---------------------------------------------------------------------------------------
+// srh
+
+/// One `--srh-*` comparison on a header byte: `=`, `>` or `<`, each negatable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cmp3 {
+    /// Which of eq, gt, lt are given, and which negated (bit 0 eq, 1 gt, 2 lt).
+    pub given: u8,
+    pub inv: u8,
+    /// The value, shared by the three as the kernel's struct shares it (the last given).
+    pub v: u8,
+}
+
+impl Cmp3 {
+    fn holds(&self, x: u8) -> bool {
+        [(1u8, x == self.v), (2, x > self.v), (4, x < self.v)]
+            .iter()
+            .all(|&(bit, hit)| self.given & bit == 0 || hit != (self.inv & bit != 0))
+    }
+}
+
+/// A SID prefix: the address as given (printed so) and its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sid {
+    pub inv: bool,
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl Sid {
+    /// `ipv6_masked_addr_cmp` == 0, negated or not.
+    fn holds(&self, a: Ipv6Addr) -> bool {
+        let mask = if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        };
+        ((u128::from(a) ^ u128::from(self.addr)) & mask == 0) != self.inv
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Srh {
+    pub next_hdr: Option<(bool, u8)>,
+    pub hdr_len: Cmp3,
+    pub segs_left: Cmp3,
+    pub last_entry: Cmp3,
+    pub tag: Option<(bool, u16)>,
+    pub psid: Option<Sid>,
+    pub nsid: Option<Sid>,
+    pub lsid: Option<Sid>,
+}
+
+const CMP_SUFFIX: [(&str, u8); 3] = [("eq", 1), ("gt", 2), ("lt", 4)];
+
+impl MatchExt for Srh {
+    type Builder = Srh;
+    type Compiled = Srh;
+    const SIDE_EFFECT: bool = false;
+    const OPTIONS: &'static [&'static str] = &[
+        "srh-next-hdr",
+        "srh-hdr-len-eq",
+        "srh-hdr-len-gt",
+        "srh-hdr-len-lt",
+        "srh-segs-left-eq",
+        "srh-segs-left-gt",
+        "srh-segs-left-lt",
+        "srh-last-entry-eq",
+        "srh-last-entry-gt",
+        "srh-last-entry-lt",
+        "srh-tag",
+        "srh-psid",
+        "srh-nsid",
+        "srh-lsid",
+    ];
+
+    fn option(m: &mut Srh, opt: &str, mut inv: bool, c: &mut Cursor) -> PResult<bool> {
+        if !Self::OPTIONS.contains(&opt) {
+            return Ok(false);
+        }
+        let name = format!("--{opt}");
+        let v = c.value_inv(&name, &mut inv)?;
+        let num = |max: u64, c: &Cursor| {
+            parse_uint(&v, 0, max).map_or_else(|| c.err_value(format!("srh: bad {name} `{v}'")), Ok)
+        };
+        let sid = |c: &Cursor| {
+            let (a, len) = v.split_once('/').map_or((v.as_str(), None), |(a, l)| (a, Some(l)));
+            let len = match len {
+                None => 128,
+                Some(l) => match parse_uint(l, 0, 128) {
+                    Some(n) => n as u8,
+                    None => return c.err_value(format!("invalid mask `{l}' specified")),
+                },
+            };
+            match a.parse::<Ipv6Addr>() {
+                Ok(addr) => Ok(Sid { inv, addr, len }),
+                Err(_) => c.err_value(format!("host/network `{a}' not found")),
+            }
+        };
+        match opt {
+            "srh-next-hdr" => m.next_hdr = Some((inv, num(255, c)? as u8)),
+            "srh-tag" => m.tag = Some((inv, num(65535, c)? as u16)),
+            "srh-psid" => m.psid = Some(sid(c)?),
+            "srh-nsid" => m.nsid = Some(sid(c)?),
+            "srh-lsid" => m.lsid = Some(sid(c)?),
+            _ => {
+                let (field, suffix) = opt.rsplit_once('-').expect("a comparison option");
+                let cmp = match field {
+                    "srh-hdr-len" => &mut m.hdr_len,
+                    "srh-segs-left" => &mut m.segs_left,
+                    _ => &mut m.last_entry,
+                };
+                let bit = CMP_SUFFIX.iter().find(|(s, _)| *s == suffix).map_or(0, |(_, b)| *b);
+                cmp.v = num(255, c)? as u8;
+                cmp.given |= bit;
+                if inv {
+                    cmp.inv |= bit;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn finish(m: Srh, p: RuleProto) -> Result<Srh, String> {
+        p.only(Family::V6, "match", "srh")?;
+        Ok(m)
+    }
+
+    /// `srh1_save`.
+    fn save(&self, out: &mut String) {
+        if let Some((inv, v)) = self.next_hdr {
+            let _ = write!(out, "{} --srh-next-hdr {v}", bang(inv));
+        }
+        for (name, cmp) in [
+            ("hdr-len", &self.hdr_len),
+            ("segs-left", &self.segs_left),
+            ("last-entry", &self.last_entry),
+        ] {
+            for (suffix, bit) in CMP_SUFFIX {
+                if cmp.given & bit != 0 {
+                    let _ = write!(out, "{} --srh-{name}-{suffix} {}", bang(cmp.inv & bit != 0), cmp.v);
+                }
+            }
+        }
+        if let Some((inv, v)) = self.tag {
+            let _ = write!(out, "{} --srh-tag {v}", bang(inv));
+        }
+        for (name, sid) in [("psid", self.psid), ("nsid", self.nsid), ("lsid", self.lsid)] {
+            if let Some(s) = sid {
+                let _ = write!(out, "{} --srh-{name} {}/{}", bang(s.inv), s.addr, s.len);
+            }
+        }
+    }
+
+    /// `srh1_print`.
+    fn list(&self, out: &mut String, _: bool) -> bool {
+        let inv = |i: bool| if i { "!" } else { "" };
+        out.push_str(" srh");
+        if let Some((i, v)) = self.next_hdr {
+            let _ = write!(out, " next-hdr:{}{v}", inv(i));
+        }
+        for (name, cmp) in [
+            ("hdr-len", &self.hdr_len),
+            ("segs-left", &self.segs_left),
+            ("last-entry", &self.last_entry),
+        ] {
+            for (suffix, bit) in CMP_SUFFIX {
+                if cmp.given & bit != 0 {
+                    let _ = write!(out, " {name}-{suffix}:{}{}", inv(cmp.inv & bit != 0), cmp.v);
+                }
+            }
+        }
+        if let Some((i, v)) = self.tag {
+            let _ = write!(out, " tag:{}{v}", inv(i));
+        }
+        for (name, sid) in [("psid", self.psid), ("nsid", self.nsid), ("lsid", self.lsid)] {
+            if let Some(s) = sid {
+                let _ = write!(out, " {name} {} {}/{}", inv(s.inv), s.addr, s.len);
+            }
+        }
+        true
+    }
+
+    fn compile(&self, _: &CompileEnv) -> Srh {
+        self.clone()
+    }
+
+    /// `srh1_mt6`: a segment routing header (routing type 4) whose segments left does not
+    /// exceed its last entry, then each field given.
+    fn test(m: &Srh, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
+        let Some(buf) = v6(p) else { return false };
+        let Some(at) = find_hdr(buf, ROUTING) else {
+            return false;
+        };
+        let Some(h) = buf.get(at..at + 8) else {
+            return false;
+        };
+        let hdrlen = (usize::from(h[1]) + 1) * 8;
+        let (typ, segs_left, last) = (h[2], h[3], h[4]);
+        if buf.len() - at < hdrlen || typ != 4 || segs_left > last {
+            return false;
+        }
+        // The kernel compares the tag as it lies in the packet with the host-order value
+        // iptables stored (`srh->tag == srhinfo->tag`): on the little-endian machines Linux
+        // runs on, the tag's bytes read swapped. rtrouter matches what such a kernel matches.
+        let tag = u16::from_le_bytes([h[6], h[7]]);
+        let sid_at = |i: usize| {
+            let o = at + 8 + i * 16;
+            buf.get(o..o + 16)
+                .map(|b| Ipv6Addr::from(<[u8; 16]>::try_from(b).expect("16 bytes")))
+        };
+        m.next_hdr.is_none_or(|(inv, v)| (h[0] == v) != inv)
+            && m.hdr_len.holds(h[1])
+            && m.segs_left.holds(segs_left)
+            && m.last_entry.holds(last)
+            && m.tag.is_none_or(|(inv, v)| (tag == v) != inv)
+            && m.psid
+                .is_none_or(|s| segs_left != last && sid_at(usize::from(segs_left) + 1).is_some_and(|a| s.holds(a)))
+            && m.nsid
+                .is_none_or(|s| segs_left != 0 && sid_at(usize::from(segs_left) - 1).is_some_and(|a| s.holds(a)))
+            && m.lsid.is_none_or(|s| sid_at(0).is_some_and(|a| s.holds(a)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // eui64
 
 /// `-m eui64`: the source address's interface identifier is the EUI-64 of the frame's

@@ -393,6 +393,7 @@ registry! {
     "ipv6header" => Ipv6Header(exthdr::Ipv6Header),
     "mh" => Mh(exthdr::Mh),
     "eui64" => Eui64(exthdr::Eui64),
+    "srh" => Srh(exthdr::Srh),
     "wasm" => Wasm(wasm::Plugin),
 }
 
