@@ -1129,6 +1129,11 @@ impl Run<'_> {
                 None => self.tcp_reset(p, reply),
             }
         } else {
+            if let RejectWith::Icmp6HeaderField(at) = w {
+                // SNPT/DNPT: parameter problem at the address they could not translate.
+                self.icmp6_error(p, reply, 4, 0, u32::from(at));
+                return;
+            }
             // `nf_send_unreach6`: ICMPv6 destination unreachable.
             match w.icmp6_code() {
                 Some(code) => self.icmp6_error(p, reply, 1, code, 0),

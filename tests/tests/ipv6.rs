@@ -52,6 +52,8 @@ struct Lab6 {
 struct Sent {
     disposition: Disposition,
     reply: Option<Vec<u8>>,
+    /// The packet as the router left it.
+    out: Vec<u8>,
 }
 
 impl Lab6 {
@@ -92,6 +94,7 @@ impl Lab6 {
         Sent {
             disposition: out.disposition,
             reply,
+            out: buf,
         }
     }
 }
@@ -670,5 +673,45 @@ fn extension_header_matches_judge_the_header_chain() {
             "{rule}: {:?}",
             s.disposition
         );
+    }
+}
+
+#[test]
+fn npt_translates_prefixes_statelessly_keeping_checksums() {
+    let rules6 = "*mangle\n\
+        -A POSTROUTING -o wan0 -j SNPT --src-pfx 2001:db8:1::/48 --dst-pfx 2001:db8:77::/48\n\
+        -A PREROUTING -i wan0 -j DNPT --src-pfx 2001:db8:77::/48 --dst-pfx 2001:db8:1::/48\n\
+        COMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02));
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    let h = parse(&s.out).unwrap();
+    let std::net::IpAddr::V6(src) = h.src else { panic!() };
+    assert_eq!(
+        src.segments()[..3],
+        [0x2001, 0xdb8, 0x77],
+        "the source prefix is the outside one: {src}"
+    );
+    assert_ne!(
+        src,
+        a6("2001:db8:77::10"),
+        "one word of the identifier absorbs the difference"
+    );
+    // The TCP checksum still holds without being touched: the mapping is checksum-neutral.
+    checksum6(&s.out).unwrap();
+    // The answer to the translated address comes back to the inside one.
+    let back = tcp6("2001:db8:99::1", 443, &src.to_string(), 40000, 0x12);
+    let s = l.send("wan0", &back);
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    assert_eq!(parse(&s.out).unwrap().dst, std::net::IpAddr::V6(a6("2001:db8:1::10")));
+    checksum6(&s.out).unwrap();
+    // ip6tables refuses prefixes longer than 64 bits or with host bits set.
+    for bad in [
+        "--src-pfx dead::beef --dst-pfx 1c3::/64",
+        "--src-pfx dead::1/64 --dst-pfx 1c3::/64",
+    ] {
+        let text = format!("*mangle\n-A PREROUTING -j DNPT {bad}\nCOMMIT\n");
+        let e = restore(&Ruleset::new(Family::V6), &text, "t", false).expect_err(bad);
+        assert!(e.to_string().contains("Invalid argument"), "{e}");
     }
 }

@@ -28,6 +28,7 @@ pub mod netmap;
 pub mod nflog;
 pub mod nfqueue;
 pub mod notrack;
+pub mod npt;
 pub mod redirect;
 pub mod reject;
 pub mod secmark;
@@ -284,6 +285,8 @@ registry! {
     "CT" => Ct(ct::Ct),
     "TTL" => Ttl(ttl::Ttl),
     "HL" => Hl(hl::Hl),
+    "SNPT" => Snpt(npt::Snpt),
+    "DNPT" => Dnpt(npt::Dnpt),
     "TCPMSS" => TcpMss(tcpmss::TcpMss),
     "CHECKSUM" => Checksum(checksum::Checksum),
     "DSCP" => Dscp(dscp::Dscp),

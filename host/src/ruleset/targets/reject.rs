@@ -27,6 +27,10 @@ pub enum RejectWith {
     Icmp6PortUnreachable,
     Icmp6PolicyFail,
     Icmp6RejectRoute,
+    /// Not REJECT's: an ICMPv6 parameter problem (erroneous header field, RFC 4443 3.4)
+    /// pointing at this byte of the IPv6 header, as `SNPT`/`DNPT` answer an address they
+    /// cannot translate.
+    Icmp6HeaderField(u8),
 }
 
 impl RejectWith {
@@ -79,6 +83,9 @@ impl RejectWith {
             RejectWith::Icmp6PortUnreachable | RejectWith::PortUnreachable | RejectWith::ProtoUnreachable => 4,
             RejectWith::Icmp6PolicyFail => 5,
             RejectWith::Icmp6RejectRoute => 6,
+            // Answered as a parameter problem, not as destination unreachable (the router's
+            // `reject` tells them apart); code 0 is "erroneous header field".
+            RejectWith::Icmp6HeaderField(_) => 0,
             RejectWith::TcpReset => return None,
         })
     }
@@ -96,6 +103,8 @@ impl RejectWith {
             RejectWith::Icmp6NoRoute | RejectWith::Icmp6RejectRoute => 0,
             RejectWith::Icmp6AddrUnreachable => 1,
             RejectWith::Icmp6PortUnreachable => 3,
+            // IPv6 only (SNPT/DNPT); IPv4 has no such answer.
+            RejectWith::Icmp6HeaderField(_) => 13,
             RejectWith::TcpReset => return None,
         })
     }
