@@ -715,3 +715,19 @@ fn npt_translates_prefixes_statelessly_keeping_checksums() {
         assert!(e.to_string().contains("Invalid argument"), "{e}");
     }
 }
+
+#[test]
+fn tproxy_finds_no_transparent_socket_and_drops() {
+    let rules6 =
+        "*mangle\n-A PREROUTING -p tcp -m tcp --dport 80 -j TPROXY --on-port 3129 --tproxy-mark 0x1/0x1\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 80, 0x02));
+    assert!(matches!(s.disposition, Disposition::Drop(_)), "{:?}", s.disposition);
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 81, 0x02));
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    let saved = l.router.engine_of(Family::V6).save(false);
+    assert!(
+        saved.contains("-j TPROXY --on-port 3129 --on-ip :: --tproxy-mark 0x1/0x1"),
+        "{saved}"
+    );
+}

@@ -152,6 +152,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("mangle", "PREROUTING", "-j CONNSECMARK --save"),
     ("filter", "INPUT", "-j CONNSECMARK --save"),
     ("mangle", "PREROUTING", "-j NFQUEUE --queue-balance 2:3 --queue-bypass"),
+    ("mangle", "PREROUTING", "-p tcp -j TPROXY --on-port 3129"),
+    ("mangle", "PREROUTING", "-p udp -j TPROXY --on-port 53 --on-ip 10.0.0.1 --tproxy-mark 0x1"),
+    ("mangle", "PREROUTING", "-p tcp -j TPROXY --on-port 1 --tproxy-mark 0x23/0xff --on-ip 0.0.0.0"),
+    ("mangle", "PREROUTING", "-j TPROXY --on-port 3129"),
+    ("mangle", "PREROUTING", "-p tcp -j TPROXY --on-ip 10.0.0.1"),
+    ("mangle", "INPUT", "-p tcp -j TPROXY --on-port 3129"),
+    ("filter", "INPUT", "-p tcp -j TPROXY --on-port 3129"),
     // Gone from iptables or from this kernel: refused by both.
     ("mangle", "PREROUTING", "-j MIRROR"),
     ("nat", "PREROUTING", "-j SAME --to 1.2.3.4"),

@@ -38,6 +38,7 @@ pub mod tcpmss;
 pub mod tcpoptstrip;
 pub mod tee;
 pub mod tos;
+pub mod tproxy;
 pub mod trace;
 pub mod ttl;
 pub mod wasm;
@@ -287,6 +288,7 @@ registry! {
     "HL" => Hl(hl::Hl),
     "SNPT" => Snpt(npt::Snpt),
     "DNPT" => Dnpt(npt::Dnpt),
+    "TPROXY" => Tproxy(tproxy::Tproxy),
     "TCPMSS" => TcpMss(tcpmss::TcpMss),
     "CHECKSUM" => Checksum(checksum::Checksum),
     "DSCP" => Dscp(dscp::Dscp),
@@ -312,10 +314,7 @@ registry! {
 /// Extensions that iptables has and rtrouter does not implement: refused by name so that a
 /// ruleset using them fails loudly instead of jumping to a missing chain.
 fn is_unsupported_extension(name: &str) -> bool {
-    matches!(
-        name,
-        "CLUSTERIP" | "RATEEST" | "SYNPROXY" | "TPROXY" | "ULOG" | "MIRROR" | "SAME"
-    )
+    matches!(name, "CLUSTERIP" | "RATEEST" | "SYNPROXY" | "ULOG" | "MIRROR" | "SAME")
 }
 
 /// The xmark pair for MARK/CONNMARK's option spellings (libxt_MARK.c).
