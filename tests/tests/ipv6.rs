@@ -731,3 +731,66 @@ fn tproxy_finds_no_transparent_socket_and_drops() {
         "{saved}"
     );
 }
+
+#[test]
+fn protocol_neutral_matches_work_on_ipv6_packets() {
+    // hashlimit keyed by /64 source: two hosts of one /64 share the bucket; another /64 has its own.
+    let rules6 = "*filter\n-A FORWARD -m hashlimit --hashlimit-above 1/min --hashlimit-burst 2 --hashlimit-mode srcip --hashlimit-srcmask 64 --hashlimit-name h6 -j DROP\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let saved = l.router.engine_of(Family::V6).save(false);
+    assert!(saved.contains("--hashlimit-name h6 --hashlimit-srcmask 64"), "{saved}");
+    let send = |l: &mut Lab6, src: &str, port: u16| {
+        matches!(
+            l.send("lan0", &udp6(src, "2001:db8:99::1", port, b"x")).disposition,
+            Disposition::Forward(_)
+        )
+    };
+    assert!(send(&mut l, "2001:db8:1::10", 1));
+    assert!(send(&mut l, "2001:db8:1::11", 2), "the burst of 2 is shared by the /64");
+    assert!(
+        !send(&mut l, "2001:db8:1::12", 3),
+        "the third packet of the /64 is over the limit"
+    );
+    assert!(send(&mut l, "2001:db8:7::10", 4), "another /64 has its own bucket");
+    // The default mask is the whole address in ip6tables (not printed).
+    let rs = restore(
+        &Ruleset::new(Family::V6),
+        "*filter\n-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-mode srcip --hashlimit-name d --hashlimit-srcmask 128\nCOMMIT\n",
+        "t",
+        false,
+    )
+    .unwrap();
+    assert!(!rs.save(false).contains("srcmask"), "{}", rs.save(false));
+
+    // rpfilter: a source routed through another interface fails the strict check.
+    let rules6 = "*raw\n-A PREROUTING -m rpfilter --invert -j DROP\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let lan = |l: &mut Lab6, src: &str| {
+        matches!(
+            l.send("lan0", &udp6(src, "2001:db8:99::1", 9, b"x")).disposition,
+            Disposition::Forward(_)
+        )
+    };
+    assert!(lan(&mut l, "2001:db8:1::10"), "a LAN source on the LAN");
+    assert!(
+        !lan(&mut l, "2001:db8:99::7"),
+        "a WAN source arriving on the LAN is spoofed"
+    );
+    assert!(lan(&mut l, "fe80::1"), "link-local sources are on their link");
+
+    // cluster: each source goes to one node of two, the same every time, and both nodes serve.
+    let node = |n: u32| {
+        format!("*mangle\n-A PREROUTING -m cluster --cluster-total-nodes 2 --cluster-local-node {n} --cluster-hash-seed 0x7 -j DROP\nCOMMIT\n")
+    };
+    let (mut n1, mut n2) = (Lab6::new("", &node(1)), Lab6::new("", &node(2)));
+    let mut counts = [0, 0];
+    for i in 0..32 {
+        let src = format!("2001:db8:1::{:x}", 0x100 + i);
+        let d1 = !lan(&mut n1, &src);
+        let d2 = !lan(&mut n2, &src);
+        assert!(d1 != d2, "{src}: exactly one node takes it");
+        assert_eq!(d1, !lan(&mut n1, &src), "{src}: the same node again");
+        counts[usize::from(d2)] += 1;
+    }
+    assert!(counts[0] > 4 && counts[1] > 4, "both nodes serve: {counts:?}");
+}

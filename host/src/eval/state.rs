@@ -150,7 +150,8 @@ impl IdleTimers {
 /// One `hashlimit` table: a bucket per key, each with the time it was last used.
 #[derive(Debug, Default)]
 pub struct HashLimitTable {
-    pub buckets: Mutex<HashMap<[u32; 4], HlBucket>>,
+    /// By source and destination (masked; IPv4 addresses as their 32 bits) and ports.
+    pub buckets: Mutex<HashMap<[u128; 3], HlBucket>>,
     /// When expired entries were last swept (monotonic ns).
     pub swept: AtomicU64,
 }

@@ -360,6 +360,14 @@ impl Family {
             Family::V6 => "ip6tables",
         }
     }
+
+    /// The length of its addresses in bits: 32 or 128.
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
 }
 
 /// The source form of a whole ruleset: the tables that were loaded.

@@ -80,6 +80,8 @@ pub struct HashLimit {
     pub expire: u32,
     pub srcmask: u8,
     pub dstmask: u8,
+    /// The family's full prefix (32 or 128): the masks' default, not printed.
+    pub full: u8,
     pub rate_match: bool,
     pub interval: u32,
 }
@@ -251,8 +253,9 @@ impl MatchExt for HashLimit {
             "htable-max" => b.max = Some(num(c, u64::from(u32::MAX))? as u32),
             "htable-gcinterval" => b.gc_interval = Some(num(c, u64::from(u32::MAX))? as u32),
             "htable-expire" => b.expire = Some(num(c, u64::from(u32::MAX))? as u32),
-            "srcmask" => b.srcmask = Some(num(c, 32)? as u8),
-            "dstmask" => b.dstmask = Some(num(c, 32)? as u8),
+            // Up to the family's address length (ip6tables: 128).
+            "srcmask" => b.srcmask = Some(num(c, c.family.max_prefix().into())? as u8),
+            "dstmask" => b.dstmask = Some(num(c, c.family.max_prefix().into())? as u8),
             "rate-match" => b.rate_match = true,
             "rate-interval" => {
                 let n = num(c, u64::from(u32::MAX))?;
@@ -266,7 +269,8 @@ impl MatchExt for HashLimit {
         Ok(true)
     }
 
-    fn finish(b: Builder, _: RuleProto) -> Result<HashLimit, String> {
+    fn finish(b: Builder, p: RuleProto) -> Result<HashLimit, String> {
+        let full = p.family.max_prefix();
         let (above, bytes, avg, mult) = b
             .rate
             .ok_or("hashlimit: --hashlimit-upto or --hashlimit-above is required")?;
@@ -300,8 +304,9 @@ impl MatchExt for HashLimit {
             max: b.max.unwrap_or(0),
             gc_interval: b.gc_interval.unwrap_or(GC_INTERVAL),
             expire,
-            srcmask: b.srcmask.unwrap_or(32),
-            dstmask: b.dstmask.unwrap_or(32),
+            srcmask: b.srcmask.unwrap_or(full),
+            dstmask: b.dstmask.unwrap_or(full),
+            full,
             rate_match: b.rate_match,
             interval: b.interval.unwrap_or(1),
         })
@@ -350,10 +355,10 @@ impl MatchExt for HashLimit {
         if self.expire != quantum {
             let _ = write!(out, " --hashlimit-htable-expire {}", self.expire);
         }
-        if self.srcmask != 32 {
+        if self.srcmask != self.full {
             let _ = write!(out, " --hashlimit-srcmask {}", self.srcmask);
         }
-        if self.dstmask != 32 {
+        if self.dstmask != self.full {
             let _ = write!(out, " --hashlimit-dstmask {}", self.dstmask);
         }
         if self.rate_match {
@@ -369,24 +374,32 @@ impl MatchExt for HashLimit {
     }
 
     fn test((h, table): &(HashLimit, Arc<HashLimitTable>), p: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
-            return false;
+        // An address under its mask: IPv4's 32 bits or IPv6's 128.
+        let masked = |a: IpAddr, len: u8| match a {
+            IpAddr::V4(v) => u128::from(u32::from(v) & crate::ruleset::value::prefix_mask(len)),
+            IpAddr::V6(v) => {
+                let m = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(len.min(128)))
+                };
+                u128::from(v) & m
+            }
         };
-        let mask = |len: u8| crate::ruleset::value::prefix_mask(len);
         let (sport, dport) = p.h.ports().unwrap_or((0, 0));
         let key = [
             if h.mode & SIP != 0 {
-                u32::from(src) & mask(h.srcmask)
+                masked(p.h.src, h.srcmask)
             } else {
                 0
             },
             if h.mode & DIP != 0 {
-                u32::from(dst) & mask(h.dstmask)
+                masked(p.h.dst, h.dstmask)
             } else {
                 0
             },
-            if h.mode & SPT != 0 { u32::from(sport) } else { 0 },
-            if h.mode & DPT != 0 { u32::from(dport) } else { 0 },
+            (if h.mode & SPT != 0 { u128::from(sport) << 16 } else { 0 })
+                | if h.mode & DPT != 0 { u128::from(dport) } else { 0 },
         ];
         let now = cx.now;
         let expire_ns = u64::from(h.expire) * 1_000_000;

@@ -65,25 +65,31 @@ impl MatchExt for Rpfilter {
     }
 
     fn test(r: &Rpfilter, p: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
-            return false;
-        };
-        // Multicast destinations, and a zero source sending to broadcast or link-local
-        // multicast (DHCP), are not checked.
-        if dst.is_multicast() || (src.is_unspecified() && (dst.is_broadcast() || dst.octets()[..3] == [224, 0, 0])) {
-            return !r.invert;
+        let src = p.h.src;
+        match (p.h.src, p.h.dst) {
+            // Multicast destinations, and a zero source sending to broadcast or link-local
+            // multicast (DHCP), are not checked (`rpfilter_mt`, IPv4).
+            (IpAddr::V4(s), IpAddr::V4(d))
+                if d.is_multicast() || (s.is_unspecified() && (d.is_broadcast() || d.octets()[..3] == [224, 0, 0])) =>
+            {
+                return !r.invert;
+            }
+            // ip6t_rpfilter: the unspecified source is not routable (the forward path drops
+            // it); a link-local source is looked up on the interface it came in on, where its
+            // prefix always is.
+            (IpAddr::V6(s), _) if s.is_unspecified() || (s.segments()[0] & 0xffc0) == 0xfe80 => {
+                return !r.invert;
+            }
+            _ => {}
         }
         let ok = match p.in_if {
             None => true,
-            Some(dev) if cx.topo.is_local(IpAddr::V4(src)) => {
-                r.accept_local && (r.loose || cx.topo.route(IpAddr::V4(src)).is_none_or(|h| h.iface == dev))
+            Some(dev) if cx.topo.is_local(src) => {
+                r.accept_local && (r.loose || cx.topo.route(src).is_none_or(|h| h.iface == dev))
             }
             Some(dev) => {
-                cx.topo.addr_type(IpAddr::V4(src), None) == rtn::UNICAST
-                    && cx
-                        .topo
-                        .route(IpAddr::V4(src))
-                        .is_some_and(|h| r.loose || h.iface == dev)
+                cx.topo.addr_type(src, None) == rtn::UNICAST
+                    && cx.topo.route(src).is_some_and(|h| r.loose || h.iface == dev)
             }
         };
         ok != r.invert
