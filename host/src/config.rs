@@ -240,6 +240,24 @@ pub struct IpSet {
     pub kind: Spanned<String>,
     #[serde(default)]
     pub entries: Vec<Spanned<String>>,
+    /// `inet` (IPv4, the default) or `inet6`, as `ipset create ... family`.
+    #[serde(default = "default_set_family")]
+    pub family: Spanned<String>,
+}
+
+fn default_set_family() -> Spanned<String> {
+    Spanned::new(0..0, "inet".to_string())
+}
+
+impl IpSet {
+    /// The set's header: its type (`hash:net` when unknown) and family.
+    pub fn header(&self) -> crate::ipset::Header {
+        let kind = crate::ipset::SetType::parse(self.kind.get_ref()).unwrap_or(crate::ipset::SetType::HashNet);
+        crate::ipset::Header {
+            inet6: self.family.get_ref() == "inet6",
+            ..crate::ipset::Header::simple(kind)
+        }
+    }
 }
 
 fn default_set_type() -> Spanned<String> {
@@ -807,7 +825,16 @@ impl Config {
                 ));
                 continue;
             };
-            let probe = crate::ipset::IpSet::new(crate::ipset::Header::simple(t));
+            let family = s.family.get_ref();
+            if family != "inet" && (family != "inet6" || t == crate::ipset::SetType::BitmapPort) {
+                errors.push(src.err(
+                    &s.family,
+                    family,
+                    "ipset family must be inet or inet6 (bitmap:port: inet)",
+                ));
+                continue;
+            }
+            let probe = crate::ipset::IpSet::new(s.header());
             for e in &s.entries {
                 if let Err(m) = probe.parse_entry(e.get_ref()) {
                     errors.push(src.err(e, e.get_ref(), format!("not a valid {kind} entry: {m}")));
@@ -1076,11 +1103,10 @@ fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<()
 impl crate::ipset::IpSets {
     /// The `[[ipset]]` sets of a config (`hash:ip` or `hash:net`), with their entries.
     pub fn from_config(c: &Config) -> crate::ipset::IpSets {
-        use crate::ipset::{AddOpts, Header, IpSet, SetType};
+        use crate::ipset::{AddOpts, IpSet};
         let sets = crate::ipset::IpSets::default();
         for s in &c.ipset {
-            let kind = SetType::parse(s.kind.get_ref()).unwrap_or(SetType::HashNet);
-            let set = IpSet::new(Header::simple(kind));
+            let set = IpSet::new(s.header());
             for e in &s.entries {
                 // Checked when the config was loaded; an entry that still does not parse is
                 // left out rather than failing the start.

@@ -3,7 +3,7 @@
 //! (`ipset add/del/flush/swap`) without touching the rules.
 //!
 //! Types: `hash:ip`, `hash:net`, `hash:ip,port`, `hash:net,port`, `hash:ip,port,ip` and
-//! `bitmap:port`, family `inet`; options `timeout` (a default per set, overridable per
+//! `bitmap:port`, families `inet` and `inet6`; options `timeout` (a default per set, overridable per
 //! entry), `counters` (packets and bytes per entry, counted by matching packets), `maxelem`,
 //! `hashsize` (accepted, sizes nothing here) and `range` for `bitmap:port`. Entries are
 //! printed as `ipset(8)` prints them (`ip_set_core.c`, `ipset_print.c`).
@@ -15,7 +15,7 @@
 use crate::ruleset::value::{parse_uint, prefix_mask};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -91,18 +91,64 @@ pub struct Header {
     pub hashsize: u32,
     /// `bitmap:port`'s `range FROM-TO`.
     pub range: Option<(u16, u16)>,
+    /// `family inet6`: the set holds IPv6 addresses (and only IPv6 packets find them).
+    pub inet6: bool,
+}
+
+impl Header {
+    /// The family's unspecified address: the value of an unused address dimension.
+    fn zero(&self) -> IpAddr {
+        if self.inet6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+    }
+
+    /// An address's full prefix length in this family.
+    fn full(&self) -> u8 {
+        if self.inet6 {
+            128
+        } else {
+            32
+        }
+    }
+}
+
+/// `a` under a `len`-bit prefix.
+fn masked(a: IpAddr, len: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4(Ipv4Addr::from(u32::from(v) & prefix_mask(u32::from(len.min(32)) as u8))),
+        IpAddr::V6(v) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            IpAddr::V6(Ipv6Addr::from(u128::from(v) & m))
+        }
+    }
+}
+
+/// An address as a sort key: IPv4 before IPv6, each in numeric order.
+fn order(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    }
 }
 
 /// One entry's key. Unused dimensions are zero; addresses of `net` types are masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    pub ip: Ipv4Addr,
-    /// Prefix length of a `net` entry (32 for an address).
+    /// Of the set's family.
+    pub ip: IpAddr,
+    /// Prefix length of a `net` entry (32 or 128 for an address).
     pub len: u8,
     /// Protocol and port of a `port` dimension (protocol 0 for `bitmap:port`).
     pub proto: u8,
     pub port: u16,
-    pub ip2: Ipv4Addr,
+    pub ip2: IpAddr,
 }
 
 /// What an entry carries besides its key.
@@ -193,14 +239,24 @@ fn proto_name(p: u8) -> &'static str {
     }
 }
 
-fn parse_net(s: &str, net: bool) -> Option<(Ipv4Addr, u8)> {
+/// An address of the set's family (`inet6`: IPv6), with `/LEN` for `net` types.
+fn parse_addr(s: &str, inet6: bool) -> Option<IpAddr> {
+    if inet6 {
+        s.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        s.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    }
+}
+
+fn parse_net(s: &str, net: bool, h: &Header) -> Option<(IpAddr, u8)> {
+    let full = h.full();
     let (a, len) = match s.split_once('/') {
-        Some((a, l)) if net => (a, parse_uint(l, 1, 32)? as u8),
+        Some((a, l)) if net => (a, parse_uint(l, 1, u64::from(full))? as u8),
         Some(_) => return None,
-        None => (s, 32),
+        None => (s, full),
     };
-    let ip: Ipv4Addr = a.parse().ok()?;
-    Some((Ipv4Addr::from(u32::from(ip) & prefix_mask(len)), len))
+    let ip = parse_addr(a, h.inet6)?;
+    Some((masked(ip, len), len))
 }
 
 impl IpSet {
@@ -230,10 +286,10 @@ impl IpSet {
         if parts.len() != h.kind.dimensions() {
             return Err(bad());
         }
-        let zero = Ipv4Addr::UNSPECIFIED;
+        let zero = h.zero();
         let mut k = Key {
             ip: zero,
-            len: 32,
+            len: h.full(),
             proto: 0,
             port: 0,
             ip2: zero,
@@ -251,7 +307,7 @@ impl IpSet {
             }
             return Ok((lo..=hi).map(|port| Key { port, ..k }).collect());
         }
-        let (ip, len) = parse_net(parts[0], h.kind.has_net()).ok_or_else(bad)?;
+        let (ip, len) = parse_net(parts[0], h.kind.has_net(), h).ok_or_else(bad)?;
         k.ip = ip;
         k.len = len;
         if parts.len() >= 2 {
@@ -260,7 +316,7 @@ impl IpSet {
             k.port = port;
         }
         if parts.len() == 3 {
-            k.ip2 = parts[2].parse().map_err(|_| bad())?;
+            k.ip2 = parse_addr(parts[2], h.inet6).ok_or_else(bad)?;
         }
         Ok(vec![k])
     }
@@ -352,18 +408,23 @@ impl IpSet {
 
     /// The key a packet's values make in this set (the `SET` target): addresses whole (a
     /// `net` type's entry is the single address), the port with its protocol.
-    pub fn key_of(&self, ip: Ipv4Addr, proto: u8, port: u16, ip2: Ipv4Addr) -> Option<Key> {
+    /// `None` also for addresses of the other family (`ip_set_add` refuses them).
+    pub fn key_of(&self, ip: IpAddr, proto: u8, port: u16, ip2: IpAddr) -> Option<Key> {
         let kind = self.header.kind;
+        let full = self.header.full();
+        if kind != SetType::BitmapPort && ip.is_ipv6() != self.header.inet6 {
+            return None;
+        }
         let with_port = matches!(kind, SetType::HashIpPort | SetType::HashNetPort | SetType::HashIpPortIp);
         if (with_port || kind == SetType::BitmapPort) && !matches!(proto, 6 | 17 | 132 | 136) {
             return None;
         }
-        let zero = Ipv4Addr::UNSPECIFIED;
+        let zero = self.header.zero();
         if kind == SetType::BitmapPort {
             let (lo, hi) = self.header.range.unwrap_or((0, u16::MAX));
             return (lo..=hi).contains(&port).then_some(Key {
                 ip: zero,
-                len: 32,
+                len: full,
                 proto: 0,
                 port,
                 ip2: zero,
@@ -371,7 +432,7 @@ impl IpSet {
         }
         Some(Key {
             ip,
-            len: 32,
+            len: full,
             proto: if with_port { proto } else { 0 },
             port: if with_port { port } else { 0 },
             ip2: if kind == SetType::HashIpPortIp { ip2 } else { zero },
@@ -380,9 +441,13 @@ impl IpSet {
 
     /// Looks a packet's values up (the match): `ip`, `port` (with its protocol) and `ip2` as
     /// the rule's flags chose them; counts the packet on the entry when the set has counters.
-    pub fn lookup(&self, ip: Ipv4Addr, proto: u8, port: u16, ip2: Ipv4Addr, bytes: u64, now: u64) -> bool {
-        let m = read(&self.members);
+    /// An address of the other family is in no set (`ip_set_test` checks the family first).
+    pub fn lookup(&self, ip: IpAddr, proto: u8, port: u16, ip2: IpAddr, bytes: u64, now: u64) -> bool {
         let kind = self.header.kind;
+        if kind != SetType::BitmapPort && ip.is_ipv6() != self.header.inet6 {
+            return false;
+        }
+        let m = read(&self.members);
         let probe = |k: &Key| -> bool {
             match m.map.get(k) {
                 Some(e) if !expired(e, now) => {
@@ -395,14 +460,14 @@ impl IpSet {
                 _ => false,
             }
         };
-        let zero = Ipv4Addr::UNSPECIFIED;
+        let zero = self.header.zero();
         let with_port = matches!(kind, SetType::HashIpPort | SetType::HashNetPort | SetType::HashIpPortIp);
         if (with_port || kind == SetType::BitmapPort) && !matches!(proto, 6 | 17 | 132 | 136) {
             return false;
         }
         let base = Key {
             ip: zero,
-            len: 32,
+            len: self.header.full(),
             proto: if with_port { proto } else { 0 },
             port: if with_port || kind == SetType::BitmapPort {
                 port
@@ -415,7 +480,7 @@ impl IpSet {
             SetType::BitmapPort => probe(&base),
             SetType::HashNet | SetType::HashNetPort => m.lens.iter().any(|&len| {
                 probe(&Key {
-                    ip: Ipv4Addr::from(u32::from(ip) & prefix_mask(len)),
+                    ip: masked(ip, len),
                     len,
                     ..base
                 })
@@ -426,10 +491,7 @@ impl IpSet {
 
     /// Whether `a` is in a one-dimensional address set (`hash:ip`, `hash:net`).
     pub fn contains(&self, a: IpAddr) -> bool {
-        match a {
-            IpAddr::V4(v) => self.lookup(v, 0, 0, Ipv4Addr::UNSPECIFIED, 0, 0),
-            IpAddr::V6(_) => false,
-        }
+        self.lookup(a, 0, 0, self.header.zero(), 0, 0)
     }
 
     fn entry_text(&self, k: &Key) -> String {
@@ -440,7 +502,7 @@ impl IpSet {
             }
             kind => {
                 let _ = write!(s, "{}", k.ip);
-                if kind.has_net() && k.len != 32 {
+                if kind.has_net() && k.len != self.header.full() {
                     let _ = write!(s, "/{}", k.len);
                 }
                 if kind.dimensions() >= 2 {
@@ -478,7 +540,7 @@ impl IpSet {
                 (*k, s)
             })
             .collect();
-        v.sort_by_key(|(k, _)| (u32::from(k.ip), k.len, k.proto, k.port, u32::from(k.ip2)));
+        v.sort_by_key(|(k, _)| (order(k.ip), k.len, k.proto, k.port, order(k.ip2)));
         v.into_iter().map(|(_, s)| s).collect()
     }
 
@@ -490,7 +552,8 @@ impl IpSet {
             let (lo, hi) = h.range.unwrap_or((0, u16::MAX));
             let _ = write!(s, "range {lo}-{hi}");
         } else {
-            let _ = write!(s, "family inet hashsize {} maxelem {}", h.hashsize, h.maxelem);
+            let family = if h.inet6 { "inet6" } else { "inet" };
+            let _ = write!(s, "family {family} hashsize {} maxelem {}", h.hashsize, h.maxelem);
         }
         if let Some(t) = h.timeout {
             let _ = write!(s, " timeout {t}");
@@ -617,6 +680,7 @@ impl Header {
             maxelem: 65536,
             hashsize: 1024,
             range: None,
+            inet6: false,
         }
     }
 }
@@ -634,7 +698,7 @@ mod tests {
         })
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 

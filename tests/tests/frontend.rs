@@ -362,6 +362,38 @@ fn ipset_changes_are_live_and_survive_rule_restores() {
     assert!(!ping());
     assert_eq!(run("ipset", &["restore"], Some("del blocked 10.0.1.2\n")).0, 0);
     assert!(ping(), "deleted: answered again");
+    // An inet6 set, named by an ip6tables rule: listed and saved with its family, kept from
+    // destruction by that rule, renamed in it.
+    assert_eq!(
+        run("ipset", &["create", "b6", "hash:net", "family", "inet6"], None).0,
+        0
+    );
+    assert_eq!(run("ipset", &["add", "b6", "2001:db8:99::/48"], None).0, 0);
+    assert_ne!(
+        run("ipset", &["add", "b6", "10.0.0.1"], None).0,
+        0,
+        "no IPv4 entry in an inet6 set"
+    );
+    let rule = ["-A", "FORWARD", "-m", "set", "--match-set", "b6", "dst", "-j", "DROP"];
+    assert_eq!(run("ip6tables", &rule, None).0, 0);
+    let saved = run("ipset", &["save", "b6"], None).1;
+    assert!(
+        saved.contains("create b6 hash:net family inet6 hashsize 1024 maxelem 65536"),
+        "{saved}"
+    );
+    assert!(saved.contains("add b6 2001:db8:99::/48"), "{saved}");
+    assert!(run("ipset", &["list", "b6"], None).1.contains("References: 1"));
+    assert_ne!(
+        run("ipset", &["destroy", "b6"], None).0,
+        0,
+        "an ip6tables rule names it"
+    );
+    assert_eq!(run("ipset", &["rename", "b6", "c6"], None).0, 0);
+    let rules6 = run("ip6tables-save", &[], None).1;
+    assert!(
+        rules6.contains("-A FORWARD -m set --match-set c6 dst -j DROP"),
+        "{rules6}"
+    );
 }
 
 #[test]

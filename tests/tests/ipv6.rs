@@ -794,3 +794,68 @@ fn protocol_neutral_matches_work_on_ipv6_packets() {
     }
     assert!(counts[0] > 4 && counts[1] > 4, "both nodes serve: {counts:?}");
 }
+
+#[test]
+fn inet6_ipsets_hold_ipv6_addresses_for_ip6tables_rules() {
+    use rtrouter::ipset::{AddOpts, Header, IpSet, SetType};
+    let sets = IpSets::default();
+    let v6 = IpSet::new(Header {
+        inet6: true,
+        ..Header::simple(SetType::HashNet)
+    });
+    for e in ["2001:db8:99::/48", "2001:db8:5::7"] {
+        let keys = v6.parse_entry(e).unwrap();
+        v6.add(&keys, AddOpts::default(), false, 0).unwrap();
+    }
+    assert!(
+        v6.parse_entry("10.0.0.0/8").is_err(),
+        "an inet6 set takes no IPv4 entry"
+    );
+    assert!(v6.parse_entry("2001:db8::/129").is_err());
+    assert_eq!(v6.member_lines(0), ["2001:db8:5::7", "2001:db8:99::/48"]);
+    assert!(v6.header_text().starts_with("family inet6 "), "{}", v6.header_text());
+    sets.insert("bad6", v6);
+    let v4 = IpSet::with_entries(SetType::HashNet, &["10.0.0.0/8"]).unwrap();
+    sets.insert("bad4", v4);
+    let env = Env {
+        ipsets: sets.names().into_iter().collect(),
+        plugins: None,
+    };
+    let rules6 = "*filter\n-A FORWARD -m set --match-set bad6 dst -j DROP\n-A FORWARD -m set --match-set bad4 dst -j DROP\n-A FORWARD -p udp --dport 9 -j SET --add-set bad6 src\nCOMMIT\n";
+    let v = validate(&restore(&Ruleset::new(Family::V6), rules6, "t", false).unwrap(), &env).unwrap();
+    let router = Router::new(topology(), v, sets.clone(), 1000);
+    let mut rng = SplitMix(1);
+    let mut send = |pkt: Vec<u8>| {
+        let mut buf = pkt;
+        let mut reply = Reply::default();
+        let meta = Meta {
+            now: 1_000_000_000,
+            ingress: Ingress::Iface(router.topo.iface_id("lan0").unwrap()),
+            mark: 0,
+            ct: None,
+        };
+        matches!(
+            router
+                .process(meta, &mut buf, &mut reply, &mut rng, &mut ())
+                .disposition,
+            Disposition::Forward(_)
+        )
+    };
+    assert!(
+        !send(tcp6("2001:db8:1::10", 1, "2001:db8:99:1::1", 80, 2)),
+        "inside the /48: dropped"
+    );
+    assert!(
+        !send(tcp6("2001:db8:1::10", 1, "2001:db8:5::7", 80, 2)),
+        "the host entry: dropped"
+    );
+    assert!(
+        send(tcp6("2001:db8:1::10", 1, "2001:db8:5::8", 80, 2)),
+        "next to it: forwarded"
+    );
+    // The SET target adds the IPv6 source; it is then dropped as a destination.
+    assert!(send(udp6("2001:db8:1::20", "2001:db8:7::1", 9, b"x")));
+    let live = router.engine_of(Family::V6).ipsets().get_shared("bad6").unwrap();
+    assert!(live.contains("2001:db8:1::20".parse().unwrap()));
+    assert!(!send(tcp6("2001:db8:1::10", 1, "2001:db8:1::20", 80, 2)));
+}

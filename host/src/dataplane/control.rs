@@ -413,6 +413,10 @@ impl frontend::Live for LiveRouter<'_> {
         self.0.router.engine_of(self.2).rules.source()
     }
 
+    fn ruleset_of(&self, family: crate::ruleset::Family) -> Ruleset {
+        self.0.router.engine_of(family).rules.source()
+    }
+
     fn commit(&self, rs: Ruleset) -> Result<(), String> {
         let t0 = std::time::Instant::now();
         let base = self.0.router.engine_of(rs.family).rules().clone();

@@ -10,7 +10,7 @@
 
 use super::{Live, Output};
 use crate::ipset::{AddOpts, Header, IpSet, IpSets, SetType};
-use crate::ruleset::Ruleset;
+use crate::ruleset::{Family, Ruleset};
 use std::fmt::Write as _;
 
 const PROG: &str = "ipset v7.17";
@@ -40,10 +40,27 @@ fn op<T>(m: impl Into<String>) -> Res<T> {
 
 const NO_SET: &str = "The set with the given name does not exist";
 
-/// How many rules name each set.
-fn references(rs: &Ruleset, name: &str) -> usize {
-    rs.tables
-        .iter()
+/// Both families' rulesets, as `ipset` sees them.
+type Rules = [Ruleset; 2];
+
+fn both(live: &dyn Live) -> Rules {
+    [live.ruleset_of(Family::V4), live.ruleset_of(Family::V6)]
+}
+
+/// Commits the rulesets a rename changed.
+fn commit_renamed(live: &dyn Live, rs: Rules, renamed: [bool; 2]) -> Res<()> {
+    for (rs, changed) in rs.into_iter().zip(renamed) {
+        if changed {
+            live.commit(rs).map_err(|e| Fail(1, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// How many rules of either family name each set.
+fn references(rs: &Rules, name: &str) -> usize {
+    rs.iter()
+        .flat_map(|rs| rs.tables.iter())
         .flatten()
         .flat_map(|t| t.chains())
         .flat_map(|c| &c.rules)
@@ -82,12 +99,10 @@ pub fn run(args: &[String], input: &str, live: &dyn Live) -> Output {
         if matches!(cmd.as_str(), "restore" | "-R") {
             return restore(input, &o, live);
         }
-        let mut rs = live.ruleset();
-        let mut renamed = false;
+        let mut rs = both(live);
+        let mut renamed = [false; 2];
         let out = command(&words, &o, live.ipsets(), live.now(), &mut rs, &mut renamed)?;
-        if renamed {
-            live.commit(rs).map_err(|e| Fail(1, e))?;
-        }
+        commit_renamed(live, rs, renamed)?;
         Ok(out)
     });
     match result {
@@ -107,8 +122,8 @@ fn restore(input: &str, o: &Opts, live: &dyn Live) -> Res<String> {
         .filter(|(_, w)| !w.is_empty() && !w[0].starts_with('#') && w[0] != "COMMIT")
         .collect();
     let scratch = live.ipsets().clone();
-    let mut rs = live.ruleset();
-    let mut renamed = false;
+    let mut rs = both(live);
+    let mut renamed = [false; 2];
     for (n, words) in &lines {
         let (lo, words) = split(words).map_err(|Fail(c, m)| Fail(c, format!("Error in line {n}: {m}")))?;
         let lo = Opts {
@@ -118,8 +133,8 @@ fn restore(input: &str, o: &Opts, live: &dyn Live) -> Res<String> {
         command(&words, &lo, &scratch, now, &mut rs, &mut renamed)
             .map_err(|Fail(c, m)| Fail(c, format!("Error in line {n}: {m}")))?;
     }
-    let mut rs = live.ruleset();
-    let mut renamed = false;
+    let mut rs = both(live);
+    let mut renamed = [false; 2];
     let mut out = String::new();
     for (_, words) in &lines {
         let (lo, words) = split(words)?;
@@ -129,9 +144,7 @@ fn restore(input: &str, o: &Opts, live: &dyn Live) -> Res<String> {
         };
         out += &command(&words, &lo, live.ipsets(), now, &mut rs, &mut renamed)?;
     }
-    if renamed {
-        live.commit(rs).map_err(|e| Fail(1, e))?;
-    }
+    commit_renamed(live, rs, renamed)?;
     Ok(out)
 }
 
@@ -150,7 +163,14 @@ fn num(w: Option<&String>, what: &str, max: u64) -> Res<u64> {
 
 /// One command on `sets`; references are checked against the rules in `rs`, which a rename
 /// rewrites (setting `renamed`).
-fn command(words: &[String], o: &Opts, sets: &IpSets, now: u64, rs: &mut Ruleset, renamed: &mut bool) -> Res<String> {
+fn command(
+    words: &[String],
+    o: &Opts,
+    sets: &IpSets,
+    now: u64,
+    rs: &mut Rules,
+    renamed: &mut [bool; 2],
+) -> Res<String> {
     let cmd = words.first().map(String::as_str).unwrap_or("");
     let get = |name: &str| sets.get_shared(name).ok_or_else(|| Fail(1, NO_SET.into()));
     match cmd {
@@ -168,9 +188,10 @@ fn command(words: &[String], o: &Opts, sets: &IpSets, now: u64, rs: &mut Ruleset
             while let Some(w) = it.next() {
                 match w.as_str() {
                     "family" => match it.next().map(String::as_str) {
-                        Some("inet") => {}
-                        Some("inet6") => return op("Syntax error: family inet6 is not supported yet (IPv4 sets only)"),
-                        _ => return usage("Syntax error: family must be inet"),
+                        Some("inet") => h.inet6 = false,
+                        Some("inet6") if kind != SetType::BitmapPort => h.inet6 = true,
+                        Some("inet6") => return usage("Syntax error: bitmap:port has no family"),
+                        _ => return usage("Syntax error: family must be inet or inet6"),
                     },
                     "hashsize" => h.hashsize = num(it.next(), "hashsize", u64::from(u32::MAX))? as u32,
                     "maxelem" => h.maxelem = num(it.next(), "maxelem", u64::from(u32::MAX))?.max(1) as u32,
@@ -320,11 +341,13 @@ fn command(words: &[String], o: &Opts, sets: &IpSets, now: u64, rs: &mut Ruleset
             }
             sets.rename(from, to);
             let uses = |c: &crate::ruleset::Chain| c.rules.iter().any(|r| r.ipsets().contains(&from));
-            for t in rs.tables.iter_mut().flatten() {
-                let names: Vec<String> = t.chains().filter(|c| uses(c)).map(|c| c.name.clone()).collect();
-                for n in names {
-                    for r in &mut t.chain_mut(&n).expect("listed").rules {
-                        *renamed |= r.rename_ipset(from, to);
+            for (rs, renamed) in rs.iter_mut().zip(renamed.iter_mut()) {
+                for t in rs.tables.iter_mut().flatten() {
+                    let names: Vec<String> = t.chains().filter(|c| uses(c)).map(|c| c.name.clone()).collect();
+                    for n in names {
+                        for r in &mut t.chain_mut(&n).expect("listed").rules {
+                            *renamed |= r.rename_ipset(from, to);
+                        }
                     }
                 }
             }

@@ -150,6 +150,16 @@ pub trait Live {
     }
     /// The current ruleset (rules share their counters with the running generation).
     fn ruleset(&self) -> Ruleset;
+    /// The current ruleset of either family (`ipset` sees the rules of both: a set either
+    /// names cannot be destroyed, and a rename renames it in both). Empty when the state
+    /// holds no such ruleset.
+    fn ruleset_of(&self, family: Family) -> Ruleset {
+        if family == self.family() {
+            self.ruleset()
+        } else {
+            Ruleset::new(family)
+        }
+    }
     /// Validates `rs` and makes it the running ruleset, or says why not (nothing changes).
     fn commit(&self, rs: Ruleset) -> Result<(), String>;
     /// Validates `rs` without applying it (`iptables-restore --test`).

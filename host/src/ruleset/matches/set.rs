@@ -9,7 +9,6 @@ use crate::eval::{Cx, Engine, Pkt};
 use crate::ipset::{IpSet, SetType};
 use crate::ruleset::ext::{bang, Cursor, PResult};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,9 +97,7 @@ impl MatchExt for SetMatch {
         if c.dirs.len() < kind.dimensions() {
             return c.inv;
         }
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
-            return c.inv;
-        };
+        let (src, dst) = (p.h.src, p.h.dst);
         let ip = |d: bool| if d { src } else { dst };
         let (sport, dport) = p.h.ports().unwrap_or((0, 0));
         let port = |d: bool| if d { sport } else { dport };

@@ -11,7 +11,6 @@ use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::value::parse_uint;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 /// A set and its per-dimension flags (`true`: src).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +54,7 @@ fn save_ref(out: &mut String, opt: &str, r: &SetRef) {
 impl Set {
     /// Applies one change to `set` for the packet.
     fn change(set: &IpSet, r: &SetRef, p: &Pkt, add: Option<AddOpts>, exist: bool, now: u64) {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.h.src, p.h.dst) else {
-            return;
-        };
+        let (src, dst) = (p.h.src, p.h.dst);
         if r.dirs.len() < set.header.kind.dimensions() {
             return;
         }
