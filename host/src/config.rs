@@ -211,6 +211,9 @@ pub struct RulesSection {
     /// ip6tables-restore text, applied after `files6`.
     #[serde(default)]
     pub inline6: Option<Spanned<String>>,
+    /// Chains of the IPv6 ruleset written in TOML (`[[rules.chain6]]`), applied last.
+    #[serde(default)]
+    pub chain6: Vec<TomlChain>,
 }
 
 /// A chain in TOML: `rules` are iptables rule specs (what follows `-A CHAIN`).
@@ -893,7 +896,7 @@ impl Config {
                 errors.push(src.err(l, l.get_ref(), "metrics.host_listen must be ADDRESS:PORT"));
             }
         }
-        for ch in &self.rules.chain {
+        for ch in self.rules.chain.iter().chain(&self.rules.chain6) {
             if TableKind::from_name(ch.table.get_ref()).is_none() {
                 errors.push(src.err(
                     &ch.table,
@@ -972,7 +975,7 @@ impl Config {
         };
         let (files, inline, chains) = match family {
             Family::V4 => (&self.rules.files, &self.rules.inline, &self.rules.chain[..]),
-            Family::V6 => (&self.rules.files6, &self.rules.inline6, &[][..]),
+            Family::V6 => (&self.rules.files6, &self.rules.inline6, &self.rules.chain6[..]),
         };
         let mut rs = Ruleset::new(family);
         let mut errors = Vec::new();
@@ -1253,5 +1256,32 @@ mod tests {
             saved.contains(":FORWARD DROP") && saved.contains("-A FORWARD -j LANOUT\n-A LANOUT -i lan0 -j ACCEPT\n"),
             "{saved}"
         );
+    }
+
+    #[test]
+    fn toml_chains_of_the_ipv6_ruleset() {
+        let dir = std::env::temp_dir().join(format!("rtrouter-cfg6-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("r.toml");
+        std::fs::write(
+            &p,
+            "[[rules.chain6]]\nname = \"INPUT\"\nrules = [\"-s 2001:db8::/32 -p ipv6-icmp -j ACCEPT\"]\n[[rules.chain]]\nname = \"INPUT\"\nrules = [\"-s 10.0.0.0/8 -j ACCEPT\"]\n[[rules.chain6]]\nname = \"OUTPUT\"\nrules = [\"-p icmp -m icmp --icmp-type 8 -j DROP\"]\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).and_then(|c| c.ruleset6_with(None)).unwrap_err();
+        assert!(e.to_string().contains("r.toml:9:19: Couldn't load match `icmp'"), "{e}");
+        std::fs::write(
+            &p,
+            "[[rules.chain6]]\nname = \"INPUT\"\nrules = [\"-s 2001:db8::/32 -p ipv6-icmp -j ACCEPT\"]\n[[rules.chain]]\nname = \"INPUT\"\nrules = [\"-s 10.0.0.0/8 -j ACCEPT\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        let (v4, v6) = (c.ruleset().unwrap(), c.ruleset6_with(None).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(v4.source().save(false).matches("-A INPUT").count(), 1);
+        assert!(v6
+            .source()
+            .save(false)
+            .contains("-A INPUT -s 2001:db8::/32 -p ipv6-icmp -j ACCEPT"));
     }
 }
