@@ -1,7 +1,9 @@
-//! IPv4 reassembly before the rules, as `nf_defrag_ipv4` does for connection tracking
-//! (`net/ipv4/ip_fragment.c`): the rules and conntrack see whole datagrams, and the datagram
-//! leaves in fragments again, no larger than the largest one that arrived
-//! (`IPCB(skb)->frag_max_size`).
+//! Reassembly before the rules, as `nf_defrag_ipv4` (`net/ipv4/ip_fragment.c`) and
+//! `nf_defrag_ipv6` (`nf_conntrack_reasm.c`) do for connection tracking: the rules and
+//! conntrack see whole datagrams, and the datagram leaves in fragments again, no larger than
+//! the largest one that arrived (`IPCB(skb)->frag_max_size`, `IP6CB(skb)->frag_max_size`).
+//! An IPv6 datagram is the unfragmentable part of its first fragment (the headers before the
+//! fragment header) followed by the data; the fragment header goes.
 //!
 //! A queue per (source, destination, protocol, identification). As `ip_frag_queue`: a
 //! fragment past the end a final fragment fixed, or a final fragment that disagrees with
@@ -15,7 +17,7 @@
 
 use crate::packet::{checksum, DropReason, Headers};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -24,12 +26,14 @@ pub const DEFAULT_LIMIT_BYTES: usize = 4 << 20;
 /// `ipfrag_time`'s default: 30 s.
 pub const DEFAULT_TIMEOUT_NS: u64 = 30_000_000_000;
 
+/// A datagram: IPv4's (source, destination, protocol, identification), or IPv6's (source,
+/// destination, identification; protocol 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     proto: u8,
-    id: u16,
+    id: u32,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +51,9 @@ struct Queue {
     meat: usize,
     /// The largest fragment that arrived, header included.
     max_size: usize,
+    /// IPv6: where the first fragment's header named the fragment header, and what the
+    /// fragment header named.
+    next: (usize, u8),
 }
 
 /// What happened to a fragment.
@@ -140,22 +147,50 @@ impl Defrag {
         self.stats.failed.fetch_add(gone as u64, Ordering::Relaxed);
     }
 
-    /// Takes the IPv4 fragment in `buf` (parsed as `h`).
+    /// Takes the fragment in `buf` (parsed as `h`), of either family.
     pub fn offer(&self, now: u64, buf: &mut Vec<u8>, h: &Headers) -> Offer {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
-            return Offer::Dropped(DropReason::FragInvalid);
-        };
         self.stats.fragments.fetch_add(1, Ordering::Relaxed);
-        let key = Key {
-            src,
-            dst,
-            proto: h.proto,
-            id: h.ident,
-        };
-        let hlen = usize::from(buf[0] & 0x0f) * 4;
         let total = usize::from(h.total_len).min(buf.len());
+        let piece = match (h.src, h.dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => {
+                let hlen = usize::from(buf[0] & 0x0f) * 4;
+                Piece {
+                    key: Key {
+                        src: h.src,
+                        dst: h.dst,
+                        proto: h.proto,
+                        id: u32::from(h.ident),
+                    },
+                    unfrag: hlen,
+                    data_at: hlen,
+                    next_at: 0,
+                    next: 0,
+                }
+            }
+            _ => match find_fhdr(&buf[..total]) {
+                Some((fhoff, next_at)) => Piece {
+                    key: Key {
+                        src: h.src,
+                        dst: h.dst,
+                        proto: 0,
+                        id: u32::from_be_bytes([buf[fhoff + 4], buf[fhoff + 5], buf[fhoff + 6], buf[fhoff + 7]]),
+                    },
+                    unfrag: fhoff,
+                    data_at: fhoff + 8,
+                    next_at,
+                    next: buf[fhoff],
+                },
+                None => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Offer::Dropped(DropReason::FragInvalid);
+                }
+            },
+        };
+        let v6 = piece.key.src.is_ipv6();
+        let key = piece.key;
         let offset = usize::from(h.frag_off);
-        let mut end = offset + (total - hlen);
+        let data_len = total - piece.data_at;
+        let mut end = offset + data_len;
         let mut t = crate::eval::state::lock(&self.table);
         let fail = |t: &mut Table, stats: &Stats, reason: DropReason| {
             if let Some(q) = t.queues.remove(&key) {
@@ -164,6 +199,11 @@ impl Defrag {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             Offer::Dropped(reason)
         };
+        // IPv6's datagrams are at most 65535 bytes after the fixed header (`IPV6_MAXPLEN`).
+        if v6 && end > usize::from(u16::MAX) {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            return Offer::Dropped(DropReason::FragInvalid);
+        }
         // A queue whose time is up is gone, as the kernel's timer would have removed it.
         if t.queues
             .get(&key)
@@ -174,7 +214,7 @@ impl Defrag {
             self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if !t.queues.contains_key(&key) && t.mem + (total - hlen) > self.limit_bytes {
+        if !t.queues.contains_key(&key) && t.mem + data_len > self.limit_bytes {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return Offer::Dropped(DropReason::FragLimit);
         }
@@ -184,7 +224,8 @@ impl Defrag {
             created: now,
             ..Queue::default()
         });
-        // `ip_frag_queue`'s checks, deciding what becomes of the fragment and its queue.
+        // `ip_frag_queue`'s (`nf_ct_frag6_queue`'s) checks, deciding what becomes of the
+        // fragment and its queue.
         let step = (|| {
             if !h.more_frags {
                 // The final fragment: the end must agree with everything seen.
@@ -194,7 +235,14 @@ impl Defrag {
                 q.last_in = true;
                 q.len = end;
             } else {
-                end &= !7;
+                if end & 7 != 0 {
+                    // IPv6 demands non-final fragments in multiples of 8 bytes (RFC 8200
+                    // 4.5): conntrack's reassembly kills the queue; IPv4's trims.
+                    if v6 {
+                        return Err(DropReason::FragInvalid);
+                    }
+                    end &= !7;
+                }
                 if end > q.len {
                     if q.last_in {
                         return Err(DropReason::FragInvalid);
@@ -205,7 +253,8 @@ impl Defrag {
             if end <= offset {
                 return Err(DropReason::FragInvalid);
             }
-            // Overlaps: an exact duplicate goes alone; anything else kills the queue.
+            // Overlaps: an exact duplicate goes alone; anything else kills the queue (RFC
+            // 5722 for IPv6).
             let before = q.pieces.range(..=offset).next_back().map(|(&o, d)| (o, o + d.len()));
             let after = q.pieces.range(offset + 1..).next().map(|(&o, d)| (o, o + d.len()));
             if before == Some((offset, end)) {
@@ -232,11 +281,13 @@ impl Defrag {
         let len = end - offset;
         t.mem += len;
         let q = t.queues.get_mut(&key).expect("just inserted");
-        q.pieces.insert(offset, buf[hlen..hlen + len].to_vec());
+        q.pieces
+            .insert(offset, buf[piece.data_at..piece.data_at + len].to_vec());
         q.meat += len;
         q.max_size = q.max_size.max(total);
         if offset == 0 {
-            q.header = Some(buf[..hlen].to_vec());
+            q.header = Some(buf[..piece.unfrag].to_vec());
+            q.next = (piece.next_at, piece.next);
         }
         if !(q.last_in && q.header.is_some() && q.meat == q.len) {
             return Offer::Held;
@@ -247,7 +298,12 @@ impl Defrag {
         drop(t);
         let header = q.header.expect("checked");
         let hl = header.len();
-        if hl + q.len > usize::from(u16::MAX) {
+        let too_long = if v6 {
+            hl - 40 + q.len > usize::from(u16::MAX)
+        } else {
+            hl + q.len > usize::from(u16::MAX)
+        };
+        if too_long {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return Offer::Dropped(DropReason::FragInvalid);
         }
@@ -256,19 +312,66 @@ impl Defrag {
         for d in q.pieces.values() {
             buf.extend_from_slice(d);
         }
-        let total = (hl + q.len) as u16;
-        buf[2..4].copy_from_slice(&total.to_be_bytes());
-        // Offset 0, MF clear; DF and the reserved bit as the first fragment had them.
-        let flags = u16::from_be_bytes([buf[6], buf[7]]) & 0xc000;
-        buf[6..8].copy_from_slice(&flags.to_be_bytes());
-        buf[10..12].copy_from_slice(&[0, 0]);
-        let c = checksum::finish(checksum::sum(&buf[..hl]));
-        buf[10..12].copy_from_slice(&c.to_be_bytes());
+        if v6 {
+            // `nf_ct_frag6_reasm`: the fragment header goes; the header before it names what
+            // it named; the payload length covers the whole datagram.
+            let (next_at, next) = q.next;
+            buf[next_at] = next;
+            let payload = (hl - 40 + q.len) as u16;
+            buf[4..6].copy_from_slice(&payload.to_be_bytes());
+        } else {
+            let total = (hl + q.len) as u16;
+            buf[2..4].copy_from_slice(&total.to_be_bytes());
+            // Offset 0, MF clear; DF and the reserved bit as the first fragment had them.
+            let flags = u16::from_be_bytes([buf[6], buf[7]]) & 0xc000;
+            buf[6..8].copy_from_slice(&flags.to_be_bytes());
+            buf[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::finish(checksum::sum(&buf[..hl]));
+            buf[10..12].copy_from_slice(&c.to_be_bytes());
+        }
         self.stats.reassembled.fetch_add(1, Ordering::Relaxed);
         Offer::Whole {
             frag_max: q.max_size as u16,
         }
     }
+}
+
+/// Where a fragment's parts lie.
+struct Piece {
+    key: Key,
+    /// Bytes kept from the first fragment: IPv4's header, or IPv6's up to the fragment header.
+    unfrag: usize,
+    /// Where the fragment's data starts.
+    data_at: usize,
+    /// IPv6: the byte naming the fragment header (to name what it named) and that value.
+    next_at: usize,
+    next: u8,
+}
+
+/// `find_prev_fhdr`: the IPv6 fragment header's offset and that of the next-header byte that
+/// points at it, walking hop-by-hop, routing, destination options and AH headers.
+fn find_fhdr(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut next = *buf.get(6)?;
+    let mut next_at = 6;
+    let mut at = 40;
+    for _ in 0..buf.len() / 8 + 1 {
+        match next {
+            44 => return (buf.len() >= at + 8).then_some((at, next_at)),
+            0 | 43 | 60 | 51 => {
+                let h = buf.get(at..at + 2)?;
+                let len = if next == 51 {
+                    (usize::from(h[1]) + 2) * 4
+                } else {
+                    (usize::from(h[1]) + 1) * 8
+                };
+                next_at = at;
+                next = h[0];
+                at += len;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -239,6 +239,8 @@ pub struct Router {
     pub monitor: Monitor,
     /// IPv4 fragments waiting for the rest of their datagram.
     pub defrag: crate::defrag::Defrag,
+    /// The identification of the next IPv6 datagram the router fragments.
+    frag6_id: std::sync::atomic::AtomicU32,
 }
 
 impl Router {
@@ -273,6 +275,7 @@ impl Router {
             stats: Stats::default(),
             monitor: Monitor::default(),
             defrag: crate::defrag::Defrag::default(),
+            frag6_id: std::sync::atomic::AtomicU32::new(0x5254_0001),
         }
     }
 
@@ -353,7 +356,8 @@ impl Router {
     /// Hands a packet the router forwards to `send` for `hop`'s interface: whole when it fits
     /// the MTU, otherwise as IPv4 fragments built in `scratch` (the router forwards a packet
     /// larger than the MTU only when its DF bit is clear). IPv6 packets are never fragmented
-    /// by a router; they go whole.
+    /// by a router, except a datagram it reassembled for conntrack, which leaves in IPv6
+    /// fragments of at most the largest size that arrived (`ip6_fragment`).
     ///
     /// A datagram the router reassembled (`frag_max` from its [`Outcome`], else 0) leaves in
     /// fragments no larger than the largest that arrived, as `ip_do_fragment` honours
@@ -374,7 +378,14 @@ impl Router {
             send(pkt);
             return;
         }
-        match packet::frag::fragment(pkt, mtu, scratch, send) {
+        let res = if pkt[0] >> 4 == 6 {
+            // Only a datagram conntrack reassembled gets here larger than the MTU.
+            let id = self.frag6_id.fetch_add(1, Ordering::Relaxed);
+            packet::frag::fragment6(pkt, mtu, id, scratch, send)
+        } else {
+            packet::frag::fragment(pkt, mtu, scratch, send)
+        };
+        match res {
             Ok(n) => {
                 self.stats.frag_ok.fetch_add(1, Ordering::Relaxed);
                 self.stats.frag_creates.fetch_add(n as u64, Ordering::Relaxed);
@@ -478,11 +489,11 @@ impl Router {
             Err(r) => return self.count_drop(r),
         };
         buf.truncate(usize::from(h.total_len));
-        // Fragments are reassembled before the rules, as `nf_defrag_ipv4` does for conntrack
+        // Fragments are reassembled before the rules, as `nf_defrag_ipv4`/`_ipv6` do for conntrack
         // (so `-f` meets none of them). Not when the caller fixed the connection state
         // (`trace`): conntrack, whose reassembly this is, does not look at the packet then.
         let mut frag_max = 0;
-        if h.is_fragment() && h.is_v4() && matches!(m.ingress, Ingress::Iface(_)) && m.ct.is_none() {
+        if h.is_fragment() && matches!(m.ingress, Ingress::Iface(_)) && m.ct.is_none() {
             match self.defrag.offer(m.now, buf, &h) {
                 crate::defrag::Offer::Held => return Outcome::new(Disposition::Held),
                 crate::defrag::Offer::Dropped(r) => return self.count_drop(r),
@@ -527,7 +538,10 @@ impl Router {
             ct_override: m.ct.is_some(),
             flow: Flow::none(),
             nat_fail: None,
-            out: Outcome::new(Disposition::Local),
+            out: Outcome {
+                frag_max,
+                ..Outcome::new(Disposition::Local)
+            },
             tees: Vec::new(),
             duplicate: false,
         };
@@ -947,7 +961,11 @@ impl Run<'_> {
             v => return self.refuse(v, p, reply),
         }
         let mtu = self.r.topo.iface(hop.iface).mtu;
-        if u32::from(p.h.total_len) > mtu && p.h.df {
+        // A datagram conntrack reassembled leaves in fragments no larger than the largest
+        // that arrived: too big only when those were (`ip6_pkt_too_big`).
+        let frag_max = u32::from(self.out.frag_max);
+        let refragments = !p.h.is_v4() && frag_max != 0 && frag_max <= mtu;
+        if u32::from(p.h.total_len) > mtu && p.h.df && !refragments {
             // RFC 1191: fragmentation needed, with the next-hop MTU; an IPv6 router never
             // fragments (RFC 8200 5), so every IPv6 packet counts as DF: packet too big.
             self.icmp_error(p, reply, 3, 4, mtu.min(0xffff) as u16);

@@ -73,6 +73,12 @@ impl Lab6 {
     }
 
     fn send(&mut self, iface: &str, pkt: &[u8]) -> Sent {
+        self.send_ct(iface, pkt, None)
+    }
+
+    /// With the connection state fixed by the caller (as `trace` fixes it): conntrack, and
+    /// its reassembly, leave the packet alone.
+    fn send_ct(&mut self, iface: &str, pkt: &[u8], ct: Option<rtrouter::eval::Ct>) -> Sent {
         let mut buf = pkt.to_vec();
         let mut reply = Reply::default();
         let out = self.router.process(
@@ -80,7 +86,7 @@ impl Lab6 {
                 now: self.now,
                 ingress: Ingress::Iface(self.router.topo.iface_id(iface).expect("lab interface")),
                 mark: 0,
-                ct: None,
+                ct,
             },
             &mut buf,
             &mut reply,
@@ -666,7 +672,9 @@ fn extension_header_matches_judge_the_header_chain() {
     for (rule, pkt, dropped) in cases {
         let rules = format!("*raw\n-A PREROUTING {rule} -j DROP\nCOMMIT\n");
         let mut l = Lab6::new("", &rules);
-        let s = l.send("lan0", pkt);
+        // Untracked, so that a fragment meets the rules as it is rather than being held for
+        // reassembly (conntrack reassembles before the raw table, as nf_defrag_ipv6).
+        let s = l.send_ct("lan0", pkt, Some(rtrouter::eval::Ct::Untracked));
         assert_eq!(
             matches!(s.disposition, Disposition::Drop(_)),
             *dropped,
@@ -858,4 +866,46 @@ fn inet6_ipsets_hold_ipv6_addresses_for_ip6tables_rules() {
     let live = router.engine_of(Family::V6).ipsets().get_shared("bad6").unwrap();
     assert!(live.contains("2001:db8:1::20".parse().unwrap()));
     assert!(!send(tcp6("2001:db8:1::10", 1, "2001:db8:1::20", 80, 2)));
+}
+
+#[test]
+fn ipv6_fragments_are_reassembled_for_the_rules_and_leave_as_they_came() {
+    // FORWARD lets only UDP to port 53 through: ports are in the first fragment only, so the
+    // later ones pass because the rules see the whole datagram.
+    let rules6 = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p udp -m udp --dport 53 -j ACCEPT\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let body: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+    let dgram = udp6("2001:db8:1::10", "2001:db8:99::1", 53, &body);
+    let mut frags = Vec::new();
+    let mut scratch = Vec::new();
+    rtrouter::packet::frag::fragment6(&dgram, 1280, 9, &mut scratch, &mut |f| frags.push(f.to_vec())).unwrap();
+    assert_eq!(frags.len(), 3);
+    for f in &frags[1..] {
+        let s = l.send("lan0", f);
+        assert!(matches!(s.disposition, Disposition::Held), "{:?}", s.disposition);
+    }
+    let s = l.send("lan0", &frags[0]);
+    let Disposition::Forward(hop) = s.disposition else {
+        panic!("{:?}", s.disposition)
+    };
+    // The rules saw, and the router forwards, the whole datagram (its hop limit one less).
+    assert!(s.out.len() == dgram.len() && s.out[8..] == dgram[8..] && s.out[7] == dgram[7] - 1);
+    // It leaves in fragments no larger than those that came, each with a fragment header.
+    let mut out = Vec::new();
+    l.router
+        .send_out(hop, &s.out, 1280, &mut scratch, &mut |f| out.push(f.to_vec()));
+    assert_eq!(out.len(), 3);
+    assert!(out.iter().all(|f| f.len() <= 1280 && f[6] == 44));
+    // To port 54 the datagram is dropped whole.
+    let other = udp6("2001:db8:1::10", "2001:db8:99::1", 54, &body);
+    let mut frags = Vec::new();
+    rtrouter::packet::frag::fragment6(&other, 1280, 10, &mut scratch, &mut |f| frags.push(f.to_vec())).unwrap();
+    assert!(matches!(l.send("lan0", &frags[0]).disposition, Disposition::Held));
+    assert!(matches!(l.send("lan0", &frags[1]).disposition, Disposition::Held));
+    assert!(matches!(l.send("lan0", &frags[2]).disposition, Disposition::Drop(_)));
+    // A packet too big for the next hop that did not come in fragments is answered.
+    let big = udp6("2001:db8:1::10", "2001:db8:99::1", 53, &body);
+    let s = l.send("lan0", &big);
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    assert_eq!(icmp6_of(s.reply.as_ref().expect("packet too big")).2, 2);
 }

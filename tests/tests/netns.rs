@@ -919,23 +919,31 @@ fn dual_stack_forwarding_reject_masquerade_and_a_service() {
         .run(Side::Wan, || UdpSocket::bind(addr("[2001:db8:2::2]:7202")))
         .expect("bind UDP");
     std::thread::spawn(move || {
-        let mut b = [0u8; 64];
+        let mut b = vec![0u8; 9000];
         for _ in 0..4 {
             let Ok((n, from)) = echo.recv_from(&mut b) else { return };
             let _ = echo.send_to(&b[..n], from);
         }
     });
-    let udp = |port: u16| {
+    let udp_sized = |port: u16, payload: Vec<u8>| {
         net.run(Side::Lan, move || {
             let c = UdpSocket::bind(addr("[2001:db8:1::2]:0"))?;
             c.set_read_timeout(Some(Duration::from_secs(3)))?;
             c.connect(SocketAddr::from(("2001:db8:2::2".parse::<Ipv6Addr>().unwrap(), port)))?;
-            c.send(b"u6")?;
-            let mut b = [0u8; 64];
+            c.send(&payload)?;
+            let mut b = vec![0u8; 9000];
             c.recv(&mut b).map(|n| b[..n].to_vec())
         })
     };
+    let udp = |port: u16| udp_sized(port, b"u6".to_vec());
     assert_eq!(udp(7202).expect("UDP over IPv6 echoed"), b"u6");
+    // Larger than the links' MTU: the sender fragments it, the router reassembles it for the
+    // rules and forwards it in fragments again, and the answer comes back the same way.
+    let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        udp_sized(7202, big.clone()).expect("a fragmented datagram over IPv6"),
+        big
+    );
     let e = udp(7203).expect_err("rejected");
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "ICMPv6 port unreachable: {e}");
     // tcp-reset over IPv6.
