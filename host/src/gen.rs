@@ -1128,7 +1128,7 @@ pub fn establish(
     now: u64,
     rng: &mut dyn Chance,
 ) -> Option<Vec<u8>> {
-    use crate::packet::{parse, L4};
+    use crate::packet::parse;
     use crate::router::{Disposition, Ingress, Meta, Reply};
     let meta = |ingress| Meta {
         now,
@@ -1145,16 +1145,37 @@ pub fn establish(
         Disposition::Drop(_) | Disposition::Held => return None,
     };
     let h = parse(&out).ok()?;
-    let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (h.src, h.dst) else {
-        return None;
-    };
     let mut answer = Vec::new();
-    let ip = Ip4::new(dst, src, h.proto);
+    let next = match (h.src, h.dst) {
+        (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) => {
+            answer_to(&mut answer, Ip4::new(dst, src, h.proto), &h, pkt, 8, 0)?
+        }
+        (std::net::IpAddr::V6(src), std::net::IpAddr::V6(dst)) => {
+            answer_to(&mut answer, build::Ip6::new(dst, src), &h, pkt, 128, 129)?
+        }
+        _ => return None,
+    };
+    let o = r.process(meta(back), &mut answer, &mut reply, rng, &mut ());
+    (!matches!(o.disposition, Disposition::Drop(_))).then_some(next)
+}
+
+/// The answer to the packet `h` (as it left the router) in `answer`, from `ip` (its family's
+/// header, addresses swapped); returns the sender's next packet (an ACK for TCP). `echo` and
+/// `reply` are the family's ICMP echo types.
+fn answer_to<I: build::IpHeader>(
+    answer: &mut Vec<u8>,
+    ip: I,
+    h: &crate::packet::Headers,
+    pkt: &[u8],
+    echo: u8,
+    reply: u8,
+) -> Option<Vec<u8>> {
+    use crate::packet::{parse, L4};
     let mut next = pkt.to_vec();
     match h.l4 {
         L4::Tcp(t) => {
             build::tcp(
-                &mut answer,
+                answer,
                 ip,
                 TcpSeg {
                     sport: t.dport,
@@ -1171,15 +1192,14 @@ pub fn establish(
             *next.get_mut(flags)? = 0x10;
             crate::packet::fill_l4_checksum(&mut next, &nh);
         }
-        L4::Udp { sport, dport } => build::udp(&mut answer, ip, dport, sport, b"answer"),
-        L4::Icmp(i) if i.typ == 8 => {
+        L4::Udp { sport, dport } => build::udp(answer, ip, dport, sport, b"answer"),
+        L4::Icmp(i) if i.typ == echo => {
             let id = i.ident.to_be_bytes();
-            build::icmp(&mut answer, ip, 0, 0, [id[0], id[1], 0, 1], b"")
+            build::icmp(answer, ip, reply, 0, [id[0], id[1], 0, 1], b"")
         }
         _ => return None,
     }
-    let o = r.process(meta(back), &mut answer, &mut reply, rng, &mut ());
-    (!matches!(o.disposition, Disposition::Drop(_))).then_some(next)
+    Some(next)
 }
 
 /// The IPv6 address standing for IPv4 address `a` in the IPv6 variants of the generated

@@ -328,6 +328,9 @@ enum Command {
         packets: Option<PathBuf>,
         #[arg(long, default_value = "1")]
         seed: u64,
+        /// The same workload as ip6tables rules and IPv6 packets (for `bench -6`).
+        #[arg(short = '6', long = "ipv6")]
+        ipv6: bool,
     },
 }
 
@@ -806,7 +809,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             size,
             packets,
             seed,
-        }) => bench::generate(&kind, size, packets.as_deref(), seed),
+            ipv6,
+        }) => bench::generate(&kind, size, packets.as_deref(), seed, ipv6),
         Some(Command::Replay {
             config,
             pcap,

@@ -92,6 +92,23 @@ fn generated_rulesets_load_and_are_classified() {
     assert!(classified >= 200, "only {classified} chains were classified");
 }
 
+/// The same ACL in IPv6 (prefixes /96+n): the classifier indexes IPv6 prefixes too.
+#[test]
+fn acl_rulesets_agree_ipv6() {
+    let mut c = SplitMix(12);
+    let (rules, pkts) = gen::acl(3000, 3000, &mut c);
+    let rules = gen::ruleset_to_v6(&rules);
+    assert!(
+        rules.lines().filter(|l| l.starts_with("-A ")).count() > 2900,
+        "the ACL survives translation"
+    );
+    let pkts: Vec<_> = pkts
+        .into_iter()
+        .map(|p| (Some("lan0"), gen::packet_to_v6(&p), 0))
+        .collect();
+    assert_eq!(differential6(&rules, &pkts, 3).unwrap(), Some(1));
+}
+
 #[test]
 fn acl_rulesets_agree() {
     let mut c = SplitMix(11);

@@ -182,7 +182,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `rtrouter generate KIND SIZE [--packets FILE]`: the rulesets of `rtrouter::gen` on stdout.
-pub fn generate(kind: &str, size: usize, packets: Option<&std::path::Path>, seed: u64) -> anyhow::Result<ExitCode> {
+/// `ipv6`: the same workload as ip6tables rules and IPv6 packets (addresses mapped by
+/// [`rtrouter::gen::v6_of`]).
+pub fn generate(
+    kind: &str,
+    size: usize,
+    packets: Option<&std::path::Path>,
+    seed: u64,
+    ipv6: bool,
+) -> anyhow::Result<ExitCode> {
     use rtrouter::eval::Chance;
     use rtrouter::gen;
     use std::io::Write as _;
@@ -204,6 +212,14 @@ pub fn generate(kind: &str, size: usize, packets: Option<&std::path::Path>, seed
             gen::acl(size, 1024, &mut rng)
         }
         _ => anyhow::bail!("unknown kind `{kind}': kube-proxy or acl"),
+    };
+    let (rules, pkts) = if ipv6 {
+        (
+            gen::ruleset_to_v6(&rules),
+            pkts.iter().map(|p| gen::packet_to_v6(p)).collect(),
+        )
+    } else {
+        (rules, pkts)
     };
     let mut out = std::io::stdout().lock();
     if out.write_all(rules.as_bytes()).is_err() {

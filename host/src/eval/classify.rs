@@ -8,7 +8,7 @@
 //! side effects when they are tested (`statistic`, `limit`, `recent`, `nfacct`, plugins). A
 //! rule may therefore be skipped only when a test that comes *before its first side effect*
 //! fails: then the walk would have stopped there without any effect. This module indexes only
-//! such tests (its [`Fields`]: source and destination prefix, protocol, the transport the
+//! such tests (its [`Fields`]: source and destination prefix, IPv4 or IPv6, protocol, the transport the
 //! `tcp`/`udp`/`sctp` match demands, and their port ranges, none negated). The engine still
 //! runs every test of a candidate rule in order, so side effects, counters, jumps and
 //! policies happen exactly as in the walk; a candidate whose other tests fail is passed over
@@ -53,8 +53,10 @@ pub(crate) const L4_SCTP: u8 = 3;
 /// non-terminal target may have changed them).
 #[derive(Debug, Clone, Copy)]
 struct Key {
-    src: u32,
-    dst: u32,
+    /// Addresses as 128 bits: IPv6's whole, IPv4's in the top 32 bits (so that a prefix is a
+    /// prefix of either).
+    src: u128,
+    dst: u128,
     proto: u8,
     /// `L4_*`; `L4_ANY` when the packet carries no ports (not a first fragment, other protocol).
     l4: u8,
@@ -63,12 +65,8 @@ struct Key {
 }
 
 impl Key {
-    /// The key of an IPv6 packet has no addresses: ip6tables' prefixes are not indexed.
     fn of(p: &Pkt) -> Option<Key> {
-        let (s, d) = match (p.h.src, p.h.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => (u32::from(s), u32::from(d)),
-            _ => (0, 0),
-        };
+        let (s, d) = (wide(p.h.src), wide(p.h.dst));
         let (l4, sport, dport) = match p.h.l4 {
             L4::Tcp(t) => (L4_TCP, t.sport, t.dport),
             L4::Udp { sport, dport } => (L4_UDP, sport, dport),
@@ -90,10 +88,11 @@ impl Key {
 /// checks itself. Each holds for every packet when unconstrained (mask 0, full range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fields {
-    src: u32,
-    smask: u32,
-    dst: u32,
-    dmask: u32,
+    /// Prefixes in [`Key`]'s 128-bit form.
+    src: u128,
+    smask: u128,
+    dst: u128,
+    dmask: u128,
     /// `Some` for a non-negated `-p`.
     proto: Option<u8>,
     l4: u8,
@@ -183,23 +182,22 @@ impl Fields {
     /// the walk never gets past them, and the rule is never a candidate).
     fn of(r: &Rule) -> Option<Fields> {
         let mut f = Fields::ANY;
-        // IPv6 prefixes are not indexed (the key holds IPv4 addresses): a rule with one is a
-        // candidate for every address, and its prefix is tested on it.
         let net = |n: &Option<crate::ruleset::ext::Neg<IpNet>>| match n {
             Some(Neg {
                 inv: false,
                 v: IpNet::V4(v),
-            }) => (u32::from(v.addr) & v.mask, v.mask),
+            }) => (u128::from(u32::from(v.addr) & v.mask) << 96, u128::from(v.mask) << 96),
+            Some(Neg {
+                inv: false,
+                v: IpNet::V6(v),
+            }) => (u128::from(v.addr) & v.mask, v.mask),
             _ => (0, 0),
         };
         (f.src, f.smask) = net(&r.src);
         (f.dst, f.dmask) = net(&r.dst);
         f.proto = r.proto.filter(|p| !p.inv).map(|p| p.v);
-        let v6 = |n: &Option<Neg<IpNet>>| n.is_some_and(|n| matches!(n.v, IpNet::V6(_)));
         f.exact = !r.src.is_some_and(|n| n.inv)
             && !r.dst.is_some_and(|n| n.inv)
-            && !v6(&r.src)
-            && !v6(&r.dst)
             && !r.proto.is_some_and(|p| p.inv)
             && r.in_iface.is_none()
             && r.out_iface.is_none()
@@ -228,8 +226,8 @@ impl Fields {
 /// Which fields a table hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mask {
-    smask: u32,
-    dmask: u32,
+    smask: u128,
+    dmask: u128,
     proto: bool,
     l4: bool,
     sport: bool,
@@ -237,19 +235,35 @@ struct Mask {
 }
 
 /// The top `n` bits.
-fn prefix_mask(n: u32) -> u32 {
+fn prefix_mask(n: u32) -> u128 {
     if n == 0 {
         0
     } else {
-        u32::MAX << (32 - n)
+        u128::MAX << (128 - n)
     }
+}
+
+/// An address in [`Key`]'s 128-bit form.
+fn wide(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+/// A masked address folded to the 32 bits a table key holds: an IPv4 address is itself; an
+/// IPv6 prefix folds to a hash of it (prefixes that differ may share a bucket, where the
+/// candidates' own fields tell them apart; equal ones always share it).
+#[inline]
+fn fold(x: u128) -> u32 {
+    ((x >> 96) ^ (x >> 64) ^ (x >> 32) ^ x) as u32
 }
 
 impl Mask {
     /// The relaxed shape of a rule: prefixes shortened to a multiple of 8 bits (or kept as
     /// they are with `exact`), every exact field used.
     fn of(f: &Fields, exact: bool) -> Mask {
-        let relax = |m: u32| {
+        let relax = |m: u128| {
             let n = m.leading_ones();
             prefix_mask(if exact { n } else { n - n % 8 })
         };
@@ -274,13 +288,13 @@ impl Mask {
             && (!self.dport || (f.l4 != L4_ANY && f.dport.0 == f.dport.1))
     }
 
-    fn pack(&self, src: u32, dst: u32, proto: u8, l4: u8, sport: u16, dport: u16) -> u128 {
+    fn pack(&self, src: u128, dst: u128, proto: u8, l4: u8, sport: u16, dport: u16) -> u128 {
         let p = if self.proto { proto } else { 0 };
         let l = if self.l4 { l4 } else { 0 };
         let s = if self.sport { sport } else { 0 };
         let d = if self.dport { dport } else { 0 };
-        u128::from(src & self.smask)
-            | u128::from(dst & self.dmask) << 32
+        u128::from(fold(src & self.smask))
+            | u128::from(fold(dst & self.dmask)) << 32
             | u128::from(p) << 64
             | u128::from(l) << 72
             | u128::from(s) << 80
@@ -485,10 +499,10 @@ mod tests {
         let n = |s: &str| crate::ruleset::value::Ipv4Net::parse(s).unwrap();
         let (s, d) = (n(src), n(dst));
         Fields {
-            src: u32::from(s.addr),
-            smask: s.mask,
-            dst: u32::from(d.addr),
-            dmask: d.mask,
+            src: u128::from(u32::from(s.addr)) << 96,
+            smask: u128::from(s.mask) << 96,
+            dst: u128::from(u32::from(d.addr)) << 96,
+            dmask: u128::from(d.mask) << 96,
             ..Fields::ANY
         }
     }
@@ -497,14 +511,14 @@ mod tests {
     fn masks_relax_to_bytes_and_cover_finer_rules() {
         let a = f("10.1.2.0/23", "0.0.0.0/0");
         let m = Mask::of(&a, false);
-        assert_eq!(m.smask, 0xffff_0000);
+        assert_eq!(m.smask, 0xffff_0000 << 96);
         assert!(m.covers(&a));
         assert!(m.covers(&f("10.1.2.3/32", "1.2.3.4/32")));
         assert!(!m.covers(&f("10.0.0.0/8", "0.0.0.0/0")));
-        assert_eq!(Mask::of(&a, true).smask, 0xffff_fe00);
+        assert_eq!(Mask::of(&a, true).smask, 0xffff_fe00 << 96);
         // A non-contiguous mask counts by its leading ones.
         let odd = f("10.0.0.1/255.0.255.255", "0.0.0.0/0");
-        assert_eq!(Mask::of(&odd, false).smask, 0xff00_0000);
+        assert_eq!(Mask::of(&odd, false).smask, 0xff00_0000 << 96);
         assert!(Mask::of(&odd, false).covers(&odd));
     }
 
