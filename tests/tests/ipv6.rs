@@ -909,3 +909,58 @@ fn ipv6_fragments_are_reassembled_for_the_rules_and_leave_as_they_came() {
     assert!(matches!(s.disposition, Disposition::Drop(_)));
     assert_eq!(icmp6_of(s.reply.as_ref().expect("packet too big")).2, 2);
 }
+
+#[test]
+fn tcpmss_clamps_and_adds_the_option_on_ipv6() {
+    let rules6 = "*mangle\n-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    // A SYN without options: an MSS option is added, at most IPv6's default 1220.
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02));
+    assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+    let h = parse(&s.out).unwrap();
+    let L4::Tcp(t) = h.l4 else { panic!() };
+    assert_eq!(t.hdr_len, 24);
+    let o = usize::from(h.l4_off) + 20;
+    assert_eq!(s.out[o..o + 4], [2, 4, 0x04, 0xc4], "MSS 1220");
+    assert_eq!(usize::from(u16::from_be_bytes([s.out[4], s.out[5]])), s.out.len() - 40);
+    checksum6(&s.out).unwrap();
+}
+
+#[test]
+fn hmark_hashes_ipv6_flows_symmetrically() {
+    // Two marks, 0 and 1; mark 0 is dropped: a flow's two directions must share their fate.
+    let rules6 = "*mangle\n-A PREROUTING -j HMARK --hmark-tuple src,dst,sport,dport,proto --hmark-mod 2 --hmark-rnd 0x1234\n-A PREROUTING -m mark --mark 0 -j DROP\nCOMMIT\n";
+    let rs = restore(&Ruleset::new(Family::V6), rules6, "t", false).unwrap();
+    assert!(
+        rs.save(false).contains("--hmark-src-prefix 128 --hmark-dst-prefix 128"),
+        "{}",
+        rs.save(false)
+    );
+    let passes = |pkt: Vec<u8>, iface: &str| {
+        let v = validate(&rs, &Env::default()).unwrap();
+        let router = Router::new(topology(), v, IpSets::default(), 10);
+        let mut buf = pkt;
+        let mut reply = Reply::default();
+        let o = router.process(
+            Meta {
+                now: 1,
+                ingress: Ingress::Iface(router.topo.iface_id(iface).unwrap()),
+                mark: 0,
+                ct: None,
+            },
+            &mut buf,
+            &mut reply,
+            &mut SplitMix(1),
+            &mut (),
+        );
+        matches!(o.disposition, Disposition::Forward(_))
+    };
+    let mut fates = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let out = passes(tcp6("2001:db8:1::10", 40000 + i, "2001:db8:99::1", 443, 0x02), "lan0");
+        let back = passes(tcp6("2001:db8:99::1", 443, "2001:db8:1::10", 40000 + i, 0x12), "wan0");
+        assert_eq!(out, back, "flow {i}: both directions hash alike");
+        fates.insert(out);
+    }
+    assert_eq!(fates.len(), 2, "the ports spread flows over both marks");
+}

@@ -12,7 +12,7 @@ use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::matches::RuleProto;
 use crate::ruleset::value::{parse_uint, prefix_mask};
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Hmark {
@@ -122,22 +122,85 @@ impl Hmark {
         Some(t)
     }
 
+    /// An address under a prefix as HMARK hashes it: IPv4's in host order; IPv6's four
+    /// words, each masked, xored (`hmark_addr6_mask`, then `ntohl`).
+    fn fold(a: IpAddr, prefix: Option<u8>) -> u32 {
+        let len = u32::from(prefix.unwrap_or(0));
+        match a {
+            IpAddr::V4(v) => u32::from(v) & prefix.map_or(0, prefix_mask),
+            IpAddr::V6(v) => {
+                let m = if len == 0 { 0 } else { u128::MAX << (128 - len.min(128)) };
+                let x = u128::from(v) & m;
+                (x >> 96) as u32 ^ (x >> 64) as u32 ^ (x >> 32) as u32 ^ x as u32
+            }
+        }
+    }
+
     /// `hmark_ct_set_htuple`.
     fn ct_tuple(&self, p: &Pkt) -> Option<Tuple> {
         let Ct::Tracked(ct) = &p.ct else { return None };
-        let (IpAddr::V4(os), IpAddr::V4(rs)) = (ct.orig.src, ct.reply.src) else {
-            return None;
-        };
-        let (smask, dmask) = self.masks();
+        let (os, rs) = (ct.orig.src, ct.reply.src);
         let mut t = Tuple {
-            src: u32::from(os) & smask,
-            dst: u32::from(rs) & dmask,
+            src: Self::fold(os, self.src_prefix),
+            dst: Self::fold(rs, self.dst_prefix),
             proto: ct.proto,
             ..Tuple::default()
         };
-        if t.proto != 1 {
+        if t.proto != 1 && t.proto != 58 {
             let (a, b) = (ct.orig.sport.to_be_bytes(), ct.reply.sport.to_be_bytes());
             t.ports = self.ports([a[0], a[1], b[0], b[1]]);
+        }
+        Some(t)
+    }
+
+    /// `hmark_pkt_set_htuple_ipv6`: an ICMPv6 error's quoted packet stands for it; the
+    /// upper-layer header found behind the extension headers (AH's SPI used as ESP's);
+    /// fragments and ICMPv6 hash addresses and protocol only.
+    fn packet_tuple6(&self, p: &Pkt) -> Option<Tuple> {
+        let buf = p.buf.get(..usize::from(p.h.total_len))?;
+        let (mut ip, mut proto, mut l4, mut frag) = (buf, p.h.proto, usize::from(p.h.l4_off), p.h.is_fragment());
+        if !frag && proto == 58 && buf.get(l4).is_some_and(|t| *t != 0 && *t < 128) {
+            let inner = buf.get(l4 + 8..)?;
+            if inner.len() < 40 {
+                return None;
+            }
+            ip = inner;
+            // The quoted packet's upper-layer header, stopping at AH.
+            let (mut next, mut at) = (inner[6], 40usize);
+            frag = false;
+            while matches!(next, 0 | 43 | 60 | 44) {
+                let h = inner.get(at..at + 2)?;
+                if next == 44 {
+                    frag = inner
+                        .get(at + 2..at + 4)
+                        .is_some_and(|f| u16::from_be_bytes([f[0], f[1]]) & !7 != 0);
+                    next = h[0];
+                    at += 8;
+                } else {
+                    next = h[0];
+                    at += (usize::from(h[1]) + 1) * 8;
+                }
+            }
+            proto = next;
+            l4 = at;
+        }
+        let addr = |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&ip[at..at + 16]).expect("16 bytes"));
+        let mut t = Tuple {
+            src: Self::fold(IpAddr::V6(addr(8)), self.src_prefix),
+            dst: Self::fold(IpAddr::V6(addr(24)), self.dst_prefix),
+            proto,
+            ..Tuple::default()
+        };
+        if proto == 58 || frag {
+            return Some(t);
+        }
+        let at = match proto {
+            6 | 17 | 136 | 132 | 33 | 50 => 0,
+            51 => 4,
+            _ => return Some(t),
+        };
+        if let Some(b) = ip.get(l4 + at..l4 + at + 4) {
+            t.ports = self.ports([b[0], b[1], b[2], b[3]]);
         }
         Some(t)
     }
@@ -216,8 +279,8 @@ impl TargetExt for Hmark {
                     };
                     match *kind {
                         "ct" => b.ct = true,
-                        "src" => b.src_prefix = Some(32),
-                        "dst" => b.dst_prefix = Some(32),
+                        "src" => b.src_prefix = Some(c.family.max_prefix()),
+                        "dst" => b.dst_prefix = Some(c.family.max_prefix()),
                         "sport" => b.sport_mask = Some(0xffff),
                         "dport" => b.dport_mask = Some(0xffff),
                         "proto" => b.proto_mask = Some(0xffff),
@@ -225,8 +288,8 @@ impl TargetExt for Hmark {
                     }
                 }
             }
-            "hmark-src-prefix" => b.src_prefix = Some(num(c, 0, 32)? as u8),
-            "hmark-dst-prefix" => b.dst_prefix = Some(num(c, 0, 32)? as u8),
+            "hmark-src-prefix" => b.src_prefix = Some(num(c, 0, c.family.max_prefix().into())? as u8),
+            "hmark-dst-prefix" => b.dst_prefix = Some(num(c, 0, c.family.max_prefix().into())? as u8),
             "hmark-sport-mask" => b.sport_mask = Some(num(c, 0, 0xffff)? as u16),
             "hmark-dport-mask" => b.dport_mask = Some(num(c, 0, 0xffff)? as u16),
             "hmark-spi-mask" => b.spi_mask = Some(num(c, 0, u64::from(u32::MAX))? as u32),
@@ -316,7 +379,7 @@ impl TargetExt for Hmark {
         } else if p.h.is_v4() {
             self.packet_tuple(p.buf)
         } else {
-            None
+            self.packet_tuple6(p)
         };
         if let Some(t) = t {
             p.mark = self.hash(&t);

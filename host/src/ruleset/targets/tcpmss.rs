@@ -116,18 +116,25 @@ fn clamp_mss(p: &mut Pkt, mss: u16) {
     }
     // No MSS option: add one if the SYN carries no data and the header can grow.
     let total = usize::from(p.h.total_len);
-    if total != end || t.hdr_len >= 60 || !p.h.is_v4() {
+    if total != end || t.hdr_len >= 60 {
         return;
     }
-    let mss = mss.min(536);
+    // Without an MSS option the peer assumes the default: RFC 879's 536 over IPv4, 1220
+    // over IPv6 (the minimum MTU less the headers), so the added option says no more.
+    let mss = mss.min(if p.h.is_v4() { 536 } else { 1220 });
     let [hi, lo] = mss.to_be_bytes();
     p.buf.truncate(total);
     p.buf.extend_from_slice(&[2, 4, hi, lo]);
     let new_total = (total + 4) as u16;
-    p.buf[2..4].copy_from_slice(&new_total.to_be_bytes());
-    p.buf[10..12].copy_from_slice(&[0, 0]);
-    let c = packet::checksum::finish(packet::checksum::sum(&p.buf[..start]));
-    p.buf[10..12].copy_from_slice(&c.to_be_bytes());
+    if p.h.is_v4() {
+        p.buf[2..4].copy_from_slice(&new_total.to_be_bytes());
+        p.buf[10..12].copy_from_slice(&[0, 0]);
+        let c = packet::checksum::finish(packet::checksum::sum(&p.buf[..start]));
+        p.buf[10..12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        // IPv6: the payload length, and no header checksum.
+        p.buf[4..6].copy_from_slice(&(new_total - 40).to_be_bytes());
+    }
     p.buf[start + 12] = (((t.hdr_len + 4) / 4) << 4) | (p.buf[start + 12] & 0x0f);
     p.h.total_len = new_total;
     if let L4::Tcp(tt) = &mut p.h.l4 {
