@@ -964,3 +964,19 @@ fn hmark_hashes_ipv6_flows_symmetrically() {
     }
     assert_eq!(fates.len(), 2, "the ports spread flows over both marks");
 }
+
+#[test]
+fn dscp_and_tos_set_the_ipv6_traffic_class() {
+    let rules6 = "*mangle\n-A FORWARD -p tcp -j DSCP --set-dscp 0x2e\n-A FORWARD -p udp -j TOS --set-tos 0x10/0xff\nCOMMIT\n*filter\n-A FORWARD -m dscp ! --dscp 0x2e -p tcp -j DROP\nCOMMIT\n";
+    let mut l = Lab6::new("", rules6);
+    let s = l.send("lan0", &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02));
+    assert!(
+        matches!(s.disposition, Disposition::Forward(_)),
+        "the filter saw DSCP 46"
+    );
+    let tclass = |b: &[u8]| ((b[0] & 0x0f) << 4) | (b[1] >> 4);
+    assert_eq!(tclass(&s.out), 0x2e << 2);
+    assert_eq!(s.out[0] >> 4, 6, "still version 6");
+    let s = l.send("lan0", &udp6("2001:db8:1::10", "2001:db8:99::1", 9, b"x"));
+    assert_eq!(tclass(&s.out), 0x10);
+}

@@ -507,14 +507,19 @@ pub fn set_tcp_flags(buf: &mut [u8], h: &mut Headers, flags: u8) {
     h.l4 = L4::Tcp(t);
 }
 
-/// Sets the IPv4 TOS byte (DSCP and ECN), with the header checksum updated. IPv6's traffic
-/// class is left alone (the IPv4 targets never see IPv6 packets).
+/// Sets the IPv4 TOS byte (DSCP and ECN), with the header checksum updated, or IPv6's
+/// traffic class.
 pub fn set_tos(buf: &mut [u8], h: &mut Headers, tos: u8) {
     if h.is_v4() && buf.len() >= 12 {
         let old = [buf[0], buf[1]];
         buf[1] = tos;
         let new = [buf[0], buf[1]];
         checksum::update(&mut buf[10..12], &old, &new);
+        h.tos = tos;
+    } else if !h.is_v4() && buf.len() >= 2 {
+        // IPv6's traffic class straddles the first two bytes; no header checksum.
+        buf[0] = (buf[0] & 0xf0) | (tos >> 4);
+        buf[1] = (buf[1] & 0x0f) | (tos << 4);
         h.tos = tos;
     }
 }
