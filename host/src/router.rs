@@ -905,10 +905,15 @@ impl Run<'_> {
 
     fn arrived(&mut self, p: &mut Pkt, reply: &mut Reply) -> Disposition {
         // RFC 1812 5.3.7: never accept these sources from a link.
-        if let IpAddr::V4(s) = p.h.src {
-            if s.is_loopback() || s.is_multicast() || s.is_broadcast() {
+        match p.h.src {
+            IpAddr::V4(s) if s.is_loopback() || s.is_multicast() || s.is_broadcast() => {
                 return Disposition::Drop(DropReason::Martian);
             }
+            // RFC 4291 2.5.3, 2.7: not the loopback address, never a multicast source.
+            IpAddr::V6(s) if s.is_loopback() || s.is_multicast() => {
+                return Disposition::Drop(DropReason::Martian);
+            }
+            _ => {}
         }
         match self.hook(Hook::Prerouting, &[TableKind::Raw], p) {
             Verdict::Accept => {}
@@ -929,6 +934,20 @@ impl Run<'_> {
         }
         if !self.r.topo.forwarding {
             return Disposition::Drop(DropReason::NotForwarding);
+        }
+        // Link-local scope (RFC 4291 2.5.6): a link-local destination that is not the
+        // router's stays on its link, and a packet from a link-local source is not forwarded
+        // to another link (`ip6_forward`: destination unreachable, beyond scope of source).
+        if let IpAddr::V6(d) = dst {
+            if d.is_unicast_link_local() || d.is_unspecified() {
+                return Disposition::Drop(DropReason::Martian);
+            }
+        }
+        if let IpAddr::V6(s) = p.h.src {
+            if s.is_unicast_link_local() || s.is_unspecified() {
+                self.icmp6_error(p, reply, 1, 2, 0);
+                return Disposition::Drop(DropReason::Martian);
+            }
         }
         let Some(hop) = self.r.topo.route(dst) else {
             self.out.route = Some(Route::Unknown);

@@ -784,7 +784,9 @@ fn protocol_neutral_matches_work_on_ipv6_packets() {
         !lan(&mut l, "2001:db8:99::7"),
         "a WAN source arriving on the LAN is spoofed"
     );
-    assert!(lan(&mut l, "fe80::1"), "link-local sources are on their link");
+    // A link-local source passes (it is on its link); to the router itself, as such traffic goes.
+    let s = l.send("lan0", &udp6("fe80::1", "2001:db8:1::1", 9, b"x"));
+    assert!(matches!(s.disposition, Disposition::Local), "{:?}", s.disposition);
 
     // cluster: each source goes to one node of two, the same every time, and both nodes serve.
     let node = |n: u32| {
@@ -979,4 +981,27 @@ fn dscp_and_tos_set_the_ipv6_traffic_class() {
     assert_eq!(s.out[0] >> 4, 6, "still version 6");
     let s = l.send("lan0", &udp6("2001:db8:1::10", "2001:db8:99::1", 9, b"x"));
     assert_eq!(tclass(&s.out), 0x10);
+}
+
+#[test]
+fn link_local_scope_is_never_forwarded() {
+    let mut l = Lab6::new("", "*filter\nCOMMIT\n");
+    // A link-local destination that is not the router's stays on its link.
+    let s = l.send("lan0", &udp6("2001:db8:1::10", "fe80::2", 9, b"x"));
+    assert!(matches!(s.disposition, Disposition::Drop(_)), "{:?}", s.disposition);
+    // A link-local source is not forwarded to another link: beyond scope of source address.
+    let s = l.send("lan0", &udp6("fe80::10", "2001:db8:99::1", 9, b"x"));
+    assert!(matches!(s.disposition, Disposition::Drop(_)), "{:?}", s.disposition);
+    let (_, to, typ, code, ..) = icmp6_of(s.reply.as_ref().expect("an ICMPv6 error"));
+    assert_eq!((to, typ, code), (a6("fe80::10"), 1, 2));
+    // Multicast sources are martians; router solicitations reach the router's INPUT.
+    let s = l.send("lan0", &udp6("ff02::1", "2001:db8:99::1", 9, b"x"));
+    assert!(matches!(s.disposition, Disposition::Drop(_)));
+    let mut rs = Vec::new();
+    let ip = Ip6 {
+        hop_limit: 255,
+        ..Ip6::new(a6("fe80::10"), a6("ff02::2"))
+    };
+    build::icmp(&mut rs, ip, 133, 0, [0; 4], b"");
+    assert!(matches!(l.send("lan0", &rs).disposition, Disposition::Local));
 }
