@@ -45,7 +45,8 @@ impl Record {
                 CtState::Related => "RELATED",
             },
         };
-        let ep = |x: Option<(std::net::IpAddr, u16)>| x.map(|(a, p)| format!("{a}:{p}"));
+        // ADDRESS:PORT, an IPv6 address bracketed (`[2001:db8::1]:443`).
+        let ep = |x: Option<(std::net::IpAddr, u16)>| x.map(|(a, p)| std::net::SocketAddr::new(a, p).to_string());
         let mut v = serde_json::json!({
             "n": self.n,
             "in": self.input,

@@ -462,3 +462,51 @@ fn cooked_captures_replay_what_arrived_in_time_order() {
     assert!(s.contains("1 outgoing packets skipped"), "{s}");
     assert!(s.contains("1 packets were out of time order"), "{s}");
 }
+
+#[test]
+fn ipv6_capture_through_ip6tables_rules() {
+    use rtrouter::packet::build::Ip6;
+    use rtrouter::ruleset::{restore::restore, validate, Env, Family, Ruleset};
+    let l = Lab::new("*filter\nCOMMIT\n");
+    let rules6 = "*nat\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i lan0 -o wan0 -j ACCEPT\nCOMMIT\n";
+    let v = validate(
+        &restore(&Ruleset::new(Family::V6), rules6, "t", false).unwrap(),
+        &Env::default(),
+    )
+    .unwrap();
+    l.router.swap_rules(v);
+    let seg6 = |src: &str, sport: u16, dst: &str, dport: u16, flags: u8| {
+        let mut b = Vec::new();
+        let seg = TcpSeg {
+            sport,
+            dport,
+            seq: 1,
+            ack: 1,
+            flags,
+            window: 100,
+        };
+        build::tcp(&mut b, Ip6::new(src.parse().unwrap(), dst.parse().unwrap()), seg, b"");
+        b
+    };
+    // The topology's IPv6 addresses: lan0 2001:db8::10.0.1.1/120, wan0 2001:db8::10.0.2.1/120.
+    let (host, wan, server) = ("2001:db8::a00:102", "2001:db8::a00:201", "2001:db8:99::80");
+    let cap = capture(&[
+        ("lan0", 1, seg6(host, 40000, server, 443, 0x02)),
+        ("wan0", 1, seg6(server, 443, wan, 40000, 0x12)),
+        ("wan0", 2, seg6(server, 5000, host, 22, 0x02)),
+    ]);
+    let r = replay(&l.router, &cap, None, 0).unwrap();
+    let verdicts: Vec<&str> = r.records.iter().map(|x| x.verdict()).collect();
+    assert_eq!(verdicts, ["forward", "forward", "drop"]);
+    let json: Vec<serde_json::Value> = r
+        .records
+        .iter()
+        .map(|x| serde_json::from_str(&x.json()).unwrap())
+        .collect();
+    assert_eq!(json[0]["snat"], format!("[{wan}]:40000"));
+    assert_eq!(json[1]["ct"], "ESTABLISHED");
+    let out = emitted(&r.pcapng);
+    assert_eq!(out.len(), 2);
+    assert_eq!(parse(&out[0].1).unwrap().src, wan.parse::<IpAddr>().unwrap());
+    assert_eq!(parse(&out[1].1).unwrap().dst, host.parse::<IpAddr>().unwrap());
+}
