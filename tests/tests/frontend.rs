@@ -194,7 +194,7 @@ fn the_real_ufw_drives_the_router() {
     let links = Links::new(&net);
     // ufw runs /usr/sbin/iptables*, a link chain ending at xtables-nft-multi: binding our
     // binary over that one file catches every name (ufw.md). Its state (/etc/ufw) and its
-    // defaults go to private copies; IPv6 is off in the copy, as rtrouter has no ip6tables yet.
+    // defaults go to private copies. IPv6 is on (ufw's default): it programs ip6tables too.
     let state = net.dir.join("etc-ufw");
     let st = Command::new("cp")
         .arg("-a")
@@ -205,7 +205,7 @@ fn the_real_ufw_drives_the_router() {
     assert!(st.success());
     let defaults = net.dir.join("default-ufw");
     let text = std::fs::read_to_string("/etc/default/ufw").expect("/etc/default/ufw");
-    std::fs::write(&defaults, text.replace("IPV6=yes", "IPV6=no")).expect("write defaults");
+    std::fs::write(&defaults, text.replace("IPV6=no", "IPV6=yes")).expect("write defaults");
     let multi = std::fs::canonicalize("/usr/sbin/iptables").expect("iptables is installed with ufw");
     let mut script = String::from("set -e\n");
     bind(&mut script, &binary(), &multi.display().to_string());
@@ -235,6 +235,19 @@ fn the_real_ufw_drives_the_router() {
         "{rules}"
     );
     assert!(rules.contains("-A ufw-user-input -s 203.0.113.7/32 -j DROP"), "{rules}");
+    // The same policy for IPv6, through ip6tables-restore and ip6tables (before6.rules: hop
+    // limit and ICMPv6 rules for neighbour discovery, the rt match, conntrack).
+    let o = links.cmd(&net, "ip6tables-save").output().expect("save");
+    let rules6 = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(rules6.contains(":INPUT DROP"), "{rules6}");
+    assert!(
+        rules6.contains("-A ufw6-user-input -p tcp -m tcp --dport 22 -j ACCEPT"),
+        "{rules6}"
+    );
+    assert!(
+        rules6.contains("-A ufw6-before-input -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -j ACCEPT"),
+        "{rules6}"
+    );
     // A connection to port 22 of the router is let in (the router's stack answers with a
     // reset: nothing listens there); one from 203.0.113.7 (to another port: ufw appends, so its allow of 22 comes first) is dropped.
     let refused = net.run(Side::Lan, || {

@@ -222,6 +222,11 @@ fn implicit_proto(rule: &Rule, partials: &[(Partial, usize)]) -> Option<&'static
         1 => Some("icmp"),
         132 => Some("sctp"),
         33 => Some("dccp"),
+        // ip6tables' (`-p icmpv6 --icmpv6-type`, `-p mh --mh-type`), as libxtables aliases them.
+        58 => Some("icmp6"),
+        135 => Some("mh"),
+        50 => Some("esp"),
+        51 => Some("ah"),
         _ => None,
     })?;
     (!partials.iter().any(|(p, _)| p.name() == name)).then_some(name)
