@@ -68,6 +68,74 @@ fn trace_packets_prints_one_json_line_per_packet_and_names_bad_lines() {
 }
 
 #[test]
+fn ipv6_trace_batches_and_benches() {
+    let dir = std::env::temp_dir().join(format!("rtrouter-cli-v6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("v6.rules");
+    std::fs::write(
+        &rules,
+        "*nat\n-A PREROUTING -d 2001:db8:ff::1/128 -p tcp --dport 80 -j DNAT --to-destination [2001:db8:2::5]:8080\nCOMMIT\n*filter\n-A FORWARD -p udp --dport 53 -j REJECT\nCOMMIT\n",
+    )
+    .unwrap();
+    let lines = [
+        r#"{"from":"lan0","src":"[2001:db8:1::7]:40000","dst":"[2001:db8:ff::1]:80"}"#,
+        r#"{"from":"lan0","src":"2001:db8:1::7","dst":"2001:db8:2::9","proto":"udp","dport":53}"#,
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"10.0.2.9"}"#,
+    ];
+    let mut child = rtrouter()
+        .args(["trace", "-6", "--rules"])
+        .arg(&rules)
+        .args(["--packets", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.join("\n").as_bytes())
+        .expect("written");
+    let o = child.wait_with_output().expect("finishes");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("-:3:") && err.contains("drop -6"),
+        "an IPv4 line is refused: {err}"
+    );
+    let out: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0]["outcomes"][0]["dnat"], "[2001:db8:2::5]:8080");
+    assert_eq!(out[1]["outcomes"][0]["verdict"], "reject");
+    // generate -6 writes the workload in IPv6; bench -6 measures it, established flows too.
+    let packets = dir.join("acl6.jsonl");
+    let g = rtrouter()
+        .args(["generate", "-6", "acl", "200", "--packets"])
+        .arg(&packets)
+        .output()
+        .expect("runs");
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let acl = dir.join("acl6.rules");
+    std::fs::write(&acl, &g.stdout).unwrap();
+    let o = rtrouter()
+        .args(["bench", "-6", "--rules"])
+        .arg(&acl)
+        .arg("--packets")
+        .arg(&packets)
+        .args(["--seconds", "0.2"])
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json object");
+    assert_eq!(v["rules"], 200, "{v}");
+    assert!(v["established_ns"].as_f64().is_some_and(|n| n > 0.0), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bench_reports_costs_as_json() {
     let dir = std::env::temp_dir().join(format!("rtrouter-cli-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
