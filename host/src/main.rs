@@ -987,6 +987,11 @@ fn run_router(
             .map_or(1, |d| d.as_nanos() as u64)
     });
     rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Taken over before anything is created, so that a SIGTERM or SIGINT during start-up
+        // ends in the same clean stop (the streams keep a signal that arrived until polled).
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let dp = match Dataplane::setup(&cfg, router) {
             Ok(dp) => {
                 *dp.plugins.lock().unwrap_or_else(|e| e.into_inner()) = plugins;
@@ -1044,11 +1049,9 @@ fn run_router(
                 }
             });
         }
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let shutdown = async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
         };

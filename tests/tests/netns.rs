@@ -961,3 +961,71 @@ fn dual_stack_forwarding_reject_masquerade_and_a_service() {
     let mut s = connect(&net, Side::Lan, "10.0.2.2:7201", t).expect("TCP over IPv4");
     assert_eq!(ask(&mut s, "hi").unwrap(), "10.0.2.2 10.0.1.2 hi");
 }
+
+#[test]
+fn a_killed_runs_leftovers_go_with_the_next_start_and_a_sigterm_while_starting_leaves_nothing() {
+    use nix::sys::signal::Signal;
+    use rtrouter::dataplane::netns::exists;
+    use std::process::{Command, Stdio};
+    let Some(mut net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        router_creates_netns: true,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let config = net.dir.join("router.toml");
+    let record = rtrouter::dataplane::state::path_for(&config);
+    assert!(record.exists(), "the run records what it created");
+    net.signal(Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while net.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        exists(&net.lan_ns) && net.socket.exists(),
+        "a killed run leaves its namespaces and socket"
+    );
+    // The next start removes them, then makes its own (and removes those at its stop).
+    let start = |log: &str| {
+        Command::new(binary())
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(net.dir.join(log)).expect("log"))
+            .spawn()
+            .expect("start rtrouter")
+    };
+    let mut again = start("again.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rtrouter::dataplane::control::request_line(&net.socket, "stats").is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(net.dir.join("again.log")).unwrap_or_default();
+    assert!(log.contains("died without cleaning up"), "{log}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(again.id() as i32), Signal::SIGTERM).unwrap();
+    let wait = |c: &mut std::process::Child| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = c.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "rtrouter did not stop in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(wait(&mut again).success());
+    assert!(!exists(&net.lan_ns) && !exists(&net.wan_ns) && !net.socket.exists() && !record.exists());
+    // SIGTERM at several moments of start-up: whatever was made is removed.
+    for delay in [5, 20, 50, 150] {
+        let mut c = start("early.log");
+        std::thread::sleep(Duration::from_millis(delay));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM).unwrap();
+        wait(&mut c);
+        assert!(
+            !exists(&net.lan_ns) && !exists(&net.wan_ns) && !net.socket.exists(),
+            "SIGTERM {delay} ms after start left something:\n{}",
+            std::fs::read_to_string(net.dir.join("early.log")).unwrap_or_default()
+        );
+    }
+}

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod netlink;
 pub mod netns;
 pub mod notify;
+pub mod state;
 
 use crate::config::{Cidr, Config};
 use crate::eval::SplitMix;
@@ -101,6 +102,23 @@ impl Dataplane {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        // A run that died without cleaning up: remove what its record says it made.
+        match state::clean_up_dead_run(&state::path_for(&cfg.path)) {
+            state::Earlier::Cleaned { pid, netns, socket } if !netns.is_empty() || socket => {
+                tracing::warn!(
+                    "an earlier run (pid {pid}) died without cleaning up: removed network namespaces {netns:?}{}",
+                    if socket { " and its control socket" } else { "" }
+                );
+            }
+            state::Earlier::Running(pid) => {
+                // Its devices, namespaces and socket are its own: leave them (and its record).
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("another rtrouter (pid {pid}) runs with this config"),
+                ));
+            }
+            _ => {}
+        }
         let mut dp = Dataplane {
             router: Arc::new(
                 router
@@ -118,6 +136,7 @@ impl Dataplane {
             plugins: std::sync::Mutex::new(None),
             control: control::ControlPlane::default(),
         };
+        dp.record_state();
         for i in &cfg.interface {
             let name = i.name.get_ref().clone();
             if let Some(ns) = &i.netns {
@@ -127,6 +146,7 @@ impl Dataplane {
                     }
                     netns::create(ns).map_err(ctx(format!("creating network namespace {ns}")))?;
                     crate::eval::state::lock(&dp.created_netns).push(ns.clone());
+                    dp.record_state();
                 }
             }
             let tun = Dev::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
@@ -184,13 +204,34 @@ impl Dataplane {
         Ok(dp)
     }
 
-    /// Deletes the namespaces this run created (their devices go with them). Idempotent.
+    /// Deletes the namespaces this run created (their devices go with them), and the run's
+    /// record. Idempotent.
     pub fn teardown(&self) {
         for ns in crate::eval::state::lock(&self.created_netns).drain(..) {
             match netns::delete(&ns) {
                 Ok(()) => tracing::info!("removed network namespace {ns}"),
                 Err(e) => tracing::warn!("removing network namespace {ns}: {e}"),
             }
+        }
+        let _ = std::fs::remove_file(state::path_for(&self.config_path));
+    }
+
+    /// Records what this run has created so far ([`state`]), for the next start to clean up
+    /// should this run die without doing it.
+    fn record_state(&self) {
+        let r = state::Record {
+            pid: std::process::id(),
+            config: self.config_path.display().to_string(),
+            netns: crate::eval::state::lock(&self.created_netns).clone(),
+            socket: self
+                .config
+                .control
+                .socket
+                .as_ref()
+                .map(|s| self.config.base_dir().join(s)),
+        };
+        if let Err(e) = r.save(&state::path_for(&self.config_path)) {
+            tracing::warn!("recording the run's state: {e}");
         }
     }
 
