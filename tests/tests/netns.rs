@@ -860,6 +860,22 @@ fn metrics_on_the_host_side_too() {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.contains("Content-Type: text/plain; version=0.0.4"), "{body}");
+    // A scraper that asks for OpenMetrics gets it: counters' families without `_total`, their
+    // samples with it, `# EOF` at the end.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(
+        body.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE rtrouter_drops counter\n"), "{body}");
+    assert!(body.contains("rtrouter_drops_total{reason=\"filtered\"} "), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
 }
 
 #[test]

@@ -142,7 +142,7 @@ impl Stack {
 
     /// Runs the stack: takes what was delivered, answers HTTP requests with `body()`
     /// (`GET /metrics`; anything else is a 404), and returns the packets it sends.
-    pub fn poll(&mut self, now_ms: i64, body: &dyn Fn() -> String) -> Vec<Vec<u8>> {
+    pub fn poll(&mut self, now_ms: i64, body: &dyn Fn(super::metrics::Format) -> String) -> Vec<Vec<u8>> {
         let now = Instant::from_millis(now_ms);
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         for h in &mut self.http {
@@ -183,13 +183,15 @@ impl Stack {
             }
             if !h.answered && (h.request.windows(4).any(|w| w == b"\r\n\r\n") || h.request.len() >= 8192) {
                 h.answered = true;
+                let format = super::metrics::Format::of_request(&h.request);
                 let (status, text) = if h.request.starts_with(b"GET /metrics ") || h.request.starts_with(b"GET / ") {
-                    ("200 OK", body())
+                    ("200 OK", body(format))
                 } else {
                     ("404 Not Found", "not found: try GET /metrics\n".to_string())
                 };
                 h.pending = format!(
-                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.0 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    format.content_type(),
                     text.len()
                 )
                 .into_bytes();

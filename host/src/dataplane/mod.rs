@@ -411,7 +411,7 @@ impl Dataplane {
         let (dummy_tx, _dummy_rx) = mpsc::channel::<Vec<u8>>(1);
         let mut scratch: Vec<u8> = Vec::with_capacity(2048);
         let dp = self.clone();
-        let render = move || metrics::render(&dp);
+        let render = move |f: metrics::Format| metrics::render_as(&dp, f);
         loop {
             let delay = std::time::Duration::from_millis(stack.poll_delay_ms(ms()).max(1));
             tokio::select! {
