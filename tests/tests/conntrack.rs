@@ -627,3 +627,52 @@ fn events_read_as_conntrack_tools_prints_them() {
         ]
     );
 }
+
+#[test]
+fn gc_collects_both_tuples_while_lookups_go_on_and_gives_memory_back() {
+    let table = Arc::new(Table::new(1 << 20, Timeouts::default()));
+    let hdr = |i: u32| {
+        let mut b = Vec::new();
+        let src = ip(&format!("10.{}.{}.{}", i / 62500, (i / 250) % 250, i % 250 + 1));
+        build::udp(&mut b, Ip4::new(src, ip(B), 17), 1000, 53, b"x");
+        parse(&b).unwrap()
+    };
+    let n = 60_000u32;
+    for i in 0..n {
+        match table.inspect(&hdr(i), &[], 0, 1, false) {
+            rtrouter::conntrack::Verdict::Tentative(st) => table.confirm(st, 1).expect("room"),
+            v => panic!("{v:?}"),
+        }
+    }
+    let full = table.capacity();
+    assert!(full >= 2 * n as usize);
+    // Half of them stay alive (a packet at 20 s refreshes them); the rest expire (UDP: 30 s).
+    let t1 = 20_000_000_000;
+    for i in (0..n).step_by(2) {
+        let _ = table.inspect(&hdr(i), &[], 0, t1, false);
+    }
+    // Lookups run on other threads while the table is collected.
+    let t2 = 40_000_000_000;
+    let gone = std::thread::scope(|s| {
+        let reader = table.clone();
+        s.spawn(move || {
+            for i in (0..n).step_by(2).take(5000) {
+                assert!(reader.taken(&Key::of(&hdr(i), 0).unwrap()), "a live entry vanished");
+            }
+        });
+        table.gc(t2)
+    });
+    assert_eq!(gone, n as usize / 2);
+    assert_eq!(table.len(), n as usize / 2);
+    for i in (1..n).step_by(2).take(1000) {
+        let k = Key::of(&hdr(i), 0).unwrap();
+        assert!(
+            !table.taken(&k) && !table.taken(&k.reverse()),
+            "both tuples of an expired entry go"
+        );
+    }
+    // Drained: the room goes back.
+    assert_eq!(table.gc(1_000_000_000_000), n as usize / 2);
+    assert!(table.is_empty());
+    assert!(table.capacity() < full / 4, "{} of {full} kept", table.capacity());
+}

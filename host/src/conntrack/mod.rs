@@ -647,28 +647,36 @@ impl Table {
         true
     }
 
-    /// Removes expired connections; returns how many. Runs off the packet path.
+    /// Removes expired connections; returns how many. Runs off the packet path, and never
+    /// holds a lock across the table: the scan reads one shard at a time (packets keep
+    /// looking connections up meanwhile; only an insert into that shard waits, for the time
+    /// the scan takes over one 64th of the table), and each expired connection is then
+    /// removed under its own shard's lock, if it is still expired. When the table has
+    /// drained to a quarter of what it holds room for, the room is given back.
     pub fn gc(&self, now: u64) -> usize {
-        let mut gone = Vec::new();
         let watched = self.events.listening();
-        let mut destroyed = Vec::new();
-        self.map.retain(|_, (c, d)| {
-            let st = c.lock();
-            if st.expires > now {
-                return true;
+        let mut expired: Vec<(Key, Key, Option<ConnState>)> = Vec::new();
+        for e in self.map.iter() {
+            let (c, d) = e.value();
+            if *d != Dir::Original {
+                continue;
             }
-            if *d == Dir::Original {
-                gone.push(st.orig);
-                if watched {
-                    destroyed.push(*st);
+            let st = c.lock();
+            if st.expires <= now {
+                expired.push((st.orig, st.reply, watched.then_some(*st)));
+            }
+        }
+        let still_expired = |_: &Key, v: &(Arc<Conn>, Dir)| v.0.lock().expires <= now;
+        let mut n = 0;
+        for (orig, reply, st) in expired {
+            if self.map.remove_if(&orig, still_expired).is_some() {
+                self.map.remove_if(&reply, still_expired);
+                n += 1;
+                if let Some(st) = st {
+                    self.event("[DESTROY]", &st, now);
                 }
             }
-            false
-        });
-        for st in &destroyed {
-            self.event("[DESTROY]", st, now);
         }
-        let n = gone.len();
         self.count.fetch_sub(n.min(self.len()), Ordering::Relaxed);
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
         // Drop eviction candidates that no longer exist or are assured, so the queue stays
@@ -679,7 +687,17 @@ impl Table {
                 .map(|e| e.0.clone())
                 .is_some_and(|c| c.lock().status & status::ASSURED == 0)
         });
+        // Memory back after a drain (the kernel's table shrinks with its hash buckets freed).
+        let held = self.map.len();
+        if self.map.capacity() > 4 * held.max(4096) {
+            self.map.shrink_to_fit();
+        }
         n
+    }
+
+    /// Room the table holds, in entries (two per connection), for tests and `stats`.
+    pub fn capacity(&self) -> usize {
+        self.map.capacity()
     }
 
     /// The connections that match `f`, as `conntrack -L` prints them (`-o extended`: with
