@@ -326,77 +326,50 @@ impl Opts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hbh(pub Opts);
+/// `hbh` and `dst`: one extension each (`libip6t_hbh.c`, `libip6t_dst.c`) over the same
+/// options header, told apart by its name and header type.
+macro_rules! options_match {
+    ($ty:ident, $name:literal, $header:expr, [$len:literal, $opts:literal]) => {
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct $ty(pub Opts);
 
-impl MatchExt for Hbh {
-    type Builder = Opts;
-    type Compiled = Opts;
-    const SIDE_EFFECT: bool = false;
-    const OPTIONS: &'static [&'static str] = &["hbh-len", "hbh-opts"];
+        impl MatchExt for $ty {
+            type Builder = Opts;
+            type Compiled = Opts;
+            const SIDE_EFFECT: bool = false;
+            const OPTIONS: &'static [&'static str] = &[$len, $opts];
 
-    fn option(o: &mut Opts, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
-        o.option("hbh", opt, inv, c)
-    }
+            fn option(o: &mut Opts, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
+                o.option($name, opt, inv, c)
+            }
 
-    fn finish(o: Opts, p: RuleProto) -> Result<Hbh, String> {
-        p.only(Family::V6, "match", "hbh")?;
-        Ok(Hbh(o))
-    }
+            fn finish(o: Opts, p: RuleProto) -> Result<$ty, String> {
+                p.only(Family::V6, "match", $name)?;
+                Ok($ty(o))
+            }
 
-    fn save(&self, out: &mut String) {
-        self.0.save("hbh", out);
-    }
+            fn save(&self, out: &mut String) {
+                self.0.save($name, out);
+            }
 
-    fn list(&self, out: &mut String, _: bool) -> bool {
-        self.0.list("hbh", out);
-        true
-    }
+            fn list(&self, out: &mut String, _: bool) -> bool {
+                self.0.list($name, out);
+                true
+            }
 
-    fn compile(&self, _: &CompileEnv) -> Opts {
-        self.0.clone()
-    }
+            fn compile(&self, _: &CompileEnv) -> Opts {
+                self.0.clone()
+            }
 
-    fn test(o: &Opts, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
-        o.test(p, HOP)
-    }
+            fn test(o: &Opts, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
+                o.test(p, $header)
+            }
+        }
+    };
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dst(pub Opts);
-
-impl MatchExt for Dst {
-    type Builder = Opts;
-    type Compiled = Opts;
-    const SIDE_EFFECT: bool = false;
-    const OPTIONS: &'static [&'static str] = &["dst-len", "dst-opts"];
-
-    fn option(o: &mut Opts, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
-        o.option("dst", opt, inv, c)
-    }
-
-    fn finish(o: Opts, p: RuleProto) -> Result<Dst, String> {
-        p.only(Family::V6, "match", "dst")?;
-        Ok(Dst(o))
-    }
-
-    fn save(&self, out: &mut String) {
-        self.0.save("dst", out);
-    }
-
-    fn list(&self, out: &mut String, _: bool) -> bool {
-        self.0.list("dst", out);
-        true
-    }
-
-    fn compile(&self, _: &CompileEnv) -> Opts {
-        self.0.clone()
-    }
-
-    fn test(o: &Opts, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
-        o.test(p, DEST)
-    }
-}
+options_match!(Hbh, "hbh", HOP, ["hbh-len", "hbh-opts"]);
+options_match!(Dst, "dst", DEST, ["dst-len", "dst-opts"]);
 
 // ---------------------------------------------------------------------------------------
 // rt

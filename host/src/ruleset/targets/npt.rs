@@ -169,77 +169,50 @@ impl Npt {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snpt(pub Npt);
+/// `SNPT` and `DNPT`: one target each, the same translation on the source or the
+/// destination, in the hooks the kernel allows each.
+macro_rules! npt_target {
+    ($ty:ident, $name:literal, $src:literal, $hooks:expr) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $ty(pub Npt);
 
-impl TargetExt for Snpt {
-    type Builder = NptBuilder;
-    const OPTIONS: &'static [&'static str] = &["src-pfx", "dst-pfx"];
+        impl TargetExt for $ty {
+            type Builder = NptBuilder;
+            const OPTIONS: &'static [&'static str] = &["src-pfx", "dst-pfx"];
 
-    fn start() -> NptBuilder {
-        NptBuilder::default()
-    }
+            fn start() -> NptBuilder {
+                NptBuilder::default()
+            }
 
-    fn option(b: &mut NptBuilder, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
-        Npt::option(b, opt, c, "SNPT")
-    }
+            fn option(b: &mut NptBuilder, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
+                Npt::option(b, opt, c, $name)
+            }
 
-    fn finish(b: NptBuilder, p: RuleProto, _: bool) -> Result<Snpt, String> {
-        Npt::finish(b, p, "SNPT").map(Snpt)
-    }
+            fn finish(b: NptBuilder, p: RuleProto, _: bool) -> Result<$ty, String> {
+                Npt::finish(b, p, $name).map($ty)
+            }
 
-    fn save(&self, out: &mut String) {
-        self.0.save(out);
-    }
+            fn save(&self, out: &mut String) {
+                self.0.save(out);
+            }
 
-    fn tables(&self) -> &'static [TableKind] {
-        &[TableKind::Mangle]
-    }
+            fn tables(&self) -> &'static [TableKind] {
+                &[TableKind::Mangle]
+            }
 
-    fn hooks(&self) -> HookMask {
-        hooks::INPUT | hooks::POSTROUTING
-    }
+            fn hooks(&self) -> HookMask {
+                $hooks
+            }
 
-    fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        self.0.apply(p, true)
-    }
+            fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
+                self.0.apply(p, $src)
+            }
+        }
+    };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dnpt(pub Npt);
-
-impl TargetExt for Dnpt {
-    type Builder = NptBuilder;
-    const OPTIONS: &'static [&'static str] = &["src-pfx", "dst-pfx"];
-
-    fn start() -> NptBuilder {
-        NptBuilder::default()
-    }
-
-    fn option(b: &mut NptBuilder, opt: &str, _: bool, c: &mut Cursor) -> PResult<()> {
-        Npt::option(b, opt, c, "DNPT")
-    }
-
-    fn finish(b: NptBuilder, p: RuleProto, _: bool) -> Result<Dnpt, String> {
-        Npt::finish(b, p, "DNPT").map(Dnpt)
-    }
-
-    fn save(&self, out: &mut String) {
-        self.0.save(out);
-    }
-
-    fn tables(&self) -> &'static [TableKind] {
-        &[TableKind::Mangle]
-    }
-
-    fn hooks(&self) -> HookMask {
-        hooks::PREROUTING | hooks::OUTPUT
-    }
-
-    fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        self.0.apply(p, false)
-    }
-}
+npt_target!(Snpt, "SNPT", true, hooks::INPUT | hooks::POSTROUTING);
+npt_target!(Dnpt, "DNPT", false, hooks::PREROUTING | hooks::OUTPUT);
 
 #[cfg(test)]
 mod tests {
