@@ -43,12 +43,16 @@ fn num(out: &mut String, n: u64, exact: bool, wide: usize) {
     }
 }
 
-/// How many rules of the table jump or go to `name`.
-fn references(t: &Table, name: &str) -> usize {
-    t.chains()
-        .flat_map(|c| &c.rules)
-        .filter(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == name))
-        .count()
+/// How many rules of the table jump or go to each chain: counted once per listing, so that
+/// listing every chain stays linear in the rules.
+fn references(t: &Table) -> std::collections::HashMap<&str, usize> {
+    let mut refs = std::collections::HashMap::new();
+    for r in t.chains().flat_map(|c| &c.rules) {
+        if let Target::Jump(j) | Target::Goto(j) = &r.target {
+            *refs.entry(j.as_str()).or_insert(0) += 1;
+        }
+    }
+    refs
 }
 
 fn target_name(r: &Rule) -> &str {
@@ -160,6 +164,7 @@ fn row(out: &mut String, r: &Rule, n: usize, f: &Format) {
 pub fn list(t: &Table, chain: Option<&str>, rulenum: Option<usize>, f: &Format) -> String {
     let mut out = String::new();
     let mut first = true;
+    let refs = references(t);
     let chains: Vec<&crate::ruleset::Chain> = match chain {
         Some(n) => t.chain(n).into_iter().collect(),
         None => t.chains().collect(),
@@ -180,7 +185,8 @@ pub fn list(t: &Table, chain: Option<&str>, rulenum: Option<usize>, f: &Format) 
                     out.push_str(")\n");
                 }
                 None => {
-                    let _ = writeln!(out, " ({} references)", references(t, &c.name));
+                    let n = refs.get(c.name.as_str()).copied().unwrap_or(0);
+                    let _ = writeln!(out, " ({n} references)");
                 }
             }
             if f.line_numbers {
