@@ -349,29 +349,9 @@ struct Piece {
 }
 
 /// `find_prev_fhdr`: the IPv6 fragment header's offset and that of the next-header byte that
-/// points at it, walking hop-by-hop, routing, destination options and AH headers.
+/// points at it.
 fn find_fhdr(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut next = *buf.get(6)?;
-    let mut next_at = 6;
-    let mut at = 40;
-    for _ in 0..buf.len() / 8 + 1 {
-        match next {
-            44 => return (buf.len() >= at + 8).then_some((at, next_at)),
-            0 | 43 | 60 | 51 => {
-                let h = buf.get(at..at + 2)?;
-                let len = if next == 51 {
-                    (usize::from(h[1]) + 2) * 4
-                } else {
-                    (usize::from(h[1]) + 1) * 8
-                };
-                next_at = at;
-                next = h[0];
-                at += len;
-            }
-            _ => return None,
-        }
-    }
-    None
+    crate::packet::find_ext6(buf, 44).filter(|&(at, _)| buf.len() >= at + 8)
 }
 
 #[cfg(test)]

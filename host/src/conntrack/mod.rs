@@ -772,38 +772,11 @@ pub fn parse_quoted(b: &[u8]) -> Option<Headers> {
         return None;
     }
     let p = b[9];
-    let l4 = &b[hl..];
-    let port = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
     let frag_off = (u16::from_be_bytes([b[6], b[7]]) & 0x1fff) << 3;
     let l4v = if frag_off != 0 {
         L4::None
     } else {
-        match p {
-            proto::TCP => L4::Tcp(crate::packet::Tcp {
-                sport: port(0),
-                dport: port(2),
-                seq: 0,
-                ack: 0,
-                flags: 0,
-                window: 0,
-                hdr_len: 20,
-            }),
-            proto::UDP => L4::Udp {
-                sport: port(0),
-                dport: port(2),
-            },
-            proto::SCTP => L4::Sctp {
-                sport: port(0),
-                dport: port(2),
-            },
-            proto::ICMP => L4::Icmp(crate::packet::Icmp {
-                typ: l4[0],
-                code: l4[1],
-                ident: port(4),
-                seq: port(6),
-            }),
-            _ => L4::None,
-        }
+        quoted_l4(p, &b[hl..hl + 8], proto::ICMP)
     };
     let a = |o: usize| IpAddr::from([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     Some(Headers {
@@ -822,66 +795,54 @@ pub fn parse_quoted(b: &[u8]) -> Option<Headers> {
     })
 }
 
+/// The first 8 bytes of a quoted transport header (`l4`, at least 8 bytes) of protocol
+/// `proto`: ports, or the type, code, identifier and sequence of the family's ICMP (`icmp`).
+fn quoted_l4(proto: u8, l4: &[u8], icmp: u8) -> L4 {
+    let port = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
+    match proto {
+        proto::TCP => L4::Tcp(crate::packet::Tcp {
+            sport: port(0),
+            dport: port(2),
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: 0,
+            hdr_len: 20,
+        }),
+        proto::UDP => L4::Udp {
+            sport: port(0),
+            dport: port(2),
+        },
+        proto::SCTP => L4::Sctp {
+            sport: port(0),
+            dport: port(2),
+        },
+        p if p == icmp => L4::Icmp(crate::packet::Icmp {
+            typ: l4[0],
+            code: l4[1],
+            ident: port(4),
+            seq: port(6),
+        }),
+        _ => L4::None,
+    }
+}
+
 /// An IPv6 packet quoted in an ICMPv6 error (RFC 4443 2.4 (c)): its header, the extension
 /// headers before the transport header, and the transport header's first 8 bytes.
 fn parse_quoted6(b: &[u8]) -> Option<Headers> {
     if b.len() < 48 {
         return None;
     }
-    let mut next = b[6];
-    let mut off = 40usize;
-    let mut frag_off = 0u16;
-    let mut more_frags = false;
-    // At most 8 extension headers, each inside the quote.
-    for _ in 0..8 {
-        match next {
-            0 | 43 | 60 => {
-                let h = b.get(off..off + 2)?;
-                next = h[0];
-                off += (usize::from(h[1]) + 1) * 8;
-            }
-            44 => {
-                let h = b.get(off..off + 8)?;
-                next = h[0];
-                let fo = u16::from_be_bytes([h[2], h[3]]);
-                frag_off = fo & !7;
-                more_frags = fo & 1 != 0;
-                off += 8;
-            }
-            _ => break,
-        }
-    }
-    let l4 = b.get(off..off + 8)?;
-    let port = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
+    let crate::packet::Ext6 {
+        next,
+        off,
+        frag_off,
+        more_frags,
+    } = crate::packet::skip_ext6(b)?;
     let l4v = if frag_off != 0 {
         L4::None
     } else {
-        match next {
-            proto::TCP => L4::Tcp(crate::packet::Tcp {
-                sport: port(0),
-                dport: port(2),
-                seq: 0,
-                ack: 0,
-                flags: 0,
-                window: 0,
-                hdr_len: 20,
-            }),
-            proto::UDP => L4::Udp {
-                sport: port(0),
-                dport: port(2),
-            },
-            proto::SCTP => L4::Sctp {
-                sport: port(0),
-                dport: port(2),
-            },
-            proto::ICMPV6 => L4::Icmp(crate::packet::Icmp {
-                typ: l4[0],
-                code: l4[1],
-                ident: port(4),
-                seq: port(6),
-            }),
-            _ => L4::None,
-        }
+        quoted_l4(next, b.get(off..off + 8)?, proto::ICMPV6)
     };
     let a = |o: usize| {
         let x: [u8; 16] = b[o..o + 16].try_into().expect("16 bytes");

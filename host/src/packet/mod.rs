@@ -268,39 +268,12 @@ fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
     if total > usize::from(u16::MAX) {
         return Err(DropReason::BadTotalLength);
     }
-    // Walk the extension headers that precede the transport header (RFC 8200 4.1), as
-    // `ipv6_skip_exthdr` does: hop-by-hop, routing, fragment, destination options and AH.
-    let mut next = u8::from(p.next_header());
-    let mut off = 40usize;
-    let mut frag_off = 0u16;
-    let mut more_frags = false;
-    loop {
-        match next {
-            0 | 43 | 60 => {
-                let h = buf.get(off..off + 2).ok_or(DropReason::TruncatedL4)?;
-                next = h[0];
-                off += (usize::from(h[1]) + 1) * 8;
-            }
-            // The authentication header counts its length in 4-byte units, less 2.
-            51 => {
-                let h = buf.get(off..off + 2).ok_or(DropReason::TruncatedL4)?;
-                next = h[0];
-                off += (usize::from(h[1]) + 2) * 4;
-            }
-            44 => {
-                let h = buf.get(off..off + 8).ok_or(DropReason::TruncatedL4)?;
-                next = h[0];
-                let fo = u16::from_be_bytes([h[2], h[3]]);
-                frag_off = fo & !7;
-                more_frags = fo & 1 != 0;
-                off += 8;
-            }
-            _ => break,
-        }
-        if off > total {
-            return Err(DropReason::TruncatedL4);
-        }
-    }
+    let Ext6 {
+        next,
+        off,
+        frag_off,
+        more_frags,
+    } = skip_ext6(&buf[..total]).ok_or(DropReason::TruncatedL4)?;
     let body = &buf[off..total];
     let l4 = if frag_off != 0 { L4::None } else { parse_l4(next, body)? };
     let tos = ((buf[0] & 0x0f) << 4) | (buf[1] >> 4);
@@ -318,6 +291,95 @@ fn parse_v6(buf: &[u8]) -> Result<Headers, DropReason> {
         more_frags,
         l4,
     })
+}
+
+/// Where an IPv6 packet's upper-layer header is: past its extension headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ext6 {
+    /// The upper-layer protocol (the last next-header value).
+    pub next: u8,
+    /// Its offset.
+    pub off: usize,
+    /// The fragment header's offset in bytes, and its more-fragments flag.
+    pub frag_off: u16,
+    pub more_frags: bool,
+}
+
+/// Walks the extension headers that precede the transport header (RFC 8200 4.1), as
+/// `ipv6_skip_exthdr` does: hop-by-hop, routing, fragment, destination options and AH.
+/// `None` when one runs past `pkt` (the packet, or the quote, as far as it goes).
+pub(crate) fn skip_ext6(pkt: &[u8]) -> Option<Ext6> {
+    let mut e = Ext6 {
+        next: *pkt.get(6)?,
+        off: 40,
+        frag_off: 0,
+        more_frags: false,
+    };
+    loop {
+        match e.next {
+            0 | 43 | 60 => {
+                let h = pkt.get(e.off..e.off + 2)?;
+                e.next = h[0];
+                e.off += (usize::from(h[1]) + 1) * 8;
+            }
+            // The authentication header counts its length in 4-byte units, less 2.
+            51 => {
+                let h = pkt.get(e.off..e.off + 2)?;
+                e.next = h[0];
+                e.off += (usize::from(h[1]) + 2) * 4;
+            }
+            44 => {
+                let h = pkt.get(e.off..e.off + 8)?;
+                e.next = h[0];
+                let fo = u16::from_be_bytes([h[2], h[3]]);
+                e.frag_off = fo & !7;
+                e.more_frags = fo & 1 != 0;
+                e.off += 8;
+            }
+            _ => return Some(e),
+        }
+        if e.off > pkt.len() {
+            return None;
+        }
+    }
+}
+
+/// `ipv6_find_hdr(skb, &off, target, NULL, NULL)`: the offset of the first extension header
+/// of type `target` (or of the upper-layer header, when `target` is its protocol), with the
+/// offset of the next-header byte that names it. `None` when there is none before the
+/// upper-layer header, when it lies behind a fragment that is not the first, or when a header
+/// runs past `pkt`.
+pub(crate) fn find_ext6(pkt: &[u8], target: u8) -> Option<(usize, usize)> {
+    let mut next = *pkt.get(6)?;
+    let mut next_at = 6;
+    let mut at = 40usize;
+    loop {
+        let found = next == target;
+        if !matches!(next, 0 | 43 | 44 | 51 | 60) {
+            return found.then_some((at, next_at));
+        }
+        let h = pkt.get(at..at + 2)?;
+        let len = match next {
+            44 => {
+                let fo = pkt.get(at + 2..at + 4)?;
+                if u16::from_be_bytes([fo[0], fo[1]]) & !7 != 0 && !found {
+                    return None;
+                }
+                8
+            }
+            51 => (usize::from(h[1]) + 2) * 4,
+            _ => (usize::from(h[1]) + 1) * 8,
+        };
+        if found {
+            return Some((at, next_at));
+        }
+        next_at = at;
+        next = h[0];
+        at += len;
+        if at > pkt.len() {
+            return None;
+        }
+    }
 }
 
 fn parse_l4(proto: u8, body: &[u8]) -> Result<L4, DropReason> {

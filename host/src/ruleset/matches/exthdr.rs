@@ -46,37 +46,7 @@ fn v6<'a>(p: &'a Pkt<'_>) -> Option<&'a [u8]> {
 /// `target`, `None` when there is none before the upper-layer header (or behind a fragment
 /// that is not the first).
 pub(crate) fn find_hdr(buf: &[u8], target: u8) -> Option<usize> {
-    let mut next = *buf.get(6)?;
-    let mut at = 40usize;
-    // Each header is at least 8 bytes long, so the walk ends within the packet; the bound
-    // only keeps it obviously finite.
-    for _ in 0..buf.len() / 8 + 1 {
-        let found = next == target;
-        if !is_ext(next) {
-            return found.then_some(at);
-        }
-        let h = buf.get(at..at + 2)?;
-        let len = match next {
-            FRAGMENT => {
-                let fo = buf.get(at + 2..at + 4)?;
-                if u16::from_be_bytes([fo[0], fo[1]]) & !7 != 0 && !found {
-                    return None;
-                }
-                8
-            }
-            AUTH => (usize::from(h[1]) + 2) * 4,
-            _ => (usize::from(h[1]) + 1) * 8,
-        };
-        if found {
-            return Some(at);
-        }
-        next = h[0];
-        at += len;
-        if at > buf.len() {
-            return None;
-        }
-    }
-    None
+    crate::packet::find_ext6(buf, target).map(|(at, _)| at)
 }
 
 /// A 32-bit option that may be negated, given once (`--fraglen`, `--rt-len`, `--ahlen`…).
