@@ -386,44 +386,28 @@ COMMIT\n";
 #[test]
 fn nat66_masquerade_and_dnat_with_their_replies() {
     let mut l = Lab6::new("", NAT66);
-    let mut out = tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02);
-    let mut buf = out.clone();
-    let mut reply = Reply::default();
-    let o = l.router.process(
-        Meta {
-            now: l.now,
-            ingress: Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
-            mark: 0,
-            ct: None,
-        },
-        &mut buf,
-        &mut reply,
-        &mut l.rng,
-        &mut (),
+    // Forwarded, its checksums verified: the packet as it left.
+    let forward = |l: &mut Lab6, iface: &str, pkt: &[u8]| {
+        let s = l.send(iface, pkt);
+        assert!(matches!(s.disposition, Disposition::Forward(_)), "{:?}", s.disposition);
+        checksum6(&s.out).unwrap();
+        s.out
+    };
+    let buf = forward(
+        &mut l,
+        "lan0",
+        &tcp6("2001:db8:1::10", 40000, "2001:db8:99::1", 443, 0x02),
     );
-    assert!(matches!(o.disposition, Disposition::Forward(_)));
-    checksum6(&buf).unwrap();
     let h = parse(&buf).unwrap();
     // Masqueraded to the WAN address; the port kept (it is free).
     assert_eq!(h.src.to_string(), "2001:db8:2::1");
     assert_eq!(h.ports(), Some((40000, 443)));
     // The reply to the WAN address goes back to the LAN host.
-    out = tcp6("2001:db8:99::1", 443, "2001:db8:2::1", 40000, 0x12);
-    buf.clone_from(&out);
-    let o = l.router.process(
-        Meta {
-            now: l.now,
-            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
-            mark: 0,
-            ct: None,
-        },
-        &mut buf,
-        &mut reply,
-        &mut l.rng,
-        &mut (),
+    let buf = forward(
+        &mut l,
+        "wan0",
+        &tcp6("2001:db8:99::1", 443, "2001:db8:2::1", 40000, 0x12),
     );
-    assert!(matches!(o.disposition, Disposition::Forward(_)), "{:?}", o.disposition);
-    checksum6(&buf).unwrap();
     assert_eq!(parse(&buf).unwrap().dst.to_string(), "2001:db8:1::10");
     // An ICMPv6 error about the masqueraded flow (from a router on the way) is RELATED and
     // translated inside: the quoted packet's source becomes the LAN host's again.
@@ -441,61 +425,26 @@ fn nat66_masquerade_and_dnat_with_their_replies() {
         [0; 4],
         &quoted,
     );
-    buf.clone_from(&err);
-    let o = l.router.process(
-        Meta {
-            now: l.now,
-            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
-            mark: 0,
-            ct: None,
-        },
-        &mut buf,
-        &mut reply,
-        &mut l.rng,
-        &mut (),
-    );
-    assert!(matches!(o.disposition, Disposition::Forward(_)), "{:?}", o.disposition);
-    checksum6(&buf).unwrap();
+    let buf = forward(&mut l, "wan0", &err);
     let (_, dst, typ, _, _, inner) = icmp6_of(&buf);
     assert_eq!((dst, typ), (a6("2001:db8:1::10"), 3));
     assert_eq!(&inner[8..24], &a6("2001:db8:1::10").octets());
     // DNAT of the published port to a LAN server, and its answer un-DNATed.
-    let mut b = tcp6("2001:db8:99::7", 5555, "2001:db8:2::1", 8080, 0x02);
-    let mut rep = Reply::default();
-    let o = l.router.process(
-        Meta {
-            now: l.now,
-            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
-            mark: 0,
-            ct: None,
-        },
-        &mut b,
-        &mut rep,
-        &mut l.rng,
-        &mut (),
+    let b = forward(
+        &mut l,
+        "wan0",
+        &tcp6("2001:db8:99::7", 5555, "2001:db8:2::1", 8080, 0x02),
     );
-    assert!(matches!(o.disposition, Disposition::Forward(_)));
-    checksum6(&b).unwrap();
     let h = parse(&b).unwrap();
     assert_eq!(
         (h.dst.to_string(), h.ports()),
         ("2001:db8:1::20".into(), Some((5555, 80)))
     );
-    let mut back = tcp6("2001:db8:1::20", 80, "2001:db8:99::7", 5555, 0x12);
-    let o = l.router.process(
-        Meta {
-            now: l.now,
-            ingress: Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
-            mark: 0,
-            ct: None,
-        },
-        &mut back,
-        &mut rep,
-        &mut l.rng,
-        &mut (),
+    let back = forward(
+        &mut l,
+        "lan0",
+        &tcp6("2001:db8:1::20", 80, "2001:db8:99::7", 5555, 0x12),
     );
-    assert!(matches!(o.disposition, Disposition::Forward(_)));
-    checksum6(&back).unwrap();
     let h = parse(&back).unwrap();
     assert_eq!(
         (h.src.to_string(), h.ports()),
@@ -938,24 +887,12 @@ fn hmark_hashes_ipv6_flows_symmetrically() {
         "{}",
         rs.save(false)
     );
+    // A fresh router for each packet: HMARK hashes the packet, not its connection.
     let passes = |pkt: Vec<u8>, iface: &str| {
-        let v = validate(&rs, &Env::default()).unwrap();
-        let router = Router::new(topology(), v, IpSets::default(), 10);
-        let mut buf = pkt;
-        let mut reply = Reply::default();
-        let o = router.process(
-            Meta {
-                now: 1,
-                ingress: Ingress::Iface(router.topo.iface_id(iface).unwrap()),
-                mark: 0,
-                ct: None,
-            },
-            &mut buf,
-            &mut reply,
-            &mut SplitMix(1),
-            &mut (),
-        );
-        matches!(o.disposition, Disposition::Forward(_))
+        matches!(
+            Lab6::new("", rules6).send(iface, &pkt).disposition,
+            Disposition::Forward(_)
+        )
     };
     let mut fates = std::collections::BTreeSet::new();
     for i in 0..20 {

@@ -202,10 +202,9 @@ pub fn sctp_init(buf: &mut Vec<u8>, ip: impl IpHeader, sport: u16, dport: u16, t
     super::fill_l4_checksum(buf, &h);
 }
 
-/// A packet of another protocol with `payload` as its body.
+/// A packet of another protocol (`ip.proto`) with `payload` as its body.
 pub fn raw(buf: &mut Vec<u8>, ip: Ip4, payload: &[u8]) {
-    ip_header(buf, &ip, payload.len());
-    buf.extend_from_slice(payload);
+    raw_of(buf, ip, ip.proto, payload);
 }
 
 /// A packet of protocol `proto` in either family with `payload` as its body.
