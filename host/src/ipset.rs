@@ -12,7 +12,7 @@
 //! the control plane for a change; rules hold the set itself (`Arc`), so a change is visible
 //! to the next packet and `swap` exchanges contents under both locks.
 
-use crate::ruleset::value::{parse_uint, prefix_mask};
+use crate::ruleset::value::{parse_uint, prefix_mask, prefix_mask6};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -119,14 +119,7 @@ impl Header {
 fn masked(a: IpAddr, len: u8) -> IpAddr {
     match a {
         IpAddr::V4(v) => IpAddr::V4(Ipv4Addr::from(u32::from(v) & prefix_mask(u32::from(len.min(32)) as u8))),
-        IpAddr::V6(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len.min(128)))
-            };
-            IpAddr::V6(Ipv6Addr::from(u128::from(v) & m))
-        }
+        IpAddr::V6(v) => IpAddr::V6(Ipv6Addr::from(u128::from(v) & prefix_mask6(len))),
     }
 }
 

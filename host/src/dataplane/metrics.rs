@@ -212,11 +212,6 @@ impl Format {
     }
 }
 
-/// Every counter, in Prometheus text format.
-pub fn render(dp: &Dataplane) -> String {
-    render_as(dp, Format::Text)
-}
-
 /// Every counter, in the format asked for.
 pub fn render_as(dp: &Dataplane, format: Format) -> String {
     let mut reg = prometheus_client::registry::Registry::default();

@@ -234,15 +234,6 @@ struct Mask {
     dport: bool,
 }
 
-/// The top `n` bits.
-fn prefix_mask(n: u32) -> u128 {
-    if n == 0 {
-        0
-    } else {
-        u128::MAX << (128 - n)
-    }
-}
-
 /// An address in [`Key`]'s 128-bit form.
 fn wide(a: IpAddr) -> u128 {
     match a {
@@ -265,7 +256,7 @@ impl Mask {
     fn of(f: &Fields, exact: bool) -> Mask {
         let relax = |m: u128| {
             let n = m.leading_ones();
-            prefix_mask(if exact { n } else { n - n % 8 })
+            crate::ruleset::value::prefix_mask6((if exact { n } else { n - n % 8 }) as u8)
         };
         Mask {
             smask: relax(f.smask),

@@ -93,10 +93,7 @@ impl Ipv6Net {
         let mask = match m {
             None => u128::MAX,
             Some(m) if m.contains(':') => u128::from(m.parse::<Ipv6Addr>().ok()?),
-            Some(m) => {
-                let l = parse_uint_dec(m, 128)? as u32;
-                u128::MAX.checked_shl(128 - l).unwrap_or(0)
-            }
+            Some(m) => prefix_mask6(parse_uint_dec(m, 128)? as u8),
         };
         Some(Ipv6Net::new(addr, mask))
     }
@@ -283,6 +280,15 @@ pub fn prefix_mask(len: u8) -> u32 {
         0
     } else {
         u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+/// The IPv6 netmask of a `len`-bit prefix (lengths past 128 count as 128).
+pub fn prefix_mask6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
     }
 }
 

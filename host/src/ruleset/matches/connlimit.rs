@@ -10,7 +10,6 @@ use crate::eval::state::lock;
 use crate::eval::{Ct, CtInfo, Cx, Engine, Pkt, Tuple};
 use crate::ruleset::ext::{Cursor, PResult};
 use crate::ruleset::value::{parse_uint, prefix_mask};
-use crate::ruleset::Family;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -76,7 +75,7 @@ impl MatchExt for Connlimit {
                 c.once(&b.mask, "--connlimit-mask")?;
                 let v = c.value("--connlimit-mask")?;
                 b.mask = Some(
-                    parse_uint(&v, 0, if c.family == Family::V4 { 32 } else { 128 })
+                    parse_uint(&v, 0, c.family.max_prefix().into())
                         .map_or_else(|| c.err_value(format!("connlimit: bad mask `{v}'")), Ok)?
                         as u8,
                 );
@@ -100,7 +99,7 @@ impl MatchExt for Connlimit {
         Ok(Connlimit {
             limit,
             upto,
-            mask: b.mask.unwrap_or(if p.family == Family::V4 { 32 } else { 128 }),
+            mask: b.mask.unwrap_or(p.family.max_prefix()),
             daddr: b.addr.unwrap_or(false),
         })
     }

@@ -838,11 +838,7 @@ pub struct Sid {
 impl Sid {
     /// `ipv6_masked_addr_cmp` == 0, negated or not.
     fn holds(&self, a: Ipv6Addr) -> bool {
-        let mask = if self.len == 0 {
-            0
-        } else {
-            u128::MAX << (128 - u32::from(self.len))
-        };
+        let mask = crate::ruleset::value::prefix_mask6(self.len);
         ((u128::from(a) ^ u128::from(self.addr)) & mask == 0) != self.inv
     }
 }

@@ -377,14 +377,7 @@ impl MatchExt for HashLimit {
         // An address under its mask: IPv4's 32 bits or IPv6's 128.
         let masked = |a: IpAddr, len: u8| match a {
             IpAddr::V4(v) => u128::from(u32::from(v) & crate::ruleset::value::prefix_mask(len)),
-            IpAddr::V6(v) => {
-                let m = if len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(len.min(128)))
-                };
-                u128::from(v) & m
-            }
+            IpAddr::V6(v) => u128::from(v) & crate::ruleset::value::prefix_mask6(len),
         };
         let (sport, dport) = p.h.ports().unwrap_or((0, 0));
         let key = [

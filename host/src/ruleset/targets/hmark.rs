@@ -125,12 +125,10 @@ impl Hmark {
     /// An address under a prefix as HMARK hashes it: IPv4's in host order; IPv6's four
     /// words, each masked, xored (`hmark_addr6_mask`, then `ntohl`).
     fn fold(a: IpAddr, prefix: Option<u8>) -> u32 {
-        let len = u32::from(prefix.unwrap_or(0));
         match a {
             IpAddr::V4(v) => u32::from(v) & prefix.map_or(0, prefix_mask),
             IpAddr::V6(v) => {
-                let m = if len == 0 { 0 } else { u128::MAX << (128 - len.min(128)) };
-                let x = u128::from(v) & m;
+                let x = u128::from(v) & crate::ruleset::value::prefix_mask6(prefix.unwrap_or(0));
                 (x >> 96) as u32 ^ (x >> 64) as u32 ^ (x >> 32) as u32 ^ x as u32
             }
         }

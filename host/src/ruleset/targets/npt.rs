@@ -36,12 +36,7 @@ pub struct NptBuilder {
 }
 
 fn prefix(a: Ipv6Addr, len: u8) -> Ipv6Addr {
-    let mask = if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    };
-    Ipv6Addr::from(u128::from(a) & mask)
+    Ipv6Addr::from(u128::from(a) & crate::ruleset::value::prefix_mask6(len))
 }
 
 /// The ones'-complement sum of the address's 16-bit words.
