@@ -13,19 +13,9 @@ fn rtrouter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rtrouter"))
 }
 
-#[test]
-fn trace_packets_prints_one_json_line_per_packet_and_names_bad_lines() {
-    let lines = [
-        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9:443"}"#,
-        r#"{"from":"wan0","src":"192.0.2.9","dst":"10.0.2.1:8080"}"#,
-        r#"{"from":"lan0","src":"10.0.1.2","dst":"not-an-address"}"#,
-        "",
-        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9","proto":"udp","dport":53}"#,
-    ];
-    let mut child = rtrouter()
-        .args(["trace", "--config"])
-        .arg(root().join("configs/router.toml"))
-        .args(["--packets", "-"])
+/// Runs `cmd` with `input` on its standard input; its output.
+fn with_stdin(mut cmd: Command, input: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -35,9 +25,25 @@ fn trace_packets_prints_one_json_line_per_packet_and_names_bad_lines() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(lines.join("\n").as_bytes())
+        .write_all(input.as_bytes())
         .expect("written");
-    let o = child.wait_with_output().expect("finishes");
+    child.wait_with_output().expect("finishes")
+}
+
+#[test]
+fn trace_packets_prints_one_json_line_per_packet_and_names_bad_lines() {
+    let lines = [
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9:443"}"#,
+        r#"{"from":"wan0","src":"192.0.2.9","dst":"10.0.2.1:8080"}"#,
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"not-an-address"}"#,
+        "",
+        r#"{"from":"lan0","src":"10.0.1.2","dst":"192.0.2.9","proto":"udp","dport":53}"#,
+    ];
+    let mut cmd = rtrouter();
+    cmd.args(["trace", "--config"])
+        .arg(root().join("configs/router.toml"))
+        .args(["--packets", "-"]);
+    let o = with_stdin(cmd, &lines.join("\n"));
     assert_eq!(o.status.code(), Some(1), "a bad line makes the exit status 1");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("-:3: `not-an-address'"), "{err}");
@@ -82,22 +88,11 @@ fn ipv6_trace_batches_and_benches() {
         r#"{"from":"lan0","src":"2001:db8:1::7","dst":"2001:db8:2::9","proto":"udp","dport":53}"#,
         r#"{"from":"lan0","src":"10.0.1.2","dst":"10.0.2.9"}"#,
     ];
-    let mut child = rtrouter()
-        .args(["trace", "-6", "--rules"])
+    let mut cmd = rtrouter();
+    cmd.args(["trace", "-6", "--rules"])
         .arg(&rules)
-        .args(["--packets", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.join("\n").as_bytes())
-        .expect("written");
-    let o = child.wait_with_output().expect("finishes");
+        .args(["--packets", "-"]);
+    let o = with_stdin(cmd, &lines.join("\n"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("-:3:") && err.contains("drop -6"),
