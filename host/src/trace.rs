@@ -178,22 +178,22 @@ pub fn build_packet(s: &Spec) -> Result<Vec<u8>, String> {
                 ttl: s.ttl,
                 ..Ip4::new(src, dst, s.proto)
             };
-            build_l4(s, ip, 20)
+            build_l4(s, ip)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let ip = Ip6 {
                 hop_limit: s.ttl,
                 ..Ip6::new(src, dst)
             };
-            build_l4(s, ip, 40)
+            build_l4(s, ip)
         }
         _ => Err(format!("--src {} and --dst {} are of different families", s.src, s.dst)),
     }
 }
 
-fn build_l4<I: IpHeader>(s: &Spec, ip: I, ip_len: usize) -> Result<Vec<u8>, String> {
+fn build_l4<I: IpHeader>(s: &Spec, ip: I) -> Result<Vec<u8>, String> {
     let mut b = Vec::new();
-    let base_len = ip_len
+    let base_len = ip.header_len()
         + match s.proto {
             proto::TCP => 20,
             proto::UDP | proto::ICMP | proto::ICMPV6 => 8,
