@@ -69,8 +69,12 @@ impl Scrape {
     /// A sample of the family begun last.
     fn sample(&mut self, labels: &[(&str, &str)], v: impl Into<Val>) {
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.push(labels, v.into());
+    }
+
+    fn push(&mut self, labels: Vec<(String, String)>, v: Val) {
         if let Some(f) = self.0.last_mut() {
-            f.samples.push((labels, v.into()));
+            f.samples.push((labels, v));
         }
     }
 }
@@ -409,9 +413,7 @@ fn gather(dp: &Dataplane) -> Scrape {
                     if family == crate::ruleset::Family::V6 {
                         labels.push(("family".to_string(), "ipv6".to_string()));
                     }
-                    if let Some(f) = o.0.last_mut() {
-                        f.samples.push((labels.clone(), Val::U(p)));
-                    }
+                    o.push(labels.clone(), Val::U(p));
                     bytes.push((labels, Val::U(b)));
                 }
                 if let Some(h) = Hook::from_chain_name(c.name()).filter(|_| c.policy().is_some()) {
@@ -424,16 +426,14 @@ fn gather(dp: &Dataplane) -> Scrape {
                     if family == crate::ruleset::Family::V6 {
                         labels.push(("family".to_string(), "ipv6".to_string()));
                     }
-                    if let Some(f) = o.0.last_mut() {
-                        f.samples.push((labels, Val::U(p)));
-                    }
+                    o.push(labels, Val::U(p));
                 }
             }
         }
     }
     o.fam("rtrouter_rule_bytes_total", "counter", "Bytes each rule matched.");
-    if let Some(f) = o.0.last_mut() {
-        f.samples = bytes;
+    for (labels, v) in bytes {
+        o.push(labels, v);
     }
     o
 }
