@@ -1271,19 +1271,40 @@ fn v6_word(w: &str) -> Option<String> {
     )
 }
 
+/// ip6tables' extension-header matches the IPv6 variants of the generated rulesets use.
+const V6_MATCHES: [&str; 8] = [
+    "-m hbh --hbh-len 8",
+    "-m hbh --hbh-opts 1:4",
+    "-m ipv6header --header hop-by-hop --soft",
+    "-m ipv6header ! --header hop-by-hop,protocol",
+    "-m frag --fragmore",
+    "-m rt ! --rt-type 0",
+    "-m dst ! --dst-len 16",
+    "-m ah --ahspi 1:9",
+];
+
 /// The ip6tables counterpart of a ruleset [`random_ruleset`] made: addresses mapped by
 /// [`v6_of`], ICMP, TTL and their options renamed, and the rules that have no IPv6
 /// counterpart (fragments, masks with holes, the ECN target, lines ip6tables refuses) left
 /// out.
 pub fn ruleset_to_v6(rules: &str) -> String {
     use crate::ruleset::{restore::restore, Family, Ruleset};
+    let mut n = 0usize;
     let mut lines: Vec<String> = rules
         .lines()
         .filter_map(|l| {
             if !l.starts_with("-A ") {
                 return Some(l.to_string());
             }
-            let l = l.replace("-m icmp ", "-m icmp6 ");
+            let mut l = l.replace("-m icmp ", "-m icmp6 ");
+            // Every third rule also tests an extension header (ip6tables' own matches), right
+            // after `-A CHAIN`; `packet_to_v6` gives some packets a hop-by-hop header.
+            n += 1;
+            if n.is_multiple_of(3) {
+                let m = V6_MATCHES[(n / 3) % V6_MATCHES.len()];
+                let at = l.match_indices(' ').nth(1).map_or(l.len(), |(i, _)| i);
+                l.insert_str(at, &format!(" {m}"));
+            }
             // Words inside quotes (comments, u32 programs) stay as they are.
             let mut out = Vec::new();
             let mut quoted = false;
@@ -1320,7 +1341,8 @@ pub fn ruleset_to_v6(rules: &str) -> String {
 
 /// The IPv6 counterpart of a packet [`random_packet`] made: addresses mapped by [`v6_of`],
 /// TTL as hop limit, TOS as traffic class, the same transport header and payload (ICMP echo
-/// and unreachable as their ICMPv6 kinds), checksums filled for IPv6.
+/// and unreachable as their ICMPv6 kinds), checksums filled for IPv6; a packet whose TOS has
+/// bit 0x10 set carries a hop-by-hop header.
 pub fn packet_to_v6(p: &[u8]) -> Vec<u8> {
     let h = super::packet::parse(p).expect("a generated packet parses");
     let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (h.src, h.dst) else {
@@ -1343,8 +1365,15 @@ pub fn packet_to_v6(p: &[u8]) -> Vec<u8> {
         tclass: h.tos,
         ..build::Ip6::new(v6_of(src), v6_of(dst))
     };
-    let mut b = Vec::with_capacity(40 + l4.len());
-    build::raw_of(&mut b, ip, proto, &l4);
+    let mut b = Vec::with_capacity(48 + l4.len());
+    if h.tos & 0x10 != 0 {
+        // A hop-by-hop header (one PadN option) in front, for the extension-header matches.
+        let mut body = vec![proto, 0, 1, 4, 0, 0, 0, 0];
+        body.extend_from_slice(&l4);
+        build::raw_of(&mut b, ip, 0, &body);
+    } else {
+        build::raw_of(&mut b, ip, proto, &l4);
+    }
     let h6 = super::packet::parse(&b).expect("built");
     super::packet::fill_l4_checksum(&mut b, &h6);
     b

@@ -54,10 +54,14 @@ proptest! {
 
 #[test]
 fn generated_ipv6_rulesets_load_and_are_classified() {
-    let (mut loaded, mut classified, mut rules_kept) = (0, 0, 0);
+    let (mut loaded, mut classified, mut rules_kept, mut ext_rules) = (0, 0, 0, 0);
     for seed in 0..100 {
         let (rules, pkts) = case6(seed, 10);
         rules_kept += rules.lines().filter(|l| l.starts_with("-A ")).count();
+        ext_rules += ["-m hbh", "-m ipv6header", "-m frag", "-m rt", "-m dst", "-m ah"]
+            .iter()
+            .map(|m| rules.matches(m).count())
+            .sum::<usize>();
         match differential6(&rules, &pkts, seed) {
             Ok(Some(chains)) => {
                 loaded += 1;
@@ -70,6 +74,7 @@ fn generated_ipv6_rulesets_load_and_are_classified() {
     assert!(loaded >= 75, "only {loaded} of 100 generated IPv6 rulesets loaded");
     assert!(classified >= 100, "only {classified} chains were classified");
     assert!(rules_kept >= 2000, "only {rules_kept} rules survived the translation");
+    assert!(ext_rules >= 500, "only {ext_rules} rules test extension headers");
 }
 
 /// The property above says nothing if the generated rulesets do not load or are never
