@@ -8,7 +8,7 @@
 //! otherwise. A case rtrouter loads but whose module this kernel lacks ("missing kernel
 //! module?") is reported and skipped.
 
-use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
+use rtrouter::ruleset::{restore::restore, validate, Env, Family, Ruleset};
 use rtrouter_tests::{udp, Lab};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -179,10 +179,19 @@ enum Kernel {
     Missing,
 }
 
-fn kernel(table: &str, chain: &str, rule: &str) -> Kernel {
+/// What the kernel's tools of `family` (`iptables-restore`/`-save` or the ip6tables ones)
+/// made of a case.
+fn kernel_of(family: Family, table: &str, chain: &str, rule: &str) -> Kernel {
     let script = format!("*{table}\n-A {chain} {rule}\nCOMMIT\n");
+    let tool = family.tool();
     let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", "iptables-restore && iptables-save -t \"$0\"", table])
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            &format!("{tool}-restore && {tool}-save -t \"$0\""),
+            table,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -208,8 +217,12 @@ fn kernel(table: &str, chain: &str, rule: &str) -> Kernel {
 }
 
 fn ours(table: &str, chain: &str, rule: &str) -> Result<String, String> {
+    ours_of(Family::V4, table, chain, rule)
+}
+
+fn ours_of(family: Family, table: &str, chain: &str, rule: &str) -> Result<String, String> {
     let script = format!("*{table}\n-A {chain} {rule}\nCOMMIT\n");
-    let rs = restore(&Ruleset::default(), &script, "case", false).map_err(|e| e.to_string())?;
+    let rs = restore(&Ruleset::new(family), &script, "case", false).map_err(|e| e.to_string())?;
     let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
     let saved = v.source().save(false);
     Ok(saved
@@ -247,11 +260,103 @@ fn rules_print_back_as_the_kernels_iptables_prints_them() {
     if !real_iptables() {
         return;
     }
+    compare(Family::V4, CASES);
+}
+
+/// ip6tables' side: what this round added for IPv6 beyond ip6tables' own `.t` files.
+const CASES6: &[(&str, &str, &str)] = &[
+    ("filter", "INPUT", "-p icmpv6 --icmpv6-type echo-request -j ACCEPT"),
+    (
+        "filter",
+        "INPUT",
+        "-p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -m hl --hl-eq 255 -j ACCEPT",
+    ),
+    ("filter", "INPUT", "-m rt --rt-type 0 -j DROP"),
+    (
+        "filter",
+        "INPUT",
+        "-m hashlimit --hashlimit-upto 5/sec --hashlimit-mode srcip --hashlimit-name h6 --hashlimit-srcmask 64",
+    ),
+    (
+        "filter",
+        "INPUT",
+        "-m hashlimit --hashlimit-upto 5/sec --hashlimit-mode srcip --hashlimit-name h6 --hashlimit-srcmask 128",
+    ),
+    (
+        "filter",
+        "INPUT",
+        "-m connlimit --connlimit-above 2 --connlimit-mask 64",
+    ),
+    ("filter", "INPUT", "-m connlimit --connlimit-above 2"),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-tuple src,dst --hmark-rnd 0x1 --hmark-mod 3",
+    ),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-src-prefix 64 --hmark-tuple dst --hmark-rnd 0x1 --hmark-mod 3",
+    ),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j HMARK --hmark-src-prefix 129 --hmark-rnd 0x1 --hmark-mod 3",
+    ),
+    ("mangle", "PREROUTING", "-p tcp -j TPROXY --on-port 3129"),
+    (
+        "mangle",
+        "PREROUTING",
+        "-p udp -j TPROXY --on-port 53 --on-ip 2001:db8::1 --tproxy-mark 0x1",
+    ),
+    (
+        "mangle",
+        "POSTROUTING",
+        "-j SNPT --src-pfx fd00:1::/48 --dst-pfx 2001:db8:1::/48",
+    ),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j DNPT --src-pfx 2001:db8:1::/64 --dst-pfx fd00:1::/64",
+    ),
+    (
+        "mangle",
+        "PREROUTING",
+        "-j DNPT --src-pfx 2001:db8:1::/80 --dst-pfx fd00:1::/64",
+    ),
+    (
+        "mangle",
+        "FORWARD",
+        "-p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu",
+    ),
+    ("mangle", "FORWARD", "-j DSCP --set-dscp 0x2e"),
+    ("filter", "INPUT", "-m rpfilter --invert -j DROP"),
+    ("raw", "PREROUTING", "-m rpfilter --loose"),
+    (
+        "mangle",
+        "PREROUTING",
+        "-m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0x1",
+    ),
+    ("filter", "INPUT", "-m ttl --ttl-eq 1"),
+    ("filter", "INPUT", "-p icmp -m icmp --icmp-type 8"),
+];
+
+#[test]
+fn rules_print_back_as_the_kernels_ip6tables_prints_them() {
+    if !real_iptables() {
+        return;
+    }
+    compare(Family::V6, CASES6);
+}
+
+/// Loads each case with the kernel's tool of `family` and with rtrouter; they must print the
+/// same rule or both refuse it.
+fn compare(family: Family, cases: &[(&str, &str, &str)]) {
     let mut wrong = Vec::new();
     let (mut same, mut refused) = (0, 0);
-    for &(table, chain, rule) in CASES {
-        let mine = ours(table, chain, rule);
-        match (kernel(table, chain, rule), mine) {
+    for &(table, chain, rule) in cases {
+        let mine = ours_of(family, table, chain, rule);
+        match (kernel_of(family, table, chain, rule), mine) {
             // Refused here for want of a module: agreement when rtrouter refuses it too (the
             // extension left the kernel), otherwise a kernel-dependent case.
             (Kernel::Missing, Err(_)) => refused += 1,
@@ -262,34 +367,47 @@ fn rules_print_back_as_the_kernels_iptables_prints_them() {
             (Kernel::Refused(e), Ok(m)) => wrong.push(format!("{rule}\n  kernel refuses: {}\n  ours: {m}", e.trim())),
         }
     }
-    println!("{same} cases print the same, {refused} refused by both");
+    println!(
+        "{}: {same} cases print the same, {refused} refused by both",
+        family.tool()
+    );
     assert!(
         wrong.is_empty(),
-        "differences from the kernel's iptables:\n{}",
+        "differences from the kernel's {}:\n{}",
+        family.tool(),
         wrong.join("\n")
     );
-    assert!(same >= CASES.len() / 2, "too few cases compared");
+    assert!(same >= cases.len() / 2, "too few cases compared");
 }
 
 /// The mark the kernel's HMARK gives a UDP datagram 10.9.0.1 → 10.9.0.2:5000 sent in a
 /// namespace of its own (through a TUN device nobody reads), found by which of 32 mark
 /// rules counted it; `None` when the kernel refuses the options.
 fn kernel_hmark(options: &str) -> Option<u32> {
+    kernel_hmark_of(Family::V4, options)
+}
+
+/// [`kernel_hmark`] in either family: IPv6 sends 2001:db8::1 → 2001:db8::2:5000.
+fn kernel_hmark_of(family: Family, options: &str) -> Option<u32> {
     let script = r#"
 ip link set lo up
-ip tuntap add mode tun name d0 && ip addr add 10.9.0.1/24 dev d0 && ip link set d0 up || exit 4
+ip tuntap add mode tun name d0 && ip addr add "$2/$4" dev d0 && ip link set d0 up || exit 4
 rules="*mangle
--A OUTPUT -d 10.9.0.2 -j HMARK $1
+-A OUTPUT -d $3 -j HMARK $1
 "
-for k in $(seq 0 31); do rules="$rules-A OUTPUT -d 10.9.0.2 -m mark --mark $((100+k))
+for k in $(seq 0 31); do rules="$rules-A OUTPUT -d $3 -m mark --mark $((100+k))
 "; done
-printf '%sCOMMIT\n' "$rules" | iptables-restore 2>/dev/null || exit 3
-echo x > /dev/udp/10.9.0.2/5000
-iptables-save -c -t mangle | grep -- '--mark' | grep -v '^\[0:0\]'
+printf '%sCOMMIT\n' "$rules" | "$5-restore" 2>/dev/null || exit 3
+echo x > "/dev/udp/$3/5000"
+"$5-save" -c -t mangle | grep -- '--mark' | grep -v '^\[0:0\]'
 "#;
+    let (src, dst, len) = match family {
+        Family::V4 => ("10.9.0.1", "10.9.0.2", "24"),
+        Family::V6 => ("2001:db8::1", "2001:db8::2", "64"),
+    };
     let o = Command::new("unshare")
         .args(["-n", "bash", "-c", script, "hmark"])
-        .arg(options)
+        .args([options, src, dst, len, family.tool()])
         .output()
         .expect("unshare runs");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -328,6 +446,47 @@ fn hmark_marks_as_the_kernels_hmark_does() {
         assert!(
             s.forwarded(),
             "HMARK {options}: the kernel marks {want:#x}, rtrouter does not"
+        );
+    }
+    // IPv6: the same datagram between 2001:db8::1 and 2001:db8::2, whole addresses and
+    // prefixes, marked as the kernel marks it (`hmark_addr6_mask`, its words xored). Not the
+    // source port: the kernel's datagram comes from an ephemeral one.
+    for options in [
+        "--hmark-tuple src,dst,proto --hmark-rnd 0x12345678 --hmark-mod 16 --hmark-offset 100",
+        "--hmark-src-prefix 64 --hmark-tuple dst,dport --hmark-rnd 0x1 --hmark-mod 32 --hmark-offset 100",
+        "--hmark-dst-prefix 120 --hmark-tuple s,dp,pr --hmark-rnd 0xfeedcafe --hmark-mod 30 --hmark-offset 101",
+    ] {
+        let want = kernel_hmark_of(Family::V6, options).unwrap_or_else(|| panic!("the kernel refuses HMARK {options}"));
+        let rules6 = format!(
+            "*mangle\n-A PREROUTING -j HMARK {options}\n-A PREROUTING -m mark ! --mark {want} -j DROP\nCOMMIT\n"
+        );
+        let v = validate(
+            &restore(&Ruleset::new(Family::V6), &rules6, "t", false).unwrap(),
+            &Env::default(),
+        )
+        .unwrap();
+        let l = Lab::new("*filter\nCOMMIT\n");
+        l.router.swap_rules(v);
+        let mut b = Vec::new();
+        let ip = rtrouter::packet::build::Ip6::new("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        rtrouter::packet::build::udp(&mut b, ip, 40000, 5000, b"x\n");
+        let mut reply = rtrouter::router::Reply::default();
+        let o = l.router.process(
+            rtrouter::router::Meta {
+                now: 1,
+                ingress: rtrouter::router::Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
+                mark: 0,
+                ct: None,
+            },
+            &mut b,
+            &mut reply,
+            &mut rtrouter::eval::SplitMix(1),
+            &mut (),
+        );
+        assert!(
+            !matches!(o.disposition, rtrouter::router::Disposition::Drop(_)),
+            "HMARK {options} over IPv6: the kernel marks {want:#x}, rtrouter does not ({:?})",
+            o.disposition
         );
     }
     // What the kernel refuses, rtrouter refuses.
