@@ -505,3 +505,99 @@ fn hmark_marks_as_the_kernels_hmark_does() {
         );
     }
 }
+
+/// The node (1-based) the kernel's `-m cluster` gives a UDP datagram from `src` to `dst`
+/// sent in a namespace of its own, found by which of the nodes' rules counted it.
+fn kernel_cluster_node(family: Family, nodes: u32, seed: &str) -> u32 {
+    let script = r#"
+ip link set lo up
+ip tuntap add mode tun name d0 && ip addr add "$1/$3" dev d0 && ip link set d0 up || exit 4
+rules="*mangle
+"
+for k in $(seq 1 $4); do rules="$rules-A OUTPUT -d $2 -m cluster --cluster-total-nodes $4 --cluster-local-node $k --cluster-hash-seed $5
+"; done
+printf '%sCOMMIT\n' "$rules" | "$6-restore" || exit 3
+echo x > "/dev/udp/$2/5000"
+"$6-save" -c -t mangle | grep -- '--cluster-local-nodemask' | grep -v '^\[0:0\]'
+"#;
+    let (src, dst, len) = match family {
+        Family::V4 => ("10.9.0.1", "10.9.0.2", "24"),
+        Family::V6 => ("2001:db8::1", "2001:db8::2", "64"),
+    };
+    let o = Command::new("unshare")
+        .args(["-n", "bash", "-c", script, "cluster", src, dst, len])
+        .args([&nodes.to_string(), seed, family.tool()])
+        .output()
+        .expect("unshare runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    // iptables-save prints each rule's node as a mask.
+    let mask = out
+        .trim()
+        .split("--cluster-local-nodemask 0x")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("one counted rule");
+    u32::from_str_radix(mask, 16).expect("a node mask").trailing_zeros() + 1
+}
+
+#[test]
+fn cluster_picks_the_node_the_kernel_picks() {
+    if !real_iptables() {
+        return;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        println!("SKIP: the cluster comparison sends through a TUN device: no /dev/net/tun");
+        return;
+    }
+    for family in [Family::V4, Family::V6] {
+        for (nodes, seed) in [(7u32, "0xdeadbeef"), (5, "0x1"), (32, "0x12345678")] {
+            let want = kernel_cluster_node(family, nodes, seed);
+            // rtrouter: the node's rule drops the datagram, every other node lets it pass.
+            for k in 1..=nodes {
+                let rules = format!(
+                    "*mangle\n-A PREROUTING -m cluster --cluster-total-nodes {nodes} --cluster-local-node {k} --cluster-hash-seed {seed} -j DROP\nCOMMIT\n"
+                );
+                let v = validate(
+                    &restore(&Ruleset::new(family), &rules, "t", false).unwrap(),
+                    &Env::default(),
+                )
+                .unwrap();
+                let l = Lab::new("*filter\nCOMMIT\n");
+                l.router.swap_rules(v);
+                let mut b = Vec::new();
+                match family {
+                    Family::V4 => b = udp("10.9.0.1", 40000, "10.9.0.2", 5000),
+                    Family::V6 => {
+                        let ip = rtrouter::packet::build::Ip6::new(
+                            "2001:db8::1".parse().unwrap(),
+                            "2001:db8::2".parse().unwrap(),
+                        );
+                        rtrouter::packet::build::udp(&mut b, ip, 40000, 5000, b"x\n");
+                    }
+                }
+                let mut reply = rtrouter::router::Reply::default();
+                let o = l.router.process(
+                    rtrouter::router::Meta {
+                        now: 1,
+                        ingress: rtrouter::router::Ingress::Iface(l.router.topo.iface_id("lan0").unwrap()),
+                        mark: 0,
+                        ct: None,
+                    },
+                    &mut b,
+                    &mut reply,
+                    &mut rtrouter::eval::SplitMix(1),
+                    &mut (),
+                );
+                let dropped = matches!(o.disposition, rtrouter::router::Disposition::Drop(_));
+                assert_eq!(
+                    dropped,
+                    k == want,
+                    "{} cluster of {nodes} (seed {seed}): the kernel picks node {want}, node {k} {} here",
+                    family.tool(),
+                    if dropped { "takes it" } else { "does not" }
+                );
+            }
+        }
+    }
+}

@@ -35,12 +35,12 @@ fn node_of(src: IpAddr, m: &Cluster) -> u32 {
     let hash = match src {
         // The address as the kernel holds it: network-order bytes read as a host integer.
         IpAddr::V4(a) => jhash::jhash_1word(u32::from_ne_bytes(a.octets()), m.hash_seed),
-        // `xt_cluster_hash_ipv6`: jhash2 over the four words, read the same way.
+        // `xt_cluster_hash_ipv6`: jhash2 over `NF_CT_TUPLE_L3SIZE / sizeof(__u32)` words,
+        // which is 1 (the macro already counts words): only the address's first 32 bits,
+        // read the same way. Checked against the kernel (tests/tests/kernel.rs).
         IpAddr::V6(a) => {
             let o = a.octets();
-            let w: [u32; 4] =
-                std::array::from_fn(|i| u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]));
-            jhash::jhash2(&w, m.hash_seed)
+            jhash::jhash2(&[u32::from_ne_bytes([o[0], o[1], o[2], o[3]])], m.hash_seed)
         }
     };
     jhash::reciprocal_scale(hash, m.total_nodes)
