@@ -91,6 +91,7 @@ fn kube_proxy(c: &mut Criterion) {
                     now,
                     ingress: Ingress::Iface(IfaceId(0)),
                     mark: 0,
+                    seg: 0,
                     ct,
                 };
                 black_box(r.process(meta, &mut buf, &mut reply, rng, &mut ()));

@@ -103,6 +103,7 @@ fn bench(c: &mut Criterion) {
                             now: 1,
                             ingress: Ingress::Iface(IfaceId(0)),
                             mark: 0,
+                            seg: 0,
                             ct,
                         },
                         &mut buf,

@@ -15,24 +15,29 @@ fn main() -> std::io::Result<()> {
     assert_eq!(cfg.interface.len(), 2, "the null relay joins exactly two interfaces");
     let router = rtrouter::replay::router_from_config(&cfg).map_err(|e| std::io::Error::other(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(rtrouter::dataplane::queues_for(&cfg))
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let dp = Arc::new(rtrouter::dataplane::Dataplane::setup(&cfg, router)?);
         eprintln!("null relay running (SIGTERM stops)");
         let mut tasks = tokio::task::JoinSet::new();
+        // Every queue of each device, relayed with its offload header as it came (super-packets
+        // stay whole, partial checksums stay partial), to the same queue of the other.
         for (from, to) in [(0usize, 1usize), (1, 0)] {
-            let dp = dp.clone();
-            tasks.spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    let n = dp.devices[from].recv(&mut buf).await?;
-                    let _ = dp.devices[to].send(&buf[..n]);
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), std::io::Error>(())
-            });
+            for q in 0..dp.devices[from].queues() {
+                let dp = dp.clone();
+                tasks.spawn(async move {
+                    let mut buf = Vec::with_capacity(65536);
+                    let mut hdr = rtrouter::packet::gso::VnetHdr::default();
+                    loop {
+                        dp.devices[from].recv(q, &mut hdr, &mut buf).await?;
+                        let _ = dp.devices[to].send(q, &hdr, &buf);
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), std::io::Error>(())
+                });
+            }
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

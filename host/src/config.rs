@@ -131,6 +131,10 @@ pub struct RouterSection {
     /// (kube-proxy sets it for localhost NodePorts). Off by default, as in Linux.
     #[serde(default)]
     pub route_localnet: bool,
+    /// Open the TUN devices with checksum and segmentation offloads (`IFF_VNET_HDR`,
+    /// `TUNSETOFFLOAD`): TCP moves in super-packets of up to 64 KiB. On by default.
+    #[serde(default = "yes")]
+    pub offload: bool,
 }
 
 impl Default for RouterSection {
@@ -141,6 +145,7 @@ impl Default for RouterSection {
             workers: 0,
             seed: None,
             route_localnet: false,
+            offload: true,
         }
     }
 }
@@ -602,6 +607,7 @@ impl Config {
                 r.workers,
                 r.seed,
                 r.route_localnet,
+                r.offload,
             )
         };
         let ipsets = |c: &Config| -> Vec<String> {

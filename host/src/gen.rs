@@ -952,6 +952,7 @@ fn same_behaviour(
                 now: 1_000_000_000 + n as u64 * 300_000_000,
                 ingress,
                 mark: *mark,
+                seg: 0,
                 ct: None,
             };
             let mut buf = pkt.clone();
@@ -1134,6 +1135,7 @@ pub fn establish(
         now,
         ingress,
         mark: 0,
+        seg: 0,
         ct: None,
     };
     let mut reply = Reply::default();

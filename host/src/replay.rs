@@ -147,6 +147,7 @@ pub fn replay(router: &Router, capture: &[u8], from: Option<&str>, seed: u64) ->
             now: pkt.ts_ns,
             ingress: Ingress::Iface(iface),
             mark: 0,
+            seg: 0,
             ct: None,
         };
         let outcome = router.process(meta, &mut buf, &mut reply, &mut rng, &mut ());

@@ -118,6 +118,10 @@ pub struct Meta {
     /// The connection state; `None` lets the router classify the packet (every packet is a new
     /// connection until conntrack lands).
     pub ct: Option<Ct>,
+    /// For a super-packet a TUN device handed over with segmentation offload (GRO's view:
+    /// one packet, its bytes), the length of each of its segments, headers included: what must
+    /// fit the egress MTU (`skb_gso_validate_network_len`). 0 for a plain packet.
+    pub seg: u16,
 }
 
 /// Counters of the router as a whole.
@@ -467,7 +471,7 @@ impl Router {
         &self.shared
     }
 
-    fn count_drop(&self, r: DropReason) -> Outcome {
+    pub(crate) fn count_drop(&self, r: DropReason) -> Outcome {
         self.stats.drops[r.index()].fetch_add(1, Ordering::Relaxed);
         Outcome::new(Disposition::Drop(r))
     }
@@ -544,6 +548,7 @@ impl Router {
             },
             tees: Vec::new(),
             duplicate: false,
+            seg: m.seg,
         };
         let mut disposition = if generated {
             run.local_out(&mut p, reply, false)
@@ -674,6 +679,8 @@ struct Run<'a> {
     tees: Vec<(IpAddr, Option<IfaceId>, Vec<u8>)>,
     /// The packet being run is a `TEE` copy.
     duplicate: bool,
+    /// [`Meta::seg`].
+    seg: u16,
 }
 
 impl Run<'_> {
@@ -783,7 +790,13 @@ impl Run<'_> {
         self.duplicate = was;
         let mtu = self.r.topo.iface(hop.iface).mtu as usize;
         // DF is set on the copy: one too large for its route is not sent.
-        (v == Verdict::Accept && buf.len() <= mtu).then_some((buf, hop))
+        // A copy of a super-packet leaves in segments, each of which must fit.
+        let len = if self.seg != 0 {
+            usize::from(self.seg)
+        } else {
+            buf.len()
+        };
+        (v == Verdict::Accept && len <= mtu).then_some((buf, hop))
     }
 
     /// Conntrack's look at the packet (`nf_conntrack_in`), after the raw table.
@@ -984,7 +997,8 @@ impl Run<'_> {
         // that arrived: too big only when those were (`ip6_pkt_too_big`).
         let frag_max = u32::from(self.out.frag_max);
         let refragments = !p.h.is_v4() && frag_max != 0 && frag_max <= mtu;
-        if u32::from(p.h.total_len) > mtu && p.h.df && !refragments {
+        let len = if self.seg != 0 { self.seg } else { p.h.total_len };
+        if u32::from(len) > mtu && p.h.df && !refragments {
             // RFC 1191: fragmentation needed, with the next-hop MTU; an IPv6 router never
             // fragments (RFC 8200 5), so every IPv6 packet counts as DF: packet too big.
             self.icmp_error(p, reply, 3, 4, mtu.min(0xffff) as u16);

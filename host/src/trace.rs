@@ -353,6 +353,7 @@ fn branches(tr: &Tracer, spec: &Spec, ingress: Ingress) -> Result<Vec<Outcome>, 
             now: 0,
             ingress,
             mark: spec.mark,
+            seg: 0,
             ct,
         };
         let mut rec = Recorder::default();

@@ -101,6 +101,7 @@ impl Lab {
                 now: self.now,
                 ingress,
                 mark,
+                seg: 0,
                 ct,
             },
             &mut buf,

@@ -86,6 +86,7 @@ impl Lab6 {
                 now: self.now,
                 ingress: Ingress::Iface(self.router.topo.iface_id(iface).expect("lab interface")),
                 mark: 0,
+                seg: 0,
                 ct,
             },
             &mut buf,
@@ -792,6 +793,7 @@ fn inet6_ipsets_hold_ipv6_addresses_for_ip6tables_rules() {
             now: 1_000_000_000,
             ingress: Ingress::Iface(router.topo.iface_id("lan0").unwrap()),
             mark: 0,
+            seg: 0,
             ct: None,
         };
         matches!(

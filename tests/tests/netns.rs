@@ -1045,3 +1045,89 @@ fn a_killed_runs_leftovers_go_with_the_next_start_and_a_sigterm_while_starting_l
         );
     }
 }
+
+/// Sends `len` bytes through an echo server across the router and checks they come back
+/// whole and in order.
+fn bulk_echo(net: &Net, to: &str, len: usize) {
+    use std::io::{Read, Write};
+    let mut s = connect(net, Side::Lan, to, Duration::from_secs(3)).expect("TCP forwarded");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(len);
+    s.read_to_end(&mut back).expect("the echo comes back");
+    writer.join().unwrap();
+    assert_eq!(back.len(), len, "every byte came back\n{}", net.log_text());
+    assert!(back == data, "unchanged and in order");
+}
+
+/// The `stats` line of `iface`'s offloads: (super-packets in, out, cut in software).
+fn super_packets(net: &Net, iface: &str) -> (u64, u64, u64) {
+    let stats = net.control("stats").expect("stats");
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("interface {iface} offloads: on, ")))
+        .unwrap_or_else(|| panic!("offloads are on for {iface}:\n{stats}"));
+    let num = |after: &str| -> u64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split([' ', ',']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("`{after}` in {line}"))
+    };
+    (num("in "), num("out "), num("cut in software "))
+}
+
+#[test]
+fn tcp_crosses_in_super_packets_through_conntrack_and_masquerade() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let rules = format!(
+        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+         -A FORWARD -i {lan} -p tcp --dport 7300 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n",
+        wan = net.wan_if,
+        lan = net.lan_if
+    );
+    net.control(&format!("restore\n{rules}")).expect("restore");
+    let l = net
+        .run(Side::Wan, || std::net::TcpListener::bind("10.0.2.2:7300"))
+        .expect("bind");
+    std::thread::spawn(move || {
+        for s in l.incoming().take(2) {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    bulk_echo(&net, "10.0.2.2:7300", 4 << 20);
+    let (lan_in, _, lan_cut) = super_packets(&net, &net.lan_if);
+    let (_, wan_out, _) = super_packets(&net, &net.wan_if);
+    assert!(lan_in > 0, "the kernel handed over super-packets");
+    assert!(wan_out > 0, "and took them back whole");
+    assert_eq!(lan_cut, 0, "nothing needed them cut");
+
+    // A LOG rule (one that never matches TCP) makes the rules see segments: the super-packets
+    // are cut in software, and the stream still arrives whole.
+    let logging = rules.replace(
+        "COMMIT\n*filter\n",
+        "COMMIT\n*filter\n-A FORWARD -p udp --dport 9 -j LOG\n",
+    );
+    net.control(&format!("restore\n{logging}")).expect("restore");
+    bulk_echo(&net, "10.0.2.2:7300", 2 << 20);
+    let (_, _, cut) = super_packets(&net, &net.lan_if);
+    assert!(cut > 0, "super-packets cut for the LOG rule");
+}

@@ -446,6 +446,7 @@ fn reloads_under_traffic_lose_no_packet() {
                             now: 5,
                             ingress: rtrouter::router::Ingress::Iface(rtrouter::route::IfaceId(0)),
                             mark: 0,
+                            seg: 0,
                             ct: None,
                         };
                         sent += 1;
@@ -623,6 +624,7 @@ fn ratelimit_plugin_holds_across_worker_threads() {
                                 now: 5,
                                 ingress: rtrouter::router::Ingress::Iface(rtrouter::route::IfaceId(0)),
                                 mark: 0,
+                                seg: 0,
                                 ct: None,
                             };
                             matches!(
@@ -858,6 +860,7 @@ fn plugin_random_streams_differ_per_worker_and_follow_the_seed() {
                                 now: 5,
                                 ingress: rtrouter::router::Ingress::Iface(rtrouter::route::IfaceId(0)),
                                 mark: 0,
+                                seg: 0,
                                 ct: Some(rtrouter::eval::Ct::Untracked),
                             };
                             matches!(

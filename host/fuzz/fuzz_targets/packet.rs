@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = pkt.to_vec();
     let mut reply = Reply::default();
     let mut rng = SplitMix(u64::from(sel));
-    let o = r.process(Meta { now: u64::from(sel) * 1_000_000, ingress, mark: u32::from(sel), ct: None }, &mut buf, &mut reply, &mut rng, &mut ());
+    let o = r.process(Meta { now: u64::from(sel) * 1_000_000, ingress, mark: u32::from(sel), ct: None, seg: 0 }, &mut buf, &mut reply, &mut rng, &mut ());
     if !matches!(o.disposition, Disposition::Drop(_)) {
         assert!(rtrouter::packet::parse(&buf).is_ok(), "a packet let through must still parse");
     }

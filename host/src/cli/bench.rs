@@ -75,6 +75,7 @@ fn measure(
                     now: *now,
                     ingress: *ingress,
                     mark: 0,
+                    seg: 0,
                     ct: *ct,
                 },
                 &mut buf,

@@ -629,6 +629,21 @@ pub fn stats(dp: &Dataplane) -> String {
             g(&c.tx_dropped)
         );
     }
+    for (i, (c, dev)) in dp.counters.iter().zip(&dp.devices).enumerate() {
+        use super::device::PacketDevice;
+        let name = &r.topo.ifaces[i].name;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "interface {name} offloads: {}, {} queue{}; super-packets in {} out {}, cut in software {}",
+            if dev.offloads() { "on" } else { "off" },
+            dev.queues(),
+            if dev.queues() == 1 { "" } else { "s" },
+            g(&c.rx_super),
+            g(&c.tx_super),
+            g(&c.cut)
+        );
+    }
     for (name, k) in dp.kernel_counters() {
         let _ = match k {
             Some(k) => writeln!(

@@ -275,10 +275,34 @@ fn gather(dp: &Dataplane) -> Scrape {
             "Packets that could not be written.",
             4,
         ),
+        (
+            "rtrouter_interface_rx_super_packets_total",
+            "Super-packets (TCP/UDP segmentation offload) read from the interface.",
+            5,
+        ),
+        (
+            "rtrouter_interface_tx_super_packets_total",
+            "Super-packets written whole to the interface.",
+            6,
+        ),
+        (
+            "rtrouter_interface_super_packets_cut_total",
+            "Super-packets read from the interface that were cut into segments in software.",
+            7,
+        ),
     ] {
         o.fam(name, "counter", help);
         for (i, c) in dp.counters.iter().enumerate() {
-            let v = [&c.rx_packets, &c.rx_bytes, &c.tx_packets, &c.tx_bytes, &c.tx_dropped][pick];
+            let v = [
+                &c.rx_packets,
+                &c.rx_bytes,
+                &c.tx_packets,
+                &c.tx_bytes,
+                &c.tx_dropped,
+                &c.rx_super,
+                &c.tx_super,
+                &c.cut,
+            ][pick];
             o.sample(&[("interface", &r.topo.ifaces[i].name)], g(v));
         }
     }

@@ -18,6 +18,7 @@ pub mod state;
 
 use crate::config::{Cidr, Config};
 use crate::eval::SplitMix;
+use crate::packet::gso::{self, VnetHdr};
 use crate::route::IfaceId;
 use crate::router::{Disposition, Ingress, Meta, Reply, Router};
 use device::{Dev, PacketDevice};
@@ -28,6 +29,38 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// What the TUN device's offload header said of a packet.
+#[derive(Debug, Clone, Copy)]
+struct Offload {
+    /// A super-packet, and how it is cut.
+    gso: Option<gso::Gso>,
+    /// The header's `gso_type` (with the ECN bit), given back on the way out.
+    gso_type: u8,
+    /// The transport checksum came partial (and was completed for the rules).
+    partial: bool,
+    /// The interface it came from (whose counters count a cut).
+    from: u16,
+}
+
+impl Offload {
+    const NONE: Offload = Offload {
+        gso: None,
+        gso_type: 0,
+        partial: false,
+        from: 0,
+    };
+}
+
+/// One packet worker's buffers, reused for every packet.
+struct Worker {
+    /// The device queue it reads, and writes to on every device.
+    queue: usize,
+    reply: Reply,
+    rng: SplitMix,
+    scratch: Vec<u8>,
+    segs: Vec<u8>,
+}
+
 /// Per-interface counters.
 #[derive(Debug, Default)]
 pub struct IfaceCounters {
@@ -37,6 +70,13 @@ pub struct IfaceCounters {
     pub tx_bytes: AtomicU64,
     /// Packets that could not be written (device full or gone).
     pub tx_dropped: AtomicU64,
+    /// Super-packets read (TCP or UDP segmentation offload; each counts once in `rx_packets`).
+    pub rx_super: AtomicU64,
+    /// Super-packets written whole, for the kernel to segment.
+    pub tx_super: AtomicU64,
+    /// Super-packets read here that were cut into segments in software (rules that log or hand
+    /// over packets, an egress MTU their segments exceed, the local stack).
+    pub cut: AtomicU64,
 }
 
 /// Everything set up for one run; dropping it removes what was created.
@@ -149,7 +189,11 @@ impl Dataplane {
                     dp.record_state();
                 }
             }
-            let tun = Dev::open(&name).map_err(ctx(format!("opening TUN device {name}")))?;
+            let opts = device::TunOptions {
+                queues: queues_for(cfg),
+                offload: cfg.router.offload,
+            };
+            let tun = Dev::open(&name, opts).map_err(ctx(format!("opening TUN device {name}")))?;
             dp.devices.push(Arc::new(tun));
             let router_v4 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv4);
             let router_v6 = i.addresses.iter().map(|a| a.get_ref().addr).find(IpAddr::is_ipv6);
@@ -259,10 +303,13 @@ impl Dataplane {
                     .map_err(ctx(format!("control socket {}", path.display())))
             });
         }
-        for (i, _) in self.devices.iter().enumerate() {
-            let dp = self.clone();
-            let local = local_tx.clone();
-            tasks.spawn(async move { dp.pump(IfaceId(i as u16), local, seed ^ (i as u64 + 1)).await });
+        for (i, dev) in self.devices.iter().enumerate() {
+            for q in 0..dev.queues() {
+                let dp = self.clone();
+                let local = local_tx.clone();
+                let seed = seed ^ ((i as u64 + 1) | (q as u64) << 32);
+                tasks.spawn(async move { dp.pump(IfaceId(i as u16), q, local, seed).await });
+            }
         }
         let dp = self.clone();
         tasks.spawn(async move { dp.local_stack(local_rx, seed, listen).await });
@@ -322,66 +369,239 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Sends `pkt` where the router decided (in fragments when it exceeds the egress MTU,
-    /// built in `scratch`).
-    fn emit(&self, d: Disposition, pkt: &[u8], frag_max: u16, local: &mpsc::Sender<Vec<u8>>, scratch: &mut Vec<u8>) {
+    /// Sends `pkt` where the router decided: a super-packet (`gso`) whole with its offload
+    /// header where the egress device takes one and its segments fit the MTU, else cut into
+    /// segments first; a plain packet in fragments when it exceeds the egress MTU (built in
+    /// `scratch`). `partial`: the kernel left the packet's transport checksum to the device, so
+    /// it goes out partial again where it can (the receiver does not verify it a second time).
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        d: Disposition,
+        pkt: &mut [u8],
+        frag_max: u16,
+        off: Offload,
+        queue: usize,
+        local: &mpsc::Sender<Vec<u8>>,
+        scratch: &mut Vec<u8>,
+        segs: &mut Vec<u8>,
+    ) {
         match d {
             Disposition::Forward(hop) => {
                 let i = usize::from(hop.iface.0);
+                let dev = &self.devices[i];
                 let c = &self.counters[i];
+                let send = |hdr: &VnetHdr, f: &[u8]| match dev.send(queue, hdr, f) {
+                    Ok(_) => {
+                        c.tx_packets.fetch_add(1, Ordering::Relaxed);
+                        c.tx_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        c.tx_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                };
+                let mtu = self.router.topo.iface(hop.iface).mtu as usize;
+                if let Some(g) = off.gso {
+                    let fits = gso::segment_len(pkt, g).is_some_and(|l| l <= mtu);
+                    if dev.offloads() && fits && frag_max == 0 {
+                        if let (Some(hdr_len), Some((start, field))) =
+                            (gso::headers_len(pkt, g), gso::make_partial(pkt))
+                        {
+                            let hdr = VnetHdr {
+                                flags: gso::F_NEEDS_CSUM,
+                                gso_type: off.gso_type,
+                                hdr_len: hdr_len as u16,
+                                gso_size: g.size,
+                                csum_start: start,
+                                csum_offset: field,
+                            };
+                            send(&hdr, pkt);
+                            c.tx_super.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    // Cut in software (GSO); each segment then leaves as any packet would.
+                    self.counters[usize::from(off.from)].cut.fetch_add(1, Ordering::Relaxed);
+                    let plain = VnetHdr::default();
+                    if gso::segment(pkt, g, segs, &mut |s| {
+                        self.router
+                            .send_out(hop, s, frag_max, scratch, &mut |f| send(&plain, f))
+                    })
+                    .is_ok()
+                    {
+                        return;
+                    }
+                }
+                if off.partial && dev.offloads() && pkt.len() <= mtu {
+                    if let Some((start, field)) = gso::make_partial(pkt) {
+                        let hdr = VnetHdr {
+                            flags: gso::F_NEEDS_CSUM,
+                            csum_start: start,
+                            csum_offset: field,
+                            ..VnetHdr::default()
+                        };
+                        send(&hdr, pkt);
+                        return;
+                    }
+                }
+                let plain = VnetHdr::default();
                 self.router
-                    .send_out(hop, pkt, frag_max, scratch, &mut |f| match self.devices[i].send(f) {
-                        Ok(_) => {
-                            c.tx_packets.fetch_add(1, Ordering::Relaxed);
-                            c.tx_bytes.fetch_add(f.len() as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            c.tx_dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    });
+                    .send_out(hop, pkt, frag_max, scratch, &mut |f| send(&plain, f));
             }
             Disposition::Local => {
                 // The local stack is slow path; a full queue drops like a full socket buffer.
-                let _ = local.try_send(pkt.to_vec());
+                // It takes segments, not super-packets.
+                if off.gso.is_some() {
+                    self.counters[usize::from(off.from)].cut.fetch_add(1, Ordering::Relaxed);
+                }
+                match off.gso {
+                    Some(g)
+                        if gso::segment(pkt, g, segs, &mut |s| {
+                            let _ = local.try_send(s.to_vec());
+                        })
+                        .is_ok() => {}
+                    _ => {
+                        let _ = local.try_send(pkt.to_vec());
+                    }
+                }
             }
             Disposition::Drop(_) | Disposition::Held => {}
         }
     }
 
-    /// Reads one interface forever.
-    async fn pump(self: Arc<Self>, iface: IfaceId, local: mpsc::Sender<Vec<u8>>, seed: u64) -> io::Result<()> {
-        let dev = self.devices[usize::from(iface.0)].clone();
-        let mut buf = vec![0u8; 65536];
-        let mut pkt: Vec<u8> = Vec::with_capacity(65536);
-        let mut reply = Reply {
-            buf: Vec::with_capacity(2048),
-            disposition: None,
-            copies: Vec::new(),
+    /// Runs one packet (or super-packet) through the router and sends what comes out.
+    fn handle(&self, iface: IfaceId, pkt: &mut Vec<u8>, off: Offload, w: &mut Worker, local: &mpsc::Sender<Vec<u8>>) {
+        let seg = off
+            .gso
+            .and_then(|g| gso::segment_len(pkt, g))
+            .map_or(0, |l| l.min(usize::from(u16::MAX)) as u16);
+        // A header that names a segmentation the packet does not have: a plain packet.
+        let off = Offload {
+            gso: off.gso.filter(|_| seg != 0),
+            ..off
         };
-        let mut rng = SplitMix(seed);
-        let mut scratch: Vec<u8> = Vec::with_capacity(2048);
+        let meta = Meta {
+            now: self.now(),
+            ingress: Ingress::Iface(iface),
+            mark: 0,
+            ct: None,
+            seg,
+        };
+        let o = self.router.process(meta, pkt, &mut w.reply, &mut w.rng, &mut ());
+        self.emit(
+            o.disposition,
+            pkt,
+            o.frag_max,
+            off,
+            w.queue,
+            local,
+            &mut w.scratch,
+            &mut w.segs,
+        );
+        if let Some(d) = w.reply.disposition {
+            self.emit(
+                d,
+                &mut w.reply.buf,
+                0,
+                Offload::NONE,
+                w.queue,
+                local,
+                &mut w.scratch,
+                &mut w.segs,
+            );
+        }
+        for (copy, hop) in &mut w.reply.copies {
+            self.emit(
+                Disposition::Forward(*hop),
+                copy,
+                0,
+                off,
+                w.queue,
+                local,
+                &mut w.scratch,
+                &mut w.segs,
+            );
+        }
+    }
+
+    /// Reads one queue of one interface forever.
+    async fn pump(
+        self: Arc<Self>,
+        iface: IfaceId,
+        queue: usize,
+        local: mpsc::Sender<Vec<u8>>,
+        seed: u64,
+    ) -> io::Result<()> {
+        let dev = self.devices[usize::from(iface.0)].clone();
+        // The packet is read straight into the buffer the core works on.
+        let mut pkt: Vec<u8> = Vec::with_capacity(65536);
+        let mut seg_pkt: Vec<u8> = Vec::with_capacity(65536);
+        let mut w = Worker {
+            queue,
+            reply: Reply {
+                buf: Vec::with_capacity(2048),
+                disposition: None,
+                copies: Vec::new(),
+            },
+            rng: SplitMix(seed),
+            scratch: Vec::with_capacity(2048),
+            segs: Vec::with_capacity(65536),
+        };
+        let mut cut: Vec<u8> = Vec::with_capacity(65536);
+        let mut hdr = VnetHdr::default();
         let c = &self.counters[usize::from(iface.0)];
         loop {
-            let n = dev.recv(&mut buf).await?;
+            dev.recv(queue, &mut hdr, &mut pkt).await?;
             c.rx_packets.fetch_add(1, Ordering::Relaxed);
-            c.rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            pkt.clear();
-            pkt.extend_from_slice(&buf[..n]);
-            let meta = Meta {
-                now: self.now(),
-                ingress: Ingress::Iface(iface),
-                mark: 0,
-                ct: None,
+            c.rx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
+            let mut off = Offload {
+                from: iface.0,
+                ..Offload::NONE
             };
-            let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
-            self.emit(o.disposition, &pkt, o.frag_max, &local, &mut scratch);
-            if let Some(d) = reply.disposition {
-                self.emit(d, &reply.buf, 0, &local, &mut scratch);
+            if dev.offloads() {
+                if hdr.flags & gso::F_NEEDS_CSUM != 0 {
+                    // Conntrack and the rules see the checksum complete, as after a device
+                    // that verified it; it leaves partial again.
+                    if gso::complete_checksum(&mut pkt, hdr.csum_start, hdr.csum_offset).is_err() {
+                        self.router.count_drop(crate::packet::DropReason::BadOffload);
+                        continue;
+                    }
+                    off.partial = true;
+                }
+                off.gso = hdr.gso();
+                off.gso_type = hdr.gso_type;
+                if off.gso.is_some() {
+                    c.rx_super.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            for (copy, hop) in &reply.copies {
-                self.emit(Disposition::Forward(*hop), copy, 0, &local, &mut scratch);
+            match off.gso {
+                // Rules that log or hand over packets see the segments the super-packet
+                // stands for, each as it would have come without offloads.
+                Some(g) if self.exact_packets(&pkt) => {
+                    let plain = Offload { gso: None, ..off };
+                    c.cut.fetch_add(1, Ordering::Relaxed);
+                    let cut_ok = gso::segment(&pkt, g, &mut cut, &mut |s| {
+                        seg_pkt.clear();
+                        seg_pkt.extend_from_slice(s);
+                        self.handle(iface, &mut seg_pkt, plain, &mut w, &local);
+                    });
+                    if cut_ok.is_err() {
+                        self.handle(iface, &mut pkt, plain, &mut w, &local);
+                    }
+                }
+                _ => self.handle(iface, &mut pkt, off, &mut w, &local),
             }
         }
+    }
+
+    /// Whether the rules of `pkt`'s family must see segments rather than super-packets.
+    fn exact_packets(&self, pkt: &[u8]) -> bool {
+        let fam = if pkt.first().is_some_and(|b| b >> 4 == 6) {
+            crate::ruleset::Family::V6
+        } else {
+            crate::ruleset::Family::V4
+        };
+        self.router.engine_of(fam).exact_packets()
     }
 
     /// The router's own stack: answers what INPUT delivered (ping, the metrics endpoint); its
@@ -410,6 +630,7 @@ impl Dataplane {
         let mut reply = Reply::default();
         let (dummy_tx, _dummy_rx) = mpsc::channel::<Vec<u8>>(1);
         let mut scratch: Vec<u8> = Vec::with_capacity(2048);
+        let mut segs: Vec<u8> = Vec::new();
         let dp = self.clone();
         let render = move |f: metrics::Format| metrics::render_as(&dp, f);
         loop {
@@ -426,17 +647,47 @@ impl Dataplane {
                     now: self.now(),
                     ingress: Ingress::Local,
                     mark: 0,
+                    seg: 0,
                     ct: None,
                 };
                 let o = self.router.process(meta, &mut pkt, &mut reply, &mut rng, &mut ());
                 // What the router sends to itself is not fed back, so nothing loops.
-                self.emit(o.disposition, &pkt, o.frag_max, &dummy_tx, &mut scratch);
-                for (copy, hop) in &reply.copies {
-                    self.emit(Disposition::Forward(*hop), copy, 0, &dummy_tx, &mut scratch);
+                let none = Offload::NONE;
+                self.emit(
+                    o.disposition,
+                    &mut pkt,
+                    o.frag_max,
+                    none,
+                    0,
+                    &dummy_tx,
+                    &mut scratch,
+                    &mut segs,
+                );
+                for (copy, hop) in &mut reply.copies {
+                    self.emit(
+                        Disposition::Forward(*hop),
+                        copy,
+                        0,
+                        none,
+                        0,
+                        &dummy_tx,
+                        &mut scratch,
+                        &mut segs,
+                    );
                 }
             }
         }
     }
+}
+
+/// Queues per TUN device: one per packet worker (`router.workers`, 0 = one per core), at
+/// most 16.
+pub fn queues_for(cfg: &Config) -> usize {
+    let workers = match cfg.router.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    workers.clamp(1, 16)
 }
 
 /// The local timezone's offset from UTC now, in seconds east (`localtime_r`'s `tm_gmtoff`,

@@ -393,6 +393,7 @@ pub struct Engine {
     pub(crate) plugins: Option<Arc<dyn PluginHost>>,
     /// A rule of the raw table may mark packets with `TRACE`.
     traces: bool,
+    exact_packets: bool,
     /// `IDLETIMER`'s timers (the router's, across generations).
     pub(crate) idletimers: Arc<state::IdleTimers>,
 }
@@ -503,6 +504,16 @@ impl Engine {
             t.chains()
                 .any(|c| c.rules().iter().any(|r| matches!(r.target, Target::Trace(_))))
         });
+        let exact_packets = rules.tables().any(|t| {
+            t.chains().any(|c| {
+                c.rules().iter().any(|r| {
+                    matches!(
+                        r.target.name(),
+                        "LOG" | "NFLOG" | "NFQUEUE" | "QUEUE" | "TRACE" | "AUDIT" | "WASM"
+                    ) || r.matches.iter().any(|m| m.name() == "wasm")
+                })
+            })
+        });
         Engine {
             rules,
             kind,
@@ -511,6 +522,7 @@ impl Engine {
             recent_keep,
             plugins: None,
             traces,
+            exact_packets,
             idletimers: shared.idletimers.clone(),
         }
     }
@@ -528,6 +540,13 @@ impl Engine {
     /// Whether a packet may start being traced while the raw table runs (a `TRACE` rule).
     pub(crate) fn traces(&self) -> bool {
         self.traces
+    }
+
+    /// Whether a rule reports or hands over the packet itself (`LOG`, `NFLOG`, `NFQUEUE`,
+    /// `TRACE`, `AUDIT`, a wasm plugin): the dataplane then cuts super-packets into the
+    /// segments they stand for before the rules see them, so each is logged or judged as sent.
+    pub fn exact_packets(&self) -> bool {
+        self.exact_packets
     }
 
     /// The validated rules this engine was compiled from.

@@ -4,8 +4,16 @@
 
 /// The one's-complement sum of `data` (not complemented), folded to 16 bits.
 pub fn sum(data: &[u8]) -> u32 {
+    // Eight bytes at a time as two 32-bit words: 2^32 = 1 modulo 2^16 - 1, so folding the
+    // 32-bit sums gives the 16-bit one's-complement sum (RFC 1071 2(B)), with room in the
+    // accumulator for any packet.
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(2);
+    let mut wide = data.chunks_exact(8);
+    for c in &mut wide {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (w >> 32) + (w & 0xffff_ffff);
+    }
+    let mut chunks = wide.remainder().chunks_exact(2);
     for c in &mut chunks {
         acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
     }
@@ -65,6 +73,20 @@ mod tests {
     fn rfc1071_example() {
         // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
         assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+    }
+
+    #[test]
+    fn wide_sum_equals_the_16_bit_sum() {
+        let data: Vec<u8> = (0..1001u32).map(|i| (i * 131 + 7) as u8).collect();
+        for len in [0, 1, 2, 7, 8, 9, 15, 16, 17, 64, 1000, 1001] {
+            let d = &data[..len];
+            let mut acc: u64 = 0;
+            for c in d.chunks(2) {
+                acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+            assert_eq!(sum(d), fold(acc), "{len} bytes");
+        }
+        assert_eq!(sum(&[0xff; 4096]), 0xffff);
     }
 
     #[test]

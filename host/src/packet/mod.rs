@@ -8,6 +8,7 @@
 pub mod build;
 pub mod checksum;
 pub mod frag;
+pub mod gso;
 
 use smoltcp::wire::{Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -85,6 +86,8 @@ drop_reasons! {
     FragOverlap => "frag_overlap",
     /// Reassembly holds as many fragment bytes as it may.
     FragLimit => "frag_limit",
+    /// A TUN device's offload header points its checksum outside the packet.
+    BadOffload => "bad_offload",
 }
 
 impl DropReason {
@@ -110,6 +113,8 @@ pub mod tcp_flags {
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
     pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
