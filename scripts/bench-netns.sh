@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Throughput between two network namespaces, in one run, through:
-#   null-relay      a relay that only copies packets between two TUN devices (the ceiling)
-#   rtrouter        rtrouter with a small stateful FORWARD ruleset
+#   null-relay      a relay that only copies packets between two TUN devices (the ceiling),
+#                   with the same offloads and queues as rtrouter
+#   rtrouter        rtrouter with a small stateful FORWARD ruleset (TUN offloads and one queue
+#                   per core, the default)
+#   rtrouter-no-offload   the same with `router.offload = false` (1500-byte packets)
 #   rtrouter-10k    rtrouter with 10,000 non-matching `-s ADDR -p tcp --dport PORT -j DROP`
 #                   rules in FORWARD (the compiled classifier, the default engine)
 #   rtrouter-10k-linear   the same, walked rule after rule ([engine] kind = "linear")
@@ -12,8 +15,9 @@
 #
 #   bash scripts/bench-netns.sh [SECONDS]      (default 5 per measurement)
 #
-# Prints TCP throughput (one stream, 64 KiB writes) and small-UDP packets per second (64-byte
-# payloads delivered) for each, then the ratios the classifier issue states its goals in.
+# Prints TCP throughput (one stream, 64 KiB writes; then 8 streams) and small-UDP packets per
+# second (64-byte payloads delivered) for each, then the ratios the classifier and dataplane
+# issues state their goals in.
 # Only addresses inside the namespaces this script creates are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,10 +72,11 @@ cat > "$work/rules-small" <<RULES
 COMMIT
 RULES
 
-config() { # $1: rules file, $2: engine kind
+config() { # $1: rules file, $2: engine kind, $3: offloads (true|false)
   cat <<CONF
 [router]
 seed = 1
+offload = ${3:-true}
 [engine]
 kind = "$2"
 [[interface]]
@@ -93,6 +98,7 @@ level = "warn"
 CONF
 }
 config rules-small compiled > "$work/router-small.toml"
+config rules-small compiled false > "$work/router-small-no-offload.toml"
 config rules-10k compiled > "$work/router-10k.toml"
 config rules-10k linear > "$work/router-10k-linear.toml"
 
@@ -101,11 +107,15 @@ measure() { # $1: label; traffic from $lan to 10.9.2.2 in $wan
   sleep 0.3
   $ex/loadgen tcp-source "$lan" 10.9.2.2:5201 "$secs" || true
   wait $sink || echo 0 > "$work/tcp"
+  $ex/loadgen tcp-sink "$wan" 10.9.2.2:5203 "$secs" 8 > "$work/tcp8" & sink=$!
+  sleep 0.3
+  $ex/loadgen tcp-source "$lan" 10.9.2.2:5203 "$secs" 8 || true
+  wait $sink || echo 0 > "$work/tcp8"
   $ex/loadgen udp-sink "$wan" 10.9.2.2:5202 "$secs" > "$work/udp" & sink=$!
   sleep 0.3
   $ex/loadgen udp-source "$lan" 10.9.2.2:5202 "$secs" 64 || true
   wait $sink || echo 0 > "$work/udp"
-  echo "$1 $(cat "$work/tcp") $(cat "$work/udp")" >> "$work/results"
+  echo "$1 $(cat "$work/tcp") $(cat "$work/udp") $(cat "$work/tcp8")" >> "$work/results"
 }
 
 run() { # $1: label, rest: a relay command that creates $lan and $wan
@@ -142,6 +152,7 @@ kernel() { # $1: label, $2: how to load the rules into the router namespace (non
 
 run null-relay $ex/null_relay "$work/router-small.toml"
 run rtrouter $bin/rtrouter --config "$work/router-small.toml"
+run rtrouter-no-offload $bin/rtrouter --config "$work/router-small-no-offload.toml"
 run rtrouter-10k $bin/rtrouter --config "$work/router-10k.toml"
 run rtrouter-10k-linear $bin/rtrouter --config "$work/router-10k-linear.toml"
 kernel kernel none
@@ -149,8 +160,8 @@ kernel kernel-ipt-10k ipt
 kernel kernel-nft-set nft
 
 echo
-printf '%-20s %14s %16s\n' "" "TCP Mbit/s" "UDP-64 pkts/s"
-while read -r label tcp udp; do printf '%-20s %14s %16s\n' "$label" "$tcp" "$udp"; done < "$work/results"
+printf '%-20s %14s %16s %18s\n' "" "TCP Mbit/s" "UDP-64 pkts/s" "8xTCP Mbit/s"
+while read -r label tcp udp tcp8; do printf '%-20s %14s %16s %18s\n' "$label" "$tcp" "$udp" "$tcp8"; done < "$work/results"
 get() { grep "^$1 " "$work/results" | awk -v f="$2" '{print $f}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
@@ -158,3 +169,5 @@ echo "rtrouter / null relay (small ruleset):   TCP $(ratio "$(get rtrouter 2)" "
 echo "rtrouter-10k / kernel-ipt-10k:           TCP $(ratio "$(get rtrouter-10k 2)" "$(get kernel-ipt-10k 2)")  UDP $(ratio "$(get rtrouter-10k 3)" "$(get kernel-ipt-10k 3)")   (goals: TCP >= 1, UDP >= 10)"
 echo "rtrouter-10k / kernel-nft-set:           TCP $(ratio "$(get rtrouter-10k 2)" "$(get kernel-nft-set 2)")  UDP $(ratio "$(get rtrouter-10k 3)" "$(get kernel-nft-set 3)")   (goal: UDP >= 0.5)"
 echo "rtrouter-10k / rtrouter-10k-linear:      TCP $(ratio "$(get rtrouter-10k 2)" "$(get rtrouter-10k-linear 2)")  UDP $(ratio "$(get rtrouter-10k 3)" "$(get rtrouter-10k-linear 3)")"
+echo "rtrouter / kernel:                       TCP $(ratio "$(get rtrouter 2)" "$(get kernel 2)")  UDP $(ratio "$(get rtrouter 3)" "$(get kernel 3)")  8xTCP $(ratio "$(get rtrouter 4)" "$(get kernel 4)")   (goals: TCP >= 0.5, UDP >= 0.8)"
+echo "rtrouter / rtrouter-no-offload:          TCP $(ratio "$(get rtrouter 2)" "$(get rtrouter-no-offload 2)")  UDP $(ratio "$(get rtrouter 3)" "$(get rtrouter-no-offload 3)")  8xTCP $(ratio "$(get rtrouter 4)" "$(get rtrouter-no-offload 4)")"

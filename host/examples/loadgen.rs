@@ -1,7 +1,8 @@
 //! A small load generator for `scripts/bench-netns.sh`, run inside network namespaces:
 //!
-//!   loadgen tcp-sink   NETNS ADDR:PORT SECONDS        receive for SECONDS, print Mbit/s
-//!   loadgen tcp-source NETNS ADDR:PORT SECONDS        send 64 KiB writes for SECONDS
+//!   loadgen tcp-sink   NETNS ADDR:PORT SECONDS [N]    receive N streams (1) for SECONDS,
+//!                                                     print their Mbit/s together
+//!   loadgen tcp-source NETNS ADDR:PORT SECONDS [N]    send 64 KiB writes on N streams
 //!   loadgen udp-sink   NETNS ADDR:PORT SECONDS        count datagrams, print packets/s
 //!   loadgen udp-source NETNS ADDR:PORT SECONDS SIZE   send SIZE-byte datagrams for SECONDS
 //!
@@ -23,38 +24,51 @@ fn main() -> std::io::Result<()> {
         ),
         _ => panic!("{usage}"),
     };
-    let size: usize = a.get(5).map_or(64, |s| s.parse().expect(usage));
+    // The datagram size for UDP, the number of streams for TCP.
+    let size: usize = a.get(5).map_or(if mode.starts_with("tcp") { 1 } else { 64 }, |s| {
+        s.parse().expect(usage)
+    });
     let window = Duration::from_secs(secs);
     rtrouter::dataplane::netns::run_in(&ns, move || {
         match mode.as_str() {
             "tcp-sink" => {
                 let l = TcpListener::bind(addr)?;
-                let (mut s, _) = l.accept()?;
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                let mut buf = vec![0u8; 1 << 16];
-                let mut total = 0u64;
-                let mut start = None;
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            start.get_or_insert_with(Instant::now);
-                            total += n as u64;
-                        }
-                    }
-                    if start.is_some_and(|t: Instant| t.elapsed() > window + Duration::from_secs(2)) {
-                        break;
-                    }
+                let mut streams = Vec::new();
+                for _ in 0..size.max(1) {
+                    let (s, _) = l.accept()?;
+                    streams.push(std::thread::spawn(move || sink(s, window)));
                 }
-                let el = start.map_or(1.0, |t| t.elapsed().as_secs_f64());
+                // From the first byte of any stream to the last of all of them.
+                let mut total = 0u64;
+                let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+                for t in streams {
+                    let (n, f, l) = t.join().expect("sink thread")?;
+                    total += n;
+                    first = first.into_iter().chain(f).min();
+                    last = last.into_iter().chain(l).max();
+                }
+                let el = match (first, last) {
+                    (Some(f), Some(l)) => (l - f).as_secs_f64().max(1e-3),
+                    _ => 1.0,
+                };
                 println!("{:.0}", total as f64 * 8.0 / el / 1e6);
             }
             "tcp-source" => {
-                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-                let buf = vec![0x5au8; 1 << 16];
-                let t = Instant::now();
-                while t.elapsed() < window {
-                    s.write_all(&buf)?;
+                let sources: Vec<_> = (0..size.max(1))
+                    .map(|_| {
+                        std::thread::spawn(move || -> std::io::Result<()> {
+                            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+                            let buf = vec![0x5au8; 1 << 16];
+                            let t = Instant::now();
+                            while t.elapsed() < window {
+                                s.write_all(&buf)?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                for t in sources {
+                    t.join().expect("source thread")?;
                 }
             }
             "udp-sink" => {
@@ -89,4 +103,27 @@ fn main() -> std::io::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Reads one stream until it ends or the window (and 2 s more) is over: bytes, and when the
+/// first and last arrived.
+fn sink(mut s: TcpStream, window: Duration) -> std::io::Result<(u64, Option<Instant>, Option<Instant>)> {
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    let (mut start, mut last) = (None, None);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                start.get_or_insert_with(Instant::now);
+                last = Some(Instant::now());
+                total += n as u64;
+            }
+        }
+        if start.is_some_and(|t: Instant| t.elapsed() > window + Duration::from_secs(2)) {
+            break;
+        }
+    }
+    Ok((total, start, last))
 }
