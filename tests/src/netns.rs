@@ -396,6 +396,54 @@ pub fn icmp_probe(
     })
 }
 
+/// Sends an ICMP echo request with `size` bytes of data from inside a namespace (a raw
+/// socket; the kernel fragments what exceeds its link's MTU) and waits at most `timeout` for
+/// the echo reply: its source and data.
+pub fn icmp_echo_sized(
+    net: &Net,
+    side: Side,
+    dst: Ipv4Addr,
+    size: usize,
+    timeout: Duration,
+) -> std::io::Result<Option<(Ipv4Addr, Vec<u8>)>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    net.run(side, move || {
+        let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        let s: std::net::UdpSocket = raw.into();
+        s.set_read_timeout(Some(timeout))?;
+        let id = (std::process::id() & 0xffff) as u16 ^ 0x5a5a;
+        let mut msg = vec![8u8, 0, 0, 0];
+        msg.extend_from_slice(&id.to_be_bytes());
+        msg.extend_from_slice(&7u16.to_be_bytes());
+        msg.extend((0..size).map(|i| (i % 253) as u8));
+        let mut sum: u32 = msg
+            .chunks(2)
+            .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        msg[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        s.send_to(&msg, SocketAddr::from((dst, 0)))?;
+        let deadline = Instant::now() + timeout;
+        let mut b = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let n = match s.recv_from(&mut b) {
+                Ok((n, _)) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            };
+            let hl = usize::from(b[0] & 15) * 4;
+            if n >= hl + 8 && b[9] == 1 && b[hl] == 0 && b[hl + 4..hl + 6] == id.to_be_bytes() {
+                return Ok(Some((Ipv4Addr::new(b[12], b[13], b[14], b[15]), b[hl + 8..n].to_vec())));
+            }
+        }
+        Ok(None)
+    })
+}
+
 /// `icmp_probe` for IPv6: an ICMPv6 echo request with hop limit `hops` from a raw socket
 /// in a namespace; waits at most `timeout` for an ICMPv6 message of `want_type` (129: echo
 /// reply, 3: time exceeded, 1: unreachable) and returns its source.

@@ -1,7 +1,7 @@
 //! The real rtrouter binary between two network namespaces, with real kernels and sockets at
 //! both ends. Needs root and /dev/net/tun (CI has both); skips with one line otherwise.
 
-use rtrouter_tests::netns::{ask, binary, icmp_probe, link_exists, tcp_echo, Net, Side, Spec};
+use rtrouter_tests::netns::{ask, binary, icmp_echo_sized, icmp_probe, link_exists, tcp_echo, Net, Side, Spec};
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -474,7 +474,7 @@ fn sighup_reloads_and_reports_what_needs_a_restart_and_sigusr1_does_not_kill() {
 }
 
 #[test]
-fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
+fn udp_datagrams_and_pings_larger_than_the_mtu_cross_masqueraded_as_fragments() {
     // A stateful gateway: the reply only comes back when conntrack saw the datagram as one
     // packet of one connection (fragments are reassembled before the rules).
     let Some(net) = Net::start(Spec {
@@ -485,7 +485,8 @@ fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
     };
     let rules = format!(
         "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
-         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i {lan} -p udp -m length --length 4028 -j ACCEPT\nCOMMIT\n",
+         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i {lan} -p udp -m length --length 8028 -j ACCEPT\n\
+         -A FORWARD -i {lan} -p icmp --icmp-type echo-request -m length --length 3028 -j ACCEPT\nCOMMIT\n",
         wan = net.wan_if,
         lan = net.lan_if
     );
@@ -501,8 +502,8 @@ fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
             Ok(c)
         })
         .unwrap();
-    // 4000 bytes of data: the sending kernel fragments it for its 1500-byte link.
-    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    // 8000 bytes of data: the sending kernel fragments it for its 1500-byte link.
+    let data: Vec<u8> = (0..8000u32).map(|i| (i % 251) as u8).collect();
     client.send(&data).unwrap();
     let mut b = vec![0u8; 8192];
     let (n, from) = server.recv_from(&mut b).expect("the datagram crossed");
@@ -515,6 +516,18 @@ fn udp_datagrams_larger_than_the_mtu_cross_as_fragments() {
     server.send_to(&b[..n], from).unwrap();
     let n = client.recv(&mut b).expect("the large reply came back");
     assert_eq!(&b[..n], &data[..]);
+    // A ping of 3000 bytes crosses in fragments both ways, masqueraded, judged whole.
+    let (from, echo) = icmp_echo_sized(
+        &net,
+        Side::Lan,
+        Ipv4Addr::new(10, 0, 2, 2),
+        3000,
+        Duration::from_secs(3),
+    )
+    .expect("probe")
+    .expect("the fragmented ping is answered");
+    assert_eq!(from, Ipv4Addr::new(10, 0, 2, 2));
+    assert_eq!(echo, (0..3000).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
     let stats = net.control("stats").expect("stats");
     assert!(
         stats.contains("reassembly: ") && !stats.contains(" 0 datagrams reassembled"),
