@@ -30,8 +30,9 @@ fn main() -> std::io::Result<()> {
                 tasks.spawn(async move {
                     let mut buf = Vec::with_capacity(65536);
                     let mut hdr = rtrouter::packet::gso::VnetHdr::default();
+                    let reader = dp.devices[from].reader(q)?;
                     loop {
-                        dp.devices[from].recv(q, &mut hdr, &mut buf).await?;
+                        dp.devices[from].recv(&reader, &mut hdr, &mut buf).await?;
                         let _ = dp.devices[to].send(q, &hdr, &buf);
                     }
                     #[allow(unreachable_code)]

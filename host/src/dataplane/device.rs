@@ -3,8 +3,8 @@
 //! segmentation offloads (`TUNSETOFFLOAD`), so that the kernel hands the router TCP (and, from
 //! Linux 6.2, UDP) super-packets of up to 64 KiB with a virtio-net header ([`crate::packet::gso`])
 //! and takes them back the same way. Where the kernel refuses an offload the device works without
-//! it (logged). Queues are non-blocking and registered with tokio's reactor; writes never wait
-//! (a full queue drops the packet).
+//! it (logged). Queues are non-blocking; the worker that reads one registers it with its own
+//! tokio runtime; writes never wait (a full queue drops the packet).
 //!
 //! Reads go straight into the caller's packet buffer (no copy between a read buffer and the
 //! core), the virtio-net header into its own 10 bytes (`readv`).
@@ -19,21 +19,25 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
-/// What the dataplane needs from a packet device: per queue, read one IP packet (waiting) and
-/// write one (never waiting), each with its offload header. `Dev` below names the
-/// implementation in use.
+/// What the dataplane needs from a packet device: a reader per queue, for the worker that owns
+/// it, and writes to any queue that never wait, each packet with its offload header.
+/// `Dev` below names the implementation in use.
 pub trait PacketDevice: Send + Sync {
+    /// Reads one queue; made inside the runtime that polls it.
+    type Reader: Send + Sync;
     fn name(&self) -> &str;
     /// How many queues the device has (each read by one worker).
     fn queues(&self) -> usize;
     /// Whether packets carry a virtio-net header with segmentation offload.
     fn offloads(&self) -> bool;
-    /// Waits for and reads one packet from `queue` into `buf` (cleared first; its capacity must
-    /// hold the largest packet, 65,535 bytes), its offload header into `hdr` (all zero without
-    /// offloads).
+    /// A reader of `queue`, registered with the calling thread's tokio runtime.
+    fn reader(&self, queue: usize) -> io::Result<Self::Reader>;
+    /// Waits for and reads one packet through `r` into `buf` (cleared first; its capacity
+    /// must hold the largest packet, 65,535 bytes), its offload header into `hdr` (all zero
+    /// without offloads).
     fn recv(
         &self,
-        queue: usize,
+        r: &Self::Reader,
         hdr: &mut VnetHdr,
         buf: &mut Vec<u8>,
     ) -> impl std::future::Future<Output = io::Result<()>> + Send;
@@ -58,7 +62,7 @@ pub struct TunOptions {
 #[derive(Debug)]
 pub struct Tun {
     name: String,
-    queues: Vec<AsyncFd<OwnedFd>>,
+    queues: Vec<OwnedFd>,
     vnet: bool,
 }
 
@@ -140,7 +144,7 @@ fn set_offloads(fd: &OwnedFd) -> Option<&'static str> {
 
 impl Tun {
     /// Creates (or attaches to) the TUN device `name` with `opts.queues` queues, offloads
-    /// where asked and the kernel has them. Must run inside the tokio runtime.
+    /// where asked and the kernel has them.
     pub fn open(name: &str, opts: TunOptions) -> io::Result<Tun> {
         let queues = opts.queues.max(1);
         let mut flags = IFF_TUN | IFF_NO_PI;
@@ -168,17 +172,17 @@ impl Tun {
         for _ in 1..queues {
             fds.push(open_queue(&name, flags)?.0);
         }
-        let queues = fds
-            .into_iter()
-            // SAFETY: the AsyncFd owns the descriptor, so it stays open for exactly as long as
-            // it is registered, and nothing else closes or reuses it.
-            .map(|fd| unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string())))
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(Tun { name, queues, vnet })
+        Ok(Tun {
+            name,
+            queues: fds,
+            vnet,
+        })
     }
 }
 
 impl PacketDevice for Tun {
+    type Reader = AsyncFd<OwnedFd>;
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -191,8 +195,14 @@ impl PacketDevice for Tun {
         self.vnet
     }
 
-    async fn recv(&self, queue: usize, hdr: &mut VnetHdr, buf: &mut Vec<u8>) -> io::Result<()> {
-        let fd = &self.queues[queue % self.queues.len()];
+    fn reader(&self, queue: usize) -> io::Result<AsyncFd<OwnedFd>> {
+        let fd = self.queues[queue % self.queues.len()].try_clone()?;
+        // SAFETY: the AsyncFd owns this descriptor (a duplicate of the queue's), so it stays
+        // open for exactly as long as it is registered, and nothing else closes or reuses it.
+        unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    async fn recv(&self, fd: &AsyncFd<OwnedFd>, hdr: &mut VnetHdr, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
         let mut h = [0u8; HDR_LEN];
         loop {
@@ -259,7 +269,7 @@ impl PacketDevice for Tun {
         let iov = if self.vnet { &iov[..] } else { &iov[1..] };
         // SAFETY: both iovecs point to memory valid for reading for their lengths; writev
         // does not write through them.
-        let n = unsafe { libc::writev(fd.get_ref().as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+        let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }

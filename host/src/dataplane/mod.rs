@@ -303,14 +303,28 @@ impl Dataplane {
                     .map_err(ctx(format!("control socket {}", path.display())))
             });
         }
-        for (i, dev) in self.devices.iter().enumerate() {
-            for q in 0..dev.queues() {
-                let dp = self.clone();
-                let local = local_tx.clone();
-                let seed = seed ^ ((i as u64 + 1) | (q as u64) << 32);
-                tasks.spawn(async move { dp.pump(IfaceId(i as u16), q, local, seed).await });
-            }
+        // The packet workers: one thread per queue, each pinned to its own core.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut workers = Vec::new();
+        let queues = self.devices.iter().map(|d| d.queues()).max().unwrap_or(0);
+        let cpus = allowed_cpus();
+        for q in 0..queues {
+            let dp = self.clone();
+            let local = local_tx.clone();
+            let mut stopped = stopped.clone();
+            let cpu = (!cpus.is_empty()).then(|| cpus[q % cpus.len()]);
+            let (done, result) = tokio::sync::oneshot::channel();
+            let t = std::thread::Builder::new()
+                .name(format!("rtrouter-worker-{q}"))
+                .spawn(move || {
+                    let _ = done.send(dp.worker(q, cpu, local, seed, &mut stopped));
+                })
+                .map_err(ctx(format!("starting packet worker {q}")))?;
+            workers.push(t);
+            tasks.spawn(async move { result.await.unwrap_or(Ok(())) });
         }
+        // However `run` ends, the workers stop and are joined first: they hold the devices.
+        let _workers = Joined(stop, workers);
         let dp = self.clone();
         tasks.spawn(async move { dp.local_stack(local_rx, seed, listen).await });
         if let Some(addr) = self
@@ -524,11 +538,51 @@ impl Dataplane {
         }
     }
 
+    /// One packet worker: pinned to `cpu`, it reads queue `queue` of every interface on its
+    /// own single-threaded runtime until `stop` turns true or a device fails.
+    fn worker(
+        self: Arc<Self>,
+        queue: usize,
+        cpu: Option<usize>,
+        local: mpsc::Sender<Vec<u8>>,
+        seed: u64,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> io::Result<()> {
+        if let Some(cpu) = cpu {
+            let mut set = nix::sched::CpuSet::new();
+            if let Err(e) = set
+                .set(cpu)
+                .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set))
+            {
+                tracing::warn!("packet worker {queue}: pinning to CPU {cpu}: {e}");
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let mut pumps = tokio::task::JoinSet::new();
+            for (i, dev) in self.devices.iter().enumerate() {
+                if queue >= dev.queues() {
+                    continue;
+                }
+                let reader = dev.reader(queue)?;
+                let dp = self.clone();
+                let local = local.clone();
+                let seed = seed ^ ((i as u64 + 1) | (queue as u64) << 32);
+                pumps.spawn(async move { dp.pump(IfaceId(i as u16), queue, reader, local, seed).await });
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => Ok(()),
+                Some(r) = pumps.join_next() => r.map_err(io::Error::other)?,
+            }
+        })
+    }
+
     /// Reads one queue of one interface forever.
     async fn pump(
         self: Arc<Self>,
         iface: IfaceId,
         queue: usize,
+        reader: <Dev as PacketDevice>::Reader,
         local: mpsc::Sender<Vec<u8>>,
         seed: u64,
     ) -> io::Result<()> {
@@ -551,7 +605,7 @@ impl Dataplane {
         let mut hdr = VnetHdr::default();
         let c = &self.counters[usize::from(iface.0)];
         loop {
-            dev.recv(queue, &mut hdr, &mut pkt).await?;
+            dev.recv(&reader, &mut hdr, &mut pkt).await?;
             c.rx_packets.fetch_add(1, Ordering::Relaxed);
             c.rx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
             let mut off = Offload {
@@ -678,6 +732,28 @@ impl Dataplane {
             }
         }
     }
+}
+
+/// Stops the packet workers and joins them when dropped.
+struct Joined(tokio::sync::watch::Sender<bool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+        for t in self.1.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+fn allowed_cpus() -> Vec<usize> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return Vec::new();
+    };
+    (0..nix::sched::CpuSet::count())
+        .filter(|c| set.is_set(*c).unwrap_or(false))
+        .collect()
 }
 
 /// Queues per TUN device: one per packet worker (`router.workers`, 0 = one per core), at
