@@ -10,7 +10,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 # cargo-fuzz passes -Z sanitizer flags: allow them on the stable toolchain.
 export RUSTC_BOOTSTRAP=1
-mkdir -p fuzz/corpus/restore fuzz/corpus/config fuzz/corpus/packet fuzz/corpus/classifier fuzz/corpus/pcap fuzz/corpus/plugin_out fuzz/corpus/frontend
+mkdir -p fuzz/corpus/restore fuzz/corpus/config fuzz/corpus/packet fuzz/corpus/classifier fuzz/corpus/pcap fuzz/corpus/plugin_out fuzz/corpus/frontend fuzz/corpus/offload
 cp ../configs/*.pcapng fuzz/corpus/pcap/
 seeds_restore=(../configs)
 [ -d ../../shared/conformance/iptables-dumps ] && seeds_restore+=(../../shared/conformance/iptables-dumps)
@@ -30,3 +30,4 @@ run classifier fuzz/corpus/classifier
 run pcap fuzz/corpus/pcap
 run plugin_out fuzz/corpus/plugin_out
 run frontend fuzz/corpus/frontend fuzz/seeds/frontend
+run offload fuzz/corpus/offload fuzz/seeds/offload

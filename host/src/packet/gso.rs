@@ -146,8 +146,9 @@ fn pseudo(pkt: &[u8], proto: u8, l4_len: usize) -> u32 {
 }
 
 /// Completes a partial checksum: sums `pkt[csum_start..]` (the field holding the
-/// pseudo-header's sum) and stores the result at `csum_start + csum_offset`, as a device does
-/// (`skb_checksum_help`: a computed 0 is sent as 0xffff).
+/// pseudo-header's sum) and stores the result at `csum_start + csum_offset`, as a device does.
+/// A computed 0 stays 0 except in a UDP checksum (the field at offset 6), where 0 means "none"
+/// and 0xffff is sent (RFC 768); both spellings of zero verify the same.
 pub fn complete_checksum(pkt: &mut [u8], csum_start: u16, csum_offset: u16) -> Result<(), GsoError> {
     let start = usize::from(csum_start);
     let at = start + usize::from(csum_offset);
@@ -155,7 +156,7 @@ pub fn complete_checksum(pkt: &mut [u8], csum_start: u16, csum_offset: u16) -> R
         return Err(GsoError::BadChecksumOffset);
     }
     let c = match checksum::finish(checksum::sum(&pkt[start..])) {
-        0 => 0xffff,
+        0 if csum_offset == 6 => 0xffff,
         c => c,
     };
     pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
