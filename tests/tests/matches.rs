@@ -581,6 +581,66 @@ fn owner_matches_the_routers_own_packets() {
 }
 
 #[test]
+fn cgroup_matches_the_routers_own_packets_by_its_cgroup() {
+    // Forwarded packets have no socket: the match fails, negated or not (cgroup_mt_v1).
+    let fwd = |spec: &str| {
+        let mut l = Lab::new(&format!("*mangle\n-A POSTROUTING {spec} -j DROP\nCOMMIT\n"));
+        l.send("lan0", &tcp(A, 1, B, 80, 2)).dropped()
+    };
+    for spec in [
+        "-m cgroup --path /",
+        "-m cgroup ! --path /",
+        "-m cgroup --cgroup 0",
+        "-m cgroup ! --cgroup 0",
+    ] {
+        assert!(!fwd(spec), "{spec}: a forwarded packet has no cgroup");
+    }
+    // The router's own packets (a REJECT reply) come from the router process's cgroup: at
+    // or below the root, and its net_cls class id (0 without net_cls).
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string)))
+        .unwrap_or_else(|| "/".into());
+    let mut cases = vec![
+        ("-m cgroup --path /".to_string(), true),
+        ("-m cgroup ! --path /".to_string(), false),
+        (format!("-m cgroup --path {own}"), true),
+        ("-m cgroup --cgroup 0".to_string(), true),
+        ("-m cgroup ! --cgroup 0".to_string(), false),
+        ("-m cgroup --cgroup 7".to_string(), false),
+    ];
+    // A group beside the router's own (when the hierarchy has one to name) does not match.
+    let mount = std::fs::read_to_string("/proc/self/mountinfo").ok().and_then(|m| {
+        m.lines().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.starts_with("cgroup2 ")).then(|| pre.split(' ').nth(4).map(str::to_string))?
+        })
+    });
+    let sibling = mount.and_then(|m| {
+        std::fs::read_dir(&m).ok()?.filter_map(Result::ok).find_map(|e| {
+            let name = format!("/{}", e.file_name().to_string_lossy());
+            (e.path().is_dir() && !own.starts_with(&name)).then_some(name)
+        })
+    });
+    if let Some(s) = &sibling {
+        cases.push((format!("-m cgroup --path {s}"), false));
+        cases.push((format!("-m cgroup ! --path {s}"), true));
+    }
+    for (spec, want) in cases {
+        let mut l = Lab::new(&format!(
+            "*filter\n-A FORWARD -j REJECT\n-A OUTPUT {spec} -j DROP\nCOMMIT\n"
+        ));
+        let s = l.send("lan0", &tcp(A, 1, B, 80, 2));
+        assert!(s.reply.is_some(), "{spec}: REJECT answers");
+        let dropped = matches!(s.reply, Some((_, rtrouter::router::Disposition::Drop(_))));
+        assert_eq!(
+            dropped, want,
+            "{spec}: the reply is dropped exactly when the rule matches"
+        );
+    }
+}
+
+#[test]
 fn tcpmss_and_quota() {
     let mss_syn = |mss: u16| {
         let mut b = tcp(A, 1000, B, 80, 2);

@@ -559,7 +559,6 @@ fn is_builtin_target(name: &str) -> bool {
 /// and a plain statement for the iptables (ip6tables) matches rtrouter does not implement.
 fn unknown_match(name: &str) -> String {
     const NOT_IMPLEMENTED: &[&str] = &[
-        "cgroup",
         "socket",
         "rateest",
         "ipvs",

@@ -14,6 +14,7 @@
 
 pub mod addrtype;
 pub mod bpf;
+pub mod cgroup;
 pub mod cluster;
 pub mod comment;
 pub mod connbytes;
@@ -394,6 +395,7 @@ registry! {
     "mh" => Mh(exthdr::Mh),
     "eui64" => Eui64(exthdr::Eui64),
     "srh" => Srh(exthdr::Srh),
+    "cgroup" => Cgroup(cgroup::Cgroup),
     "wasm" => Wasm(wasm::Plugin),
 }
 
