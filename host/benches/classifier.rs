@@ -157,6 +157,7 @@ fn acl(c: &mut Criterion) {
                         kernel_tz: 0,
                         cpu: || 0,
                         labels_set: 0,
+                        mark_set: None,
                         tees: Vec::new(),
                         duplicate: false,
                         topo: &topo,

@@ -153,6 +153,9 @@ pub struct Topology {
     /// instead of dropping it (the kernel drops). Only `trace` sets this, for its stand-in
     /// interface whose address is unknown.
     pub lenient_nat: bool,
+    /// TCP sockets the router's own stack listens on (the metrics endpoint): what
+    /// `-m socket` finds.
+    pub listeners: Vec<std::net::SocketAddr>,
 }
 
 impl Default for Topology {
@@ -166,6 +169,7 @@ impl Default for Topology {
             forwarding: true,
             route_localnet: false,
             lenient_nat: false,
+            listeners: Vec::new(),
         }
     }
 }
@@ -188,6 +192,9 @@ impl Topology {
         }
         for a in &c.router.local_addresses {
             t.local.insert(a.get_ref().addr);
+        }
+        if let Some(l) = c.metrics.listen.as_ref().and_then(|l| l.get_ref().parse().ok()) {
+            t.listeners.push(l);
         }
         for r in &c.route {
             if let Some(id) = t.iface_id(r.dev.get_ref()) {

@@ -712,6 +712,7 @@ impl Run<'_> {
             kernel_tz: self.r.kernel_tz,
             cpu: self.r.cpu,
             labels_set: 0,
+            mark_set: None,
             tees: Vec::new(),
             duplicate: self.duplicate,
         };

@@ -173,6 +173,18 @@ const CASES: &[(&str, &str, &str)] = &[
     ("filter", "OUTPUT", "-m cgroup --cgroup -1"),
     ("filter", "FORWARD", "-m cgroup --cgroup 1"),
     ("mangle", "PREROUTING", "-m cgroup --cgroup 1"),
+    ("mangle", "PREROUTING", "-m socket"),
+    ("mangle", "PREROUTING", "-p tcp -m socket --transparent"),
+    ("mangle", "PREROUTING", "-m socket --nowildcard"),
+    ("mangle", "PREROUTING", "-m socket --restore-skmark"),
+    ("mangle", "PREROUTING", "-m socket --restore-skmark --nowildcard --transparent"),
+    ("filter", "INPUT", "-m socket"),
+    ("nat", "PREROUTING", "-m socket"),
+    ("raw", "PREROUTING", "-m socket"),
+    ("filter", "FORWARD", "-m socket"),
+    ("mangle", "OUTPUT", "-m socket"),
+    ("filter", "INPUT", "-m socket ! --transparent"),
+    ("filter", "INPUT", "-m socket --transparent --transparent"),
     // Gone from iptables or from this kernel: refused by both.
     ("mangle", "PREROUTING", "-j MIRROR"),
     ("nat", "PREROUTING", "-j SAME --to 1.2.3.4"),
@@ -279,6 +291,16 @@ fn rules_print_back_as_the_kernels_iptables_prints_them() {
 
 /// ip6tables' side: what this round added for IPv6 beyond ip6tables' own `.t` files.
 const CASES6: &[(&str, &str, &str)] = &[
+    (
+        "mangle",
+        "PREROUTING",
+        "-p tcp -m socket --transparent --restore-skmark",
+    ),
+    ("filter", "INPUT", "-m socket --nowildcard"),
+    ("filter", "FORWARD", "-m socket"),
+    ("filter", "OUTPUT", "-m cgroup ! --cgroup 3"),
+    ("filter", "OUTPUT", "-m cgroup --path /"),
+    ("filter", "FORWARD", "-m cgroup --path /"),
     ("filter", "INPUT", "-p icmpv6 --icmpv6-type echo-request -j ACCEPT"),
     (
         "filter",

@@ -640,6 +640,70 @@ fn cgroup_matches_the_routers_own_packets_by_its_cgroup() {
     }
 }
 
+/// A lab whose router's own stack listens on 10.0.1.1:9100 (the metrics endpoint).
+fn lab_with_listener(rules: &str) -> Lab {
+    use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
+    let rs = restore(&Ruleset::default(), rules, "lab.rules", false).unwrap_or_else(|e| panic!("{e}"));
+    let v = validate(&rs, &Env::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut t = rtrouter_tests::topology();
+    t.listeners.push("10.0.1.1:9100".parse().unwrap());
+    Lab {
+        router: rtrouter::router::Router::new(t, v, IpSets::default(), 1000),
+        rng: rtrouter::eval::SplitMix(7),
+        now: 1_000_000_000,
+    }
+}
+
+#[test]
+fn socket_finds_the_routers_own_listener() {
+    const L: &str = "10.0.1.1";
+    // An ICMP error from the LAN host about a segment the listener sent it.
+    let about_ours = {
+        let quoted = tcp(L, 9100, "10.0.1.2", 40000, 0x12);
+        let mut b = Vec::new();
+        build::icmp(&mut b, Ip4::new(ip("10.0.1.2"), ip(L), 1), 3, 3, [0; 4], &quoted[..28]);
+        b
+    };
+    let about_other = {
+        let quoted = tcp(L, 9101, "10.0.1.2", 40000, 0x12);
+        let mut b = Vec::new();
+        build::icmp(&mut b, Ip4::new(ip("10.0.1.2"), ip(L), 1), 3, 3, [0; 4], &quoted[..28]);
+        b
+    };
+    for (spec, pkt, want) in [
+        ("-m socket", tcp("10.0.1.2", 40000, L, 9100, 2), true),
+        ("-m socket", tcp("10.0.1.2", 40000, L, 9100, 0x10), true),
+        ("-m socket --nowildcard", tcp("10.0.1.2", 40000, L, 9100, 2), true),
+        ("-m socket", tcp("10.0.1.2", 40000, L, 9101, 2), false),
+        ("-m socket", udp("10.0.1.2", 40000, L, 9100), false),
+        ("-m socket", icmp_echo("10.0.1.2", L), false),
+        // No socket of the router is transparent.
+        ("-m socket --transparent", tcp("10.0.1.2", 40000, L, 9100, 2), false),
+        ("-m socket", about_ours.clone(), true),
+        ("-m socket", about_other.clone(), false),
+    ] {
+        let mut l = lab_with_listener(&format!("*mangle\n-A PREROUTING {spec} -j DROP\nCOMMIT\n"));
+        assert_eq!(l.send("lan0", &pkt).dropped(), want, "{spec}");
+        let mut l = lab_with_listener(&format!("*filter\n-A INPUT {spec} -j DROP\nCOMMIT\n"));
+        assert_eq!(l.send("lan0", &pkt).dropped(), want, "{spec} in INPUT");
+    }
+    // Without a listener nothing is found.
+    let mut l = Lab::new("*mangle\n-A PREROUTING -m socket -j DROP\nCOMMIT\n");
+    assert!(!l.send("lan0", &tcp("10.0.1.2", 40000, L, 9100, 2)).dropped());
+    // --restore-skmark gives the packet the socket's mark, 0, at once: the rule's later
+    // matches and the later rules see it.
+    let marked = |socket: &str| {
+        let mut l = lab_with_listener(&format!(
+            "*mangle\n-A PREROUTING -j MARK --set-mark 5\n-A PREROUTING {socket} -m mark --mark 0 -j MARK --set-mark 9\nCOMMIT\n\
+             *filter\n-A INPUT -m mark --mark 9 -j DROP\nCOMMIT\n"
+        ));
+        l.send("lan0", &tcp("10.0.1.2", 40000, L, 9100, 2)).dropped()
+    };
+    assert!(marked("-m socket --restore-skmark"));
+    assert!(!marked("-m socket"));
+    assert!(!marked("-m socket --transparent --restore-skmark"));
+}
+
 #[test]
 fn tcpmss_and_quota() {
     let mss_syn = |mss: u16| {

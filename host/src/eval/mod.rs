@@ -238,6 +238,9 @@ pub struct Cx<'a> {
     /// Connection labels `-m connlabel --set` set during this table run (the caller adds
     /// them to the connection; later rules of the run see them already).
     pub labels_set: u128,
+    /// A mark a match set (`-m socket --restore-skmark`): the evaluator applies it to the
+    /// packet right after that test, so the rule's later matches and later rules see it.
+    pub mark_set: Option<u32>,
     /// Copies `TEE` made during this table run, for the caller to send: the gateway, the
     /// interface asked for, the packet (`nf_dup_ipv4`).
     pub tees: Vec<(IpAddr, Option<crate::route::IfaceId>, Vec<u8>)>,
@@ -697,7 +700,7 @@ impl Engine {
         cc: &CompiledChain,
         i: usize,
         r: &crate::ruleset::Rule,
-        p: &Pkt,
+        p: &mut Pkt,
         cx: &mut Cx,
         eng: &Engine,
     ) -> bool {
@@ -712,7 +715,13 @@ impl Engine {
         let Some(tests) = cc.tests.get(at as usize..at as usize + usize::from(len)) else {
             return false;
         };
-        tests.iter().all(|t| t.test(p, cx, eng))
+        tests.iter().all(|t| {
+            let hit = t.test(p, cx, eng);
+            if let Some(mark) = cx.mark_set.take() {
+                p.mark = mark;
+            }
+            hit
+        })
     }
 
     pub(crate) fn recent_keep(&self) -> usize {

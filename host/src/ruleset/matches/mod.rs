@@ -53,6 +53,7 @@ pub mod recent;
 pub mod rpfilter;
 pub mod sctp;
 pub mod set;
+pub mod socket;
 pub mod state;
 pub mod statistic;
 pub mod string;
@@ -396,6 +397,7 @@ registry! {
     "eui64" => Eui64(exthdr::Eui64),
     "srh" => Srh(exthdr::Srh),
     "cgroup" => Cgroup(cgroup::Cgroup),
+    "socket" => Socket(socket::Socket),
     "wasm" => Wasm(wasm::Plugin),
 }
 
