@@ -416,6 +416,131 @@ fn compare(family: Family, cases: &[(&str, &str, &str)]) {
     assert!(same >= cases.len() / 2, "too few cases compared");
 }
 
+/// Restores `script` with the kernel's iptables-restore in a namespace of its own and prints
+/// the `-A` lines back, or its error.
+fn kernel_script(script: &str) -> Result<String, String> {
+    let mut child = Command::new("unshare")
+        .args(["-n", "sh", "-c", "iptables-restore && iptables-save"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("written");
+    let o = child.wait_with_output().expect("finishes");
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).to_string());
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    Ok(out
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn our_script(script: &str) -> Result<String, String> {
+    let rs = restore(&Ruleset::new(Family::V4), script, "case", false).map_err(|e| e.to_string())?;
+    let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
+    let saved = v.source().save(false);
+    Ok(saved
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+#[test]
+fn rate_estimators_print_back_as_the_kernels_iptables_prints_them() {
+    if !real_iptables() {
+        return;
+    }
+    const EST: &str = "-A INPUT -j RATEEST --rateest-name A --rateest-interval 250ms --rateest-ewmalog 500ms\n\
+        -A INPUT -j RATEEST --rateest-name B --rateest-interval 250ms --rateest-ewmalog 500ms\n";
+    let matches = [
+        "--rateest A --rateest-bps 1kbit --rateest-pps 5 --rateest-gt",
+        "--rateest-delta --rateest1 A --rateest-bps1 1kbit --rateest-pps1 3 --rateest-bps2 2kbit --rateest-pps2 4 --rateest-lt --rateest2 B",
+        "--rateest1 A --rateest-bps --rateest-pps ! --rateest-eq --rateest2 B",
+        "--rateest-delta --rateest A --rateest-bps1 1kbit --rateest-pps1 3 --rateest-bps2 2kbit --rateest-pps2 4 --rateest-lt",
+        "--rateest A --rateest-lt --rateest-gt --rateest-pps 2",
+        "--rateest A --rateest-gt --rateest-pps",
+        "--rateest A --rateest-gt --rateest-bps 1.5Mbit",
+        "--rateest A --rateest-gt --rateest-bps 10gbit",
+        "--rateest A --rateest-gt --rateest-bps 100KiBps",
+        "--rateest A --rateest-eq --rateest-bps 1500",
+        "--rateest A --rateest-eq --rateest-bps 1kbps",
+        "--rateest1 A --rateest-bps1 5 --rateest-gt --rateest2 B",
+        "--rateest-delta --rateest1 A --rateest-bps1 10kbit --rateest-gt --rateest2 B --rateest-bps2 1mbit",
+        // Refused by both.
+        "--rateest A --rateest-bps 10kbit",
+        "--rateest1 A --rateest-gt --rateest2 B",
+        "--rateest nosuch --rateest-gt --rateest-pps 1",
+        "--rateest A --rateest-gt --rateest-pps x",
+        "--rateest A --rateest-gt --rateest-bps 5xyz",
+        "--rateest A --rateest A --rateest-gt --rateest-pps 1",
+        "! --rateest A --rateest-gt --rateest-pps 1",
+        "--rateest A ! --rateest-bps 1 --rateest-gt",
+        "--rateest A --rateest-gt --rateest-pps 1 --rateest-pps2 3",
+        "--rateest A --rateest-delta --rateest-delta --rateest-gt --rateest-pps 1",
+    ];
+    let mut scripts: Vec<String> = matches
+        .iter()
+        .map(|m| format!("*filter\n{EST}-A INPUT -m rateest {m}\nCOMMIT\n"))
+        .collect();
+    for t in [
+        "--rateest-name e1 --rateest-interval 250ms --rateest-ewmalog 500ms",
+        "--rateest-name e2 --rateest-interval 1s --rateest-ewmalog 8s",
+        "--rateest-name e7 --rateest-interval 100us --rateest-ewmalog 1ms",
+        "--rateest-name abcdefghijklmnop --rateest-interval 1s --rateest-ewmalog 8s",
+        "--rateest-name y --rateest-interval 2.5S --rateest-ewmalog 20000msec",
+        "--rateest-name z --rateest-interval 250000 --rateest-ewmalog 1000000",
+        "--rateest-name w --rateest-interval 8s --rateest-ewmalog 100000s",
+        "--rateest-name e3 --rateest-interval 0.3 --rateest-ewmalog 1",
+        "--rateest-name e5 --rateest-interval 9s --rateest-ewmalog 30s",
+        "--rateest-name e6 --rateest-interval 1s",
+        "--rateest-name x --rateest-interval 1x --rateest-ewmalog 8s",
+        "--rateest-interval 1s --rateest-ewmalog 8s",
+    ] {
+        scripts.push(format!("*mangle\n-A PREROUTING -j RATEEST {t}\nCOMMIT\n"));
+    }
+    // The kernel loads in order: a reader before its estimator, or two estimators of one name
+    // with different parameters, are refused; across tables in file order.
+    scripts.push(format!(
+        "*filter\n-A INPUT -m rateest --rateest A --rateest-gt --rateest-pps 1\n{EST}COMMIT\n"
+    ));
+    scripts.push("*filter\n-A INPUT -j RATEEST --rateest-name Z --rateest-interval 250ms --rateest-ewmalog 500ms\n-A INPUT -j RATEEST --rateest-name Z --rateest-interval 1s --rateest-ewmalog 8s\nCOMMIT\n".into());
+    scripts.push("*filter\n-A INPUT -j RATEEST --rateest-name Z --rateest-interval 250ms --rateest-ewmalog 500ms\n-A INPUT -j RATEEST --rateest-name Z --rateest-interval 250ms --rateest-ewmalog 500ms\nCOMMIT\n".into());
+    scripts.push(format!(
+        "*mangle\n{}COMMIT\n*filter\n-A INPUT -m rateest --rateest A --rateest-gt --rateest-pps 1\nCOMMIT\n",
+        EST.replace("INPUT", "PREROUTING")
+    ));
+    scripts.push(format!(
+        "*filter\n-A INPUT -m rateest --rateest A --rateest-gt --rateest-pps 1\nCOMMIT\n*mangle\n{}COMMIT\n",
+        EST.replace("INPUT", "PREROUTING")
+    ));
+    let mut wrong = Vec::new();
+    let (mut same, mut refused) = (0, 0);
+    for s in &scripts {
+        match (kernel_script(s), our_script(s)) {
+            (Ok(k), Ok(m)) if k == m => same += 1,
+            (Err(_), Err(_)) => refused += 1,
+            (k, m) => wrong.push(format!("{s}\n  kernel: {k:?}\n  ours:   {m:?}")),
+        }
+    }
+    println!("rateest/RATEEST: {same} scripts print the same, {refused} refused by both");
+    assert!(
+        wrong.is_empty(),
+        "differences from the kernel's iptables:\n{}",
+        wrong.join("\n")
+    );
+    assert!(same >= 15, "too few compared");
+}
+
 /// The mark the kernel's HMARK gives a UDP datagram 10.9.0.1 → 10.9.0.2:5000 sent in a
 /// namespace of its own (through a TUN device nobody reads), found by which of 32 mark
 /// rules counted it; `None` when the kernel refuses the options.

@@ -705,6 +705,64 @@ fn socket_finds_the_routers_own_listener() {
 }
 
 #[test]
+fn rateest_compares_the_rates_rateest_estimates() {
+    const MS: u64 = 1_000_000;
+    let rules = |m: &str| {
+        format!(
+            "*mangle\n-A PREROUTING -i lan0 -j RATEEST --rateest-name lan --rateest-interval 250ms --rateest-ewmalog 500ms\n\
+             -A PREROUTING -i wan0 -j RATEEST --rateest-name wan --rateest-interval 250ms --rateest-ewmalog 500ms\nCOMMIT\n\
+             *filter\n-A FORWARD -i lan0 -p udp --dport 9 -m rateest {m} -j DROP\nCOMMIT\n"
+        )
+    };
+    // `pps` packets a second from the LAN for `ms`; how many of the last second's were dropped.
+    let run = |l: &mut Lab, pps: u64, ms: u64| {
+        let mut dropped = Vec::new();
+        let step = 1000 * MS / pps;
+        let end = l.now + ms * MS;
+        while l.now < end {
+            dropped.push(l.send("lan0", &udp(A, 1, B, 9)).dropped());
+            l.now += step;
+        }
+        dropped.iter().rev().take(pps as usize).filter(|d| **d).count()
+    };
+    // Absolute: more than 50 packets a second.
+    let mut l = Lab::new(&rules("--rateest lan --rateest-gt --rateest-pps 50"));
+    assert_eq!(run(&mut l, 20, 5000), 0, "20/s is not above 50/s");
+    assert_eq!(run(&mut l, 200, 5000), 200, "200/s is, once the average has risen");
+    l.now += 10_000 * MS;
+    assert_eq!(run(&mut l, 1, 1000), 0, "after a quiet spell the average has fallen");
+    // The same in bytes: 200 datagrams a second of `len` bytes, against 10% less and more.
+    let bits = udp(A, 1, B, 9).len() as u64 * 8 * 200;
+    let mut l = Lab::new(&rules(&format!(
+        "--rateest lan --rateest-gt --rateest-bps {}bit",
+        bits * 9 / 10
+    )));
+    assert_eq!(run(&mut l, 200, 5000), 200);
+    let mut l = Lab::new(&rules(&format!(
+        "--rateest lan --rateest-gt --rateest-bps {}bit",
+        bits * 11 / 10
+    )));
+    assert_eq!(run(&mut l, 200, 5000), 0);
+    // Inverted, and equality never holds for a rate that is not exactly the figure.
+    let mut l = Lab::new(&rules("--rateest lan ! --rateest-lt --rateest-pps 50"));
+    assert_eq!(run(&mut l, 200, 5000), 200);
+    // Delta: what 300/s exceeds the estimate by (about 100) is below 150, not below 50.
+    let mut l = Lab::new(&rules(
+        "--rateest-delta --rateest lan --rateest-pps1 300 --rateest-lt --rateest-pps2 150",
+    ));
+    assert_eq!(run(&mut l, 200, 5000), 200);
+    let mut l = Lab::new(&rules(
+        "--rateest-delta --rateest lan --rateest-pps1 300 --rateest-lt --rateest-pps2 50",
+    ));
+    assert_eq!(run(&mut l, 200, 5000), 0);
+    // Relative: the LAN's rate against the WAN's, which nothing feeds.
+    let mut l = Lab::new(&rules("--rateest1 lan --rateest-gt --rateest-pps --rateest2 wan"));
+    assert_eq!(run(&mut l, 200, 2000), 200);
+    let mut l = Lab::new(&rules("--rateest1 lan --rateest-lt --rateest-pps --rateest2 wan"));
+    assert_eq!(run(&mut l, 200, 2000), 0);
+}
+
+#[test]
 fn tcpmss_and_quota() {
     let mss_syn = |mss: u16| {
         let mut b = tcp(A, 1000, B, 80, 2);

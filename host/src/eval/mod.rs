@@ -22,6 +22,7 @@ pub mod jhash;
 pub mod log;
 pub mod matches;
 pub mod plugin_out;
+pub mod rateest;
 pub mod state;
 
 use crate::packet::{Headers, L4};
@@ -399,6 +400,7 @@ pub struct Engine {
     exact_packets: bool,
     /// `IDLETIMER`'s timers (the router's, across generations).
     pub(crate) idletimers: Arc<state::IdleTimers>,
+    pub(crate) rateest: Arc<rateest::RateEsts>,
 }
 
 impl Engine {
@@ -443,6 +445,30 @@ impl Engine {
         prev: Option<&Engine>,
         fresh_state: bool,
     ) -> Engine {
+        // One pass over the rules: the estimators the RATEEST rules feed exist before any
+        // rule is compiled (so `-m rateest` rules find them), and whether a rule logs or hands
+        // over packets (`exact_packets`).
+        let mut exact_packets = false;
+        for t in rules.tables() {
+            for c in t.chains() {
+                for r in c.rules() {
+                    match &r.target {
+                        Target::RateEst(e) => {
+                            shared.rateest.ensure(&e.name, e.params);
+                        }
+                        Target::Log(_)
+                        | Target::Nflog(_)
+                        | Target::Nfqueue(_)
+                        | Target::Queue(_)
+                        | Target::Trace(_)
+                        | Target::Audit(_)
+                        | Target::Wasm(_) => exact_packets = true,
+                        _ => {}
+                    }
+                    exact_packets = exact_packets || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)));
+                }
+            }
+        }
         let env = crate::ruleset::matches::CompileEnv {
             shared,
             ipsets: &ipsets,
@@ -507,16 +533,6 @@ impl Engine {
             t.chains()
                 .any(|c| c.rules().iter().any(|r| matches!(r.target, Target::Trace(_))))
         });
-        let exact_packets = rules.tables().any(|t| {
-            t.chains().any(|c| {
-                c.rules().iter().any(|r| {
-                    matches!(
-                        r.target.name(),
-                        "LOG" | "NFLOG" | "NFQUEUE" | "QUEUE" | "TRACE" | "AUDIT" | "WASM"
-                    ) || r.matches.iter().any(|m| m.name() == "wasm")
-                })
-            })
-        });
         Engine {
             rules,
             kind,
@@ -527,6 +543,7 @@ impl Engine {
             traces,
             exact_packets,
             idletimers: shared.idletimers.clone(),
+            rateest: shared.rateest.clone(),
         }
     }
 

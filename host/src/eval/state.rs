@@ -102,6 +102,8 @@ pub struct Shared {
     pub hashlimit: Mutex<HashMap<String, Arc<HashLimitTable>>>,
     /// `IDLETIMER` timers by label (rules with one label share its timer).
     pub idletimers: Arc<IdleTimers>,
+    /// `RATEEST` estimators by name (`-m rateest` reads them).
+    pub rateest: Arc<super::rateest::RateEsts>,
 }
 
 /// The `IDLETIMER` timers: each restarted by every packet a rule with its label meets.

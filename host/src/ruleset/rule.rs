@@ -559,7 +559,6 @@ fn is_builtin_target(name: &str) -> bool {
 /// and a plain statement for the iptables (ip6tables) matches rtrouter does not implement.
 fn unknown_match(name: &str) -> String {
     const NOT_IMPLEMENTED: &[&str] = &[
-        "rateest",
         "ipvs",
         "frag",
         "hbh",
@@ -764,8 +763,8 @@ mod tests {
         let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
         assert_eq!(e.at, 1);
         assert_eq!(e.msg, "Couldn't load match `nosuchmatch':No such file or directory");
-        let toks = tokenize("-m rateest --rateest x").unwrap();
+        let toks = tokenize("-m ipvs --vaddr 10.0.0.1").unwrap();
         let e = parse_rule(&toks, 0, Loc::default(), Family::V4).unwrap_err();
-        assert_eq!(e.msg, "match `rateest' is not supported by rtrouter");
+        assert_eq!(e.msg, "match `ipvs' is not supported by rtrouter");
     }
 }

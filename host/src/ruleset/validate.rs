@@ -314,6 +314,74 @@ fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, e
     }
 }
 
+/// The rate estimators across the tables, as the kernel checks them while it loads rules in
+/// order: a `RATEEST` naming an estimator an earlier one made with other parameters is refused
+/// (`xt_rateest_tg_checkentry`: EINVAL), and so is a `-m rateest` naming one no `RATEEST` made
+/// before it (`xt_rateest_mt_checkentry`: ENOENT). "Before" is an earlier line of the same
+/// file; a rule from elsewhere (an earlier load or change) was there first.
+fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) {
+    use crate::ruleset::matches::Match;
+    let rules = || {
+        rs.tables
+            .iter()
+            .flatten()
+            .flat_map(|t| t.chains())
+            .flat_map(|c| c.rules.iter())
+    };
+    let before = |a: &Rule, b: &Rule| a.loc.file != b.loc.file || a.loc.line < b.loc.line;
+    let mut made: Vec<&Rule> = Vec::new();
+    let mut readers: Vec<&Rule> = Vec::new();
+    for r in rules() {
+        if matches!(r.target, Target::RateEst(_)) {
+            made.push(r);
+        }
+        if r.matches.iter().any(|m| matches!(m, Match::RateEst(_))) {
+            readers.push(r);
+        }
+    }
+    if made.is_empty() && readers.is_empty() {
+        return;
+    }
+    for (i, r) in made.iter().enumerate() {
+        let Target::RateEst(e) = &r.target else { continue };
+        let clash = made.iter().enumerate().find(|(j, o)| {
+            *j != i
+                && before(o, r)
+                && !before(r, o)
+                && matches!(&o.target, Target::RateEst(x) if x.name == e.name && x.params != e.params)
+        });
+        if clash.is_some() {
+            errors.push(err(
+                r,
+                true,
+                &e.name,
+                format!(
+                    "RATEEST: estimator `{}' exists with another interval or ewmalog (the kernel refuses the rule)",
+                    e.name
+                ),
+            ));
+        }
+    }
+    for r in readers {
+        for m in &r.matches {
+            let Match::RateEst(m) = m else { continue };
+            for name in std::iter::once(&m.name1).chain(m.name2.as_ref()) {
+                let exists = made
+                    .iter()
+                    .any(|o| before(o, r) && matches!(&o.target, Target::RateEst(x) if &x.name == name));
+                if !exists {
+                    errors.push(err(
+                        r,
+                        false,
+                        name,
+                        format!("rateest: no RATEEST rule before this one makes estimator `{name}' (the kernel refuses the rule: No such file or directory)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// Whether a rule passes [`check_rule`] (no error text built).
 fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
     (r.target.tables().is_empty() || r.target.tables().contains(&kind))
@@ -410,6 +478,7 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
         rule_count += t.rule_count();
         tables[t.kind.index()] = Some(validate_table(t, env, &mut errors));
     }
+    check_rate_estimators(rs, &mut errors);
     if errors.is_empty() {
         Ok(ValidRuleset {
             tables,
@@ -593,6 +662,11 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
 /// changed (see the module header). The result shares every unchanged chain with `base` and
 /// records which slots changed, for the engine.
 pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
+    let mut errors = Vec::new();
+    check_rate_estimators(next, &mut errors);
+    if !errors.is_empty() {
+        return Err(Errors(errors));
+    }
     let mut tables: [Option<ValidTable>; 5] = Default::default();
     let mut delta = Delta {
         parent: base.generation,

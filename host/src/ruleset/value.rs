@@ -534,6 +534,46 @@ fn lmap(file: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// A C `strtod(s, &end)` for decimal numbers: optional blanks and sign, digits with an optional
+/// fraction, an optional exponent; the value and the rest of `s`. `None` without a digit.
+pub fn strtod(s: &str) -> Option<(f64, &str)> {
+    let t = s.trim_start_matches([' ', '\t', '\n']);
+    let b = t.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut n = digits(&mut i);
+    if b.get(i) == Some(&b'.') {
+        let mut j = i + 1;
+        let f = digits(&mut j);
+        if n + f > 0 {
+            n += f;
+            i = j;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    Some((t[..i].parse().ok()?, &t[i..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,7 @@ pub mod physdev;
 pub mod pkttype;
 pub mod policy;
 pub mod quota;
+pub mod rateest;
 pub mod realm;
 pub mod recent;
 pub mod rpfilter;
@@ -398,6 +399,7 @@ registry! {
     "srh" => Srh(exthdr::Srh),
     "cgroup" => Cgroup(cgroup::Cgroup),
     "socket" => Socket(socket::Socket),
+    "rateest" => RateEst(rateest::RateEstMatch),
     "wasm" => Wasm(wasm::Plugin),
 }
 

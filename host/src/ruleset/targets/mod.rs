@@ -29,6 +29,7 @@ pub mod nflog;
 pub mod nfqueue;
 pub mod notrack;
 pub mod npt;
+pub mod rateest;
 pub mod redirect;
 pub mod reject;
 pub mod secmark;
@@ -308,13 +309,14 @@ registry! {
     "ECN" => Ecn(ecn::Ecn),
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
+    "RATEEST" => RateEst(rateest::RateEst),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
 /// Extensions that iptables has and rtrouter does not implement: refused by name so that a
 /// ruleset using them fails loudly instead of jumping to a missing chain.
 fn is_unsupported_extension(name: &str) -> bool {
-    matches!(name, "CLUSTERIP" | "RATEEST" | "SYNPROXY" | "ULOG" | "MIRROR" | "SAME")
+    matches!(name, "CLUSTERIP" | "SYNPROXY" | "ULOG" | "MIRROR" | "SAME")
 }
 
 /// The xmark pair for MARK/CONNMARK's option spellings (libxt_MARK.c).
