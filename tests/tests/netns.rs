@@ -1144,3 +1144,77 @@ fn tcp_crosses_in_super_packets_through_conntrack_and_masquerade() {
     let (_, _, cut) = super_packets(&net, &net.lan_if);
     assert!(cut > 0, "super-packets cut for the LOG rule");
 }
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let r = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut v = r.split(['.', '-']).filter_map(|p| p.parse::<u32>().ok());
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (major, minor)
+}
+
+#[test]
+fn udp_segmentation_offload_crosses_masqueraded_as_separate_datagrams() {
+    let Some(net) = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    }) else {
+        return;
+    };
+    let rules = format!(
+        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+         -A FORWARD -i {lan} -p udp --dport 7400 -j ACCEPT\nCOMMIT\n",
+        wan = net.wan_if,
+        lan = net.lan_if
+    );
+    net.control(&format!("restore\n{rules}")).expect("restore");
+    let server = net.run(Side::Wan, || UdpSocket::bind("10.0.2.2:7400")).unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let client = net
+        .run(Side::Lan, || {
+            let c = UdpSocket::bind("10.0.1.2:0")?;
+            c.connect("10.0.2.2:7400")?;
+            Ok(c)
+        })
+        .unwrap();
+    // UDP_SEGMENT: one send of 8000 bytes leaves as datagrams of 1000 (one super-packet where
+    // the device takes USO).
+    nix::sys::socket::setsockopt(&client, nix::sys::socket::sockopt::UdpGsoSegment, &1000).expect("UDP_SEGMENT");
+    let (in_before, _, _) = super_packets(&net, &net.lan_if);
+    let send_and_receive = |what: &str| {
+        let data: Vec<u8> = (0..8000u32).map(|i| (i / 1000) as u8 ^ (i % 251) as u8).collect();
+        client.send(&data).unwrap();
+        let mut b = [0u8; 2048];
+        for i in 0..8 {
+            let (n, from) = server
+                .recv_from(&mut b)
+                .unwrap_or_else(|e| panic!("{what}: datagram {i}: {e}"));
+            assert_eq!(
+                &b[..n],
+                &data[i * 1000..(i + 1) * 1000],
+                "{what}: datagram {i} whole and in order"
+            );
+            assert_eq!(
+                from.ip(),
+                "10.0.2.1".parse::<std::net::IpAddr>().unwrap(),
+                "{what}: masqueraded"
+            );
+        }
+    };
+    send_and_receive("offloaded");
+    if kernel_at_least(6, 2) {
+        let (in_after, _, _) = super_packets(&net, &net.lan_if);
+        assert!(in_after > in_before, "the kernel handed over a UDP super-packet");
+    } else {
+        println!("note: this kernel has no USO on TUN; the datagrams came one by one");
+    }
+    // With a LOG rule the rules see each datagram: cut in software.
+    let logging = rules.replace(
+        "COMMIT\n*filter\n",
+        "COMMIT\n*filter\n-A FORWARD -p tcp --dport 9 -j LOG\n",
+    );
+    net.control(&format!("restore\n{logging}")).expect("restore");
+    send_and_receive("cut for LOG");
+}

@@ -29,6 +29,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// Packets a worker takes from one queue before it lets its other queues run.
+const IO_LOOP_BOUND: usize = 64;
+
 /// What the TUN device's offload header said of a packet.
 #[derive(Debug, Clone, Copy)]
 struct Offload {
@@ -604,7 +607,15 @@ impl Dataplane {
         let mut cut: Vec<u8> = Vec::with_capacity(65536);
         let mut hdr = VnetHdr::default();
         let c = &self.counters[usize::from(iface.0)];
+        let mut batch = 0usize;
         loop {
+            // A batch of packets per wake-up, then the other queues this worker reads get a
+            // turn (quinn's IO_LOOP_BOUND): a flood on one interface cannot starve another.
+            batch += 1;
+            if batch > IO_LOOP_BOUND {
+                batch = 0;
+                tokio::task::yield_now().await;
+            }
             dev.recv(&reader, &mut hdr, &mut pkt).await?;
             c.rx_packets.fetch_add(1, Ordering::Relaxed);
             c.rx_bytes.fetch_add(pkt.len() as u64, Ordering::Relaxed);
