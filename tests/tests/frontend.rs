@@ -415,6 +415,42 @@ fn ipset_changes_are_live_and_survive_rule_restores() {
         rules6.contains("-A FORWARD -m set --match-set c6 dst -j DROP"),
         "{rules6}"
     );
+    // ip6tables' messages name ip6tables, and a word of the user's that says "iptables" stays
+    // as it was given.
+    let err6 = |args: &[&str]| {
+        let o = links
+            .cmd(&net, "ip6tables")
+            .args(args)
+            .output()
+            .expect("ip6tables runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, e) = err6(&["-A", "FORWARD", "-j", "iptables-chain"]);
+    assert_eq!(code, 2, "{e}");
+    assert!(
+        e.starts_with("ip6tables v1.8.9 (nf_tables): Chain 'iptables-chain' does not exist")
+            && e.contains("Try `ip6tables -h' or 'ip6tables --help'"),
+        "{e}"
+    );
+    assert_eq!(err6(&["-N", "iptables-x"]).0, 0);
+    assert_eq!(
+        err6(&["-N", "iptables-x"]),
+        (1, "ip6tables: Chain already exists.\n".to_string())
+    );
+    let o = links
+        .cmd(&net, "ip6tables-restore")
+        .arg("--bogus")
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .starts_with("ip6tables-restore v1.8.9 (nf_tables): unknown option \"--bogus\""),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]

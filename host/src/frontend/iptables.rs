@@ -101,24 +101,31 @@ impl Invocation {
     }
 }
 
-fn prog() -> String {
-    format!("iptables v{} (nf_tables)", super::IPTABLES_VERSION)
+/// The program as iptables names itself in messages (`xtables_globals.program_name`):
+/// `iptables` or `ip6tables`.
+fn tool(family: Family) -> &'static str {
+    family.tool()
+}
+
+fn prog(family: Family) -> String {
+    format!("{} v{} (nf_tables)", tool(family), super::IPTABLES_VERSION)
 }
 
 /// A command-line error: iptables' message, its hint, exit status 2.
-fn usage_error(msg: &str) -> Output {
+fn usage_error(family: Family, msg: &str) -> Output {
+    let t = tool(family);
     Output::fail(
         exit::PARAMETER,
         format!(
-            "{}: {msg}\nTry `iptables -h' or 'iptables --help' for more information.",
-            prog()
+            "{}: {msg}\nTry `{t} -h' or '{t} --help' for more information.",
+            prog(family)
         ),
     )
 }
 
 /// An operation that failed: `iptables: MSG.`, exit status 1.
-fn op_error(msg: &str) -> Output {
-    Output::fail(exit::OTHER, format!("iptables: {msg}."))
+fn op_error(family: Family, msg: &str) -> Output {
+    Output::fail(exit::OTHER, format!("{}: {msg}.", tool(family)))
 }
 
 const NO_CHAIN: &str = "No chain/target/match by that name";
@@ -152,7 +159,7 @@ fn parse(args: &[String], family: Family) -> Result<(Invocation, Vec<Rule>), Str
     };
     let mut fail: Option<String> = None;
     let loc = Loc {
-        file: "iptables".into(),
+        file: family.tool().into(),
         line: 1,
         col: 1,
         target_col: 1,
@@ -398,7 +405,10 @@ fn short_option(
                 return Err("multiple -t flags not allowed".into());
             }
             inv.table = Some(TableKind::from_name(&t).ok_or_else(|| {
-                format!("can't initialize iptables table `{t}': Table does not exist (do you need to insmod?)")
+                format!(
+                    "can't initialize {} table `{t}': Table does not exist (do you need to insmod?)",
+                    tool(inv.family)
+                )
             })?);
         }
         'v' => inv.verbose = true,
@@ -451,22 +461,26 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         Err(m) if m.starts_with("can't initialize") => {
             return Output::fail(
                 exit::VERSION,
-                format!("{}: {m}\nPerhaps iptables or your kernel needs to be upgraded.", prog()),
+                format!(
+                    "{}: {m}\nPerhaps {} or your kernel needs to be upgraded.",
+                    prog(family),
+                    tool(family)
+                ),
             )
         }
-        Err(m) => return usage_error(&m),
+        Err(m) => return usage_error(family, &m),
     };
     inv.family = family;
     let Some(main) = inv.main() else {
-        return usage_error("no command specified");
+        return usage_error(family, "no command specified");
     };
     // Options only some commands take (`generic_opt_check`).
     if let Some(w) = &inv.spec_word {
         if !(main.takes_rule() || matches!(main, Cmd::Policy) && inv.counters) {
-            return usage_error(&format!("Illegal option `{w}' with this command"));
+            return usage_error(family, &format!("Illegal option `{w}' with this command"));
         }
         if main == Cmd::Check && inv.counters {
-            return usage_error("Illegal option `--set-counters' with this command");
+            return usage_error(family, "Illegal option `--set-counters' with this command");
         }
     }
     for (flag, set, ok) in [
@@ -475,14 +489,14 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         ("--line-numbers", inv.line_numbers, matches!(main, Cmd::List)),
     ] {
         if set && !ok {
-            return usage_error(&format!("Illegal option `{flag}' with this command"));
+            return usage_error(family, &format!("Illegal option `{flag}' with this command"));
         }
     }
     if main == Cmd::Replace && rules.len() != 1 {
-        return usage_error("Replacement rule does not specify a unique address");
+        return usage_error(family, "Replacement rule does not specify a unique address");
     }
     if matches!(main, Cmd::Insert | Cmd::Check | Cmd::Delete) && rules.is_empty() {
-        return usage_error("no rule given");
+        return usage_error(family, "no rule given");
     }
     let kind = inv.table.unwrap_or(TableKind::Filter);
     let mut rs = live.ruleset();
@@ -501,7 +515,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         Cmd::List | Cmd::ListRules => {
             if let Some(name) = &chain {
                 if !view.has_chain(name) {
-                    return op_error(NO_CHAIN);
+                    return op_error(family, NO_CHAIN);
                 }
             }
             let opts = list::Format {
@@ -524,10 +538,10 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
         Cmd::Zero | Cmd::ZeroNum => {
             if let Some(name) = &chain {
                 let Some(c) = view.chain(name) else {
-                    return op_error(NO_CHAIN);
+                    return op_error(family, NO_CHAIN);
                 };
                 if inv.rulenum.is_some_and(|n| n > c.rules.len()) {
-                    return op_error("Index of deletion too big");
+                    return op_error(family, "Index of deletion too big");
                 }
             }
             zero(&view, chain.as_deref(), inv.rulenum, inv.verbose, &mut out);
@@ -538,15 +552,15 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
             for r in &rules {
                 if let Target::Jump(j) | Target::Goto(j) = &r.target {
                     if view.chain(j).is_none() {
-                        return usage_error(&format!("Chain '{j}' does not exist"));
+                        return usage_error(family, &format!("Chain '{j}' does not exist"));
                     }
                 }
             }
             let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
-                return op_error(NO_CHAIN);
+                return op_error(family, NO_CHAIN);
             };
             if !rules.iter().all(|r| c.rules.iter().any(|x| x == r)) {
-                return op_error(BAD_RULE);
+                return op_error(family, BAD_RULE);
             }
             verbose_rules(&mut out, &rules);
             out
@@ -557,7 +571,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
                 return o;
             }
             if let Err(e) = live.commit(rs) {
-                return op_error(&e);
+                return op_error(family, &e);
             }
             out
         }
@@ -595,16 +609,18 @@ fn zero(t: &Table, chain: Option<&str>, rulenum: Option<usize>, verbose: bool, o
 
 /// Applies a changing command to the table.
 fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut Output) -> Result<(), Output> {
+    let family = inv.family;
     let name = inv.chain.clone().unwrap_or_default();
     // A jump to a chain that does not exist is a usage error, as in iptables.
     for r in &rules {
         if let Target::Jump(j) | Target::Goto(j) = &r.target {
             match t.chain(j) {
-                None => return Err(usage_error(&format!("Chain '{j}' does not exist"))),
+                None => return Err(usage_error(family, &format!("Chain '{j}' does not exist"))),
                 Some(c) if c.policy.is_some() => {
-                    return Err(usage_error(&format!(
-                        "Chain '{j}' is a built-in chain: jumps to it are not allowed"
-                    )))
+                    return Err(usage_error(
+                        family,
+                        &format!("Chain '{j}' is a built-in chain: jumps to it are not allowed"),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -619,7 +635,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
     };
     match cmd {
         Cmd::Append | Cmd::Insert | Cmd::Replace | Cmd::Delete | Cmd::DeleteNum => {
-            let chain = &mut t.chain_mut(&name).ok_or_else(|| op_error(NO_CHAIN))?.rules;
+            let chain = &mut t.chain_mut(&name).ok_or_else(|| op_error(family, NO_CHAIN))?.rules;
             match cmd {
                 Cmd::Append => {
                     print(out, &rules);
@@ -628,7 +644,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                 Cmd::Insert => {
                     let at = inv.rulenum.unwrap_or(1);
                     if at > chain.len() + 1 {
-                        return Err(op_error("Index of insertion too big"));
+                        return Err(op_error(family, "Index of insertion too big"));
                     }
                     print(out, &rules);
                     chain.splice(at - 1..at - 1, rules);
@@ -636,7 +652,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                 Cmd::Replace => {
                     let n = inv.rulenum.unwrap_or(0);
                     if n == 0 || n > chain.len() {
-                        return Err(op_error("Index of replacement too big"));
+                        return Err(op_error(family, "Index of replacement too big"));
                     }
                     print(out, &rules);
                     chain[n - 1] = rules.into_iter().next().expect("one rule, checked");
@@ -644,13 +660,16 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                 Cmd::DeleteNum => {
                     let n = inv.rulenum.unwrap_or(0);
                     if n == 0 || n > chain.len() {
-                        return Err(op_error("Index of deletion too big"));
+                        return Err(op_error(family, "Index of deletion too big"));
                     }
                     chain.remove(n - 1);
                 }
                 _ => {
                     for r in &rules {
-                        let at = chain.iter().position(|x| x == r).ok_or_else(|| op_error(BAD_RULE))?;
+                        let at = chain
+                            .iter()
+                            .position(|x| x == r)
+                            .ok_or_else(|| op_error(family, BAD_RULE))?;
                         chain.remove(at);
                     }
                     print(out, &rules);
@@ -665,7 +684,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
             };
             match &inv.chain {
                 Some(n) => {
-                    let c = t.chain_mut(n).ok_or_else(|| op_error(NO_CHAIN))?;
+                    let c = t.chain_mut(n).ok_or_else(|| op_error(family, NO_CHAIN))?;
                     verbose(out, n);
                     c.rules.clear();
                 }
@@ -681,24 +700,24 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
         }
         Cmd::NewChain => {
             if t.has_chain(&name) || Hook::from_chain_name(&name).is_some() {
-                return Err(op_error("Chain already exists"));
+                return Err(op_error(family, "Chain already exists"));
             }
-            check_chain_name(&name).map_err(|m| usage_error(&m))?;
+            check_chain_name(&name).map_err(|m| usage_error(family, &m))?;
             t.add_user_chain(&name);
         }
         Cmd::DeleteChain => {
             let victims: Vec<String> = match &inv.chain {
                 Some(n) => {
-                    let c = t.chain(n).ok_or_else(|| op_error(NO_CHAIN))?;
+                    let c = t.chain(n).ok_or_else(|| op_error(family, NO_CHAIN))?;
                     if c.policy.is_some() {
-                        return Err(op_error("Can't delete built-in chain"));
+                        return Err(op_error(family, "Can't delete built-in chain"));
                     }
                     vec![n.clone()]
                 }
                 None => t.user_chains().keys().cloned().collect(),
             };
             if victims.iter().any(|n| t.chain(n).is_some_and(|c| !c.rules.is_empty())) {
-                return Err(op_error("Directory not empty"));
+                return Err(op_error(family, "Directory not empty"));
             }
             // One still jumped to is refused when the change is validated (exit status 1), as
             // the kernel refuses it at commit.
@@ -713,25 +732,25 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
             let p = match inv.arg.as_deref() {
                 Some("ACCEPT") => Policy::Accept,
                 Some("DROP") => Policy::Drop,
-                _ => None.ok_or_else(|| op_error("Bad policy name"))?,
+                _ => None.ok_or_else(|| op_error(family, "Bad policy name"))?,
             };
             let c = t
                 .chain_mut(&name)
                 .filter(|c| c.policy.is_some())
-                .ok_or_else(|| op_error("Bad built-in chain name"))?;
+                .ok_or_else(|| op_error(family, "Bad built-in chain name"))?;
             c.policy = Some(p);
         }
         Cmd::Rename => {
             let new = inv.arg.clone().unwrap_or_default();
             // The new name is looked at first: `-E gone existing` says it exists.
             if t.has_chain(&new) {
-                return Err(op_error("File exists"));
+                return Err(op_error(family, "File exists"));
             }
-            let c = t.chain(&name).ok_or_else(|| op_error(NO_CHAIN))?;
+            let c = t.chain(&name).ok_or_else(|| op_error(family, NO_CHAIN))?;
             if c.policy.is_some() {
-                return Err(op_error("Invalid argument"));
+                return Err(op_error(family, "Invalid argument"));
             }
-            check_chain_name(&new).map_err(|m| usage_error(&m))?;
+            check_chain_name(&new).map_err(|m| usage_error(family, &m))?;
             crate::ruleset::restore::rename_chain(t, &name, &new);
         }
         Cmd::Check | Cmd::List | Cmd::ListRules | Cmd::Zero | Cmd::ZeroNum => {}

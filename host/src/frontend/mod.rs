@@ -173,17 +173,13 @@ pub trait Live {
 /// Runs one tool invocation against the live state (the router side).
 /// `live` must be of the tool's family ([`Tool::family`]).
 pub fn run(tool: Tool, args: &[String], input: &str, input_name: &str, live: &dyn Live) -> Output {
-    let mut out = match tool.v4() {
+    // Each message names its program from the family (`xtables_globals.program_name`).
+    match tool.v4() {
         Tool::Iptables => iptables::run(args, live),
         Tool::Save => restore::save(args, live),
         Tool::Restore => restore::restore(args, input, input_name, live),
         _ => ipset::run(args, input, live),
-    };
-    if tool.family() == Family::V6 {
-        // ip6tables' messages name ip6tables (`xtables_globals.program_name`).
-        out.stderr = out.stderr.replace("iptables", "ip6tables");
     }
-    out
 }
 
 /// What the client answers without the router: help and version texts. `None`: the command

@@ -37,24 +37,25 @@ fn table_arg(tool: &str, v: Option<&String>) -> Result<TableKind, Output> {
 
 /// `iptables-save`.
 pub fn save(args: &[String], live: &dyn Live) -> Output {
+    let tool = &format!("{}-save", live.family().tool());
     let mut counters = false;
     let mut table = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-c" | "--counters" => counters = true,
-            "-t" | "--table" => match table_arg("iptables-save", it.next()) {
+            "-t" | "--table" => match table_arg(tool, it.next()) {
                 Ok(t) => table = Some(t),
                 Err(o) => return o,
             },
             "-M" | "--modprobe" => {
                 it.next();
             }
-            s if s.starts_with("--table=") => match table_arg("iptables-save", Some(&s[8..].to_string())) {
+            s if s.starts_with("--table=") => match table_arg(tool, Some(&s[8..].to_string())) {
                 Ok(t) => table = Some(t),
                 Err(o) => return o,
             },
-            other => return usage("iptables-save", &format!("unknown option \"{other}\"")),
+            other => return usage(tool, &format!("unknown option \"{other}\"")),
         }
     }
     let mut rs = live.ruleset();
@@ -72,6 +73,7 @@ pub fn save(args: &[String], live: &dyn Live) -> Output {
 
 /// `iptables-restore`, with `input` the text read from the file or stdin (named `name`).
 pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Output {
+    let tool = &format!("{}-restore", live.family().tool());
     let mut o = Options {
         counters: false,
         ..Options::default()
@@ -91,21 +93,19 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
             }
             "-w" | "--wait" => {}
             "-W" | "--wait-interval" | "-M" | "--modprobe" if it.next().is_none() => {
-                return usage("iptables-restore", &format!("option \"{a}\" requires an argument"));
+                return usage(tool, &format!("option \"{a}\" requires an argument"));
             }
             "-W" | "--wait-interval" | "-M" | "--modprobe" => {}
-            "-T" | "--table" => match table_arg("iptables-restore", it.next()) {
+            "-T" | "--table" => match table_arg(tool, it.next()) {
                 Ok(t) => o.only = Some(t),
                 Err(e) => return e,
             },
-            s if s.starts_with("--table=") => match table_arg("iptables-restore", Some(&s[8..].to_string())) {
+            s if s.starts_with("--table=") => match table_arg(tool, Some(&s[8..].to_string())) {
                 Ok(t) => o.only = Some(t),
                 Err(e) => return e,
             },
             s if s.starts_with("-w") && s[2..].parse::<u32>().is_ok() => {}
-            s if s.starts_with('-') && s.len() > 1 => {
-                return usage("iptables-restore", &format!("unknown option \"{s}\""))
-            }
+            s if s.starts_with('-') && s.len() > 1 => return usage(tool, &format!("unknown option \"{s}\"")),
             // The file was read by the client; its text is `input`.
             _ => {}
         }
@@ -115,10 +115,7 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
         Ok(rs) => rs,
         Err(e) => {
             let line = e.0.first().map_or(0, |e| e.line);
-            return Output::fail(
-                exit::OTHER,
-                format!("iptables-restore: {e}\nError occurred at line: {line}"),
-            );
+            return Output::fail(exit::OTHER, format!("{tool}: {e}\nError occurred at line: {line}"));
         }
     };
     // `-v` tells, table by table, what replacing it did (nothing with `--noflush`).
@@ -130,7 +127,7 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
     let res = if test { live.check(&next) } else { live.commit(next) };
     match res {
         Ok(()) => Output::ok(said),
-        Err(e) => Output::fail(exit::OTHER, format!("iptables-restore: {e}")),
+        Err(e) => Output::fail(exit::OTHER, format!("{tool}: {e}")),
     }
 }
 
