@@ -1139,6 +1139,51 @@ fn revalidation_does_not_use_up_handles() {
     assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded());
 }
 
+/// A binding whose last rule is gone frees its handle, which is bound again for other
+/// `--args` (and initialised again in every instance): a router whose rules keep changing never
+/// runs out of a plugin's 65,536 handles, and a reused handle never keeps its old rule's state.
+#[test]
+fn a_binding_no_rule_holds_is_freed_and_its_handle_bound_again() {
+    // Keeps the first byte of a rule's --args per handle; the match holds when it is '1'.
+    let module = r#"(module
+  (memory (export "memory") 1)
+  (func (export "rtrouter_abi_version") (result i32) i32.const 1)
+  (func (export "rtrouter_buffer") (result i32) i32.const 1024)
+  (func (export "rtrouter_buffer_len") (result i32) i32.const 4096)
+  (func (export "rtrouter_init") (param $h i32) (param $n i32) (result i32)
+    (i32.store8 (i32.add (i32.const 64) (i32.and (local.get $h) (i32.const 511))) (i32.load8_u (i32.const 1024)))
+    i32.const 0)
+  (func (export "rtrouter_match") (param $h i32) (param i32) (result i32)
+    (i32.eq (i32.load8_u (i32.add (i32.const 64) (i32.and (local.get $h) (i32.const 511)))) (i32.const 49))))"#;
+    let ps = plugins(&[("arg", module.to_string(), fast())]).unwrap();
+    let env = Env {
+        ipsets: Default::default(),
+        plugins: Some(ps.clone()),
+    };
+    // 70,000 generations, each with a rule of its own arguments, each gone before the next.
+    for n in 0..70_000 {
+        let rules = format!("*filter\n-A FORWARD -m wasm --plugin arg --args x{n} -j ACCEPT\nCOMMIT\n");
+        let rs = restore(&Ruleset::default(), &rules, "plugins.rules", false).unwrap();
+        validate(&rs, &env).unwrap_or_else(|e| panic!("generation {n}: {e}"));
+    }
+    // A rule's handle, once free, serves the next rule with that rule's arguments.
+    let rule = |a: &str| {
+        format!("*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m wasm --plugin arg --args {a} -j ACCEPT\nCOMMIT\n")
+    };
+    let mut l = lab(&ps, &rule("1")).unwrap();
+    assert!(l.send("lan0", &udp(A, 1, B, 2)).forwarded(), "--args 1 matches");
+    drop(l);
+    let mut l = lab(&ps, &rule("0")).unwrap();
+    assert!(
+        !l.send("lan0", &udp(A, 1, B, 2)).forwarded(),
+        "--args 0 on the same handle does not"
+    );
+    // While a rule holds a binding, an identical rule shares it.
+    let mut l2 = lab(&ps, &rule("0")).unwrap();
+    assert!(!l2.send("lan0", &udp(A, 1, B, 2)).forwarded());
+    assert!(!l.send("lan0", &udp(A, 1, B, 2)).forwarded());
+}
+
 #[test]
 fn a_failing_plugin_shows_in_trace_with_its_message() {
     use rtrouter::trace::{trace, CtSpec, Spec, Step};

@@ -16,6 +16,7 @@
 
 use crate::config::Config;
 use crate::eval::{Ct, CtState, Cx, Pkt, PluginHost, Verdict};
+use crate::ruleset::validate::Binding;
 use crate::ruleset::{Errors, PluginBinder, ValidRuleset};
 use rtrouter_sdk::abi;
 use std::cell::RefCell;
@@ -140,9 +141,10 @@ pub struct Plugin {
     pub stats: Arc<PluginStats>,
     consecutive: AtomicU32,
     pub disabled: AtomicBool,
-    /// The `--args` of each rule bound to this plugin, by the plugin's own handle.
-    rules: Mutex<Vec<String>>,
-    /// `rules.len()`, read on every call without the lock.
+    /// The bindings by handle: each rule's `--args`, the binding rules hold, free handles.
+    rules: Arc<Mutex<Handles>>,
+    /// Bumped by every binding made (or handle reused), read on every call without the lock:
+    /// an instance that saw another value initialises the handles bound since.
     bound: std::sync::atomic::AtomicUsize,
     /// Where each instance's `random` stream starts: this mixed with the instance's number.
     seed: u64,
@@ -151,6 +153,43 @@ pub struct Plugin {
     log: Arc<crate::eval::log::PacketLog>,
     /// The failure and time budget over one-second windows of packet time.
     budget: Budget,
+}
+
+/// A plugin's handles: per handle, the `--args` it was bound with, how many times it has been
+/// bound (so that a release and an instance can tell one use from the next), and the binding
+/// rules hold (dead once the last rule holding it is gone).
+#[derive(Debug, Default)]
+struct Handles {
+    slots: Vec<HandleSlot>,
+    /// Handles whose binding is gone, to bind again.
+    free: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct HandleSlot {
+    args: String,
+    uses: u64,
+    live: std::sync::Weak<crate::ruleset::validate::Binding>,
+}
+
+/// What a binding holds: dropped with the last rule holding the binding, it frees the handle
+/// (unless it has been bound again meanwhile).
+struct Release {
+    handles: std::sync::Weak<Mutex<Handles>>,
+    handle: u32,
+    uses: u64,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Some(h) = self.handles.upgrade() else { return };
+        let mut h = crate::eval::state::lock(&h);
+        let i = self.handle as usize;
+        if h.slots.get(i).is_some_and(|s| s.uses == self.uses) {
+            h.slots[i].live = std::sync::Weak::new();
+            h.free.push(self.handle);
+        }
+    }
 }
 
 /// A plugin's budget: failures and time in calls (epoch ticks) per one-second window of real
@@ -276,7 +315,10 @@ struct Worker {
     f_match: Option<TypedFunc<(i32, i32), i32>>,
     f_target: Option<TypedFunc<(i32, i32), i32>>,
     /// Rules initialised in this instance.
+    /// The value of the plugin's `bound` this instance last caught up with.
     inited: usize,
+    /// Per handle: which binding of it this instance initialised (`HandleSlot::uses`).
+    uses: Vec<u64>,
 }
 
 /// One generation's instances on one thread, by plugin index.
@@ -789,17 +831,30 @@ impl Plugins {
                 workers[idx] = Some(p.instantiate()?);
             }
             let worker = workers[idx].as_mut().expect("just created");
-            // Rules bound after this instance was made (at load time) are initialised here.
-            if worker.inited < p.bound.load(Ordering::Acquire) {
-                let rules = crate::eval::state::lock(&p.rules).clone();
-                while worker.inited < rules.len() {
-                    let h = worker.inited;
-                    let code = worker.init_rule(h as i32, &rules[h], LOAD_TICKS)?;
+            // Rules bound since this instance last looked (or was made) are initialised here;
+            // a handle bound again for other `--args` is initialised again.
+            let bound = p.bound.load(Ordering::Acquire);
+            if worker.inited != bound {
+                let todo: Vec<(usize, u64, String)> = {
+                    let h = crate::eval::state::lock(&p.rules);
+                    h.slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, s)| s.live.strong_count() > 0 && worker.uses.get(*i) != Some(&s.uses))
+                        .map(|(i, s)| (i, s.uses, s.args.clone()))
+                        .collect()
+                };
+                for (h, uses, args) in todo {
+                    let code = worker.init_rule(h as i32, &args, LOAD_TICKS)?;
                     if code != 0 {
                         return Err(wasmtime::Error::msg(worker.message()));
                     }
-                    worker.inited += 1;
+                    if worker.uses.len() <= h {
+                        worker.uses.resize(h + 1, 0);
+                    }
+                    worker.uses[h] = uses;
                 }
+                worker.inited = bound;
             }
             let r = f(worker, p);
             if r.is_err() {
@@ -991,7 +1046,7 @@ impl Plugin {
             stats: Arc::new(PluginStats::default()),
             consecutive: AtomicU32::new(0),
             disabled: AtomicBool::new(false),
-            rules: Mutex::new(Vec::new()),
+            rules: Arc::new(Mutex::new(Handles::default())),
             bound: std::sync::atomic::AtomicUsize::new(0),
         };
         // Instantiate once now: the ABI version, the buffer and the limits are checked before
@@ -1081,7 +1136,8 @@ impl Plugin {
             memory,
             buf,
             buf_len,
-            inited: 0,
+            inited: usize::MAX,
+            uses: Vec::new(),
         })
     }
 }
@@ -1112,7 +1168,7 @@ impl Worker {
 }
 
 impl PluginBinder for Plugins {
-    fn bind(&self, name: &str, args: &str, target: bool) -> Result<u32, String> {
+    fn bind(&self, name: &str, args: &str, target: bool) -> Result<Arc<Binding>, String> {
         let idx = self
             .plugins
             .iter()
@@ -1125,33 +1181,51 @@ impl PluginBinder for Plugins {
         if !target && !p.has_match {
             return Err(format!("plugin `{name}' has no match (it exports no rtrouter_match)"));
         }
-        // Rules with the same `--args` share a handle: a rule's value is built from its
-        // arguments alone (`Match::new(args)`), so sharing is invisible, and a ruleset changed
-        // and re-validated again and again does not use up handles.
-        if let Some(h) = crate::eval::state::lock(&p.rules).iter().position(|a| a == args) {
-            return Ok(handle(idx, h as u32));
-        }
-        let local = {
-            let mut rules = crate::eval::state::lock(&p.rules);
-            if rules.len() > 0xffff {
-                return Err(format!("plugin `{name}' is used by too many rules (at most 65536)"));
+        let binding = {
+            let mut h = crate::eval::state::lock(&p.rules);
+            // Rules with the same `--args` share a binding: a rule's value is built from its
+            // arguments alone (`Match::new(args)`), so sharing is invisible.
+            if let Some(b) = h.slots.iter().filter(|s| s.args == args).find_map(|s| s.live.upgrade()) {
+                return Ok(b);
             }
-            rules.push(args.to_string());
-            p.bound.store(rules.len(), Ordering::Release);
-            (rules.len() - 1) as u32
+            // A handle no rule holds any more is bound again before a new one is made.
+            let local = match h.free.pop() {
+                Some(f) => f,
+                None if h.slots.len() > 0xffff => {
+                    return Err(format!("plugin `{name}' is used by too many rules (at most 65536)"));
+                }
+                None => {
+                    h.slots.push(HandleSlot {
+                        args: String::new(),
+                        uses: 0,
+                        live: std::sync::Weak::new(),
+                    });
+                    (h.slots.len() - 1) as u32
+                }
+            };
+            let slot = &mut h.slots[local as usize];
+            slot.args = args.to_string();
+            slot.uses += 1;
+            let release = Release {
+                handles: Arc::downgrade(&p.rules),
+                handle: local,
+                uses: slot.uses,
+            };
+            let b = Arc::new(Binding::new(handle(idx, local), Some(Box::new(release))));
+            slot.live = Arc::downgrade(&b);
+            p.bound.fetch_add(1, Ordering::AcqRel);
+            b
         };
-        // Let the plugin check the arguments now, so a bad rule is a load error.
+        // Let the plugin check the arguments now, so a bad rule is a load error (dropping the
+        // binding frees the handle again).
         if let Err(e) = self.with_worker(idx, |_, _| Ok(())) {
-            let mut rules = crate::eval::state::lock(&p.rules);
-            rules.pop();
-            p.bound.store(rules.len(), Ordering::Release);
-            drop(rules);
+            drop(binding);
             return Err(format!("plugin `{name}' refused --args {:?}: {e}", args));
         }
-        Ok(handle(idx, local))
+        Ok(binding)
     }
 
-    fn bind_queues(&self, first: u16, last: u16) -> Result<Vec<(u16, u32)>, String> {
+    fn bind_queues(&self, first: u16, last: u16) -> Result<Vec<(u16, Arc<Binding>)>, String> {
         self.queues
             .range(first..=last)
             .map(|(&n, (plugin, args))| {

@@ -36,11 +36,38 @@ pub struct ChainId(pub u32);
 /// plugin checks the rule's `--args` and returns the handle calls will use. Implemented by
 /// the plugin runtime, so this layer never sees wasmtime.
 pub trait PluginBinder: Send + Sync + std::fmt::Debug {
-    fn bind(&self, plugin: &str, args: &str, target: bool) -> Result<u32, String>;
+    fn bind(&self, plugin: &str, args: &str, target: bool) -> Result<Arc<Binding>, String>;
     /// The queues of `first..=last` a plugin listens on (config `[[queue]]`), each with the
-    /// handle of its target, in queue order.
-    fn bind_queues(&self, _first: u16, _last: u16) -> Result<Vec<(u16, u32)>, String> {
+    /// binding of its target, in queue order.
+    fn bind_queues(&self, _first: u16, _last: u16) -> Result<Vec<(u16, Arc<Binding>)>, String> {
         Ok(Vec::new())
+    }
+}
+
+/// A rule's hold on its plugin binding: the plugin's handle for the rule's `--args`. Rules with
+/// the same arguments share one; it stays bound while any rule of any generation holds it, and
+/// when the last is gone the plugins free the handle for a later binding (`hold` does that
+/// when it is dropped).
+pub struct Binding {
+    pub handle: u32,
+    hold: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Binding {
+    /// A binding whose release `hold` performs when dropped (`None`: nothing to release).
+    pub fn new(handle: u32, hold: Option<Box<dyn std::any::Any + Send + Sync>>) -> Binding {
+        Binding { handle, hold }
+    }
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Binding({}{})",
+            self.handle,
+            if self.hold.is_some() { "" } else { ", unheld" }
+        )
     }
 }
 

@@ -15,7 +15,7 @@ pub struct Plugin {
     pub inv: bool,
     pub name: String,
     pub args: String,
-    pub handle: Option<u32>,
+    pub handle: Option<std::sync::Arc<crate::ruleset::validate::Binding>>,
 }
 
 impl PartialEq for Plugin {
@@ -98,7 +98,7 @@ impl MatchExt for Plugin {
 
     fn compile(&self, _: &CompileEnv) -> Compiled {
         Compiled {
-            handle: self.handle,
+            handle: self.handle.as_ref().map(|b| b.handle),
             inv: self.inv,
         }
     }

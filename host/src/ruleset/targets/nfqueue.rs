@@ -27,7 +27,7 @@ pub struct Nfqueue {
     pub cpu_fanout: bool,
     /// The queues of the range a plugin listens on, with its target's handle, in queue
     /// order: filled in when the ruleset is validated against the loaded plugins.
-    pub listeners: Vec<(u16, u32)>,
+    pub listeners: Vec<(u16, std::sync::Arc<crate::ruleset::validate::Binding>)>,
 }
 
 impl PartialEq for Nfqueue {
@@ -150,7 +150,7 @@ impl TargetExt for Nfqueue {
             .listeners
             .binary_search_by_key(&q, |l| l.0)
             .ok()
-            .map(|i| self.listeners[i].1);
+            .map(|i| self.listeners[i].1.handle);
         match (listener, &eng.plugins) {
             (Some(h), Some(host)) => {
                 cx.obs.event(&|| format!("NFQUEUE {q}: to its plugin"));

@@ -36,7 +36,7 @@ impl TargetExt for WasmTarget {
     }
 
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict> {
-        match (&eng.plugins, self.0.handle) {
+        match (&eng.plugins, self.0.handle.as_ref().map(|b| b.handle)) {
             (Some(host), Some(h)) => host.call_target(h, p, cx),
             _ => None,
         }
