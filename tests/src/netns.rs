@@ -345,6 +345,18 @@ pub fn ask(s: &mut std::net::TcpStream, line: &str) -> std::io::Result<String> {
     Ok(out.trim_end().to_string())
 }
 
+/// The ICMP checksum of `msg` (its checksum field zero).
+fn icmp_checksum(msg: &[u8]) -> u16 {
+    let mut sum: u32 = msg
+        .chunks(2)
+        .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// Sends an ICMP echo request with `ttl` from inside a namespace (a raw socket) and waits at
 /// most `timeout` for an ICMP message of `want_type` (0: echo reply, 11: time exceeded);
 /// returns its source address.
@@ -368,32 +380,39 @@ pub fn icmp_probe(
         msg.extend_from_slice(&id.to_be_bytes());
         msg.extend_from_slice(&1u16.to_be_bytes());
         msg.extend_from_slice(b"rtrouter-probe");
-        let mut sum: u32 = msg
-            .chunks(2)
-            .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        msg[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        let sum = icmp_checksum(&msg);
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
         s.send_to(&msg, SocketAddr::from((dst, 0)))?;
-        let deadline = Instant::now() + timeout;
-        let mut b = [0u8; 1500];
-        while Instant::now() < deadline {
-            let n = match s.recv_from(&mut b) {
-                Ok((n, _)) => n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e),
-            };
+        await_packet(&s, timeout, 1500, |b| {
             let hl = usize::from(b[0] & 15) * 4;
-            if n > hl && b[9] == 1 && b[hl] == want_type {
-                return Ok(Some(Ipv4Addr::new(b[12], b[13], b[14], b[15])));
-            }
-        }
-        Ok(None)
+            (b.len() > hl && b[9] == 1 && b[hl] == want_type).then(|| Ipv4Addr::new(b[12], b[13], b[14], b[15]))
+        })
     })
+}
+
+/// Reads packets (IP header included, as a raw socket gives them) from `s` for at most
+/// `timeout` until `want` picks one; `None` when none came.
+fn await_packet<T>(
+    s: &std::net::UdpSocket,
+    timeout: Duration,
+    size: usize,
+    mut want: impl FnMut(&[u8]) -> Option<T>,
+) -> std::io::Result<Option<T>> {
+    let deadline = Instant::now() + timeout;
+    let mut b = vec![0u8; size];
+    while Instant::now() < deadline {
+        let n = match s.recv_from(&mut b) {
+            Ok((n, _)) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(t) = want(&b[..n]) {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 /// Sends an ICMP echo request with `size` bytes of data from inside a namespace (a raw
@@ -416,31 +435,14 @@ pub fn icmp_echo_sized(
         msg.extend_from_slice(&id.to_be_bytes());
         msg.extend_from_slice(&7u16.to_be_bytes());
         msg.extend((0..size).map(|i| (i % 253) as u8));
-        let mut sum: u32 = msg
-            .chunks(2)
-            .map(|c| (u32::from(c[0]) << 8) | u32::from(*c.get(1).unwrap_or(&0)))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        msg[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        let sum = icmp_checksum(&msg);
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
         s.send_to(&msg, SocketAddr::from((dst, 0)))?;
-        let deadline = Instant::now() + timeout;
-        let mut b = vec![0u8; 65536];
-        while Instant::now() < deadline {
-            let n = match s.recv_from(&mut b) {
-                Ok((n, _)) => n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e),
-            };
+        await_packet(&s, timeout, 65536, |b| {
             let hl = usize::from(b[0] & 15) * 4;
-            if n >= hl + 8 && b[9] == 1 && b[hl] == 0 && b[hl + 4..hl + 6] == id.to_be_bytes() {
-                return Ok(Some((Ipv4Addr::new(b[12], b[13], b[14], b[15]), b[hl + 8..n].to_vec())));
-            }
-        }
-        Ok(None)
+            (b.len() >= hl + 8 && b[9] == 1 && b[hl] == 0 && b[hl + 4..hl + 6] == id.to_be_bytes())
+                .then(|| (Ipv4Addr::new(b[12], b[13], b[14], b[15]), b[hl + 8..].to_vec()))
+        })
     })
 }
 

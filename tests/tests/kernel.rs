@@ -209,15 +209,19 @@ enum Kernel {
 /// made of a case.
 fn kernel_of(family: Family, table: &str, chain: &str, rule: &str) -> Kernel {
     let script = format!("*{table}\n-A {chain} {rule}\nCOMMIT\n");
-    let tool = family.tool();
+    match kernel_restore_save(family.tool(), &script, &format!("-t {table}")) {
+        Ok(rules) => Kernel::Saved(rules),
+        Err(e) if e.contains("missing kernel module") => Kernel::Missing,
+        Err(e) => Kernel::Refused(e),
+    }
+}
+
+/// Restores `script` with the kernel's `{tool}-restore` in a network namespace of its own
+/// (`unshare -n`, gone when the command ends) and saves it back with `{tool}-save {save}`:
+/// the `-A` lines, or the error.
+fn kernel_restore_save(tool: &str, script: &str, save: &str) -> Result<String, String> {
     let mut child = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            &format!("{tool}-restore && {tool}-save -t \"$0\""),
-            table,
-        ])
+        .args(["-n", "sh", "-c", &format!("{tool}-restore && {tool}-save {save}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,16 +234,15 @@ fn kernel_of(family: Family, table: &str, chain: &str, rule: &str) -> Kernel {
         .write_all(script.as_bytes())
         .expect("written");
     let o = child.wait_with_output().expect("finishes");
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
     if !o.status.success() {
-        if err.contains("missing kernel module") {
-            return Kernel::Missing;
-        }
-        return Kernel::Refused(err);
+        return Err(String::from_utf8_lossy(&o.stderr).to_string());
     }
     let out = String::from_utf8_lossy(&o.stdout);
-    let rules: Vec<&str> = out.lines().filter(|l| l.starts_with("-A ")).collect();
-    Kernel::Saved(rules.join("\n"))
+    Ok(out
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 fn ours(table: &str, chain: &str, rule: &str) -> Result<String, String> {
@@ -416,34 +419,6 @@ fn compare(family: Family, cases: &[(&str, &str, &str)]) {
     assert!(same >= cases.len() / 2, "too few cases compared");
 }
 
-/// Restores `script` with the kernel's iptables-restore in a namespace of its own and prints
-/// the `-A` lines back, or its error.
-fn kernel_script(script: &str) -> Result<String, String> {
-    let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", "iptables-restore && iptables-save"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("written");
-    let o = child.wait_with_output().expect("finishes");
-    if !o.status.success() {
-        return Err(String::from_utf8_lossy(&o.stderr).to_string());
-    }
-    let out = String::from_utf8_lossy(&o.stdout);
-    Ok(out
-        .lines()
-        .filter(|l| l.starts_with("-A "))
-        .collect::<Vec<_>>()
-        .join("\n"))
-}
-
 fn our_script(script: &str) -> Result<String, String> {
     let rs = restore(&Ruleset::new(Family::V4), script, "case", false).map_err(|e| e.to_string())?;
     let v = validate(&rs, &Env::default()).map_err(|e| e.to_string())?;
@@ -526,7 +501,7 @@ fn rate_estimators_print_back_as_the_kernels_iptables_prints_them() {
     let mut wrong = Vec::new();
     let (mut same, mut refused) = (0, 0);
     for s in &scripts {
-        match (kernel_script(s), our_script(s)) {
+        match (kernel_restore_save("iptables", s, ""), our_script(s)) {
             (Ok(k), Ok(m)) if k == m => same += 1,
             (Err(_), Err(_)) => refused += 1,
             (k, m) => wrong.push(format!("{s}\n  kernel: {k:?}\n  ours:   {m:?}")),

@@ -21,6 +21,25 @@ fn connect(net: &Net, side: Side, to: &str, timeout: Duration) -> std::io::Resul
 
 const ACCEPT_ALL: &str = "*filter\nCOMMIT\n";
 
+/// A stateful gateway between the namespaces: MASQUERADE out of the WAN interface, FORWARD
+/// dropping all but replies and what `accept` (options after `-A FORWARD -i LAN`) lets in.
+/// Started with ACCEPT_ALL, then restored over the control socket.
+fn gateway(accept: &str) -> Option<(Net, String)> {
+    let net = Net::start(Spec {
+        rules: ACCEPT_ALL,
+        ..Spec::default()
+    })?;
+    let rules = format!(
+        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n{accept}COMMIT\n",
+        wan = net.wan_if,
+        accept = accept.replace("LAN", &net.lan_if)
+    );
+    net.control(&format!("restore\n{rules}"))
+        .expect("restore gateway rules");
+    Some((net, rules))
+}
+
 #[test]
 fn ping_the_router_and_across_it() {
     let Some(net) = Net::start(Spec {
@@ -477,21 +496,12 @@ fn sighup_reloads_and_reports_what_needs_a_restart_and_sigusr1_does_not_kill() {
 fn udp_datagrams_and_pings_larger_than_the_mtu_cross_masqueraded_as_fragments() {
     // A stateful gateway: the reply only comes back when conntrack saw the datagram as one
     // packet of one connection (fragments are reassembled before the rules).
-    let Some(net) = Net::start(Spec {
-        rules: ACCEPT_ALL,
-        ..Spec::default()
-    }) else {
+    let Some((net, _)) = gateway(
+        "-A FORWARD -i LAN -p udp -m length --length 8028 -j ACCEPT\n\
+         -A FORWARD -i LAN -p icmp --icmp-type echo-request -m length --length 3028 -j ACCEPT\n",
+    ) else {
         return;
     };
-    let rules = format!(
-        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
-         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -i {lan} -p udp -m length --length 8028 -j ACCEPT\n\
-         -A FORWARD -i {lan} -p icmp --icmp-type echo-request -m length --length 3028 -j ACCEPT\nCOMMIT\n",
-        wan = net.wan_if,
-        lan = net.lan_if
-    );
-    net.control(&format!("restore\n{rules}"))
-        .expect("restore gateway rules");
     let server = net.run(Side::Wan, || UdpSocket::bind("10.0.2.2:7200")).unwrap();
     server.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let client = net
@@ -1098,20 +1108,10 @@ fn super_packets(net: &Net, iface: &str) -> (u64, u64, u64) {
 
 #[test]
 fn tcp_crosses_in_super_packets_through_conntrack_and_masquerade() {
-    let Some(net) = Net::start(Spec {
-        rules: ACCEPT_ALL,
-        ..Spec::default()
-    }) else {
+    let Some((net, rules)) = gateway("-A FORWARD -i LAN -p tcp --dport 7300 -m conntrack --ctstate NEW -j ACCEPT\n")
+    else {
         return;
     };
-    let rules = format!(
-        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
-         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-         -A FORWARD -i {lan} -p tcp --dport 7300 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n",
-        wan = net.wan_if,
-        lan = net.lan_if
-    );
-    net.control(&format!("restore\n{rules}")).expect("restore");
     let l = net
         .run(Side::Wan, || std::net::TcpListener::bind("10.0.2.2:7300"))
         .expect("bind");
@@ -1156,20 +1156,9 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 
 #[test]
 fn udp_segmentation_offload_crosses_masqueraded_as_separate_datagrams() {
-    let Some(net) = Net::start(Spec {
-        rules: ACCEPT_ALL,
-        ..Spec::default()
-    }) else {
+    let Some((net, rules)) = gateway("-A FORWARD -i LAN -p udp --dport 7400 -j ACCEPT\n") else {
         return;
     };
-    let rules = format!(
-        "*nat\n-A POSTROUTING -o {wan} -j MASQUERADE\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n\
-         -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
-         -A FORWARD -i {lan} -p udp --dport 7400 -j ACCEPT\nCOMMIT\n",
-        wan = net.wan_if,
-        lan = net.lan_if
-    );
-    net.control(&format!("restore\n{rules}")).expect("restore");
     let server = net.run(Side::Wan, || UdpSocket::bind("10.0.2.2:7400")).unwrap();
     server.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let client = net
