@@ -942,6 +942,18 @@ impl Run<'_> {
         if dst.is_loopback() && !self.r.topo.route_localnet {
             return Disposition::Drop(DropReason::Martian);
         }
+        // IPv4 options, after PREROUTING as `ip_rcv_finish` checks them (`ip_rcv_options`).
+        if p.h.is_v4() && p.buf.first().is_some_and(|b| b & 0x0f > 5) {
+            let hl = usize::from(p.buf[0] & 0x0f) * 4;
+            match packet::ipv4_options(p.buf, hl) {
+                Err(at) => {
+                    self.icmp_error_with(p, reply, 12, 0, [at, 0, 0, 0]);
+                    return Disposition::Drop(DropReason::BadIpOptions);
+                }
+                Ok(o) if o.source_route => return Disposition::Drop(DropReason::SourceRoute),
+                Ok(_) => {}
+            }
+        }
         if self.is_for_us(dst) {
             self.out.route = Some(Route::Local);
             return self.input(p, reply);
@@ -1237,6 +1249,13 @@ impl Run<'_> {
     /// An ICMP error about `p` (RFC 1812 4.3.2.7: never about an ICMP error, a non-first
     /// fragment, or a packet to or from a broadcast or multicast address).
     fn icmp_error(&mut self, p: &mut Pkt, reply: &mut Reply, typ: u8, code: u8, mtu: u16) {
+        self.icmp_error_with(p, reply, typ, code, [0, 0, (mtu >> 8) as u8, mtu as u8]);
+    }
+
+    /// An ICMP error with `rest` as its four bytes after the checksum (the next-hop MTU of
+    /// fragmentation needed, the pointer of a parameter problem).
+    fn icmp_error_with(&mut self, p: &mut Pkt, reply: &mut Reply, typ: u8, code: u8, rest: [u8; 4]) {
+        let mtu = u16::from_be_bytes([rest[2], rest[3]]);
         if !p.h.is_v4() {
             // The same conditions in ICMPv6 (RFC 4443 3): no route, hop limit exceeded in
             // transit, packet too big with the next hop's MTU.
@@ -1282,7 +1301,6 @@ impl Run<'_> {
                 })
         };
         let Some(from) = from else { return };
-        let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
         let quote = build::icmp_quote(p.buf);
         // The quote is copied out first because `reply.buf` is written while it is read.
         let mut q = [0u8; 548];

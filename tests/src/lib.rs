@@ -163,7 +163,8 @@ pub fn icmp_echo(src: &str, dst: &str) -> Vec<u8> {
 /// after a test edited header bytes by hand.
 pub fn refresh_checksums(b: &mut [u8]) {
     b[10..12].copy_from_slice(&[0, 0]);
-    let c = rtrouter::packet::checksum::finish(rtrouter::packet::checksum::sum(&b[..20]));
+    let hl = (usize::from(b[0] & 0x0f) * 4).clamp(20, b.len());
+    let c = rtrouter::packet::checksum::finish(rtrouter::packet::checksum::sum(&b[..hl]));
     b[10..12].copy_from_slice(&c.to_be_bytes());
     if let Ok(h) = rtrouter::packet::parse(b) {
         rtrouter::packet::fill_l4_checksum(b, &h);

@@ -184,6 +184,71 @@ fn ttl_expiry_and_ttl_target() {
     }
 }
 
+/// A UDP datagram A → B with `opts` (a multiple of 4 bytes) as its IPv4 options.
+fn with_options(opts: &[u8]) -> Vec<u8> {
+    let mut b = udp(A, 1, B, 2);
+    let hl = 20 + opts.len();
+    b.splice(20..20, opts.iter().copied());
+    b[0] = 0x40 | (hl / 4) as u8;
+    let total = b.len() as u16;
+    b[2..4].copy_from_slice(&total.to_be_bytes());
+    refresh_checksums(&mut b);
+    b
+}
+
+#[test]
+fn ipv4_options_are_checked_as_ip_options_compile_checks_them() {
+    // The rules see the packet first: PREROUTING counts it, then the options decide.
+    let rules = "*mangle\n-A PREROUTING -s 10.0.1.2\nCOMMIT\n";
+    let cases: &[(&[u8], Option<u8>)] = &[
+        // NOPs, EOL, a record route with room, a router alert, a timestamp: forwarded.
+        (&[1, 1, 1, 0], None),
+        (&[7, 7, 4, 0, 0, 0, 0, 0], None),
+        (&[148, 4, 0, 0], None),
+        (&[68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0], None),
+        (&[7, 3, 8, 1], None),
+        // A length of 1, one past the header, a record route without room at its pointer, a
+        // pointer below 4, a short router alert, a full timestamp whose overflow count is
+        // spent, two record routes: parameter problem pointing at the byte.
+        (&[7, 1, 0, 0], Some(20)),
+        (&[1, 1, 7, 8], Some(22)),
+        (&[7, 7, 6, 0, 0, 0, 0, 0], Some(22)),
+        (&[7, 7, 3, 0, 0, 0, 0, 0], Some(22)),
+        (&[148, 2, 1, 1], Some(21)),
+        (&[68, 4, 5, 0xf0], Some(23)),
+        (&[7, 3, 8, 7, 3, 8, 1, 0], Some(23)),
+    ];
+    for (opts, problem) in cases {
+        let mut l = Lab::new(rules);
+        let s = l.send("lan0", &with_options(opts));
+        match problem {
+            None => assert!(s.forwarded(), "{opts:?}: {:?}", s.outcome.disposition),
+            Some(at) => {
+                assert_eq!(
+                    s.outcome.disposition,
+                    Disposition::Drop(DropReason::BadIpOptions),
+                    "{opts:?}"
+                );
+                let (r, _) = s
+                    .reply
+                    .unwrap_or_else(|| panic!("{opts:?}: a parameter problem is sent"));
+                let h = parse(&r).unwrap();
+                assert!(matches!(h.l4, L4::Icmp(i) if i.typ == 12 && i.code == 0), "{opts:?}");
+                assert_eq!(r[usize::from(h.l4_off) + 4], *at, "{opts:?}: the pointer");
+            }
+        }
+        let counted = l.router.engine().rule_counters(TableKind::Mangle, "PREROUTING", 0).0;
+        assert_eq!(counted, 1, "{opts:?}: PREROUTING saw it first");
+    }
+    // Source routes are dropped silently, as with Linux's accept_source_route = 0.
+    for srr in [131u8, 137] {
+        let mut l = Lab::new(rules);
+        let s = l.send("lan0", &with_options(&[srr, 7, 4, 10, 0, 2, 1, 0]));
+        assert_eq!(s.outcome.disposition, Disposition::Drop(DropReason::SourceRoute));
+        assert!(s.reply.is_none());
+    }
+}
+
 fn build_ttl(ttl: u8) -> Vec<u8> {
     let mut b = Vec::new();
     build::udp(

@@ -88,6 +88,11 @@ drop_reasons! {
     FragLimit => "frag_limit",
     /// A TUN device's offload header points its checksum outside the packet.
     BadOffload => "bad_offload",
+    /// IPv4 options `ip_options_compile` refuses (an ICMP parameter problem was sent).
+    BadIpOptions => "bad_ip_options",
+    /// An IPv4 source route option: dropped, as Linux drops them
+    /// (`net.ipv4.conf.all.accept_source_route = 0`).
+    SourceRoute => "source_route",
 }
 
 impl DropReason {
@@ -679,6 +684,110 @@ fn fill_sctp_crc(buf: &mut [u8], h: &Headers) {
         }
     }
     buf[start + 8..start + 12].copy_from_slice(&(!crc).to_le_bytes());
+}
+
+/// What the options of an arriving IPv4 packet ask of the router, as `ip_options_compile`
+/// reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ipv4Options {
+    /// A loose or strict source route (LSRR, SSRR).
+    pub source_route: bool,
+}
+
+/// Checks the options of the IPv4 packet `buf` (header length `hl`) as `ip_options_compile`
+/// does for a received packet: an option other than EOL and NOP needs a length of at least 2
+/// within the header; source routes at least 3 with a pointer of at least 4, and only one of
+/// them; record route at most once, length 3 or more, pointer 4 or more and, while it has room,
+/// room for an address at the pointer; timestamp at most once, length 4 or more, pointer 5 or
+/// more, room for what its flag records, and an overflow count below 15 when full; router
+/// alert length 4 or more. `Err(offset)`: the byte (from the start of the IP header) that an
+/// ICMP parameter problem points at.
+pub fn ipv4_options(buf: &[u8], hl: usize) -> Result<Ipv4Options, u8> {
+    let mut o = Ipv4Options::default();
+    let (mut rr, mut ts) = (false, false);
+    let mut i = 20;
+    let end = hl.min(buf.len());
+    while i < end {
+        let l = end - i;
+        let at = |k: usize| (i + k) as u8;
+        match buf[i] {
+            0 => break,
+            1 => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if l < 2 {
+            return Err(at(0));
+        }
+        let optlen = usize::from(buf[i + 1]);
+        if optlen < 2 || optlen > l {
+            return Err(at(0));
+        }
+        let opt = &buf[i..i + optlen];
+        match opt[0] {
+            // SSRR, LSRR.
+            137 | 131 => {
+                if optlen < 3 {
+                    return Err(at(1));
+                }
+                if opt[2] < 4 {
+                    return Err(at(2));
+                }
+                if o.source_route {
+                    return Err(at(0));
+                }
+                o.source_route = true;
+            }
+            // Record route.
+            7 => {
+                if rr {
+                    return Err(at(0));
+                }
+                if optlen < 3 {
+                    return Err(at(1));
+                }
+                if opt[2] < 4 {
+                    return Err(at(2));
+                }
+                if usize::from(opt[2]) <= optlen && usize::from(opt[2]) + 3 > optlen {
+                    return Err(at(2));
+                }
+                rr = true;
+            }
+            // Timestamp.
+            68 => {
+                if ts {
+                    return Err(at(0));
+                }
+                if optlen < 4 {
+                    return Err(at(1));
+                }
+                let ptr = usize::from(opt[2]);
+                if ptr < 5 {
+                    return Err(at(2));
+                }
+                if ptr <= optlen {
+                    if ptr + 3 > optlen {
+                        return Err(at(2));
+                    }
+                    // With addresses (1) or prespecified (3): eight bytes per entry.
+                    if matches!(opt[3] & 0xf, 1 | 3) && ptr + 7 > optlen {
+                        return Err(at(2));
+                    }
+                } else if opt[3] & 0xf != 3 && opt[3] >> 4 == 15 {
+                    return Err(at(3));
+                }
+                ts = true;
+            }
+            // Router alert.
+            148 if optlen < 4 => return Err(at(1)),
+            _ => {}
+        }
+        i += optlen;
+    }
+    Ok(o)
 }
 
 /// Verifies every checksum a packet carries (IPv4 header and TCP/UDP/ICMP), for tests and
