@@ -403,6 +403,13 @@ impl Router {
         self.shared.idletimers.list(now)
     }
 
+    /// Time passes: the timers of `IDLETIMER` rules added since the last call start at `now`
+    /// (the dataplane calls this every second, so a timer starts at most a second after its
+    /// rule was added).
+    pub fn tick(&self, now: u64) {
+        self.shared.idletimers.start_armed(now);
+    }
+
     /// The same router asking `cpu` which CPU a packet is processed on (`-m cpu`).
     pub fn with_cpu(mut self, cpu: fn() -> u32) -> Router {
         self.cpu = cpu;

@@ -743,7 +743,16 @@ fn idletimer_restarts_a_timer_per_label() {
          -A FORWARD -p udp -j IDLETIMER --timeout 30 --label wan\nCOMMIT\n",
     );
     let s = 1_000_000_000u64;
-    assert!(l.router.idle_timers(l.now).is_empty(), "no packet yet");
+    // The timer starts when the rules are added (the router's clock tick after that): as in
+    // the kernel, the later rule's checkentry restarts it with its own timeout.
+    l.router.tick(l.now);
+    assert_eq!(
+        l.router.idle_timers(l.now + 3 * s),
+        vec![("wan".to_string(), 27)],
+        "started with the rules"
+    );
+    assert_eq!(l.router.idle_timers(l.now + 31 * s)[0].1, -1, "no packet: it ran out");
+    // A packet restarts it with its rule's timeout.
     assert!(l.send("lan0", &tcp(A, 9, B, 80, 2)).forwarded());
     assert_eq!(l.router.idle_timers(l.now), vec![("wan".to_string(), 10)]);
     assert_eq!(l.router.idle_timers(l.now + 4 * s)[0].1, 6);

@@ -349,6 +349,7 @@ impl Dataplane {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                dp.router.tick(dp.now());
                 dp.router.conntrack.gc(dp.now());
                 dp.router.defrag.gc(dp.now());
                 dp.router.engine().ipsets().expire(dp.now());

@@ -446,8 +446,8 @@ impl Engine {
         fresh_state: bool,
     ) -> Engine {
         // One pass over the rules: the estimators the RATEEST rules feed exist before any
-        // rule is compiled (so `-m rateest` rules find them), and whether a rule logs or hands
-        // over packets (`exact_packets`).
+        // rule is compiled (so `-m rateest` rules find them), IDLETIMER labels get their timers
+        // armed, and whether a rule logs or hands over packets (`exact_packets`).
         let mut exact_packets = false;
         for t in rules.tables() {
             for c in t.chains() {
@@ -456,6 +456,7 @@ impl Engine {
                         Target::RateEst(e) => {
                             shared.rateest.ensure(&e.name, e.params);
                         }
+                        Target::IdleTimer(t) => shared.idletimers.arm(&t.label, t.timeout),
                         Target::Log(_)
                         | Target::Nflog(_)
                         | Target::Nfqueue(_)

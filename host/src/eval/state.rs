@@ -112,18 +112,49 @@ pub struct IdleTimers {
     timers: std::sync::RwLock<HashMap<String, Arc<IdleTimer>>>,
 }
 
-/// One timer: when it runs out (monotonic ns; 0 until a packet starts it).
+/// One timer: when it runs out (monotonic ns; 0 until started), and the timeout it starts
+/// with when its first rule has been added but no clock has been read since (`armed`, 0: none).
 #[derive(Debug, Default)]
 pub struct IdleTimer {
     expires: AtomicU64,
+    armed: AtomicU32,
 }
 
 impl IdleTimers {
+    /// A rule with `label` was added: a timer that has not started starts at the next
+    /// [`IdleTimers::start_armed`] (the kernel starts it when the rule is added;
+    /// `idletimer_tg_create`), with `timeout_s`.
+    pub fn arm(&self, label: &str, timeout_s: u32) {
+        let started = |t: &IdleTimer| {
+            if t.expires.load(Ordering::Relaxed) == 0 {
+                t.armed.store(timeout_s, Ordering::Relaxed);
+            }
+        };
+        if let Some(t) = self.timers.read().unwrap_or_else(|e| e.into_inner()).get(label) {
+            started(t);
+            return;
+        }
+        let mut w = self.timers.write().unwrap_or_else(|e| e.into_inner());
+        started(w.entry(label.to_string()).or_default());
+    }
+
+    /// Starts, at `now`, every timer a rule armed.
+    pub fn start_armed(&self, now: u64) {
+        for t in self.timers.read().unwrap_or_else(|e| e.into_inner()).values() {
+            let a = t.armed.swap(0, Ordering::Relaxed);
+            if a != 0 && t.expires.load(Ordering::Relaxed) == 0 {
+                t.expires
+                    .store(now.saturating_add(u64::from(a) * 1_000_000_000), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Restarts `label`'s timer to run out `timeout_s` seconds after `now`.
     pub fn touch(&self, label: &str, timeout_s: u32, now: u64) {
         let at = now.saturating_add(u64::from(timeout_s) * 1_000_000_000);
         if let Some(t) = self.timers.read().unwrap_or_else(|e| e.into_inner()).get(label) {
             t.expires.store(at, Ordering::Relaxed);
+            t.armed.store(0, Ordering::Relaxed);
             return;
         }
         let mut w = self.timers.write().unwrap_or_else(|e| e.into_inner());
@@ -136,6 +167,7 @@ impl IdleTimers {
     /// Every started timer by label, with the seconds left at `now` (negative: ran out that
     /// long ago), as `/sys/class/xt_idletimer/timers/LABEL` tells it.
     pub fn list(&self, now: u64) -> Vec<(String, i64)> {
+        self.start_armed(now);
         let r = self.timers.read().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<(String, i64)> = r
             .iter()
