@@ -5,11 +5,16 @@
 //!   loadgen tcp-source NETNS ADDR:PORT SECONDS [N]    send 64 KiB writes on N streams
 //!   loadgen udp-sink   NETNS ADDR:PORT SECONDS        count datagrams, print packets/s
 //!   loadgen udp-source NETNS ADDR:PORT SECONDS SIZE   send SIZE-byte datagrams for SECONDS
+//!   loadgen udp-flows  NETNS ADDR:PORT SECONDS FLOWS  one datagram each on FLOWS different
+//!                                                     flows (source ports 1024-65535, then
+//!                                                     the next destination ports), within
+//!                                                     SECONDS at most
 //!
 //! Sinks measure from their first byte to the end of the window; every loop is bounded in time.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 fn main() -> std::io::Result<()> {
@@ -98,6 +103,41 @@ fn main() -> std::io::Result<()> {
                     // A full socket buffer or an ICMP error just means try again.
                     let _ = s.send(&buf);
                 }
+            }
+            "udp-flows" => {
+                // A raw UDP socket: the kernel adds the IP header, the UDP header is ours, so
+                // each flow gets its own ports without a socket (and a descriptor) per flow.
+                use nix::sys::socket::{
+                    sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+                };
+                let std::net::IpAddr::V4(dst) = addr.ip() else {
+                    panic!("{usage}")
+                };
+                let fd = socket(AddressFamily::Inet, SockType::Raw, SockFlag::empty(), SockProtocol::Udp)?;
+                let to = SockaddrIn::from(std::net::SocketAddrV4::new(dst, 0));
+                let t = Instant::now();
+                let mut sent = 0usize;
+                let mut dgram = [0u8; 9];
+                'outer: for d in 0..=u16::MAX {
+                    for sport in 1024..=u16::MAX {
+                        if sent >= size || t.elapsed() >= window {
+                            break 'outer;
+                        }
+                        dgram[0..2].copy_from_slice(&sport.to_be_bytes());
+                        dgram[2..4].copy_from_slice(&addr.port().wrapping_add(d).to_be_bytes());
+                        dgram[4..6].copy_from_slice(&9u16.to_be_bytes());
+                        // Checksum 0: none (RFC 768).
+                        // A full socket buffer: wait a moment and try again.
+                        while sendto(fd.as_raw_fd(), &dgram, &to, MsgFlags::empty()).is_err() {
+                            if t.elapsed() >= window {
+                                break 'outer;
+                            }
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                        sent += 1;
+                    }
+                }
+                println!("{sent}");
             }
             _ => panic!("{usage}"),
         }

@@ -347,10 +347,18 @@ impl Dataplane {
         let dp = self.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut freed = 0usize;
             loop {
                 tick.tick().await;
                 dp.router.tick(dp.now());
-                dp.router.conntrack.gc(dp.now());
+                let expired = dp.router.conntrack.gc(dp.now());
+                freed += expired;
+                // After many connections went, give the freed memory back to the system
+                // (glibc keeps freed heap pages otherwise).
+                if freed >= TRIM_AFTER {
+                    freed = 0;
+                    give_back_memory();
+                }
                 dp.router.defrag.gc(dp.now());
                 dp.router.engine().ipsets().expire(dp.now());
             }
@@ -776,6 +784,19 @@ pub fn queues_for(cfg: &Config) -> usize {
         n => n,
     };
     workers.clamp(1, 16)
+}
+
+/// Connections expired since memory was last given back that make it worth doing again.
+const TRIM_AFTER: usize = 65_536;
+
+/// Returns the heap's free pages to the system (`malloc_trim`; glibc only).
+#[allow(unsafe_code)]
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap bookkeeping; it takes no pointers.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 /// The local timezone's offset from UTC now, in seconds east (`localtime_r`'s `tm_gmtoff`,
