@@ -43,6 +43,19 @@ const LOAD_TICKS: u64 = LOAD_DEADLINE_US / TICK_US;
 /// The epoch ticks elapsed since the ticker started: the time base of the plugins' CPU budget
 /// (a call spanning k tick boundaries is charged k ticks: on average, its duration).
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// When the ticker started: epoch n is due at `n` ticks after it.
+static TICKER_START: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// The deadline to set for a call that may run `ticks` ticks: that many after the tick the
+/// clock is in now. When the ticker has fallen behind the clock (it wakes late on a busy
+/// machine, then makes the missed ticks up at once), the ticks it still owes are added, so its
+/// catching up never cuts a call before its time.
+fn deadline_from_now(ticks: u64) -> u64 {
+    let owed = TICKER_START.get().map_or(0, |s| {
+        (s.elapsed().as_micros() as u64 / TICK_US).saturating_sub(TICKS.load(Ordering::Relaxed))
+    });
+    ticks + owed
+}
 /// Entries the shared key–value store of one plugin holds at most.
 pub const KV_MAX_ENTRIES: usize = 1 << 16;
 
@@ -54,6 +67,7 @@ pub fn engine() -> &'static Engine {
         c.epoch_interruption(true);
         let e = Engine::new(&c).expect("the wasmtime configuration is valid");
         let ticker = e.clone();
+        let start = *TICKER_START.get_or_init(std::time::Instant::now);
         std::thread::Builder::new()
             .name("rtrouter-epoch".into())
             .spawn(move || {
@@ -61,7 +75,6 @@ pub fn engine() -> &'static Engine {
                 // overshoots (timer slack, a busy machine) is made up for at once, so a
                 // deadline of n ticks ends within n ticks of time (plus the wake-up latency).
                 let _ = nix::sys::prctl::set_timerslack(1);
-                let start = std::time::Instant::now();
                 let mut epochs = 0u64;
                 loop {
                     std::thread::sleep(std::time::Duration::from_micros(TICK_US));
@@ -1030,9 +1043,10 @@ impl Plugin {
             pre,
             memory_bytes: l.memory_bytes,
             // The deadline falls between n - 1 and n ticks after a call starts (its tick
-            // boundaries are not aligned with it): one tick more than the limit holds, so that
-            // no call is cut before `timeout_us`, and none runs more than a tick past it.
-            deadline_ticks: l.timeout_us / TICK_US + 1,
+            // boundaries are not aligned with it): one tick more than the limit, rounded up,
+            // holds, so that no call is cut before `timeout_us`, and none runs more than two
+            // ticks past it (plus the ticker's wake-up latency).
+            deadline_ticks: l.timeout_us.div_ceil(TICK_US) + 1,
             on_error: l.on_error,
             max_bytes: l.max_bytes,
             disable_after: l.disable_after.max(1),
@@ -1264,7 +1278,7 @@ impl PluginHost for Plugins {
                 .f_match
                 .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no match export"))?;
-            w.store.set_epoch_deadline(p.deadline_ticks);
+            w.store.set_epoch_deadline(deadline_from_now(p.deadline_ticks));
             since = Some(TICKS.load(Ordering::Relaxed));
             f.call(&mut w.store, (local as i32, n as i32))
         });
@@ -1303,7 +1317,7 @@ impl PluginHost for Plugins {
                 .f_target
                 .as_ref()
                 .ok_or_else(|| wasmtime::Error::msg("no target export"))?;
-            w.store.set_epoch_deadline(p.deadline_ticks);
+            w.store.set_epoch_deadline(deadline_from_now(p.deadline_ticks));
             since = Some(TICKS.load(Ordering::Relaxed));
             let code = f.call(&mut w.store, (local as i32, n as i32))?;
             let d = w.memory.data(&w.store);
