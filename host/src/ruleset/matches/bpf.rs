@@ -6,10 +6,20 @@
 //! shifts below 32), and run as its interpreter runs them: a load past the end of the packet
 //! or a division by a zero X ends the program with 0.
 //!
+//! The ancillary loads (`ld [SKF_AD_OFF + n]`, any size, as `convert_bpf_extensions` turns
+//! them into reads of the packet's metadata) give: `protocol` the ethertype (0x0800, 0x86dd);
+//! `pkttype` 0 (PACKET_HOST, as TUN delivers every packet); `ifindex` the rtrouter interface's
+//! number + 1 (the TUN devices' own indexes live in other namespaces; 0 ends the program as
+//! with no device); `mark` the mark; `queue` 0; `hatype` 65534 (ARPHRD_NONE, a TUN device);
+//! `rxhash` a flow hash that is the same in both directions and never 0 (the kernel's is
+//! seeded at random too); `cpu` the CPU; `vlan_tag`, `vlan_tag_present`, `vlan_tpid` 0 (no
+//! VLANs on TUN); `pay_offset` where the transport payload starts (`__skb_get_poff`);
+//! `random` a random number; `alu_xor_x` A ^= X; `nlattr` and `nlattr_nest` the netlink
+//! attribute search (`__skb_get_nlattr`). An unknown ancillary offset is refused, as by
+//! `bpf_check_classic`.
+//!
 //! Not supported, and refused with a message: `--object-pinned` (an eBPF program in bpffs;
-//! rtrouter runs no eBPF) and the ancillary loads at negative offsets other than
-//! `SKF_NET_OFF` (skb fields such as the ifindex or rxhash, which a TUN router does not have
-//! in the kernel's form).
+//! rtrouter runs no eBPF).
 
 use super::{CompileEnv, MatchExt, RuleProto};
 use crate::eval::{Cx, Engine, Pkt};
@@ -22,6 +32,144 @@ const MAX_INSNS: usize = 64;
 const MEMWORDS: u32 = 16;
 /// `SKF_NET_OFF`: loads relative to the network header.
 const SKF_NET_OFF: i32 = -0x10_0000;
+/// `SKF_AD_OFF`: the ancillary loads.
+const SKF_AD_OFF: i32 = -0x1000;
+
+/// The ancillary loads (`SKF_AD_*`, offsets from [`SKF_AD_OFF`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anc {
+    Protocol,
+    PktType,
+    IfIndex,
+    NlAttr,
+    NlAttrNest,
+    Mark,
+    Queue,
+    HaType,
+    RxHash,
+    Cpu,
+    AluXorX,
+    VlanTag,
+    VlanTagPresent,
+    PayOffset,
+    Random,
+    VlanTpid,
+}
+
+/// Which ancillary load `ld [k]` is (`bpf_anc_helper`), if any.
+fn ancillary(k: u32) -> Option<Anc> {
+    let off = (k as i32).checked_sub(SKF_AD_OFF)?;
+    Some(match off {
+        0 => Anc::Protocol,
+        4 => Anc::PktType,
+        8 => Anc::IfIndex,
+        12 => Anc::NlAttr,
+        16 => Anc::NlAttrNest,
+        20 => Anc::Mark,
+        24 => Anc::Queue,
+        28 => Anc::HaType,
+        32 => Anc::RxHash,
+        36 => Anc::Cpu,
+        40 => Anc::AluXorX,
+        44 => Anc::VlanTag,
+        48 => Anc::VlanTagPresent,
+        52 => Anc::PayOffset,
+        56 => Anc::Random,
+        60 => Anc::VlanTpid,
+        _ => return None,
+    })
+}
+
+/// What the ancillary loads read of the packet besides its bytes.
+pub(crate) struct Meta<'a> {
+    pub mark: u32,
+    /// The rtrouter interface the packet is at (in, or out for locally sent ones).
+    pub iface: Option<u16>,
+    pub cpu: u32,
+    pub random: &'a mut dyn FnMut() -> u32,
+}
+
+/// `nla_find` over the attributes in `b` (host byte order, 4-byte aligned): the offset (within
+/// `b`) of the first of type `t`.
+fn nla_find(b: &[u8], t: u32) -> Option<usize> {
+    let mut at = 0usize;
+    while b.len().saturating_sub(at) >= 4 {
+        let len = usize::from(u16::from_ne_bytes([b[at], b[at + 1]]));
+        let typ = u16::from_ne_bytes([b[at + 2], b[at + 3]]) & 0x3fff;
+        if len < 4 || len > b.len() - at {
+            return None;
+        }
+        if u32::from(typ) == t {
+            return Some(at);
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// The transport protocol, where its header starts, and whether the packet is a later
+/// fragment, read leniently (what the flow dissector reads).
+fn transport(pkt: &[u8]) -> Option<(u8, usize, bool)> {
+    match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 => {
+            let later = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff != 0;
+            Some((pkt[9], usize::from(pkt[0] & 0x0f) * 4, later))
+        }
+        6 => {
+            let e = crate::packet::skip_ext6(pkt)?;
+            Some((e.next, e.off, e.frag_off != 0))
+        }
+        _ => None,
+    }
+}
+
+/// `__skb_get_poff`: where the transport payload starts, from the network header.
+fn payload_offset(pkt: &[u8]) -> u32 {
+    let Some((proto, off, later)) = transport(pkt) else {
+        return 0;
+    };
+    if later {
+        return off as u32;
+    }
+    let add = match proto {
+        6 => pkt.get(off + 12).map_or(20, |b| usize::from(b >> 4) * 4).max(20),
+        17 | 136 | 1 | 58 | 2 => 8,
+        132 => 12,
+        33 => 16,
+        _ => 0,
+    };
+    (off + add) as u32
+}
+
+/// `skb_get_hash`: the same for both directions of a flow, never 0.
+fn flow_hash(pkt: &[u8]) -> u32 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let Some((proto, off, later)) = transport(pkt) else {
+        return 1;
+    };
+    let (src, dst): (&[u8], &[u8]) = if pkt[0] >> 4 == 4 {
+        (&pkt[12..16], &pkt[16..20])
+    } else {
+        (&pkt[8..24], &pkt[24..40])
+    };
+    let ports = match proto {
+        6 | 17 | 132 | 33 | 136 if !later => pkt.get(off..off + 4).map_or([0; 4], |p| [p[0], p[1], p[2], p[3]]),
+        _ => [0; 4],
+    };
+    let (a, b) = ((src, &ports[..2]), (dst, &ports[2..]));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    use std::hash::BuildHasher;
+    let hasher = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    match hasher.hash_one((seed, lo, hi, proto)) as u32 {
+        0 => 1,
+        v => v,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Insn {
@@ -146,16 +294,15 @@ fn check(p: &[Insn]) -> Result<(), String> {
             }
             _ => {}
         }
+        // `SKF_AD_OFF` (-0x1000) and above are the ancillary loads: an absolute load there must
+        // be a known one.
         if class == LD
-            && matches!(i.code & 0xe0, ABS | IND)
+            && i.code & 0xe0 == ABS
+            && (i.k as i32) >= SKF_AD_OFF
             && (i.k as i32) < 0
-            && (i.k as i32) > SKF_NET_OFF - 0x10_0000
+            && ancillary(i.k).is_none()
         {
-            // `SKF_AD_OFF` (-0x1000) and above are the ancillary loads, below is SKF_NET_OFF's.
-            let net = (i.k as i32) >= SKF_NET_OFF && (i.k as i32) < -0x1000;
-            if !net || i.code & 0xe0 == IND {
-                return Err(format!("bpf: ancillary load at {pc} is not supported by rtrouter"));
-            }
+            return Err(format!("bpf: unknown ancillary load at {pc}"));
         }
     }
     if p.last().is_none_or(|i| i.code & 0x07 != RET) {
@@ -224,14 +371,18 @@ fn parse(v: &str) -> Result<Vec<Insn>, String> {
     Ok(p)
 }
 
-/// Runs the program on `pkt` (from its IP header); its return value.
-fn run(p: &[Insn], pkt: &[u8]) -> u32 {
+/// Runs the program on `pkt` (from its IP header), the ancillary loads reading `meta`; its
+/// return value.
+fn run(p: &[Insn], pkt: &[u8], meta: &mut Meta) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut m = [0u32; MEMWORDS as usize];
     let load = |at: i64, size: usize| -> Option<u32> {
-        let at = if at < 0 {
+        let at = if at >= i64::from(SKF_NET_OFF) && at < 0 {
             // SKF_NET_OFF: the network header is where the packet starts here.
             at - i64::from(SKF_NET_OFF)
+        } else if at < 0 && at >= 2 * i64::from(SKF_NET_OFF) {
+            // SKF_LL_OFF: a TUN packet's link-layer header is where its network header is.
+            at - 2 * i64::from(SKF_NET_OFF)
         } else {
             at
         };
@@ -256,6 +407,50 @@ fn run(p: &[Insn], pkt: &[u8]) -> u32 {
         match class {
             LD => match i.code & 0xe0 {
                 IMM => a = i.k,
+                ABS if ancillary(i.k).is_some() => {
+                    a = match ancillary(i.k).expect("just matched") {
+                        Anc::Protocol => {
+                            if pkt.first().is_some_and(|b| b >> 4 == 6) {
+                                0x86dd
+                            } else {
+                                0x0800
+                            }
+                        }
+                        Anc::PktType | Anc::Queue | Anc::VlanTag | Anc::VlanTagPresent | Anc::VlanTpid => 0,
+                        Anc::IfIndex => match meta.iface {
+                            Some(i) => u32::from(i) + 1,
+                            None => return 0,
+                        },
+                        Anc::Mark => meta.mark,
+                        Anc::HaType => 65534,
+                        Anc::RxHash => flow_hash(pkt),
+                        Anc::Cpu => meta.cpu,
+                        Anc::Random => (meta.random)(),
+                        Anc::AluXorX => a ^ x,
+                        Anc::PayOffset => payload_offset(pkt),
+                        Anc::NlAttr => {
+                            let at = a as usize;
+                            if pkt.len() < 4 || at > pkt.len() - 4 {
+                                0
+                            } else {
+                                nla_find(&pkt[at..], x).map_or(0, |o| (at + o) as u32)
+                            }
+                        }
+                        Anc::NlAttrNest => {
+                            let at = a as usize;
+                            if pkt.len() < 4 || at > pkt.len() - 4 {
+                                0
+                            } else {
+                                let len = usize::from(u16::from_ne_bytes([pkt[at], pkt[at + 1]]));
+                                if len > pkt.len() - at || len < 4 {
+                                    0
+                                } else {
+                                    nla_find(&pkt[at + 4..at + len], x).map_or(0, |o| (at + 4 + o) as u32)
+                                }
+                            }
+                        }
+                    }
+                }
                 ABS => match load(i64::from(i.k as i32), size(i.code)) {
                     Some(v) => a = v,
                     None => return 0,
@@ -362,14 +557,45 @@ impl MatchExt for Bpf {
         self.clone()
     }
 
-    fn test(m: &Bpf, p: &Pkt, _: &mut Cx, _: &Engine) -> bool {
-        run(&m.0, p.buf) != 0
+    fn test(m: &Bpf, p: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
+        let cpu = if m
+            .0
+            .iter()
+            .any(|i| i.code & 0x07 == LD && ancillary(i.k) == Some(Anc::Cpu))
+        {
+            (cx.cpu)()
+        } else {
+            0
+        };
+        let rng = &mut *cx.rng;
+        let mut random = || rng.below(u32::MAX);
+        let mut meta = Meta {
+            mark: p.mark,
+            iface: p.in_if.or(p.out_if).map(|i| i.0),
+            cpu,
+            random: &mut random,
+        };
+        run(&m.0, p.buf, &mut meta) != 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(p: &[Insn], pkt: &[u8]) -> u32 {
+        let mut r = || 4;
+        super::run(
+            p,
+            pkt,
+            &mut Meta {
+                mark: 0x2a,
+                iface: Some(1),
+                cpu: 3,
+                random: &mut r,
+            },
+        )
+    }
 
     #[test]
     fn programs_run_as_the_classic_interpreter_runs_them() {
@@ -398,6 +624,73 @@ mod tests {
     }
 
     #[test]
+    fn ancillary_loads_read_the_packets_metadata() {
+        let mut pkt = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        pkt.extend_from_slice(&[0x30, 0x39, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 2, 0, 0, 0, 0, 0, 0]);
+        // ld [SKF_AD_OFF + off] (word, half and byte alike); ret a.
+        let anc = |code: u16, off: u32| {
+            let p = parse(&format!("2,{code} 0 0 {},22 0 0 0", 4_294_963_200u32 + off)).unwrap();
+            check(&p).unwrap();
+            run(&p, &pkt)
+        };
+        for code in [32, 40, 48] {
+            assert_eq!(anc(code, 0), 0x0800, "protocol");
+        }
+        assert_eq!(anc(32, 4), 0, "pkttype: PACKET_HOST");
+        assert_eq!(anc(32, 8), 2, "ifindex");
+        assert_eq!(anc(32, 20), 0x2a, "mark");
+        assert_eq!(anc(32, 24), 0, "queue");
+        assert_eq!(anc(32, 28), 65534, "hatype: ARPHRD_NONE");
+        assert_eq!(anc(32, 36), 3, "cpu");
+        assert_eq!(anc(32, 44), 0, "vlan tag");
+        assert_eq!(anc(32, 48), 0, "vlan tag present");
+        assert_eq!(anc(32, 52), 40, "payload offset: IP 20 + TCP 20");
+        assert_eq!(anc(32, 56), 4, "random");
+        assert_eq!(anc(32, 60), 0, "vlan tpid");
+        // The flow hash is the same both ways and never 0.
+        let h = anc(32, 32);
+        let mut back = pkt.clone();
+        back[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        back[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        back[20..24].copy_from_slice(&[0, 80, 0x30, 0x39]);
+        assert!(h != 0 && h == flow_hash(&back));
+        back[20..24].copy_from_slice(&[0, 81, 0x30, 0x39]);
+        assert_ne!(h, flow_hash(&back), "another flow (almost surely) hashes apart");
+        // ldx #5; ld #3; A ^= X; ret a.
+        let xor = parse("4,1 0 0 5,0 0 0 3,32 0 0 4294963240,22 0 0 0").unwrap();
+        assert_eq!(run(&xor, &pkt), 6);
+        // No interface (a packet without a device): the program ends with 0.
+        let p = parse("2,32 0 0 4294963208,6 0 0 9").unwrap();
+        let mut r = || 0;
+        let mut meta = Meta {
+            mark: 0,
+            iface: None,
+            cpu: 0,
+            random: &mut r,
+        };
+        assert_eq!(super::run(&p, &pkt, &mut meta), 0);
+        // Netlink attributes after offset 20: (len 8, type 1), (len 6, type 7): the search
+        // for type 7 from A = 20 finds it at 28; a nested search inside the first finds none.
+        let mut nl = pkt[..20].to_vec();
+        nl.extend_from_slice(&8u16.to_ne_bytes());
+        nl.extend_from_slice(&1u16.to_ne_bytes());
+        nl.extend_from_slice(&[0; 4]);
+        nl.extend_from_slice(&6u16.to_ne_bytes());
+        nl.extend_from_slice(&7u16.to_ne_bytes());
+        nl.extend_from_slice(&[0; 2]);
+        let find = |off: u32| {
+            let p = parse(&format!(
+                "4,0 0 0 20,1 0 0 7,32 0 0 {},22 0 0 0",
+                4_294_963_200u32 + off
+            ))
+            .unwrap();
+            run(&p, &nl)
+        };
+        assert_eq!(find(12), 28);
+        assert_eq!(find(16), 0);
+    }
+
+    #[test]
     fn programs_are_checked_as_bpf_check_classic_checks_them() {
         for (bad, why) in [
             ("0,", "zero length"),
@@ -412,7 +705,8 @@ mod tests {
             ("2,96 0 0 2,6 0 0 0", "read before"),
             ("2,2 0 0 16,6 0 0 0", "scratch word 16"),
             ("2,255 0 0 0,6 0 0 0", "unknown instruction"),
-            ("2,48 0 0 4294963200,6 0 0 0", "ancillary"),
+            ("2,48 0 0 4294963201,6 0 0 0", "unknown ancillary"),
+            ("2,48 0 0 4294963264,6 0 0 0", "unknown ancillary"),
             ("1,6 0 x 0", "error at instr 0"),
         ] {
             let e = parse(bad).and_then(|p| check(&p)).expect_err(bad);
