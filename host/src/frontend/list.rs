@@ -2,9 +2,10 @@
 //! `print_header`/`print_firewall`/`print_rule_details` in iptables' `xshared.c` and
 //! `iptables.c` print them.
 //!
-//! Differences kept on purpose: addresses and ports are always numeric (rtrouter does no DNS or
-//! `/etc/services` lookups, so `-L` without `-n` prints `anywhere` for `0.0.0.0/0` and numbers
-//! otherwise); extensions without their own `-L` form print their iptables-save options.
+//! Without `-n`, addresses print as the names `/etc/hosts` (then `/etc/networks`) gives them
+//! and TCP/UDP ports as `/etc/services` names them, as iptables' resolver does from files;
+//! rtrouter asks no DNS server, so an address only DNS could name prints as a number.
+//! Extensions without their own `-L` form print their iptables-save options.
 
 use crate::ruleset::ext::Neg;
 use crate::ruleset::targets::Target;
@@ -70,9 +71,17 @@ fn addr(a: &Option<Neg<IpNet>>, numeric: bool, family: Family) -> (bool, String)
     match a {
         None => (false, if numeric { any.into() } else { "anywhere".into() }),
         Some(n) => {
+            let name = |a: std::net::IpAddr| {
+                if numeric {
+                    a.to_string()
+                } else {
+                    crate::ruleset::value::address_name(a).unwrap_or_else(|| a.to_string())
+                }
+            };
             let s = match n.v.prefix_len() {
-                _ if n.v.is_host() => n.v.addr().to_string(),
+                _ if n.v.is_host() => name(n.v.addr()),
                 Some(0) if !numeric => "anywhere".into(),
+                Some(len) if !numeric => format!("{}/{len}", name(n.v.addr())),
                 _ => n.v.to_string(),
             };
             (n.inv, s)

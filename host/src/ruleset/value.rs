@@ -2,6 +2,7 @@
 //! service names. Parsing follows libxtables (`xtables_strtoui`, `xtables_ipparse_any`,
 //! `xtables_parse_port`), printing follows what `iptables-save` prints.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -532,6 +533,65 @@ fn lmap(file: &str) -> Vec<(u32, String)> {
             rest.is_empty().then(|| (id, name.to_string()))
         })
         .collect()
+}
+
+/// The name `/etc/services` gives `port` for `proto` (`getservbyport`, as `iptables -L`
+/// without `-n` prints ports); `None` when it has none (or the file is absent).
+pub fn port_service_name(port: u16, proto: &str) -> Option<String> {
+    static SERVICES: std::sync::OnceLock<HashMap<(u16, String), String>> = std::sync::OnceLock::new();
+    let m = SERVICES.get_or_init(|| {
+        let mut m = HashMap::new();
+        let text = std::fs::read_to_string("/etc/services").unwrap_or_default();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut f = line.split_whitespace();
+            let (Some(name), Some(pp)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let Some((port, proto)) = pp.split_once('/') else {
+                continue;
+            };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            // The first entry for a port and protocol is the one getservbyport finds.
+            m.entry((port, proto.to_string())).or_insert_with(|| name.to_string());
+        }
+        m
+    });
+    m.get(&(port, proto.to_string())).cloned()
+}
+
+/// The name `/etc/hosts` gives `addr`, else the one `/etc/networks` gives it as a network
+/// (`gethostbyaddr` and `getnetbyaddr` from files, as `iptables -L` without `-n` prints
+/// addresses; rtrouter asks no DNS server).
+pub fn address_name(addr: std::net::IpAddr) -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let host = hosts.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut f = line.split_whitespace();
+        let a: std::net::IpAddr = f.next()?.parse().ok()?;
+        (a == addr).then(|| f.next().map(str::to_string))?
+    });
+    if host.is_some() {
+        return host;
+    }
+    let std::net::IpAddr::V4(v4) = addr else { return None };
+    let networks = std::fs::read_to_string("/etc/networks").unwrap_or_default();
+    networks.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut f = line.split_whitespace();
+        let name = f.next()?;
+        // `getnetbyaddr` compares the network number, written with its trailing zero
+        // octets left out ("127" is 127.0.0.0).
+        let mut octets = [0u8; 4];
+        let parts: Vec<&str> = f.next()?.split('.').collect();
+        if parts.is_empty() || parts.len() > 4 {
+            return None;
+        }
+        for (i, p) in parts.iter().enumerate() {
+            octets[i] = p.parse().ok()?;
+        }
+        (std::net::Ipv4Addr::from(octets) == v4).then(|| name.to_string())
+    })
 }
 
 /// A C `strtod(s, &end)` for decimal numbers: optional blanks and sign, digits with an optional

@@ -98,12 +98,12 @@ impl MatchExt for Tcp {
         }
     }
 
-    fn list(&self, out: &mut String, _: bool) -> bool {
+    fn list(&self, out: &mut String, numeric: bool) -> bool {
         let ports = super::udp::Ports {
             sport: self.sport,
             dport: self.dport,
         };
-        ports.list(out, "tcp");
+        ports.list(out, "tcp", numeric);
         if let Some(o) = self.option {
             let _ = write!(out, " option={}{}", if o.inv { "!" } else { "" }, o.v);
         }

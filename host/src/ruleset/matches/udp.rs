@@ -49,17 +49,22 @@ impl Ports {
         save_port_range(out, "dport", &self.dport);
     }
 
-    /// `tcp spt:N dpts:A:B` as libxt_tcp/libxt_udp print it.
-    pub(super) fn list(&self, out: &mut String, name: &str) {
+    /// `tcp spt:N dpts:A:B` as libxt_tcp/libxt_udp print it; without `numeric`, ports with a
+    /// name in `/etc/services` print as that name (`port_to_service`).
+    pub(super) fn list(&self, out: &mut String, name: &str, numeric: bool) {
         out.push(' ');
         out.push_str(name);
+        let port = |p: u16| match crate::ruleset::value::port_service_name(p, name).filter(|_| !numeric) {
+            Some(s) => s,
+            None => p.to_string(),
+        };
         for (label, r) in [("spt", &self.sport), ("dpt", &self.dport)] {
             if let Some(r) = r.filter(|r| r.inv || r.v != Range16::FULL) {
                 let inv = if r.inv { "!" } else { "" };
                 if r.v.lo == r.v.hi {
-                    let _ = write!(out, " {label}:{inv}{}", r.v.lo);
+                    let _ = write!(out, " {label}:{inv}{}", port(r.v.lo));
                 } else {
-                    let _ = write!(out, " {label}s:{inv}{}:{}", r.v.lo, r.v.hi);
+                    let _ = write!(out, " {label}s:{inv}{}:{}", port(r.v.lo), port(r.v.hi));
                 }
             }
         }
@@ -103,8 +108,8 @@ impl MatchExt for Udp {
         self.0.save(out);
     }
 
-    fn list(&self, out: &mut String, _: bool) -> bool {
-        self.0.list(out, "udp");
+    fn list(&self, out: &mut String, numeric: bool) -> bool {
+        self.0.list(out, "udp", numeric);
         true
     }
 
