@@ -1,5 +1,5 @@
-//! Connection tracking: one entry per connection in a concurrent hash table (`dashmap`,
-//! keyed with foldhash), found from either direction.
+//! Connection tracking: one entry per connection in a concurrent hash table (sharded, keyed
+//! with foldhash, see `index`), found from either direction.
 //!
 //! Like netfilter's conntrack, an entry holds two tuples: `orig`, the first packet as it
 //! arrived, and `reply`, what a reply looks like — after NAT, which is why NAT is nothing more
@@ -17,13 +17,14 @@ pub mod tcp;
 use crate::config::ConntrackSection;
 use crate::eval::status;
 use crate::packet::{proto, Headers, L4};
-use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tcp::{TcpState, Transition};
+
+mod index;
 
 pub const NS: u64 = 1_000_000_000;
 
@@ -218,6 +219,9 @@ fn valid(h: &Headers, buf: &[u8], arriving: bool) -> Result<(), &'static str> {
 /// A connection. Shared by both of its table entries and by packets in flight.
 #[derive(Debug)]
 pub struct Conn {
+    /// The index's hashes of the original and reply tuples (they never change once the
+    /// connection is confirmed), so that the index grows without reading the tuples.
+    hashes: [u32; 2],
     pub st: Mutex<ConnState>,
 }
 
@@ -301,17 +305,15 @@ impl Filter {
     }
 }
 
-type Map = DashMap<Key, (Arc<Conn>, Dir), foldhash::fast::RandomState>;
-
 /// The connection table.
 #[derive(Debug)]
 pub struct Table {
-    map: Map,
+    index: index::Index,
     count: AtomicUsize,
     pub max: usize,
     pub timeouts: Timeouts,
     /// Connections that had not seen a reply when inserted, oldest first: eviction candidates.
-    unreplied: Mutex<VecDeque<Key>>,
+    unreplied: Mutex<VecDeque<std::sync::Weak<Conn>>>,
     pub stats: Stats,
     /// `conntrack -L` shows packet and byte counters (`nf_conntrack_acct`).
     pub accounting: bool,
@@ -321,10 +323,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(max: usize, timeouts: Timeouts) -> Table {
-        // Both tuples are keys; start with room for a modest number and grow on demand.
-        let cap = max.min(1 << 12) * 2;
+        // Start with room for a modest number and grow on demand.
+        let cap = max.min(1 << 12);
         Table {
-            map: DashMap::with_capacity_and_hasher_and_shard_amount(cap, foldhash::fast::RandomState::default(), 64),
+            index: index::Index::new(cap),
             count: AtomicUsize::new(0),
             max,
             timeouts,
@@ -353,13 +355,11 @@ impl Table {
 
     /// Whether `k` is some connection's tuple (either direction): NAT must not reuse it.
     pub fn taken(&self, k: &Key) -> bool {
-        self.map.contains_key(k)
+        self.index.contains(k)
     }
 
     fn get(&self, k: &Key, now: u64) -> Option<(Arc<Conn>, Dir)> {
-        let e = self.map.get(k)?;
-        let (c, d) = (e.0.clone(), e.1);
-        drop(e);
+        let (c, d) = self.index.get(k)?;
         if c.lock().expires <= now {
             return None;
         }
@@ -378,7 +378,7 @@ impl Table {
         let Some(key) = Key::of(h, zone) else {
             return self.related(h, buf, zone, now);
         };
-        let Some((conn, dir)) = self.map.get(&key).map(|e| (e.0.clone(), e.1)) else {
+        let Some((conn, dir)) = self.index.get(&key) else {
             return self.start(key, h, now);
         };
         let mut st = conn.lock();
@@ -528,7 +528,6 @@ impl Table {
     /// (`nf_conntrack_confirm`). `Err` when the table is full of replied connections or a
     /// tuple was taken meanwhile: the packet must be dropped.
     pub fn confirm(&self, mut st: ConnState, now: u64) -> Result<(), crate::packet::DropReason> {
-        use dashmap::mapref::entry::Entry;
         st.status |= status::CONFIRMED;
         let shown = st;
         let (orig, reply) = (st.orig, st.reply);
@@ -539,47 +538,35 @@ impl Table {
             self.stats.drop_full.fetch_add(1, Ordering::Relaxed);
             return Err(crate::packet::DropReason::ConntrackFull);
         }
-        let conn = Arc::new(Conn { st: Mutex::new(st) });
-        match self.map.entry(orig) {
-            Entry::Occupied(e) => {
-                // Another packet of the same flow confirmed first (`nf_ct_resolve_clash`):
-                // when it made the same connection, this packet goes on with it; otherwise it
-                // is dropped as a clash.
-                let winner = e.get().0.clone();
-                drop(e);
-                self.count.fetch_sub(1, Ordering::Relaxed);
-                let same = {
-                    let w = winner.lock();
-                    w.orig == orig && w.reply == reply
-                };
-                if same {
-                    self.stats.clash_resolved.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
-                return Err(crate::packet::DropReason::Clash);
+        let conn = Arc::new(Conn {
+            hashes: [self.index.hash32(&orig), self.index.hash32(&reply)],
+            st: Mutex::new(st),
+        });
+        if let Err(winner) = self.index.insert(Dir::Original, &orig, &conn) {
+            // Another packet of the same flow confirmed first (`nf_ct_resolve_clash`): when
+            // it made the same connection, this packet goes on with it; otherwise it is
+            // dropped as a clash.
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            let same = {
+                let w = winner.lock();
+                w.orig == orig && w.reply == reply
+            };
+            if same {
+                self.stats.clash_resolved.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
             }
-            Entry::Vacant(v) => {
-                v.insert((conn.clone(), Dir::Original));
-            }
+            self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::packet::DropReason::Clash);
         }
-        if reply != orig {
-            match self.map.entry(reply) {
-                Entry::Occupied(e) => {
-                    // Another connection owns this one's reply tuple: undo.
-                    drop(e);
-                    self.map.remove(&orig);
-                    self.count.fetch_sub(1, Ordering::Relaxed);
-                    self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(crate::packet::DropReason::Clash);
-                }
-                Entry::Vacant(v) => {
-                    v.insert((conn, Dir::Reply));
-                }
-            }
+        if reply != orig && self.index.insert(Dir::Reply, &reply, &conn).is_err() {
+            // Another connection owns this one's reply tuple: undo.
+            self.index.remove_if(Dir::Original, &orig, |c| std::ptr::eq(c, &*conn));
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.stats.insert_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::packet::DropReason::Clash);
         }
         self.stats.inserted.fetch_add(1, Ordering::Relaxed);
-        crate::eval::state::lock(&self.unreplied).push_back(orig);
+        crate::eval::state::lock(&self.unreplied).push_back(Arc::downgrade(&conn));
         self.event("[NEW]", &shown, now);
         Ok(())
     }
@@ -604,13 +591,8 @@ impl Table {
     /// when there is none.
     fn early_drop(&self) -> bool {
         let mut q = crate::eval::state::lock(&self.unreplied);
-        while let Some(k) = q.pop_front() {
-            let Some(e) = self.map.get(&k) else { continue };
-            let (conn, dir) = (e.0.clone(), e.1);
-            drop(e);
-            if dir != Dir::Original {
-                continue;
-            }
+        while let Some(w) = q.pop_front() {
+            let Some(conn) = w.upgrade() else { continue };
             let st = conn.lock();
             if st.status & status::ASSURED != 0 {
                 // Assured since: never a candidate again.
@@ -618,26 +600,34 @@ impl Table {
             }
             let (o, r) = (st.orig, st.reply);
             drop(st);
+            // Gone from the table meanwhile (expired and collected): try the next.
+            if !self.remove(&o, &r) {
+                continue;
+            }
             drop(q);
-            self.remove(&o, &r);
             self.stats.early_drop.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         false
     }
 
-    fn remove(&self, orig: &Key, reply: &Key) {
-        if self.map.remove(orig).is_some() {
+    /// Removes the connection with these tuples; whether it was there.
+    fn remove(&self, orig: &Key, reply: &Key) -> bool {
+        let gone = self.index.remove_if(Dir::Original, orig, |_| true);
+        if gone {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
-        self.map.remove(reply);
+        if reply != orig {
+            self.index.remove_if(Dir::Reply, reply, |_| true);
+        }
+        gone
     }
 
     /// Removes the connection `k` names (either of its tuples); `false` if there is none.
     pub fn forget(&self, k: &Key) -> bool {
-        let Some(e) = self.map.get(k) else { return false };
-        let conn = e.0.clone();
-        drop(e);
+        let Some((conn, _)) = self.index.get(k) else {
+            return false;
+        };
         let (o, r) = {
             let st = conn.lock();
             (st.orig, st.reply)
@@ -656,21 +646,19 @@ impl Table {
     pub fn gc(&self, now: u64) -> usize {
         let watched = self.events.listening();
         let mut expired: Vec<(Key, Key, Option<ConnState>)> = Vec::new();
-        for e in self.map.iter() {
-            let (c, d) = e.value();
-            if *d != Dir::Original {
-                continue;
-            }
+        self.index.for_each(|c| {
             let st = c.lock();
             if st.expires <= now {
                 expired.push((st.orig, st.reply, watched.then_some(*st)));
             }
-        }
-        let still_expired = |_: &Key, v: &(Arc<Conn>, Dir)| v.0.lock().expires <= now;
+        });
+        let still_expired = |c: &Conn| c.lock().expires <= now;
         let mut n = 0;
         for (orig, reply, st) in expired {
-            if self.map.remove_if(&orig, still_expired).is_some() {
-                self.map.remove_if(&reply, still_expired);
+            if self.index.remove_if(Dir::Original, &orig, still_expired) {
+                if reply != orig {
+                    self.index.remove_if(Dir::Reply, &reply, |_| true);
+                }
                 n += 1;
                 if let Some(st) = st {
                     self.event("[DESTROY]", &st, now);
@@ -681,59 +669,49 @@ impl Table {
         self.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
         // Drop eviction candidates that no longer exist or are assured, so the queue stays
         // bounded.
-        crate::eval::state::lock(&self.unreplied).retain(|k| {
-            self.map
-                .get(k)
-                .map(|e| e.0.clone())
-                .is_some_and(|c| c.lock().status & status::ASSURED == 0)
-        });
+        crate::eval::state::lock(&self.unreplied)
+            .retain(|w| w.upgrade().is_some_and(|c| c.lock().status & status::ASSURED == 0));
         // Memory back after a drain (the kernel's table shrinks with its hash buckets freed).
-        let held = self.map.len();
-        if self.map.capacity() > 4 * held.max(4096) {
-            self.map.shrink_to_fit();
+        let held = self.index.len();
+        if self.index.capacity() > 4 * held.max(4096) {
+            self.index.shrink();
         }
         n
     }
 
     /// Room the table holds, in entries (two per connection), for tests and `stats`.
     pub fn capacity(&self) -> usize {
-        self.map.capacity()
+        self.index.capacity()
     }
 
     /// The connections that match `f`, as `conntrack -L` prints them (`-o extended`: with
     /// the address family in front), sorted.
     pub fn list(&self, f: &Filter, now: u64, extended: bool) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .map
-            .iter()
-            .filter(|e| e.value().1 == Dir::Original)
-            .filter_map(|e| {
-                let st = e.value().0.lock();
-                (f.matches(&st) && st.expires > now).then(|| {
-                    let family = match (extended, st.orig.src.is_ipv6()) {
-                        (false, _) => "",
-                        (true, false) => "ipv4     2 ",
-                        (true, true) => "ipv6     10 ",
-                    };
-                    format!("{family}{}", line(&st, now, self.accounting))
-                })
-            })
-            .collect();
+        let mut v: Vec<String> = Vec::new();
+        self.index.for_each(|c| {
+            let st = c.lock();
+            if f.matches(&st) && st.expires > now {
+                let family = match (extended, st.orig.src.is_ipv6()) {
+                    (false, _) => "",
+                    (true, false) => "ipv4     2 ",
+                    (true, true) => "ipv6     10 ",
+                };
+                v.push(format!("{family}{}", line(&st, now, self.accounting)));
+            }
+        });
         v.sort();
         v
     }
 
     /// Deletes the connections that match `f`; returns how many.
     pub fn delete(&self, f: &Filter, now: u64) -> usize {
-        let victims: Vec<ConnState> = self
-            .map
-            .iter()
-            .filter(|e| e.value().1 == Dir::Original)
-            .filter_map(|e| {
-                let st = e.value().0.lock();
-                f.matches(&st).then_some(*st)
-            })
-            .collect();
+        let mut victims: Vec<ConnState> = Vec::new();
+        self.index.for_each(|c| {
+            let st = c.lock();
+            if f.matches(&st) {
+                victims.push(*st);
+            }
+        });
         for st in &victims {
             self.remove(&st.orig, &st.reply);
             self.event("[DESTROY]", st, now);
@@ -944,6 +922,6 @@ impl crate::eval::ConnLookup for Table {
             proto,
             zone,
         };
-        self.map.get(&key).is_some_and(|e| e.0.lock().expires > now)
+        self.index.get(&key).is_some_and(|(c, _)| c.lock().expires > now)
     }
 }
