@@ -764,6 +764,54 @@ fn idletimer_restarts_a_timer_per_label() {
 }
 
 #[test]
+fn idletimer_rules_restart_their_timer_when_added_and_take_it_when_gone() {
+    use rtrouter::ruleset::{restore::restore, validate::validate_change, Env};
+    let mut l = Lab::new("*filter\n-A FORWARD -p tcp -j IDLETIMER --timeout 30 --label wan\nCOMMIT\n");
+    let s = 1_000_000_000u64;
+    let change = |l: &Lab, text: &str| {
+        let cur = l.router.engine().rules().clone();
+        let next = restore(&cur.source(), text, "change", true).unwrap();
+        l.router
+            .swap_rules(validate_change(&cur, &next, &Env::default()).unwrap());
+    };
+    l.router.tick(l.now);
+    assert_eq!(l.router.idle_timers(l.now), vec![("wan".to_string(), 30)]);
+    // 10 s later a rule with the label is added: its checkentry restarts the running timer
+    // with its own timeout.
+    l.now += 10 * s;
+    change(
+        &l,
+        "*filter\n-A FORWARD -p udp -j IDLETIMER --timeout 60 --label wan\nCOMMIT\n",
+    );
+    l.router.tick(l.now);
+    assert_eq!(
+        l.router.idle_timers(l.now),
+        vec![("wan".to_string(), 60)],
+        "restarted by the new rule"
+    );
+    // A change beside them (the same chain) adds no IDLETIMER rule: the timer runs on.
+    l.now += 10 * s;
+    change(&l, "*filter\n-I FORWARD -p icmp -j ACCEPT\nCOMMIT\n");
+    l.router.tick(l.now);
+    assert_eq!(
+        l.router.idle_timers(l.now),
+        vec![("wan".to_string(), 50)],
+        "not restarted"
+    );
+    // One of the two rules goes: the other still holds the timer; the last one takes it along.
+    change(
+        &l,
+        "*filter\n-D FORWARD -p tcp -j IDLETIMER --timeout 30 --label wan\nCOMMIT\n",
+    );
+    assert_eq!(l.router.idle_timers(l.now), vec![("wan".to_string(), 50)]);
+    change(
+        &l,
+        "*filter\n-D FORWARD -p udp -j IDLETIMER --timeout 60 --label wan\nCOMMIT\n",
+    );
+    assert_eq!(l.router.idle_timers(l.now), vec![], "no rule holds the label");
+}
+
+#[test]
 fn tee_sends_a_copy_to_the_gateway() {
     let mut l = Lab::new(
         "*mangle\n-A PREROUTING -p udp -j TEE --gateway 10.0.2.9\n-A OUTPUT -j TEE --gateway 10.0.2.9\nCOMMIT\n\

@@ -456,7 +456,7 @@ impl Engine {
                         Target::RateEst(e) => {
                             shared.rateest.ensure(&e.name, e.params);
                         }
-                        Target::IdleTimer(t) => shared.idletimers.arm(&t.label, t.timeout),
+                        Target::IdleTimer(_) => {}
                         Target::Log(_)
                         | Target::Nflog(_)
                         | Target::Nfqueue(_)
@@ -469,6 +469,9 @@ impl Engine {
                     exact_packets = exact_packets || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)));
                 }
             }
+        }
+        if !fresh_state {
+            arm_idletimers(&rules, prev.map(|p| &*p.rules), &shared.idletimers);
         }
         let env = crate::ruleset::matches::CompileEnv {
             shared,
@@ -745,4 +748,75 @@ impl Engine {
     pub(crate) fn recent_keep(&self) -> usize {
         self.recent_keep
     }
+}
+
+/// Arms the `IDLETIMER` timers of `rules`, which replace `prev` (the kernel runs a rule's
+/// checkentry when it is added, starting its label's timer or restarting a running one,
+/// `idletimer_tg_checkentry`): every rule of a table loaded whole restarts its timer; of a
+/// change to `prev`'s rules, only the rules a changed chain holds beyond what it held before
+/// (counted by label and timeout); rules a generation keeps only start a timer that never ran.
+/// Then the timers no rule holds any more go.
+fn arm_idletimers(rules: &ValidRuleset, prev: Option<&ValidRuleset>, timers: &state::IdleTimers) {
+    let idle = |c: &crate::ruleset::validate::ValidChain| {
+        c.rules()
+            .iter()
+            .filter_map(|r| match &r.target {
+                Target::IdleTimer(t) => Some((t.label.clone(), t.timeout)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let same = prev.is_some_and(|p| p.generation == rules.generation);
+    let delta = rules
+        .delta
+        .as_ref()
+        .filter(|d| prev.is_some_and(|p| d.parent == p.generation));
+    let mut labels = Vec::new();
+    for t in rules.tables() {
+        let k = t.kind().index();
+        let old = prev.and_then(|p| p.table(t.kind()));
+        let changed: &[crate::ruleset::validate::ChainId] = match delta {
+            Some(d) if !d.whole[k] && old.is_some() => &d.changed[k],
+            _ => &[],
+        };
+        let whole = !same && (delta.is_none() || old.is_none() || delta.is_some_and(|d| d.whole[k]));
+        for (id, c) in t.slots() {
+            let timers_here = idle(c);
+            // The rules of this chain that are new: all, none, or those beyond its old rules.
+            let mut added: Vec<(String, u32)> = if whole {
+                timers_here.clone()
+            } else if changed.contains(&id) {
+                let mut was = old.and_then(|o| o.get(id)).map_or_else(Vec::new, |oc| idle(oc));
+                timers_here
+                    .iter()
+                    .filter(|t| match was.iter().position(|w| w == *t) {
+                        Some(i) => {
+                            was.swap_remove(i);
+                            false
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for (label, timeout) in timers_here {
+                let restart = match added.iter().position(|a| a.0 == label && a.1 == timeout) {
+                    Some(i) => {
+                        added.swap_remove(i);
+                        true
+                    }
+                    None => false,
+                };
+                timers.arm(&label, timeout, restart);
+                labels.push(label);
+            }
+        }
+    }
+    let family = match rules.family() {
+        crate::ruleset::Family::V4 => 0,
+        crate::ruleset::Family::V6 => 1,
+    };
+    timers.hold(family, labels);
 }

@@ -106,14 +106,19 @@ pub struct Shared {
     pub rateest: Arc<super::rateest::RateEsts>,
 }
 
-/// The `IDLETIMER` timers: each restarted by every packet a rule with its label meets.
+/// The `IDLETIMER` timers: each restarted by every packet a rule with its label meets, and
+/// when a rule with its label is added; it goes with the last rule holding its label (in
+/// either family: the kernel's timer list is one for both, `idletimer_tg_destroy`).
 #[derive(Debug, Default)]
 pub struct IdleTimers {
     timers: std::sync::RwLock<HashMap<String, Arc<IdleTimer>>>,
+    /// Per family (iptables, ip6tables), the labels its running rules hold.
+    held: Mutex<[Vec<String>; 2]>,
 }
 
 /// One timer: when it runs out (monotonic ns; 0 until started), and the timeout it starts
-/// with when its first rule has been added but no clock has been read since (`armed`, 0: none).
+/// with when a rule with its label has been added but no clock has been read since (`armed`,
+/// 0: none).
 #[derive(Debug, Default)]
 pub struct IdleTimer {
     expires: AtomicU64,
@@ -121,12 +126,14 @@ pub struct IdleTimer {
 }
 
 impl IdleTimers {
-    /// A rule with `label` was added: a timer that has not started starts at the next
-    /// [`IdleTimers::start_armed`] (the kernel starts it when the rule is added;
-    /// `idletimer_tg_create`), with `timeout_s`.
-    pub fn arm(&self, label: &str, timeout_s: u32) {
+    /// A rule with `label` was added: its timer (re)starts at the next
+    /// [`IdleTimers::start_armed`] with `timeout_s`, as the kernel's checkentry starts a new
+    /// label's timer and restarts a running one (`idletimer_tg_create`, `mod_timer`). With
+    /// `restart` false the rule was already there (a generation that did not add it): only a
+    /// timer that never started starts.
+    pub fn arm(&self, label: &str, timeout_s: u32, restart: bool) {
         let started = |t: &IdleTimer| {
-            if t.expires.load(Ordering::Relaxed) == 0 {
+            if restart || t.expires.load(Ordering::Relaxed) == 0 {
                 t.armed.store(timeout_s, Ordering::Relaxed);
             }
         };
@@ -138,11 +145,22 @@ impl IdleTimers {
         started(w.entry(label.to_string()).or_default());
     }
 
+    /// The rules of `family` (0: IPv4, 1: IPv6) now hold `labels`: a timer no rule of either
+    /// family holds any more goes.
+    pub fn hold(&self, family: usize, mut labels: Vec<String>) {
+        labels.sort();
+        labels.dedup();
+        let mut held = lock(&self.held);
+        held[family] = labels;
+        let mut w = self.timers.write().unwrap_or_else(|e| e.into_inner());
+        w.retain(|k, _| held.iter().any(|l| l.binary_search(k).is_ok()));
+    }
+
     /// Starts, at `now`, every timer a rule armed.
     pub fn start_armed(&self, now: u64) {
         for t in self.timers.read().unwrap_or_else(|e| e.into_inner()).values() {
             let a = t.armed.swap(0, Ordering::Relaxed);
-            if a != 0 && t.expires.load(Ordering::Relaxed) == 0 {
+            if a != 0 {
                 t.expires
                     .store(now.saturating_add(u64::from(a) * 1_000_000_000), Ordering::Relaxed);
             }
@@ -152,16 +170,12 @@ impl IdleTimers {
     /// Restarts `label`'s timer to run out `timeout_s` seconds after `now`.
     pub fn touch(&self, label: &str, timeout_s: u32, now: u64) {
         let at = now.saturating_add(u64::from(timeout_s) * 1_000_000_000);
+        // A rule's timer exists from its engine's build on (a packet of an engine already
+        // replaced may still meet a label whose timer went: nothing to restart then).
         if let Some(t) = self.timers.read().unwrap_or_else(|e| e.into_inner()).get(label) {
             t.expires.store(at, Ordering::Relaxed);
             t.armed.store(0, Ordering::Relaxed);
-            return;
         }
-        let mut w = self.timers.write().unwrap_or_else(|e| e.into_inner());
-        w.entry(label.to_string())
-            .or_default()
-            .expires
-            .store(at, Ordering::Relaxed);
     }
 
     /// Every started timer by label, with the seconds left at `now` (negative: ran out that

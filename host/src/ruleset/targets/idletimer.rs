@@ -3,11 +3,11 @@
 //! with one label share its timer. The kernel shows each timer under
 //! `/sys/class/xt_idletimer/timers/LABEL` and notifies user space when it runs out;
 //! rtrouter shows them in `rtrouter stats` (`idletimer LABEL: N s left`, or how long ago it
-//! ran out). A label's timer starts when its first rule is added, as the kernel starts it
-//! (the running router within a second: its clock is read once a second, or at `stats`), and
-//! a packet restarts it. Unlike the kernel, adding another rule with a label whose timer runs
-//! does not restart it. `--alarm` (a timer that wakes a suspended system) is kept and printed
-//! back.
+//! ran out). As the kernel's checkentry does, adding a rule starts its label's timer, or
+//! restarts it when it runs (the running router within a second: its clock is read once a
+//! second, or at `stats`); a table loaded whole adds all its rules; a packet restarts the
+//! timer; it goes with the last rule holding its label (`eval::arm_idletimers`). `--alarm` (a
+//! timer that wakes a suspended system) is kept and printed back.
 
 use super::TargetExt;
 use crate::eval::{Cx, Engine, Pkt, Verdict};
