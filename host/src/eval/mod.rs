@@ -331,6 +331,8 @@ pub(crate) struct CompiledChain {
     index: Option<Arc<classify::ChainIndex>>,
     /// `recent` timestamps this chain's rules look back over.
     recent_keep: usize,
+    /// A rule reports or hands over the packet itself (see [`Engine::exact_packets`]).
+    exact: bool,
 }
 
 impl CompiledChain {
@@ -344,7 +346,20 @@ impl CompiledChain {
         let mut layout = Vec::with_capacity(from.rules().len());
         let mut ifaces = Vec::new();
         let mut recent_keep = 0;
+        let mut exact = false;
         for r in from.rules() {
+            exact = exact
+                || matches!(
+                    r.target,
+                    Target::Log(_)
+                        | Target::Nflog(_)
+                        | Target::Nfqueue(_)
+                        | Target::Queue(_)
+                        | Target::Trace(_)
+                        | Target::Audit(_)
+                        | Target::Wasm(_)
+                )
+                || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)));
             let at = tests.len() as u32;
             for m in &r.matches {
                 match m {
@@ -371,6 +386,7 @@ impl CompiledChain {
             ifaces,
             index,
             recent_keep,
+            exact,
         }
     }
 
@@ -397,6 +413,8 @@ pub struct Engine {
     pub(crate) plugins: Option<Arc<dyn PluginHost>>,
     /// A rule of the raw table may mark packets with `TRACE`.
     traces: bool,
+    /// Per table, how many chains have a rule that reports or hands over packets.
+    exact_chains: [usize; 5],
     exact_packets: bool,
     /// `IDLETIMER`'s timers (the router's, across generations).
     pub(crate) idletimers: Arc<state::IdleTimers>,
@@ -445,31 +463,6 @@ impl Engine {
         prev: Option<&Engine>,
         fresh_state: bool,
     ) -> Engine {
-        // One pass over the rules: the estimators the RATEEST rules feed exist before any
-        // rule is compiled (so `-m rateest` rules find them), IDLETIMER labels get their timers
-        // armed, and whether a rule logs or hands over packets (`exact_packets`).
-        let mut exact_packets = false;
-        for t in rules.tables() {
-            for c in t.chains() {
-                for r in c.rules() {
-                    match &r.target {
-                        Target::RateEst(e) => {
-                            shared.rateest.ensure(&e.name, e.params);
-                        }
-                        Target::IdleTimer(_) => {}
-                        Target::Log(_)
-                        | Target::Nflog(_)
-                        | Target::Nfqueue(_)
-                        | Target::Queue(_)
-                        | Target::Trace(_)
-                        | Target::Audit(_)
-                        | Target::Wasm(_) => exact_packets = true,
-                        _ => {}
-                    }
-                    exact_packets = exact_packets || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)));
-                }
-            }
-        }
         if !fresh_state {
             arm_idletimers(&rules, prev.map(|p| &*p.rules), &shared.idletimers);
         }
@@ -482,6 +475,17 @@ impl Engine {
             EngineKind::Compiled => classify::ChainIndex::build(c.rules()).map(Arc::new),
         };
         let mut chains: [Slots<Arc<CompiledChain>>; 5] = Default::default();
+        let mut exact_chains = [0usize; 5];
+        // The estimators the RATEEST rules of a chain about to be compiled feed exist before
+        // any chain is compiled (so `-m rateest` rules find them; those of chains kept exist
+        // since they were compiled).
+        let ensure = |vc: &ValidChain| {
+            for r in vc.rules() {
+                if let Target::RateEst(e) = &r.target {
+                    shared.rateest.ensure(&e.name, e.params);
+                }
+            }
+        };
         // The most `recent` timestamps any rule looks back over: kept as the previous
         // generation's (it only ever grows) plus what the recompiled chains need.
         let mut recent_keep = state::RECENT_STAMPS;
@@ -489,12 +493,30 @@ impl Engine {
         let derived = prev.filter(|p| {
             !fresh_state && p.kind == kind && rules.delta.as_ref().is_some_and(|d| d.parent == p.rules.generation)
         });
+        // Per table: derived from `prev`'s (only the changed slots compiled), or whole.
+        let delta = rules.delta.as_ref();
+        let from_prev = |t: &crate::ruleset::validate::ValidTable| {
+            let k = t.kind().index();
+            derived.filter(|p| !delta.is_some_and(|d| d.whole[k]) && p.rules.table(t.kind()).is_some())
+        };
+        for t in rules.tables() {
+            match from_prev(t) {
+                Some(_) => {
+                    for &id in delta.map_or(&[][..], |d| &d.changed[t.kind().index()][..]) {
+                        if let Some(vc) = t.get(id) {
+                            ensure(vc);
+                        }
+                    }
+                }
+                None => t.slots.iter().for_each(|(_, vc)| ensure(vc)),
+            }
+        }
         for t in rules.tables() {
             let k = t.kind().index();
-            let delta = rules.delta.as_ref();
-            match derived {
-                Some(p) if !delta.is_some_and(|d| d.whole[k]) && p.rules.table(t.kind()).is_some() => {
+            match from_prev(t) {
+                Some(p) => {
                     let mut slots = p.chains[k].clone();
+                    let mut exact = p.exact_chains[k];
                     for &id in delta.map_or(&[][..], |d| &d.changed[k][..]) {
                         let i = id.0 as usize;
                         match t.get(id) {
@@ -507,15 +529,21 @@ impl Engine {
                                 }
                                 let cc = Arc::new(CompiledChain::build(vc, &env, topo, index(vc)));
                                 recent_keep = recent_keep.max(cc.recent_keep);
+                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact));
+                                exact += usize::from(cc.exact);
                                 slots.set(i, Some(cc));
                             }
-                            None => slots.set(i, None),
+                            None => {
+                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact));
+                                slots.set(i, None);
+                            }
                         }
                     }
                     chains[k] = slots;
+                    exact_chains[k] = exact;
                     recent_keep = recent_keep.max(p.recent_keep);
                 }
-                _ => {
+                None => {
                     let mut slots = Slots::default();
                     for (id, vc) in t.slots.iter() {
                         // Same chain in the engine we start from (a trace branch): share its
@@ -527,6 +555,7 @@ impl Engine {
                         let ix = if reuse.is_some() { reuse } else { index(vc) };
                         let cc = CompiledChain::build(vc, &env, topo, ix);
                         recent_keep = recent_keep.max(cc.recent_keep);
+                        exact_chains[k] += usize::from(cc.exact);
                         slots.set(id, Some(Arc::new(cc)));
                     }
                     chains[k] = slots;
@@ -545,7 +574,8 @@ impl Engine {
             recent_keep,
             plugins: None,
             traces,
-            exact_packets,
+            exact_chains,
+            exact_packets: exact_chains.iter().any(|&n| n > 0),
             idletimers: shared.idletimers.clone(),
             rateest: shared.rateest.clone(),
         }
@@ -766,11 +796,32 @@ fn arm_idletimers(rules: &ValidRuleset, prev: Option<&ValidRuleset>, timers: &st
             })
             .collect::<Vec<_>>()
     };
-    let same = prev.is_some_and(|p| p.generation == rules.generation);
+    let has_idle =
+        |c: &crate::ruleset::validate::ValidChain| c.rules().iter().any(|r| matches!(r.target, Target::IdleTimer(_)));
+    if prev.is_some_and(|p| p.generation == rules.generation) {
+        return;
+    }
     let delta = rules
         .delta
         .as_ref()
         .filter(|d| prev.is_some_and(|p| d.parent == p.generation));
+    // A change that neither adds nor removes a chain version holding an IDLETIMER rule leaves
+    // every timer as it is (and costs nothing in a large ruleset).
+    if let (Some(p), Some(d)) = (prev, delta) {
+        let quiet = rules.tables().count() == p.tables().count()
+            && rules.tables().all(|t| {
+                let k = t.kind().index();
+                p.table(t.kind()).is_some_and(|old| {
+                    !d.whole[k]
+                        && d.changed[k].iter().all(|&id| {
+                            !t.get(id).is_some_and(|c| has_idle(c)) && !old.get(id).is_some_and(|c| has_idle(c))
+                        })
+                })
+            });
+        if quiet {
+            return;
+        }
+    }
     let mut labels = Vec::new();
     for t in rules.tables() {
         let k = t.kind().index();
@@ -779,7 +830,7 @@ fn arm_idletimers(rules: &ValidRuleset, prev: Option<&ValidRuleset>, timers: &st
             Some(d) if !d.whole[k] && old.is_some() => &d.changed[k],
             _ => &[],
         };
-        let whole = !same && (delta.is_none() || old.is_none() || delta.is_some_and(|d| d.whole[k]));
+        let whole = delta.is_none() || old.is_none() || delta.is_some_and(|d| d.whole[k]);
         for (id, c) in t.slots() {
             let timers_here = idle(c);
             // The rules of this chain that are new: all, none, or those beyond its old rules.

@@ -217,6 +217,8 @@ fn new_log(t: &mut Table) {
 pub struct ValidRuleset {
     pub(crate) tables: [Option<ValidTable>; 5],
     pub(crate) rule_count: usize,
+    /// A rule makes or reads a rate estimator (`RATEEST`, `-m rateest`).
+    pub(crate) rateest: bool,
     /// Unique per validation.
     pub(crate) generation: u64,
     pub(crate) delta: Option<Delta>,
@@ -346,7 +348,8 @@ fn check_rule(kind: TableKind, chain: &str, hm: HookMask, r: &Rule, env: &Env, e
 /// (`xt_rateest_tg_checkentry`: EINVAL), and so is a `-m rateest` naming one no `RATEEST` made
 /// before it (`xt_rateest_mt_checkentry`: ENOENT). "Before" is an earlier line of the same
 /// file; a rule from elsewhere (an earlier load or change) was there first.
-fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) {
+/// Whether the ruleset has a `RATEEST` or `-m rateest` rule (then the checks ran).
+fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) -> bool {
     use crate::ruleset::matches::Match;
     let rules = || {
         rs.tables
@@ -367,7 +370,7 @@ fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) {
         }
     }
     if made.is_empty() && readers.is_empty() {
-        return;
+        return false;
     }
     for (i, r) in made.iter().enumerate() {
         let Target::RateEst(e) = &r.target else { continue };
@@ -407,6 +410,28 @@ fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) {
             }
         }
     }
+    true
+}
+
+/// Whether `c` has a rule that makes or reads a rate estimator.
+fn has_rate_estimators(c: &Chain) -> bool {
+    use crate::ruleset::matches::Match;
+    c.rules
+        .iter()
+        .any(|r| matches!(r.target, Target::RateEst(_)) || r.matches.iter().any(|m| matches!(m, Match::RateEst(_))))
+}
+
+/// Whether `next`, a change of `base`, may hold a rate estimator: `base` did, or a chain the
+/// change wrote does (or the change is not a logged one of `base`'s tables).
+fn rate_estimators_touched(base: &ValidRuleset, next: &Ruleset) -> bool {
+    base.rateest
+        || TableKind::ALL.into_iter().any(|k| {
+            let Some(nt) = next.table(k) else { return false };
+            let Some(dirty) = base.table(k).and_then(|bt| nt.changed_since(bt.src.lineage)) else {
+                return true;
+            };
+            dirty.iter().any(|name| nt.chain(name).is_some_and(has_rate_estimators))
+        })
 }
 
 /// Whether a rule passes [`check_rule`] (no error text built).
@@ -505,11 +530,12 @@ pub fn validate(rs: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
         rule_count += t.rule_count();
         tables[t.kind.index()] = Some(validate_table(t, env, &mut errors));
     }
-    check_rate_estimators(rs, &mut errors);
+    let rateest = check_rate_estimators(rs, &mut errors);
     if errors.is_empty() {
         Ok(ValidRuleset {
             tables,
             rule_count,
+            rateest,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             delta: None,
             family: rs.family,
@@ -690,7 +716,8 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
 /// records which slots changed, for the engine.
 pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result<ValidRuleset, Errors> {
     let mut errors = Vec::new();
-    check_rate_estimators(next, &mut errors);
+    // The estimator checks read every rule: only when an estimator may be involved.
+    let rateest = rate_estimators_touched(base, next) && check_rate_estimators(next, &mut errors);
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
@@ -733,6 +760,7 @@ pub fn validate_change(base: &ValidRuleset, next: &Ruleset, env: &Env) -> Result
     Ok(ValidRuleset {
         tables,
         rule_count,
+        rateest,
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         delta: Some(delta),
         family: next.family,

@@ -1,0 +1,38 @@
+//! Where the router's time goes in a kube-proxy partial sync at scale, step by step:
+//! `cargo run --release --example prof_change -- [SERVICES] [ROUNDS]` loads a generated
+//! kube-proxy ruleset of SERVICES services (default 100,000), then ROUNDS times adds one
+//! service (its chain and its rule at the end of KUBE-SERVICES, a chain of SERVICES rules) the
+//! way `iptables-restore --noflush` does, printing the time of each step: reading the live
+//! source, applying the restore text, validating the change, and compiling and swapping in the
+//! new generation. `scripts/bench-control.sh` measures the same end to end.
+use rtrouter::ruleset::restore::restore;
+use rtrouter::ruleset::validate::{validate, validate_change};
+use rtrouter::ruleset::{Env, Family, Ruleset};
+use std::time::Instant;
+fn main() {
+    let n: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().unwrap());
+    let text = rtrouter::gen::kube_proxy(n);
+    let rs = restore(&Ruleset::new(Family::V4), &text, "k", false).unwrap();
+    let v = std::sync::Arc::new(validate(&rs, &Env::default()).unwrap());
+    let r = rtrouter::router::Router::new(rtrouter::gen::topology(), (*v).clone(), Default::default(), u32::MAX);
+    for i in 0..std::env::args().nth(2).map_or(3, |a| a.parse().unwrap()) {
+        let t0 = Instant::now();
+        let cur = r.engine().rules().clone();
+        let src = cur.source();
+        let t1 = Instant::now();
+        let change = format!("*nat\n:KUBE-SVC-B{i:06} - [0:0]\n-A KUBE-SVC-B{i:06} -j KUBE-MARK-MASQ\n-A KUBE-SERVICES -d 172.31.255.1/32 -p tcp -m comment --comment \"bench/svc-{i}:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-B{i:06}\nCOMMIT\n");
+        let next = restore(&src, &change, "c", true).unwrap();
+        let t2 = Instant::now();
+        let vi = validate_change(&cur, &next, &Env::default()).unwrap();
+        let t3 = Instant::now();
+        r.swap_rules(vi);
+        let t4 = Instant::now();
+        println!(
+            "source {:?} restore {:?} validate {:?} swap {:?}",
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            t4 - t3
+        );
+    }
+}
