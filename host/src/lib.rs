@@ -1,6 +1,8 @@
 //! rtrouter: a userspace router with netfilter's semantics.
 //!
 //! Layers, lowest first; a lower layer never imports a higher one:
+//! - [`ebpf`]: the kernel's eBPF programs that `-m bpf --object-pinned` rules run (the one
+//!   system call a rule can make).
 //! - [`ruleset`]: the iptables-restore language and the TOML-declared rules, parsed into a
 //!   source form and validated once into the form the engine runs.
 //! - [`config`]: `router.toml`, the whole router's configuration.
@@ -13,6 +15,7 @@ pub mod conntrack;
 #[cfg(feature = "plugins")]
 pub mod dataplane;
 pub mod defrag;
+pub mod ebpf;
 pub mod eval;
 pub mod frontend;
 pub mod gen;

@@ -1,5 +1,6 @@
 //! Helpers shared by rtrouter's end-to-end tests.
 
+pub mod bpf;
 pub mod netns;
 pub use rtrouter::gen::topology;
 

@@ -439,6 +439,44 @@ fn our_script(script: &str) -> Result<String, String> {
 }
 
 #[test]
+fn pinned_bpf_programs_print_back_and_are_refused_as_by_the_kernels_iptables() {
+    use rtrouter_tests::bpf::{self as ebpf, BpfFs, SCHED_CLS, SOCKET_FILTER};
+    if !real_iptables() {
+        return;
+    }
+    let fs = match BpfFs::new("kernel") {
+        Ok(fs) => fs,
+        Err(e) => {
+            println!("SKIP: no bpffs here ({e})");
+            return;
+        }
+    };
+    let udp = fs.pin("udp", SOCKET_FILTER, &ebpf::protocol_is(17)).expect("loads");
+    let cls = fs.pin("cls", SCHED_CLS, &ebpf::mark()).expect("loads");
+    let (udp, cls, none) = (
+        udp.display().to_string(),
+        cls.display().to_string(),
+        fs.path("none").display().to_string(),
+    );
+    let cases: Vec<String> = vec![
+        format!("-m bpf --object-pinned {udp}"),
+        format!("-p udp -m bpf --object-pinned {udp} -j DROP"),
+        format!("-m bpf --object-pinned={udp}"),
+        format!("-m bpf --object-pin {udp}"),
+        format!("-p tcp -m tcp --dport 80 -m bpf --object-pinned {udp} -j ACCEPT"),
+        format!("-m bpf --object-pinned {udp} -m comment --comment pinned"),
+        format!("-m bpf --object-pinned {none}"),
+        format!("-m bpf --object-pinned {cls}"),
+        format!("-m bpf ! --object-pinned {udp}"),
+        format!("-m bpf --object-pinned {udp} --object-pinned {udp}"),
+        format!("-m bpf --bytecode \"1,6 0 0 0\" --object-pinned {udp}"),
+        "-m bpf".to_string(),
+    ];
+    let cases: Vec<(&str, &str, &str)> = cases.iter().map(|c| ("filter", "INPUT", c.as_str())).collect();
+    compare(Family::V4, &cases);
+}
+
+#[test]
 fn rate_estimators_print_back_as_the_kernels_iptables_prints_them() {
     if !real_iptables() {
         return;

@@ -1174,6 +1174,78 @@ fn bpf_runs_classic_programs_on_the_packet() {
 }
 
 #[test]
+fn bpf_object_pinned_runs_the_kernels_program_on_the_packet() {
+    use rtrouter_tests::bpf::{self as ebpf, BpfFs, SCHED_CLS, SOCKET_FILTER};
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP: loading and pinning eBPF programs needs root");
+        return;
+    }
+    let fs = match BpfFs::new("match") {
+        Ok(fs) => fs,
+        Err(e) => {
+            println!("SKIP: no bpffs here ({e})");
+            return;
+        }
+    };
+    let udp_prog = fs.pin("udp", SOCKET_FILTER, &ebpf::protocol_is(17)).expect("loads");
+    let mark_prog = fs.pin("mark", SOCKET_FILTER, &ebpf::mark()).expect("loads");
+    let len_prog = fs.pin("len", SOCKET_FILTER, &ebpf::length()).expect("loads");
+    let cls = fs.pin("cls", SCHED_CLS, &ebpf::mark()).expect("loads");
+    let is_udp = format!("-m bpf --object-pinned {}", udp_prog.display());
+    table(&[
+        (is_udp.as_str(), "lan0", udp(A, 1000, B, 53), true),
+        (is_udp.as_str(), "lan0", tcp(A, 1000, B, 80, 2), false),
+        (is_udp.as_str(), "lan0", icmp_echo(A, B), false),
+    ]);
+    // The program sees the packet's mark (set by an earlier rule) and its length.
+    let marked = |spec: &str, mark: &str, pkt: Vec<u8>| {
+        let mut l = Lab::new(&format!(
+            "*mangle\n-A FORWARD -j MARK --set-mark {mark}\nCOMMIT\n*filter\n:FORWARD DROP [0:0]\n-A FORWARD {spec} -j ACCEPT\nCOMMIT\n"
+        ));
+        l.send("lan0", &pkt).forwarded()
+    };
+    let by_mark = format!("-m bpf --object-pinned {}", mark_prog.display());
+    assert!(marked(&by_mark, "5", udp(A, 1, B, 2)), "mark 5: the program returns 5");
+    assert!(!marked(&by_mark, "0", udp(A, 1, B, 2)), "mark 0: the program returns 0");
+    let by_len = format!("-m bpf --object-pinned {}", len_prog.display());
+    assert!(marked(&by_len, "0", udp(A, 1, B, 2)), "a packet has a length");
+    // Saved back with the path as given; compared by path for -C/-D.
+    let rules = format!("*filter\n-A FORWARD {is_udp} -j DROP\nCOMMIT\n");
+    let rs = rtrouter::ruleset::restore::restore(&rtrouter::ruleset::Ruleset::default(), &rules, "pinned.rules", false)
+        .expect("loads");
+    assert!(rs.save(false).contains(&format!("-A FORWARD {is_udp} -j DROP\n")));
+    let again =
+        rtrouter::ruleset::restore::restore(&rtrouter::ruleset::Ruleset::default(), &rules, "again.rules", false)
+            .expect("loads");
+    assert!(rs == again, "the same path is the same rule");
+    // The kernel's refusals: no such object, a program of another type, both options, twice.
+    let refused = |spec: &str| {
+        rtrouter::ruleset::restore::restore(
+            &rtrouter::ruleset::Ruleset::default(),
+            &format!("*filter\n-A FORWARD {spec}\nCOMMIT\n"),
+            "bad.rules",
+            false,
+        )
+        .expect_err("refused")
+        .to_string()
+    };
+    let missing = refused(&format!("-m bpf --object-pinned {}", fs.path("nothing").display()));
+    assert!(missing.contains("bpf: failed to get bpf object"), "{missing}");
+    let wrong = refused(&format!("-m bpf --object-pinned {}", cls.display()));
+    assert!(wrong.contains("is not a socket filter program"), "{wrong}");
+    let both = refused(&format!(
+        "-m bpf --bytecode \"1,6 0 0 0\" --object-pinned {}",
+        udp_prog.display()
+    ));
+    assert!(both.contains("one of --bytecode or --pinned is required"), "{both}");
+    let twice = refused(&format!("{is_udp} --object-pinned {}", udp_prog.display()));
+    assert!(twice.contains("can only be used once"), "{twice}");
+    let inverted = refused(&format!("-m bpf ! --object-pinned {}", udp_prog.display()));
+    assert!(inverted.contains("cannot be inverted"), "{inverted}");
+    assert!(refused("-m bpf").contains("one of --bytecode or --pinned is required"));
+}
+
+#[test]
 fn connlabel_bits_stay_with_the_connection() {
     // Set label 5 on connections to port 80, accept labelled packets.
     let rules = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --dport 80 -m connlabel --label 5 --set\n\

@@ -18,13 +18,16 @@
 //! attribute search (`__skb_get_nlattr`). An unknown ancillary offset is refused, as by
 //! `bpf_check_classic`.
 //!
-//! Not supported, and refused with a message: `--object-pinned` (an eBPF program in bpffs;
-//! rtrouter runs no eBPF).
+//! `--object-pinned PATH` (revision 1): an eBPF socket-filter program pinned in bpffs, opened
+//! when the rule is read and run by the kernel for each packet (see [`crate::ebpf`]); the rule
+//! prints back with the path as given.
 
 use super::{CompileEnv, MatchExt, RuleProto};
+use crate::ebpf::PinnedProg;
 use crate::eval::{Cx, Engine, Pkt};
 use crate::ruleset::ext::{Cursor, PResult};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// `XT_BPF_MAX_NUM_INSTR`.
 const MAX_INSNS: usize = 64;
@@ -179,8 +182,25 @@ pub struct Insn {
     pub k: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bpf(pub Vec<Insn>);
+/// The program a rule runs.
+#[derive(Debug, Clone)]
+pub enum Bpf {
+    /// `--bytecode`: a classic program, run here.
+    Classic(Vec<Insn>),
+    /// `--object-pinned PATH`: an eBPF socket filter the kernel runs for us.
+    Pinned(String, Arc<PinnedProg>),
+}
+
+impl PartialEq for Bpf {
+    /// Rules compare by what they say (iptables compares the path, not the descriptor).
+    fn eq(&self, o: &Bpf) -> bool {
+        match (self, o) {
+            (Bpf::Classic(a), Bpf::Classic(b)) => a == b,
+            (Bpf::Pinned(a, _), Bpf::Pinned(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
 
 // Instruction classes and fields (linux/filter.h, linux/bpf_common.h).
 const LD: u16 = 0x00;
@@ -516,40 +536,58 @@ fn run(p: &[Insn], pkt: &[u8], meta: &mut Meta) -> u32 {
 }
 
 impl MatchExt for Bpf {
-    type Builder = Option<Vec<Insn>>;
+    type Builder = Option<Bpf>;
     type Compiled = Bpf;
     const SIDE_EFFECT: bool = false;
     const OPTIONS: &'static [&'static str] = &["bytecode", "object-pinned"];
 
-    fn option(b: &mut Option<Vec<Insn>>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
+    fn option(b: &mut Option<Bpf>, opt: &str, inv: bool, c: &mut Cursor) -> PResult<bool> {
+        // libxt_bpf's revision 1 options exclude each other; each may be given once.
+        let given = |b: &Option<Bpf>, pinned: bool| match b {
+            Some(Bpf::Pinned(..)) if pinned => c.err(format!("bpf: option \"--{opt}\" can only be used once.")),
+            Some(Bpf::Classic(_)) if !pinned => c.err(format!("bpf: option \"--{opt}\" can only be used once.")),
+            Some(_) => c.err("bpf: one of --bytecode or --pinned is required"),
+            None if inv => c.err(format!("bpf: option \"--{opt}\" cannot be inverted.")),
+            None => Ok(()),
+        };
         match opt {
             "bytecode" => {
-                c.no_invert(inv, "--bytecode")?;
-                c.once(b, "--bytecode")?;
+                given(b, false)?;
                 let v = c.value("--bytecode")?;
                 match parse(&v).and_then(|p| check(&p).map(|()| p)) {
-                    Ok(p) => *b = Some(p),
+                    Ok(p) => *b = Some(Bpf::Classic(p)),
                     Err(e) => return c.err_value(e),
                 }
             }
             "object-pinned" => {
-                return c
-                    .err("bpf: --object-pinned (an eBPF program) is not supported by rtrouter, which runs no eBPF");
+                given(b, true)?;
+                let path = c.value("--object-pinned")?;
+                match PinnedProg::open(&path) {
+                    Ok(p) => *b = Some(Bpf::Pinned(path, Arc::new(p))),
+                    Err(e) => return c.err_value(e.to_string()),
+                }
             }
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    fn finish(b: Option<Vec<Insn>>, _: RuleProto) -> Result<Bpf, String> {
-        b.map(Bpf).ok_or_else(|| "bpf: missing --bytecode parameter".into())
+    fn finish(b: Option<Bpf>, _: RuleProto) -> Result<Bpf, String> {
+        b.ok_or_else(|| "bpf: one of --bytecode or --pinned is required".into())
     }
 
     fn save(&self, out: &mut String) {
-        let _ = write!(out, " --bytecode \"{},", self.0.len());
-        for (n, i) in self.0.iter().enumerate() {
-            let _ = write!(out, "{} {} {} {}", i.code, i.jt, i.jf, i.k);
-            out.push(if n + 1 < self.0.len() { ',' } else { '"' });
+        match self {
+            Bpf::Classic(p) => {
+                let _ = write!(out, " --bytecode \"{},", p.len());
+                for (n, i) in p.iter().enumerate() {
+                    let _ = write!(out, "{} {} {} {}", i.code, i.jt, i.jf, i.k);
+                    out.push(if n + 1 < p.len() { ',' } else { '"' });
+                }
+            }
+            Bpf::Pinned(path, _) => {
+                let _ = write!(out, " --object-pinned {path}");
+            }
         }
     }
 
@@ -558,8 +596,11 @@ impl MatchExt for Bpf {
     }
 
     fn test(m: &Bpf, p: &Pkt, cx: &mut Cx, _: &Engine) -> bool {
-        let cpu = if m
-            .0
+        let prog = match m {
+            Bpf::Classic(prog) => prog,
+            Bpf::Pinned(_, prog) => return prog.run(p.buf, p.mark) != 0,
+        };
+        let cpu = if prog
             .iter()
             .any(|i| i.code & 0x07 == LD && ancillary(i.k) == Some(Anc::Cpu))
         {
@@ -575,7 +616,7 @@ impl MatchExt for Bpf {
             cpu,
             random: &mut random,
         };
-        run(&m.0, p.buf, &mut meta) != 0
+        run(prog, p.buf, &mut meta) != 0
     }
 }
 
