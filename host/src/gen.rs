@@ -1011,7 +1011,7 @@ fn same_behaviour(
 
 /// Incremental validation and engine derivation against whole validation and compilation:
 /// starting from a random ruleset, `steps` random changes (chains replaced, added, deleted,
-/// rules appended, policies flipped, chains renamed, with rules from other random rulesets, so
+/// rules appended, inserted and deleted, policies flipped, chains renamed, with rules from other random rulesets, so
 /// that jumps may dangle, loop or nest) are validated both ways; they must accept and refuse
 /// the same changes, and an engine derived generation after generation must behave as one
 /// compiled whole from the same rules. Returns how many changes were accepted.
@@ -1041,9 +1041,9 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
             // New rules: each with a counter of its own.
             let mut drules = d.chain(&dname).map(|x| x.rules.clone()).unwrap_or_default();
             for r in &mut drules {
-                r.counter = crate::ruleset::Counter::fresh();
+                std::sync::Arc::make_mut(r).counter = crate::ruleset::Counter::fresh();
             }
-            match c.below(6) {
+            match c.below(8) {
                 0 => t.chain_mut(&name).expect("listed").rules = drules,
                 1 => {
                     let fresh = format!("N{step}x{}", c.below(4));
@@ -1068,6 +1068,22 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
                         });
                     } else {
                         ch.rules.clear();
+                    }
+                }
+                // A rule inserted or deleted inside a chain: the rules around it stay shared
+                // with the previous generation (what validation and the classifier reuse).
+                6 => {
+                    let ch = t.chain_mut(&name).expect("listed");
+                    if let Some(r) = drules.first() {
+                        let at = c.below(ch.rules.len() as u32 + 1) as usize;
+                        ch.rules.insert(at, r.clone());
+                    }
+                }
+                7 => {
+                    let ch = t.chain_mut(&name).expect("listed");
+                    if !ch.rules.is_empty() {
+                        let at = c.below(ch.rules.len() as u32) as usize;
+                        ch.rules.remove(at);
                     }
                 }
                 _ => {

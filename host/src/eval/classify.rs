@@ -36,6 +36,7 @@ use crate::ruleset::value::IpNet;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A bucket may hold this many rules before a rule that would land in it starts a new table.
 pub const COLLISION_LIMIT: usize = 8;
@@ -333,11 +334,30 @@ pub struct ChainIndex {
 
 impl ChainIndex {
     /// The classifier for a chain's `rules`, or `None` when the chain is short enough to walk.
-    pub fn build(rules: &[crate::ruleset::Rule]) -> Option<ChainIndex> {
+    pub fn build(rules: &[Arc<Rule>]) -> Option<ChainIndex> {
+        Self::build_after(rules, None)
+    }
+
+    /// The classifier for `rules`, a new version of the chain `before` (its rules, its
+    /// classifier) describes: the indexed tests of the rules the two share at their ends are
+    /// taken from it rather than worked out again.
+    pub fn build_after(rules: &[Arc<Rule>], before: Option<(&[Arc<Rule>], &ChainIndex)>) -> Option<ChainIndex> {
         if rules.len() < MIN_RULES {
             return None;
         }
-        let fields: Vec<Option<Fields>> = rules.iter().map(Fields::of).collect();
+        let fields: Vec<Option<Fields>> = match before {
+            Some((old, ix)) if ix.fields.len() == old.len() => {
+                let (p, s) = crate::ruleset::shared_ends(old, rules);
+                let n = rules.len();
+                ix.fields[..p]
+                    .iter()
+                    .cloned()
+                    .chain(rules[p..n - s].iter().map(|r| Fields::of(r)))
+                    .chain(ix.fields[old.len() - s..].iter().cloned())
+                    .collect()
+            }
+            _ => rules.iter().map(|r| Fields::of(r)).collect(),
+        };
         // Build with Vec buckets, then flatten.
         struct Building {
             mask: Mask,

@@ -342,7 +342,13 @@ impl CompiledChain {
         topo: &Topology,
         index: Option<Arc<classify::ChainIndex>>,
     ) -> CompiledChain {
-        let mut tests: Vec<Test> = Vec::new();
+        // Sized once: a long chain's tests are megabytes, and growing them copies each time.
+        let n_tests = from
+            .rules()
+            .iter()
+            .map(|r| r.matches.iter().filter(|m| !matches!(m, Match::Comment(_))).count())
+            .sum();
+        let mut tests: Vec<Test> = Vec::with_capacity(n_tests);
         let mut layout = Vec::with_capacity(from.rules().len());
         let mut ifaces = Vec::new();
         let mut recent_keep = 0;
@@ -378,7 +384,6 @@ impl CompiledChain {
             };
             layout.push((at, (tests.len() as u32 - at) as u16, iface));
         }
-        tests.shrink_to_fit();
         CompiledChain {
             from: from.clone(),
             tests,
@@ -527,7 +532,16 @@ impl Engine {
                                 if same {
                                     continue;
                                 }
-                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, index(vc)));
+                                let before = slots
+                                    .get(i)
+                                    .and_then(|old| old.index.as_deref().map(|ix| (old.from.rules(), ix)));
+                                let ix = match kind {
+                                    EngineKind::Linear => None,
+                                    EngineKind::Compiled => {
+                                        classify::ChainIndex::build_after(vc.rules(), before).map(Arc::new)
+                                    }
+                                };
+                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, ix));
                                 recent_keep = recent_keep.max(cc.recent_keep);
                                 exact -= slots.get(i).map_or(0, |old| usize::from(old.exact));
                                 exact += usize::from(cc.exact);

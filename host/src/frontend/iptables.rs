@@ -16,6 +16,7 @@ use crate::ruleset::rule::{parse_rule_with, Loc};
 use crate::ruleset::targets::Target;
 use crate::ruleset::{Counter, Family, Hook, Policy, Rule, Ruleset, Table, TableKind};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The command of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,7 +560,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
             let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
                 return op_error(family, NO_CHAIN);
             };
-            if !rules.iter().all(|r| c.rules.iter().any(|x| x == r)) {
+            if !rules.iter().all(|r| c.rules.iter().any(|x| **x == *r)) {
                 return op_error(family, BAD_RULE);
             }
             verbose_rules(&mut out, &rules);
@@ -639,7 +640,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
             match cmd {
                 Cmd::Append => {
                     print(out, &rules);
-                    chain.extend(rules);
+                    chain.extend(rules.into_iter().map(Arc::new));
                 }
                 Cmd::Insert => {
                     let at = inv.rulenum.unwrap_or(1);
@@ -647,7 +648,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                         return Err(op_error(family, "Index of insertion too big"));
                     }
                     print(out, &rules);
-                    chain.splice(at - 1..at - 1, rules);
+                    chain.splice(at - 1..at - 1, rules.into_iter().map(Arc::new));
                 }
                 Cmd::Replace => {
                     let n = inv.rulenum.unwrap_or(0);
@@ -655,7 +656,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                         return Err(op_error(family, "Index of replacement too big"));
                     }
                     print(out, &rules);
-                    chain[n - 1] = rules.into_iter().next().expect("one rule, checked");
+                    chain[n - 1] = Arc::new(rules.into_iter().next().expect("one rule, checked"));
                 }
                 Cmd::DeleteNum => {
                     let n = inv.rulenum.unwrap_or(0);
@@ -668,7 +669,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                     for r in &rules {
                         let at = chain
                             .iter()
-                            .position(|x| x == r)
+                            .position(|x| **x == *r)
                             .ok_or_else(|| op_error(family, BAD_RULE))?;
                         chain.remove(at);
                     }

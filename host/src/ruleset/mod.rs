@@ -166,7 +166,7 @@ pub struct Chain {
     pub policy: Option<Policy>,
     /// What the policy decided (built-in chains; kept by identity like rules' counters).
     pub counter: Arc<Counter>,
-    pub rules: Vec<Rule>,
+    pub rules: Vec<Arc<Rule>>,
 }
 
 impl PartialEq for Chain {
@@ -406,7 +406,7 @@ impl Ruleset {
                 c.counter = Counter::starting(p, b);
                 for r in &mut c.rules {
                     let (p, b) = r.counter.get();
-                    r.counter = Counter::starting(p, b);
+                    Arc::make_mut(r).counter = Counter::starting(p, b);
                 }
             });
         }
@@ -520,4 +520,20 @@ impl fmt::Display for Errors {
         }
         Ok(())
     }
+}
+
+/// How many rules at the start and at the end of `new` are the very rules (the same
+/// allocation) of `old`: a change that inserts, deletes or replaces rules in a long chain
+/// leaves the rest shared, and what was worked out for them holds.
+pub(crate) fn shared_ends(old: &[Arc<Rule>], new: &[Arc<Rule>]) -> (usize, usize) {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| Arc::ptr_eq(a, b)).count();
+    let room = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| Arc::ptr_eq(a, b))
+        .count();
+    (prefix, suffix)
 }

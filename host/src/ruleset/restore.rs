@@ -319,8 +319,8 @@ pub fn rename_chain(t: &mut Table, old: &str, new: &str) {
     for n in names {
         if let Some(c) = t.chain_mut(&n) {
             for r in &mut c.rules {
-                if let Target::Jump(j) | Target::Goto(j) = &mut r.target {
-                    if j == old {
+                if matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == old) {
+                    if let Target::Jump(j) | Target::Goto(j) = &mut Arc::make_mut(r).target {
                         *j = new.to_string();
                     }
                 }
@@ -416,7 +416,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         "-A" | "--append" => {
             let c = existing(open, i + 1)?;
             let rs = rules(i + 2)?;
-            open.chain(&c).rules.extend(rs);
+            open.chain(&c).rules.extend(rs.into_iter().map(Arc::new));
         }
         "-I" | "--insert" => {
             let c = existing(open, i + 1)?;
@@ -429,7 +429,9 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                 return Err((i + 2, format!("index of insertion too big (chain has {len} rules)")));
             }
             let rs = rules(start)?;
-            open.chain(&c).rules.splice(at - 1..at - 1, rs);
+            open.chain(&c)
+                .rules
+                .splice(at - 1..at - 1, rs.into_iter().map(Arc::new));
         }
         "-R" | "--replace" => {
             let c = existing(open, i + 1)?;
@@ -442,7 +444,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             if rs.len() != 1 {
                 return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
-            open.chain(&c).rules[n - 1] = rs.remove(0);
+            open.chain(&c).rules[n - 1] = Arc::new(rs.remove(0));
         }
         "-D" | "--delete" => {
             let c = existing(open, i + 1)?;
@@ -458,7 +460,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                     let pos = open
                         .table
                         .chain(&c)
-                        .and_then(|ch| ch.rules.iter().position(|x| *x == r));
+                        .and_then(|ch| ch.rules.iter().position(|x| **x == r));
                     let pos = pos.ok_or((
                         i + 2,
                         "bad rule (does a matching rule exist in that chain?)".to_string(),
@@ -510,7 +512,9 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                     // Fresh counters, not the live ones zeroed: nothing changes unless the
                     // whole input applies.
                     ch.counter = Counter::fresh();
-                    ch.rules.iter_mut().for_each(|r| r.counter = Counter::fresh());
+                    ch.rules
+                        .iter_mut()
+                        .for_each(|r| Arc::make_mut(r).counter = Counter::fresh());
                 }
             };
             match chain_arg(i + 1) {

@@ -117,7 +117,7 @@ impl ValidChain {
         self.src.policy
     }
 
-    pub fn rules(&self) -> &[Rule] {
+    pub fn rules(&self) -> &[Arc<Rule>] {
         &self.src.rules
     }
 
@@ -266,7 +266,7 @@ impl ValidRuleset {
 
     /// Finds rule `(table, chain, position)` by its place in the source (tests and tools).
     pub fn find_rule(&self, k: TableKind, chain: &str, pos: usize) -> Option<&Rule> {
-        self.table(k)?.src.chain(chain)?.rules.get(pos)
+        self.table(k)?.src.chain(chain)?.rules.get(pos).map(|r| &**r)
     }
 }
 
@@ -457,6 +457,7 @@ fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> 
     }
     let mut bound = (**c).clone();
     for rule in &mut bound.rules {
+        let rule = Arc::make_mut(rule);
         let mut bind_errors = Vec::new();
         for m in &mut rule.matches {
             if let Match::Wasm(w) = m {
@@ -497,28 +498,36 @@ fn resolve(
     is_builtin: impl Fn(ChainId) -> bool,
     errors: &mut Vec<Error>,
 ) -> Arc<[Option<ChainId>]> {
-    c.rules
-        .iter()
-        .map(|r| match &r.target {
-            Target::Jump(name) | Target::Goto(name) => match ids.get(name.as_str()).copied() {
-                Some(id) if is_builtin(id) => {
-                    errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
-                    None
-                }
-                Some(id) => Some(id),
-                None => {
-                    errors.push(err(
-                        r,
-                        true,
-                        name,
-                        format!("chain `{name}' does not exist in table `{kind}' (and is not a known target)"),
-                    ));
-                    None
-                }
-            },
-            _ => None,
-        })
-        .collect()
+    resolve_rules(kind, &c.rules, ids, is_builtin, errors).collect()
+}
+
+/// Where each of `rules` jumps or goes to, as [`resolve`] finds it.
+fn resolve_rules<'a>(
+    kind: TableKind,
+    rules: &'a [Arc<Rule>],
+    ids: &'a im::HashMap<String, ChainId>,
+    is_builtin: impl Fn(ChainId) -> bool + 'a,
+    errors: &'a mut Vec<Error>,
+) -> impl Iterator<Item = Option<ChainId>> + 'a {
+    rules.iter().map(move |r| match &r.target {
+        Target::Jump(name) | Target::Goto(name) => match ids.get(name.as_str()).copied() {
+            Some(id) if is_builtin(id) => {
+                errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
+                None
+            }
+            Some(id) => Some(id),
+            None => {
+                errors.push(err(
+                    r,
+                    true,
+                    name,
+                    format!("chain `{name}' does not exist in table `{kind}' (and is not a known target)"),
+                ));
+                None
+            }
+        },
+        _ => None,
+    })
 }
 
 /// Validates `rs` against `env`; returns every error found.
@@ -840,8 +849,8 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         rules_delta += c.rules.len() as isize;
         match t.id_of(&c.name) {
             Some(id) => {
+                // Its old version's references go with the rules that change (below).
                 rules_delta -= t.get(id).map_or(0, |c| c.rules().len()) as isize;
-                unref(&mut t, id);
                 new_ids.push(id);
             }
             None => {
@@ -867,6 +876,16 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     let builtins = t.entry;
     let is_builtin = |id: ChainId| builtins.contains(&Some(id));
     let mut fresh: Vec<(ChainId, Arc<ValidChain>)> = Vec::new();
+    // The rules of each chain to check: the new ones (rules shared with the old version were
+    // checked for the same hooks), or all where the hooks grow.
+    let mut check: Vec<(ChainId, std::ops::Range<usize>)> = Vec::new();
+    let count = |t: &mut ValidTable, js: &[Option<ChainId>], up: bool| {
+        for j in js.iter().flatten() {
+            let i = j.0 as usize;
+            let n = t.refs.get(i).copied().unwrap_or(0);
+            t.refs.set(i, Some(if up { n + 1 } else { n.saturating_sub(1) }));
+        }
+    };
     for (c, &id) in updated.iter().zip(&new_ids) {
         let src = bind_chain(c, env, &mut errors);
         if !Arc::ptr_eq(&src, c) {
@@ -874,12 +893,32 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
                 *m = (*src).clone();
             }
         }
-        let jumps = resolve(kind, &src, &t.ids, is_builtin, &mut errors);
-        for j in jumps.iter().flatten() {
-            let i = j.0 as usize;
-            t.refs.set(i, Some(t.refs.get(i).copied().unwrap_or(0) + 1));
-        }
-        let (hooks, depth) = t.get(id).map_or((0, 0), |old| (old.hooks, old.depth));
+        let old = t.get(id).cloned();
+        // Jumps of the rules shared with the old version stay as they were resolved: a chain
+        // they go to keeps its id while it exists, and one removed under them is caught by
+        // its references below.
+        let ol = old.as_ref().map_or(0, |o| o.src.rules.len());
+        let (p, s) = old
+            .as_ref()
+            .map_or((0, 0), |o| super::shared_ends(&o.src.rules, &src.rules));
+        let nl = src.rules.len();
+        let mid: Vec<Option<ChainId>> =
+            resolve_rules(kind, &src.rules[p..nl - s], &t.ids, is_builtin, &mut errors).collect();
+        count(&mut t, &mid, true);
+        let jumps: Arc<[Option<ChainId>]> = match &old {
+            Some(o) => {
+                count(&mut t, &o.jumps[p..ol - s], false);
+                o.jumps[..p]
+                    .iter()
+                    .copied()
+                    .chain(mid)
+                    .chain(o.jumps[ol - s..].iter().copied())
+                    .collect()
+            }
+            None => mid.into(),
+        };
+        check.push((id, p..nl - s));
+        let (hooks, depth) = old.as_ref().map_or((0, 0), |old| (old.hooks, old.depth));
         fresh.push((
             id,
             Arc::new(ValidChain {
@@ -913,7 +952,6 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     // Push hooks and depth along the jumps of the changed chains; check the rules of every
     // chain whose hooks grew.
     let mut work: Vec<ChainId> = fresh.iter().map(|(id, _)| *id).collect();
-    let mut check: Vec<ChainId> = work.clone();
     let mut steps = 0usize;
     while let Some(id) = work.pop() {
         steps += 1;
@@ -939,15 +977,17 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
                 t.slots.set(j.0 as usize, Some(Arc::new(grown)));
                 work.push(*j);
                 if hooks != child.hooks {
-                    check.push(*j);
+                    check.push((*j, 0..usize::MAX));
                 }
                 changed.push(*j);
             }
         }
     }
-    for id in check {
+    for (id, range) in check {
         let c = t.get(id)?;
-        if !c.src.rules.iter().all(|r| rule_ok(kind, c.hooks, r, env)) {
+        let rules = &c.src.rules;
+        let range = range.start.min(rules.len())..range.end.min(rules.len());
+        if !rules[range].iter().all(|r| rule_ok(kind, c.hooks, r, env)) {
             return None;
         }
     }
@@ -999,6 +1039,54 @@ mod tests {
         let next = restore(&base.source(), "*mangle\n-A PREROUTING -j X\nCOMMIT\n", "t.rules", true).unwrap();
         let e = validate_change(&base, &next, &Env::default()).unwrap_err();
         assert!(e.0[0].msg.contains("`TCPMSS' is only valid in"), "{e}");
+    }
+
+    #[test]
+    fn a_change_inside_a_long_chain_keeps_the_jumps_of_the_rules_around_it() {
+        let mut text = String::from("*filter\n:X - [0:0]\n:Y - [0:0]\n");
+        for i in 0..100 {
+            let to = if i == 10 {
+                "X"
+            } else if i == 90 {
+                "Y"
+            } else {
+                "ACCEPT"
+            };
+            text += &format!("-A FORWARD -s 10.0.{i}.0/24 -j {to}\n");
+        }
+        text += "COMMIT\n";
+        let base = check(&text).unwrap();
+        let jumps = |v: &ValidRuleset| {
+            let t = v.table(TableKind::Filter).unwrap();
+            let fwd = t.chain(t.id_of("FORWARD").unwrap());
+            let named = |i: usize| fwd.jump(i).map(|id| t.chain(id).name().to_string());
+            (fwd.rules().len(), named(10), named(11), named(50), named(90), named(91))
+        };
+        // A rule inserted in the middle, jumping to a chain created by the same change.
+        let next = restore(
+            &base.source(),
+            "*filter\n:Z - [0:0]\n-I FORWARD 51 -j Z\nCOMMIT\n",
+            "t.rules",
+            true,
+        )
+        .unwrap();
+        let v = validate_change(&base, &next, &Env::default()).unwrap();
+        let s = |n: &str| Some(n.to_string());
+        assert_eq!(jumps(&v), (101, s("X"), None, s("Z"), None, s("Y")));
+        // The chain a kept rule jumps to cannot go, though only another rule changed.
+        let gone = restore(&v.source(), "*filter\n-D FORWARD 51\n-X X\nCOMMIT\n", "t.rules", true).unwrap();
+        assert!(validate_change(&v, &gone, &Env::default()).is_err());
+        // Deleting the rule first lets it go, and the jumps after it move up.
+        let next = restore(&v.source(), "*filter\n-D FORWARD 11\nCOMMIT\n", "t.rules", true).unwrap();
+        let v = validate_change(&v, &next, &Env::default()).unwrap();
+        let next = restore(&v.source(), "*filter\n-X X\nCOMMIT\n", "t.rules", true).unwrap();
+        let v = validate_change(&v, &next, &Env::default()).unwrap();
+        let t = v.table(TableKind::Filter).unwrap();
+        let fwd = t.chain(t.id_of("FORWARD").unwrap());
+        assert_eq!(fwd.rules().len(), 100);
+        assert_eq!(fwd.jump(49).map(|id| t.chain(id).name()), Some("Z"));
+        assert_eq!(fwd.jump(90).map(|id| t.chain(id).name()), Some("Y"));
+        assert!(t.id_of("X").is_none());
     }
 
     #[test]
