@@ -13,8 +13,8 @@
 //! (a reassembled datagram, a TCP super-packet) is handed over cut to [`MAX_DATA`] bytes, its
 //! headers whole. A failed call (the object's program cannot run) is no match.
 //!
-//! This is the one place the packet path makes a system call; it costs about a microsecond
-//! per packet that reaches such a rule.
+//! This is the one place the packet path makes a system call; it costs about 2 µs per packet
+//! that reaches such a rule (measured here, 64- and 1500-byte packets alike).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
