@@ -323,6 +323,12 @@ struct Table {
     last: u32,
 }
 
+/// Where [`ChainIndex::place`] puts a rule.
+enum Place {
+    Table(usize),
+    New(Mask),
+}
+
 /// The classifier of one chain.
 #[derive(Debug)]
 pub struct ChainIndex {
@@ -340,24 +346,54 @@ impl ChainIndex {
 
     /// The classifier for `rules`, a new version of the chain `before` (its rules, its
     /// classifier) describes: the indexed tests of the rules the two share at their ends are
-    /// taken from it rather than worked out again.
+    /// taken from it rather than worked out again, and when only a few rules changed, its
+    /// tables are carried over with the positions after the change moved, rather than built
+    /// again.
     pub fn build_after(rules: &[Arc<Rule>], before: Option<(&[Arc<Rule>], &ChainIndex)>) -> Option<ChainIndex> {
         if rules.len() < MIN_RULES {
             return None;
         }
-        let fields: Vec<Option<Fields>> = match before {
-            Some((old, ix)) if ix.fields.len() == old.len() => {
-                let (p, s) = crate::ruleset::shared_ends(old, rules);
-                let n = rules.len();
-                ix.fields[..p]
-                    .iter()
-                    .cloned()
-                    .chain(rules[p..n - s].iter().map(|r| Fields::of(r)))
-                    .chain(ix.fields[old.len() - s..].iter().cloned())
-                    .collect()
-            }
-            _ => rules.iter().map(|r| Fields::of(r)).collect(),
+        let Some((old, ix)) = before.filter(|(old, ix)| ix.fields.len() == old.len()) else {
+            return Some(Self::from_fields(rules.iter().map(|r| Fields::of(r)).collect()));
         };
+        let (p, s) = crate::ruleset::shared_ends(old, rules);
+        let n = rules.len();
+        let fields: Vec<Option<Fields>> = ix.fields[..p]
+            .iter()
+            .cloned()
+            .chain(rules[p..n - s].iter().map(|r| Fields::of(r)))
+            .chain(ix.fields[old.len() - s..].iter().cloned())
+            .collect();
+        let changed = (old.len() - s - p) + (n - s - p);
+        Some(if changed <= (n / 16).max(64) {
+            ix.updated(p, s, fields)
+        } else {
+            Self::from_fields(fields)
+        })
+    }
+
+    /// Where a rule of `f` goes among `tables` (each: its mask, and how many rules its bucket
+    /// for `f` holds): the first table whose shape covers it and whose bucket has room; else a
+    /// table of its relaxed shape, new if there is none; if that is full for this key, one of
+    /// its exact shape; if that is full too, it takes the collision.
+    fn place(f: &Fields, tables: impl Iterator<Item = (Mask, usize)> + Clone) -> Place {
+        if let Some(i) = tables
+            .clone()
+            .position(|(m, held)| m.covers(f) && held < COLLISION_LIMIT)
+        {
+            return Place::Table(i);
+        }
+        let (relaxed, exact) = (Mask::of(f, false), Mask::of(f, true));
+        let find = |want: Mask| tables.clone().position(|(m, _)| m == want);
+        match (find(relaxed), find(exact)) {
+            (None, _) => Place::New(relaxed),
+            (Some(_), None) => Place::New(exact),
+            (Some(_), Some(e)) => Place::Table(e),
+        }
+    }
+
+    /// The classifier of the rules `fields` describe (by position), built whole.
+    fn from_fields(fields: Vec<Option<Fields>>) -> ChainIndex {
         // Build with Vec buckets, then flatten.
         struct Building {
             mask: Mask,
@@ -367,37 +403,17 @@ impl ChainIndex {
         for (pos, f) in fields.iter().enumerate() {
             let Some(f) = f else { continue };
             let pos = pos as u32;
-            let fits = tables.iter().position(|t| {
-                t.mask.covers(f)
-                    && t.buckets
-                        .get(&t.mask.rule_key(f))
-                        .is_none_or(|b| b.len() < COLLISION_LIMIT)
-            });
-            let ti = match fits {
-                Some(ti) => ti,
-                None => {
-                    // A table of the rule's relaxed shape; if that one is full for this key, a
-                    // table of its exact shape; if that is full too, it takes the collision.
-                    let relaxed = Mask::of(f, false);
-                    let exact = Mask::of(f, true);
-                    let find = |m: Mask| tables.iter().position(|t| t.mask == m);
-                    match (find(relaxed), find(exact)) {
-                        (None, _) => {
-                            tables.push(Building {
-                                mask: relaxed,
-                                buckets: HashMap::with_hasher(Hasher::default()),
-                            });
-                            tables.len() - 1
-                        }
-                        (Some(_), None) => {
-                            tables.push(Building {
-                                mask: exact,
-                                buckets: HashMap::with_hasher(Hasher::default()),
-                            });
-                            tables.len() - 1
-                        }
-                        (Some(_), Some(e)) => e,
-                    }
+            let held = tables
+                .iter()
+                .map(|t| (t.mask, t.buckets.get(&t.mask.rule_key(f)).map_or(0, Vec::len)));
+            let ti = match Self::place(f, held) {
+                Place::Table(i) => i,
+                Place::New(mask) => {
+                    tables.push(Building {
+                        mask,
+                        buckets: HashMap::with_hasher(Hasher::default()),
+                    });
+                    tables.len() - 1
                 }
             };
             let t = &mut tables[ti];
@@ -430,15 +446,127 @@ impl ChainIndex {
             })
             .collect();
         out.sort_by_key(|t| t.first);
-        Some(ChainIndex { tables: out, fields })
+        ChainIndex { tables: out, fields }
+    }
+
+    /// This classifier after a change of its chain that keeps the first `p` and the last `s`
+    /// rules: the rules between are dropped from its tables, the last `s` move to their new
+    /// positions (order kept, so every bucket stays sorted), and the new rules between are
+    /// placed as a whole build places them. `fields` are the new chain's.
+    fn updated(&self, p: usize, s: usize, fields: Vec<Option<Fields>>) -> ChainIndex {
+        let (old_end, new_end) = ((self.fields.len() - s) as u32, (fields.len() - s) as u32);
+        let p32 = p as u32;
+        let moved = |r: u32| -> Option<u32> {
+            if r < p32 {
+                Some(r)
+            } else if r < old_end {
+                None
+            } else {
+                Some(r - old_end + new_end)
+            }
+        };
+        let mut tables: Vec<Table> = Vec::with_capacity(self.tables.len() + 1);
+        for t in &self.tables {
+            let mut buckets = t.buckets.clone();
+            let mut rules = Vec::with_capacity(t.rules.len());
+            let (mut first, mut last) = (u32::MAX, 0);
+            buckets.retain(|_, v| {
+                let kept = if v.1 == 1 {
+                    moved(v.0).map(|r| (r, 1))
+                } else {
+                    let at = rules.len();
+                    rules.extend(
+                        t.rules[v.0 as usize..(v.0 + v.1) as usize]
+                            .iter()
+                            .filter_map(|&r| moved(r)),
+                    );
+                    match rules.len() - at {
+                        0 => None,
+                        1 => rules.pop().map(|r| (r, 1)),
+                        n => Some((at as u32, n as u32)),
+                    }
+                };
+                let Some(kept) = kept else { return false };
+                *v = kept;
+                let (lo, hi) = if kept.1 == 1 {
+                    (kept.0, kept.0)
+                } else {
+                    (rules[kept.0 as usize], rules[(kept.0 + kept.1 - 1) as usize])
+                };
+                first = first.min(lo);
+                last = last.max(hi);
+                true
+            });
+            if !buckets.is_empty() {
+                tables.push(Table {
+                    mask: t.mask,
+                    buckets,
+                    rules,
+                    first,
+                    last,
+                });
+            }
+        }
+        // Placed in the order a whole build meets the tables: by their first rule.
+        tables.sort_by_key(|t| t.first);
+        for pos in p32..new_end {
+            let Some(f) = &fields[pos as usize] else { continue };
+            let held = tables
+                .iter()
+                .map(|t| (t.mask, t.buckets.get(&t.mask.rule_key(f)).map_or(0, |b| b.1 as usize)));
+            let ti = match Self::place(f, held) {
+                Place::Table(i) => i,
+                Place::New(mask) => {
+                    tables.push(Table {
+                        mask,
+                        buckets: HashMap::with_hasher(Hasher::default()),
+                        rules: Vec::new(),
+                        first: u32::MAX,
+                        last: 0,
+                    });
+                    tables.len() - 1
+                }
+            };
+            let t = &mut tables[ti];
+            let key = t.mask.rule_key(f);
+            let bucket: Vec<u32> = match t.buckets.get(&key) {
+                None => Vec::new(),
+                Some(&(r, 1)) => vec![r],
+                Some(&(off, len)) => t.rules[off as usize..(off + len) as usize].to_vec(),
+            };
+            let mut bucket = bucket;
+            let at = bucket.partition_point(|&r| r < pos);
+            bucket.insert(at, pos);
+            let v = if let [only] = bucket[..] {
+                (only, 1)
+            } else {
+                // The old range stays behind unused until the next update compacts it.
+                let off = t.rules.len() as u32;
+                t.rules.extend_from_slice(&bucket);
+                (off, bucket.len() as u32)
+            };
+            t.buckets.insert(key, v);
+            t.first = t.first.min(pos);
+            t.last = t.last.max(pos);
+        }
+        tables.sort_by_key(|t| t.first);
+        ChainIndex { tables, fields }
     }
 
     /// The first rule position at or after `start` whose indexed tests hold for `p`, or the
     /// chain's length when there is none.
     #[inline]
     pub fn next(&self, start: usize, p: &Pkt) -> usize {
+        match Key::of(p) {
+            Some(k) => self.next_key(start, &k),
+            None => self.fields.len(),
+        }
+    }
+
+    #[inline]
+    fn next_key(&self, start: usize, k: &Key) -> usize {
         let n = self.fields.len();
-        let Some(k) = Key::of(p) else { return n };
+        let k = *k;
         let start = start as u32;
         let mut best = n as u32;
         for t in &self.tables {
@@ -531,6 +659,85 @@ mod tests {
         let odd = f("10.0.0.1/255.0.255.255", "0.0.0.0/0");
         assert_eq!(Mask::of(&odd, false).smask, 0xff00_0000 << 96);
         assert!(Mask::of(&odd, false).covers(&odd));
+    }
+
+    #[test]
+    fn a_classifier_carried_over_a_change_finds_what_one_built_whole_finds() {
+        use crate::eval::{Chance, SplitMix};
+        let mut rng = SplitMix(11);
+        // Few distinct values, so that buckets fill, collide and spill into more tables.
+        let field = |rng: &mut SplitMix| -> Option<Fields> {
+            if rng.below(10) == 0 {
+                return None;
+            }
+            let addr = |rng: &mut SplitMix| format!("10.{}.{}.{}", rng.below(3), rng.below(3), rng.below(3));
+            let len = [0, 8, 16, 24, 32, 23][rng.below(6) as usize];
+            let (a, b) = (addr(rng), addr(rng));
+            let mut x = if rng.below(2) == 0 {
+                f(&format!("{a}/{len}"), "0.0.0.0/0")
+            } else {
+                f("0.0.0.0/0", &format!("{b}/{len}"))
+            };
+            if rng.below(2) == 0 {
+                let port = 80 + rng.below(3) as u16;
+                x.narrow(L4_TCP, None, Some((port, port)));
+            }
+            Some(x)
+        };
+        let key = |rng: &mut SplitMix| Key {
+            src: u128::from(u32::from_be_bytes([
+                10,
+                rng.below(3) as u8,
+                rng.below(3) as u8,
+                rng.below(3) as u8,
+            ])) << 96,
+            dst: u128::from(u32::from_be_bytes([
+                10,
+                rng.below(3) as u8,
+                rng.below(3) as u8,
+                rng.below(3) as u8,
+            ])) << 96,
+            proto: 6,
+            l4: L4_TCP,
+            sport: 1000,
+            dport: 80 + rng.below(3) as u16,
+        };
+        let mut compared = 0;
+        for round in 0..300 {
+            let n = 6 + rng.below(120) as usize;
+            let old: Vec<Option<Fields>> = (0..n).map(|_| field(&mut rng)).collect();
+            let mut ix = ChainIndex::from_fields(old.clone());
+            let mut cur = old;
+            // A few changes in a row, each carried over from the last.
+            for _ in 0..4 {
+                let p = rng.below(cur.len() as u32 + 1) as usize;
+                let gone = rng.below((cur.len() - p) as u32 + 1).min(5) as usize;
+                let added = rng.below(6) as usize;
+                let s = cur.len() - p - gone;
+                let mut next = cur[..p].to_vec();
+                next.extend((0..added).map(|_| field(&mut rng)));
+                next.extend_from_slice(&cur[cur.len() - s..]);
+                if next.len() < MIN_RULES {
+                    break;
+                }
+                let carried = ix.updated(p, s, next.clone());
+                let whole = ChainIndex::from_fields(next.clone());
+                for _ in 0..40 {
+                    let k = key(&mut rng);
+                    for start in 0..=next.len() {
+                        assert_eq!(
+                            carried.next_key(start, &k),
+                            whole.next_key(start, &k),
+                            "round {round}: start {start}, {k:?}"
+                        );
+                        compared += 1;
+                    }
+                }
+                ix = carried;
+                cur = next;
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
     }
 
     #[test]
