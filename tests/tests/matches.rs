@@ -346,6 +346,41 @@ fn limit_is_a_token_bucket() {
 }
 
 #[test]
+fn a_rule_kept_through_a_change_of_its_chain_keeps_its_state() {
+    use rtrouter::ruleset::{restore::restore, validate::validate_change, Env};
+    let change = |l: &Lab, text: &str| {
+        let cur = l.router.engine().rules().clone();
+        let next = restore(&cur.source(), text, "change", true).unwrap();
+        l.router
+            .swap_rules(validate_change(&cur, &next, &Env::default()).unwrap());
+    };
+    let mut l = lab("-m limit --limit 1/hour --limit-burst 2");
+    let hits = |l: &mut Lab| l.send("lan0", &tcp(A, 1, B, 80, 2)).forwarded();
+    assert!(hits(&mut l) && hits(&mut l) && !hits(&mut l), "the burst is spent");
+    // Rules added before and after it in its chain: each rule is its own object (as with
+    // iptables-nft), so the kept rule keeps its empty bucket.
+    change(
+        &l,
+        "*filter\n-I FORWARD -p udp -j ACCEPT\n-A FORWARD -p icmp -j ACCEPT\nCOMMIT\n",
+    );
+    assert!(!hits(&mut l), "still spent");
+    assert!(
+        l.send("lan0", &udp(A, 1, B, 53)).forwarded(),
+        "the rule added before it"
+    );
+    assert!(l.send("lan0", &icmp_echo(A, B)).forwarded(), "the rule added after it");
+    // The same rule added again is a new rule, with a full bucket.
+    change(
+        &l,
+        "*filter\n-I FORWARD 2 -m limit --limit 1/hour --limit-burst 2 -j ACCEPT\nCOMMIT\n",
+    );
+    assert!(
+        hits(&mut l) && hits(&mut l) && !hits(&mut l),
+        "the new rule's burst, then spent"
+    );
+}
+
+#[test]
 fn ipset_match() {
     let sets = IpSets::default();
     let s = IpSet::with_entries(rtrouter::ipset::SetType::HashNet, &["192.0.2.0/28"]).unwrap();

@@ -33,6 +33,7 @@ use crate::ruleset::targets::{RejectWith, Target};
 use crate::ruleset::validate::{ValidChain, MAX_DEPTH};
 use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
 use state::{IpSets, Shared};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -321,84 +322,202 @@ impl EngineKind {
 pub(crate) struct CompiledChain {
     /// What this was compiled from.
     from: Arc<ValidChain>,
-    /// Every rule's `-m` matches in rule order (`comment`, which every packet matches, left
-    /// out); rule `i`'s are `tests[layout[i].0 .. +layout[i].1]`.
-    tests: Vec<Test>,
-    /// Per rule: where its tests start, how many, and its interface test (`u32::MAX`: none).
-    layout: Vec<(u32, u16, u32)>,
-    ifaces: Vec<matches::IfaceTest>,
+    /// The rules' compiled tests, in chunks: a new version of the chain shares the chunks of
+    /// the rules it keeps and compiles only the rules it adds.
+    chunks: Vec<Arc<Chunk>>,
+    /// Per rule: where its tests and its interface test are.
+    layout: Vec<Slot>,
     /// The classifier (compiled engine, chains long enough to gain from one).
     index: Option<Arc<classify::ChainIndex>>,
     /// `recent` timestamps this chain's rules look back over.
     recent_keep: usize,
-    /// A rule reports or hands over the packet itself (see [`Engine::exact_packets`]).
-    exact: bool,
+    /// How many rules report or hand over the packet itself (see [`Engine::exact_packets`]).
+    exact_rules: usize,
+    /// How many rules of earlier versions the shared chunks still hold: past half the chain,
+    /// the next version is compiled whole.
+    dead: usize,
+}
+
+/// Compiled rules: every rule's `-m` matches in rule order (`comment`, which every packet
+/// matches, left out) and their `-i`/`-o` tests.
+#[derive(Debug)]
+struct Chunk {
+    tests: Vec<Test>,
+    ifaces: Vec<matches::IfaceTest>,
+}
+
+/// Where a rule's compiled parts are: rule `i`'s tests are
+/// `chunks[chunk].tests[at .. at + len]`, its interface test `chunks[chunk].ifaces[iface]`
+/// (`u32::MAX`: none).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    chunk: u32,
+    at: u32,
+    iface: u32,
+    len: u16,
+}
+
+/// Rules per chunk when a chain is compiled whole.
+const CHUNK_RULES: usize = 1024;
+
+/// The rule reports or hands over the packet itself.
+fn reports(r: &crate::ruleset::Rule) -> bool {
+    matches!(
+        r.target,
+        Target::Log(_)
+            | Target::Nflog(_)
+            | Target::Nfqueue(_)
+            | Target::Queue(_)
+            | Target::Trace(_)
+            | Target::Audit(_)
+            | Target::Wasm(_)
+    ) || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
 }
 
 impl CompiledChain {
+    /// Compiles `from`; when `before` is the chain's previous version, the rules the two share
+    /// at their ends keep their compiled tests (and the state in them, as an untouched rule
+    /// keeps its `limit` bucket in the kernel), and only the rules between are compiled.
     fn build(
         from: &Arc<ValidChain>,
         env: &crate::ruleset::matches::CompileEnv,
         topo: &Topology,
         index: Option<Arc<classify::ChainIndex>>,
+        before: Option<&CompiledChain>,
     ) -> CompiledChain {
-        // Sized once: a long chain's tests are megabytes, and growing them copies each time.
-        let n_tests = from
-            .rules()
+        let rules = from.rules();
+        let mut recent_keep = 0;
+        if let Some(old) = before {
+            let was = old.from.rules();
+            let (p, s) = crate::ruleset::shared_ends(was, rules);
+            let (gone, added) = (p..was.len() - s, p..rules.len() - s);
+            // At most this many dead rules (fewer where some of the rules between stay).
+            if old.dead + gone.len() <= rules.len() / 2 {
+                let mut chunks = old.chunks.clone();
+                let mut layout = Vec::with_capacity(rules.len());
+                layout.extend_from_slice(&old.layout[..p]);
+                // Between the shared ends, a rule that stays (moved, or beside a change at
+                // each end) keeps its compiled tests too: a rule keeps its state for as long
+                // as it stays, whatever changes around it.
+                let mut stays: HashMap<*const crate::ruleset::Rule, Slot> = was[gone.clone()]
+                    .iter()
+                    .zip(&old.layout[gone.clone()])
+                    .map(|(r, slot)| (Arc::as_ptr(r), *slot))
+                    .collect();
+                let mut fresh = Chunk {
+                    tests: Vec::new(),
+                    ifaces: Vec::new(),
+                };
+                let at = chunks.len() as u32;
+                let mut compiled = 0;
+                for r in &rules[added.clone()] {
+                    match stays.remove(&Arc::as_ptr(r)) {
+                        Some(slot) => layout.push(slot),
+                        None => {
+                            compiled += 1;
+                            layout.push(Self::rule(r, at, &mut fresh, env, topo, &mut recent_keep));
+                        }
+                    }
+                }
+                if compiled > 0 {
+                    chunks.push(Arc::new(fresh));
+                }
+                layout.extend_from_slice(&old.layout[was.len() - s..]);
+                let count = |rs: &[Arc<crate::ruleset::Rule>]| rs.iter().filter(|r| reports(r)).count();
+                return CompiledChain {
+                    from: from.clone(),
+                    chunks,
+                    layout,
+                    index,
+                    recent_keep: recent_keep.max(old.recent_keep),
+                    exact_rules: old.exact_rules - count(&was[gone.clone()]) + count(&rules[added]),
+                    // The rules that went: what `stays` still holds.
+                    dead: old.dead + stays.len(),
+                };
+            }
+        }
+        let mut layout = Vec::with_capacity(rules.len());
+        let chunks = rules
+            .chunks(CHUNK_RULES)
+            .enumerate()
+            .map(|(i, rs)| Arc::new(Self::chunk(rs, i as u32, &mut layout, env, topo, &mut recent_keep)))
+            .collect();
+        CompiledChain {
+            from: from.clone(),
+            chunks,
+            layout,
+            index,
+            recent_keep,
+            exact_rules: rules.iter().filter(|r| reports(r)).count(),
+            dead: 0,
+        }
+    }
+
+    /// Compiles `rules` into chunk number `chunk`, appending their slots to `layout`.
+    fn chunk(
+        rules: &[Arc<crate::ruleset::Rule>],
+        chunk: u32,
+        layout: &mut Vec<Slot>,
+        env: &crate::ruleset::matches::CompileEnv,
+        topo: &Topology,
+        recent_keep: &mut usize,
+    ) -> Chunk {
+        // Sized once: growing a long chain's tests would copy them each time.
+        let n_tests = rules
             .iter()
             .map(|r| r.matches.iter().filter(|m| !matches!(m, Match::Comment(_))).count())
             .sum();
-        let mut tests: Vec<Test> = Vec::with_capacity(n_tests);
-        let mut layout = Vec::with_capacity(from.rules().len());
-        let mut ifaces = Vec::new();
-        let mut recent_keep = 0;
-        let mut exact = false;
-        for r in from.rules() {
-            exact = exact
-                || matches!(
-                    r.target,
-                    Target::Log(_)
-                        | Target::Nflog(_)
-                        | Target::Nfqueue(_)
-                        | Target::Queue(_)
-                        | Target::Trace(_)
-                        | Target::Audit(_)
-                        | Target::Wasm(_)
-                )
-                || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)));
-            let at = tests.len() as u32;
-            for m in &r.matches {
-                match m {
-                    Match::Comment(_) => continue,
-                    Match::Recent(rc) => recent_keep = recent_keep.max(rc.hitcount as usize),
-                    _ => {}
-                }
-                tests.push(m.compile(env));
-            }
-            let iface = match matches::IfaceTest::resolve(r, topo) {
-                Some(t) => {
-                    ifaces.push(t);
-                    (ifaces.len() - 1) as u32
-                }
-                None => u32::MAX,
-            };
-            layout.push((at, (tests.len() as u32 - at) as u16, iface));
+        let mut c = Chunk {
+            tests: Vec::with_capacity(n_tests),
+            ifaces: Vec::new(),
+        };
+        for r in rules {
+            layout.push(Self::rule(r, chunk, &mut c, env, topo, recent_keep));
         }
-        CompiledChain {
-            from: from.clone(),
-            tests,
-            layout,
-            ifaces,
-            index,
-            recent_keep,
-            exact,
+        c
+    }
+
+    /// Compiles rule `r` into `c`, chunk number `chunk`: its slot.
+    fn rule(
+        r: &crate::ruleset::Rule,
+        chunk: u32,
+        c: &mut Chunk,
+        env: &crate::ruleset::matches::CompileEnv,
+        topo: &Topology,
+        recent_keep: &mut usize,
+    ) -> Slot {
+        let at = c.tests.len() as u32;
+        for m in &r.matches {
+            match m {
+                Match::Comment(_) => continue,
+                Match::Recent(rc) => *recent_keep = (*recent_keep).max(rc.hitcount as usize),
+                _ => {}
+            }
+            c.tests.push(m.compile(env));
+        }
+        let iface = match matches::IfaceTest::resolve(r, topo) {
+            Some(t) => {
+                c.ifaces.push(t);
+                (c.ifaces.len() - 1) as u32
+            }
+            None => u32::MAX,
+        };
+        Slot {
+            chunk,
+            at,
+            iface,
+            len: (c.tests.len() as u32 - at) as u16,
         }
     }
 
     fn heap_bytes(&self) -> usize {
         self.index.as_ref().map_or(0, |i| i.heap_bytes())
-            + self.tests.capacity() * std::mem::size_of::<Test>()
-            + self.layout.capacity() * 10
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.tests.capacity() * std::mem::size_of::<Test>())
+                .sum::<usize>()
+            + self.layout.capacity() * std::mem::size_of::<Slot>()
     }
 }
 
@@ -483,7 +602,7 @@ impl Engine {
         let mut exact_chains = [0usize; 5];
         // The estimators the RATEEST rules of a chain about to be compiled feed exist before
         // any chain is compiled (so `-m rateest` rules find them; those of chains kept exist
-        // since they were compiled).
+        // since they were compiled). Only when the ruleset has a rate estimator at all.
         let ensure = |vc: &ValidChain| {
             for r in vc.rules() {
                 if let Target::RateEst(e) = &r.target {
@@ -504,7 +623,7 @@ impl Engine {
             let k = t.kind().index();
             derived.filter(|p| !delta.is_some_and(|d| d.whole[k]) && p.rules.table(t.kind()).is_some())
         };
-        for t in rules.tables() {
+        for t in rules.tables().filter(|_| rules.rateest) {
             match from_prev(t) {
                 Some(_) => {
                     for &id in delta.map_or(&[][..], |d| &d.changed[t.kind().index()][..]) {
@@ -541,14 +660,14 @@ impl Engine {
                                         classify::ChainIndex::build_after(vc.rules(), before).map(Arc::new)
                                     }
                                 };
-                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, ix));
+                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, ix, slots.get(i).map(|c| &**c)));
                                 recent_keep = recent_keep.max(cc.recent_keep);
-                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact));
-                                exact += usize::from(cc.exact);
+                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact_rules > 0));
+                                exact += usize::from(cc.exact_rules > 0);
                                 slots.set(i, Some(cc));
                             }
                             None => {
-                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact));
+                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact_rules > 0));
                                 slots.set(i, None);
                             }
                         }
@@ -567,9 +686,9 @@ impl Engine {
                             .filter(|cc| Arc::ptr_eq(&cc.from, vc))
                             .and_then(|cc| cc.index.clone());
                         let ix = if reuse.is_some() { reuse } else { index(vc) };
-                        let cc = CompiledChain::build(vc, &env, topo, ix);
+                        let cc = CompiledChain::build(vc, &env, topo, ix, None);
                         recent_keep = recent_keep.max(cc.recent_keep);
-                        exact_chains[k] += usize::from(cc.exact);
+                        exact_chains[k] += usize::from(cc.exact_rules > 0);
                         slots.set(id, Some(Arc::new(cc)));
                     }
                     chains[k] = slots;
@@ -769,15 +888,18 @@ impl Engine {
         cx: &mut Cx,
         eng: &Engine,
     ) -> bool {
-        let Some(&(at, len, iface)) = cc.layout.get(i) else {
+        let Some(&Slot { chunk, at, iface, len }) = cc.layout.get(i) else {
             return false;
         };
-        if !matches::base(r, cc.ifaces.get(iface as usize), p) {
+        let Some(chunk) = cc.chunks.get(chunk as usize) else {
+            return false;
+        };
+        if !matches::base(r, chunk.ifaces.get(iface as usize), p) {
             return false;
         }
         // Laid out when the chain was compiled; were it ever wrong, the rule matches nothing
         // rather than everything.
-        let Some(tests) = cc.tests.get(at as usize..at as usize + usize::from(len)) else {
+        let Some(tests) = chunk.tests.get(at as usize..at as usize + usize::from(len)) else {
             return false;
         };
         tests.iter().all(|t| {

@@ -105,6 +105,8 @@ pub struct ValidChain {
     pub(crate) hooks: HookMask,
     /// The most jumps on a path from a built-in chain to this one.
     pub(crate) depth: u8,
+    /// A rule names a plugin (wasm, or a queue a plugin may listen on): the chain is bound.
+    pub(crate) plugins: bool,
 }
 
 impl ValidChain {
@@ -414,9 +416,9 @@ fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) -> bool {
 }
 
 /// Whether `c` has a rule that makes or reads a rate estimator.
-fn has_rate_estimators(c: &Chain) -> bool {
+fn has_rate_estimators(rules: &[Arc<Rule>]) -> bool {
     use crate::ruleset::matches::Match;
-    c.rules
+    rules
         .iter()
         .any(|r| matches!(r.target, Target::RateEst(_)) || r.matches.iter().any(|m| matches!(m, Match::RateEst(_))))
 }
@@ -430,7 +432,18 @@ fn rate_estimators_touched(base: &ValidRuleset, next: &Ruleset) -> bool {
             let Some(dirty) = base.table(k).and_then(|bt| nt.changed_since(bt.src.lineage)) else {
                 return true;
             };
-            dirty.iter().any(|name| nt.chain(name).is_some_and(has_rate_estimators))
+            // `base` has none: only the rules a dirty chain does not share with its old
+            // version can.
+            let bt = base.table(k).map(|bt| &bt.src);
+            dirty.iter().any(|name| {
+                nt.chain(name).is_some_and(|c| match bt.and_then(|bt| bt.chain(name)) {
+                    Some(old) => {
+                        let (p, s) = super::shared_ends(&old.rules, &c.rules);
+                        has_rate_estimators(&c.rules[p..c.rules.len() - s])
+                    }
+                    None => has_rate_estimators(&c.rules),
+                })
+            })
         })
 }
 
@@ -443,8 +456,8 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
             .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
-fn has_plugins(c: &Chain) -> bool {
-    c.rules.iter().any(|r| {
+fn has_plugins(rules: &[Arc<Rule>]) -> bool {
+    rules.iter().any(|r| {
         matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_) | Target::Queue(_))
             || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
     })
@@ -452,7 +465,7 @@ fn has_plugins(c: &Chain) -> bool {
 
 /// The chain with its wasm rules bound to the plugins (the same `Arc` when it has none).
 fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> {
-    if !has_plugins(c) {
+    if !has_plugins(&c.rules) {
         return c.clone();
     }
     let mut bound = (**c).clone();
@@ -565,7 +578,11 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
     let kind = t.kind;
     // Bind plugin rules; the bound chains are the table's source from now on.
     let mut src = t.clone();
-    let with_plugins: Vec<String> = t.chains().filter(|c| has_plugins(c)).map(|c| c.name.clone()).collect();
+    let with_plugins: Vec<String> = t
+        .chains()
+        .filter(|c| has_plugins(&c.rules))
+        .map(|c| c.name.clone())
+        .collect();
     for n in with_plugins {
         let bound = bind_chain(t.chain_arc(&n).expect("listed"), env, errors);
         if let Some(c) = src.chain_mut(&n) {
@@ -696,6 +713,7 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
             check_rule(kind, &c.name, hooks[i], r, env, errors);
         }
         slots.push(Arc::new(ValidChain {
+            plugins: has_plugins(&c.rules),
             src: c,
             jumps: jumps[i].clone(),
             hooks: hooks[i],
@@ -887,13 +905,25 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         }
     };
     for (c, &id) in updated.iter().zip(&new_ids) {
-        let src = bind_chain(c, env, &mut errors);
+        let old = t.get(id).cloned();
+        // Rules the old version shares had no plugin when it had none: look at the rest.
+        let plugins = match &old {
+            Some(o) if !o.plugins => {
+                let (p, s) = super::shared_ends(&o.src.rules, &c.rules);
+                has_plugins(&c.rules[p..c.rules.len() - s])
+            }
+            _ => has_plugins(&c.rules),
+        };
+        let src = if plugins {
+            bind_chain(c, env, &mut errors)
+        } else {
+            c.clone()
+        };
         if !Arc::ptr_eq(&src, c) {
             if let Some(m) = t.src.chain_mut(&src.name) {
                 *m = (*src).clone();
             }
         }
-        let old = t.get(id).cloned();
         // Jumps of the rules shared with the old version stay as they were resolved: a chain
         // they go to keeps its id while it exists, and one removed under them is caught by
         // its references below.
@@ -926,6 +956,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
                 jumps,
                 hooks,
                 depth,
+                plugins,
             }),
         ));
     }
