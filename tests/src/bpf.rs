@@ -71,6 +71,16 @@ impl BpfFs {
         Ok(fs)
     }
 
+    /// A bpffs for a test, or `None` after printing one line saying why the test is skipped
+    /// (not root, or no bpffs on this machine).
+    pub fn or_skip(tag: &str) -> Option<BpfFs> {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: loading and pinning eBPF programs needs root");
+            return None;
+        }
+        BpfFs::new(tag).map_err(|e| println!("SKIP: no bpffs here ({e})")).ok()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

@@ -444,13 +444,7 @@ fn pinned_bpf_programs_print_back_and_are_refused_as_by_the_kernels_iptables() {
     if !real_iptables() {
         return;
     }
-    let fs = match BpfFs::new("kernel") {
-        Ok(fs) => fs,
-        Err(e) => {
-            println!("SKIP: no bpffs here ({e})");
-            return;
-        }
-    };
+    let Some(fs) = BpfFs::or_skip("kernel") else { return };
     let udp = fs.pin("udp", SOCKET_FILTER, &ebpf::protocol_is(17)).expect("loads");
     let cls = fs.pin("cls", SCHED_CLS, &ebpf::mark()).expect("loads");
     let (udp, cls, none) = (

@@ -1211,17 +1211,7 @@ fn bpf_runs_classic_programs_on_the_packet() {
 #[test]
 fn bpf_object_pinned_runs_the_kernels_program_on_the_packet() {
     use rtrouter_tests::bpf::{self as ebpf, BpfFs, SCHED_CLS, SOCKET_FILTER};
-    if !nix::unistd::geteuid().is_root() {
-        println!("SKIP: loading and pinning eBPF programs needs root");
-        return;
-    }
-    let fs = match BpfFs::new("match") {
-        Ok(fs) => fs,
-        Err(e) => {
-            println!("SKIP: no bpffs here ({e})");
-            return;
-        }
-    };
+    let Some(fs) = BpfFs::or_skip("match") else { return };
     let udp_prog = fs.pin("udp", SOCKET_FILTER, &ebpf::protocol_is(17)).expect("loads");
     let mark_prog = fs.pin("mark", SOCKET_FILTER, &ebpf::mark()).expect("loads");
     let len_prog = fs.pin("len", SOCKET_FILTER, &ebpf::length()).expect("loads");
