@@ -344,27 +344,26 @@ impl ChainIndex {
         Self::build_after(rules, None)
     }
 
-    /// The classifier for `rules`, a new version of the chain `before` (its rules, its
-    /// classifier) describes: the indexed tests of the rules the two share at their ends are
-    /// taken from it rather than worked out again, and when only a few rules changed, its
-    /// tables are carried over with the positions after the change moved, rather than built
-    /// again.
-    pub fn build_after(rules: &[Arc<Rule>], before: Option<(&[Arc<Rule>], &ChainIndex)>) -> Option<ChainIndex> {
+    /// The classifier for `rules`, a new version of a chain whose classifier was `before`
+    /// and which keeps its first `p` and last `s` rules (`(before, (p, s))`): the indexed
+    /// tests of those rules are taken from it rather than worked out again, and when only a
+    /// few rules changed, its tables are carried over with the positions after the change
+    /// moved, rather than built again.
+    pub fn build_after(rules: &[Arc<Rule>], before: Option<(&ChainIndex, (usize, usize))>) -> Option<ChainIndex> {
         if rules.len() < MIN_RULES {
             return None;
         }
-        let Some((old, ix)) = before.filter(|(old, ix)| ix.fields.len() == old.len()) else {
+        let Some((ix, (p, s))) = before.filter(|(ix, (p, s))| p + s <= ix.fields.len().min(rules.len())) else {
             return Some(Self::from_fields(rules.iter().map(|r| Fields::of(r)).collect()));
         };
-        let (p, s) = crate::ruleset::shared_ends(old, rules);
-        let n = rules.len();
+        let (old, n) = (ix.fields.len(), rules.len());
         let fields: Vec<Option<Fields>> = ix.fields[..p]
             .iter()
             .cloned()
             .chain(rules[p..n - s].iter().map(|r| Fields::of(r)))
-            .chain(ix.fields[old.len() - s..].iter().cloned())
+            .chain(ix.fields[old - s..].iter().cloned())
             .collect();
-        let changed = (old.len() - s - p) + (n - s - p);
+        let changed = (old - s - p) + (n - s - p);
         Some(if changed <= (n / 16).max(64) {
             ix.updated(p, s, fields)
         } else {

@@ -375,21 +375,21 @@ fn reports(r: &crate::ruleset::Rule) -> bool {
 }
 
 impl CompiledChain {
-    /// Compiles `from`; when `before` is the chain's previous version, the rules the two share
-    /// at their ends keep their compiled tests (and the state in them, as an untouched rule
-    /// keeps its `limit` bucket in the kernel), and only the rules between are compiled.
+    /// Compiles `from`; when `before` is the chain's previous version, which shares its first
+    /// `p` and last `s` rules with it (`(before, (p, s))`), every rule that stays keeps its
+    /// compiled tests (and the state in them, as an untouched rule keeps its `limit` bucket in
+    /// the kernel), and only the rules it adds are compiled.
     fn build(
         from: &Arc<ValidChain>,
         env: &crate::ruleset::matches::CompileEnv,
         topo: &Topology,
         index: Option<Arc<classify::ChainIndex>>,
-        before: Option<&CompiledChain>,
+        before: Option<(&CompiledChain, (usize, usize))>,
     ) -> CompiledChain {
         let rules = from.rules();
         let mut recent_keep = 0;
-        if let Some(old) = before {
+        if let Some((old, (p, s))) = before {
             let was = old.from.rules();
-            let (p, s) = crate::ruleset::shared_ends(was, rules);
             let (gone, added) = (p..was.len() - s, p..rules.len() - s);
             // At most this many dead rules (fewer where some of the rules between stay).
             if old.dead + gone.len() <= rules.len() / 2 {
@@ -594,9 +594,9 @@ impl Engine {
             shared,
             ipsets: &ipsets,
         };
-        let index = |c: &ValidChain| match kind {
+        let index = |c: &ValidChain, before: Option<(&classify::ChainIndex, (usize, usize))>| match kind {
             EngineKind::Linear => None,
-            EngineKind::Compiled => classify::ChainIndex::build(c.rules()).map(Arc::new),
+            EngineKind::Compiled => classify::ChainIndex::build_after(c.rules(), before).map(Arc::new),
         };
         let mut chains: [Slots<Arc<CompiledChain>>; 5] = Default::default();
         let mut exact_chains = [0usize; 5];
@@ -643,6 +643,7 @@ impl Engine {
                     let mut exact = p.exact_chains[k];
                     for &id in delta.map_or(&[][..], |d| &d.changed[k][..]) {
                         let i = id.0 as usize;
+                        let was_exact = slots.get(i).map_or(0, |old| usize::from(old.exact_rules > 0));
                         match t.get(id) {
                             Some(vc) => {
                                 // Only its hooks or depth grew (validation facts the packet path
@@ -651,23 +652,18 @@ impl Engine {
                                 if same {
                                     continue;
                                 }
-                                let before = slots
+                                // The rules it shares with its previous version at both ends.
+                                let old = slots
                                     .get(i)
-                                    .and_then(|old| old.index.as_deref().map(|ix| (old.from.rules(), ix)));
-                                let ix = match kind {
-                                    EngineKind::Linear => None,
-                                    EngineKind::Compiled => {
-                                        classify::ChainIndex::build_after(vc.rules(), before).map(Arc::new)
-                                    }
-                                };
-                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, ix, slots.get(i).map(|c| &**c)));
+                                    .map(|old| (&**old, crate::ruleset::shared_ends(old.from.rules(), vc.rules())));
+                                let ix = index(vc, old.and_then(|(o, ends)| o.index.as_deref().map(|ix| (ix, ends))));
+                                let cc = Arc::new(CompiledChain::build(vc, &env, topo, ix, old));
                                 recent_keep = recent_keep.max(cc.recent_keep);
-                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact_rules > 0));
-                                exact += usize::from(cc.exact_rules > 0);
+                                exact = exact - was_exact + usize::from(cc.exact_rules > 0);
                                 slots.set(i, Some(cc));
                             }
                             None => {
-                                exact -= slots.get(i).map_or(0, |old| usize::from(old.exact_rules > 0));
+                                exact -= was_exact;
                                 slots.set(i, None);
                             }
                         }
@@ -685,7 +681,7 @@ impl Engine {
                             .and_then(|p| p.chains[k].get(id))
                             .filter(|cc| Arc::ptr_eq(&cc.from, vc))
                             .and_then(|cc| cc.index.clone());
-                        let ix = if reuse.is_some() { reuse } else { index(vc) };
+                        let ix = if reuse.is_some() { reuse } else { index(vc, None) };
                         let cc = CompiledChain::build(vc, &env, topo, ix, None);
                         recent_keep = recent_keep.max(cc.recent_keep);
                         exact_chains[k] += usize::from(cc.exact_rules > 0);

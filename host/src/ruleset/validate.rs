@@ -848,18 +848,20 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     let mut errors = Vec::new();
     let mut changed: Vec<ChainId> = Vec::new();
     // Drop the references of every chain version that goes away.
-    let unref = |t: &mut ValidTable, id: ChainId| {
-        let jumps = t.get(id).map(|c| c.jumps.clone());
-        for j in jumps.iter().flat_map(|js| js.iter().flatten()) {
+    // References to the chains `js` jump to: counted up or down.
+    let count = |t: &mut ValidTable, js: &[Option<ChainId>], up: bool| {
+        for j in js.iter().flatten() {
             let i = j.0 as usize;
             let n = t.refs.get(i).copied().unwrap_or(0);
-            t.refs.set(i, Some(n.saturating_sub(1)));
+            t.refs.set(i, Some(if up { n + 1 } else { n.saturating_sub(1) }));
         }
     };
     for name in &removed {
         let id = bt.id_of(name)?;
         rules_delta -= bt.get(id).map_or(0, |c| c.rules().len()) as isize;
-        unref(&mut t, id);
+        if let Some(jumps) = t.get(id).map(|c| c.jumps.clone()) {
+            count(&mut t, &jumps, false);
+        }
     }
     // Slots for new chains; removed ones are freed after their references are checked.
     let mut new_ids = Vec::new();
@@ -897,25 +899,19 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     // The rules of each chain to check: the new ones (rules shared with the old version were
     // checked for the same hooks), or all where the hooks grow.
     let mut check: Vec<(ChainId, std::ops::Range<usize>)> = Vec::new();
-    let count = |t: &mut ValidTable, js: &[Option<ChainId>], up: bool| {
-        for j in js.iter().flatten() {
-            let i = j.0 as usize;
-            let n = t.refs.get(i).copied().unwrap_or(0);
-            t.refs.set(i, Some(if up { n + 1 } else { n.saturating_sub(1) }));
-        }
-    };
     for (c, &id) in updated.iter().zip(&new_ids) {
         let old = t.get(id).cloned();
+        let ends = |rules: &[Arc<Rule>]| old.as_ref().map_or((0, 0), |o| super::shared_ends(&o.src.rules, rules));
+        let (mut p, mut s) = ends(&c.rules);
         // Rules the old version shares had no plugin when it had none: look at the rest.
         let plugins = match &old {
-            Some(o) if !o.plugins => {
-                let (p, s) = super::shared_ends(&o.src.rules, &c.rules);
-                has_plugins(&c.rules[p..c.rules.len() - s])
-            }
+            Some(o) if !o.plugins => has_plugins(&c.rules[p..c.rules.len() - s]),
             _ => has_plugins(&c.rules),
         };
         let src = if plugins {
-            bind_chain(c, env, &mut errors)
+            let bound = bind_chain(c, env, &mut errors);
+            (p, s) = ends(&bound.rules);
+            bound
         } else {
             c.clone()
         };
@@ -928,9 +924,6 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         // they go to keeps its id while it exists, and one removed under them is caught by
         // its references below.
         let ol = old.as_ref().map_or(0, |o| o.src.rules.len());
-        let (p, s) = old
-            .as_ref()
-            .map_or((0, 0), |o| super::shared_ends(&o.src.rules, &src.rules));
         let nl = src.rules.len();
         let mid: Vec<Option<ChainId>> =
             resolve_rules(kind, &src.rules[p..nl - s], &t.ids, is_builtin, &mut errors).collect();
