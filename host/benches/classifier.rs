@@ -149,6 +149,7 @@ fn acl(c: &mut Criterion) {
                         zone: 0,
                         nat: None,
                         nat_done: true,
+                        seen: false,
                         trace: false,
                     };
                     let mut cx = Cx {

@@ -292,6 +292,9 @@ pub struct ConntrackSection {
     pub generic: u32,
     /// Per-connection packet and byte counters in `conntrack -L` (`nf_conntrack_acct`).
     pub accounting: bool,
+    /// Pick up TCP connections from a mid-stream segment (`nf_conntrack_tcp_loose`); false
+    /// makes such a segment INVALID, as SYNPROXY setups want.
+    pub tcp_loose: bool,
 }
 
 impl Default for ConntrackSection {
@@ -312,6 +315,7 @@ impl Default for ConntrackSection {
             icmp: 30,
             generic: 600,
             accounting: false,
+            tcp_loose: true,
         }
     }
 }

@@ -30,4 +30,5 @@ pub mod replay;
 pub mod route;
 pub mod router;
 pub mod ruleset;
+pub mod synproxy;
 pub mod trace;

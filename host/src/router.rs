@@ -29,6 +29,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod synproxy;
+
 /// Where a packet comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingress {
@@ -245,6 +247,8 @@ pub struct Router {
     pub defrag: crate::defrag::Defrag,
     /// The identification of the next IPv6 datagram the router fragments.
     frag6_id: std::sync::atomic::AtomicU32,
+    /// SYNPROXY's cookie keys and counters.
+    pub synproxy: crate::synproxy::Cookies,
 }
 
 impl Router {
@@ -280,6 +284,7 @@ impl Router {
             monitor: Monitor::default(),
             defrag: crate::defrag::Defrag::default(),
             frag6_id: std::sync::atomic::AtomicU32::new(0x5254_0001),
+            synproxy: crate::synproxy::Cookies::default(),
         }
     }
 
@@ -538,6 +543,7 @@ impl Router {
             zone: 0,
             nat: None,
             nat_done: false,
+            seen: false,
             trace: false,
         };
         let mut run = Run {
@@ -556,6 +562,7 @@ impl Router {
             tees: Vec::new(),
             duplicate: false,
             seg: m.seg,
+            synproxy_syn: false,
         };
         let mut disposition = if generated {
             run.local_out(&mut p, reply, false)
@@ -567,31 +574,8 @@ impl Router {
                 reply.copies.push(sent);
             }
         }
-        // What the rules changed of the connection: its mark (CONNMARK) and labels.
-        let marks = match p.ct {
-            Ct::Tracked(c) => Some((c.mark, c.labels)),
-            _ => None,
-        };
-        match std::mem::replace(&mut run.flow.conn, FlowConn::None) {
-            FlowConn::Known(conn) => {
-                if let Some((m, l)) = marks {
-                    let mut st = conn.lock();
-                    st.mark = m;
-                    st.labels = l;
-                }
-            }
-            // A new connection enters the table only now that its first packet passed.
-            FlowConn::New(mut st) if !matches!(disposition, Disposition::Drop(_)) => {
-                if let Some((m, l)) = marks {
-                    st.mark = m;
-                    st.labels = l;
-                }
-                if let Err(r) = self.conntrack.confirm(st, m.now) {
-                    disposition = Disposition::Drop(r);
-                }
-            }
-            _ => {}
-        }
+        let conn = std::mem::replace(&mut run.flow.conn, FlowConn::None);
+        disposition = self.settle(conn, p.ct, disposition, m.now);
         let mut out = run.out;
         out.disposition = disposition;
         out.ct = p.ct;
@@ -612,6 +596,39 @@ impl Router {
             self.stats.replies.fetch_add(1, Ordering::Relaxed);
         }
         out
+    }
+}
+
+impl Router {
+    /// Writes back what the rules changed of a packet's connection (its CONNMARK mark and
+    /// labels) and inserts a new connection whose first packet passed every hook
+    /// (`nf_conntrack_confirm`); the packet's disposition, a drop when the insert failed.
+    fn settle(&self, conn: FlowConn, ct: Ct, disposition: Disposition, now: u64) -> Disposition {
+        let marks = match ct {
+            Ct::Tracked(c) => Some((c.mark, c.labels)),
+            _ => None,
+        };
+        match conn {
+            FlowConn::Known(conn) => {
+                if let Some((m, l)) = marks {
+                    let mut st = conn.lock();
+                    st.mark = m;
+                    st.labels = l.into();
+                }
+            }
+            // A new connection enters the table only now that its first packet passed.
+            FlowConn::New(mut st) if !matches!(disposition, Disposition::Drop(_)) => {
+                if let Some((m, l)) = marks {
+                    st.mark = m;
+                    st.labels = l.into();
+                }
+                if let Err(r) = self.conntrack.confirm(st, now) {
+                    return Disposition::Drop(r);
+                }
+            }
+            _ => {}
+        }
+        disposition
     }
 }
 
@@ -659,7 +676,7 @@ fn ct_info(st: &ConnState, dir: Dir, state: CtState, now: u64) -> CtInfo {
         reply_dir: dir == Dir::Reply,
         status: st.status,
         mark: st.mark,
-        labels: st.labels,
+        labels: st.labels.get(),
         proto: st.orig.proto,
         orig: t(&st.orig),
         reply: t(&st.reply),
@@ -688,6 +705,9 @@ struct Run<'a> {
     duplicate: bool,
     /// [`Meta::seg`].
     seg: u16,
+    /// The packet is SYNPROXY's SYN to the server: the connection it starts carries
+    /// SYNPROXY's record (the kernel's template conntrack).
+    synproxy_syn: bool,
 }
 
 impl Run<'_> {
@@ -779,6 +799,7 @@ impl Run<'_> {
             zone,
             nat: None,
             nat_done: true,
+            seen: true,
             trace: false,
         };
         let was = std::mem::replace(&mut self.duplicate, true);
@@ -816,6 +837,7 @@ impl Run<'_> {
         let now = self.now;
         match self.r.conntrack.inspect(&p.h, p.buf, p.zone, now, p.in_if.is_some()) {
             conntrack::Verdict::Known { conn, dir, new } => {
+                p.seen = true;
                 let state = if new { CtState::New } else { CtState::Established };
                 p.ct = Ct::Tracked(ct_info(&conn.lock(), dir, state, now));
                 p.nat_done = true;
@@ -826,6 +848,7 @@ impl Run<'_> {
                 };
             }
             conntrack::Verdict::Related { conn, dir } => {
+                p.seen = true;
                 p.ct = Ct::Tracked(ct_info(&conn.lock(), dir, CtState::Related, now));
                 p.nat_done = true;
                 self.flow = Flow {
@@ -835,7 +858,11 @@ impl Run<'_> {
                     ..Flow::none()
                 };
             }
-            conntrack::Verdict::Tentative(st) => {
+            conntrack::Verdict::Tentative(mut st) => {
+                p.seen = true;
+                if self.synproxy_syn {
+                    st.status |= crate::eval::status::SYNPROXY;
+                }
                 p.ct = Ct::Tracked(ct_info(&st, Dir::Original, CtState::New, now));
                 self.flow = Flow {
                     conn: FlowConn::New(st),
@@ -1012,6 +1039,9 @@ impl Run<'_> {
             Verdict::Accept => {}
             v => return self.refuse(v, p, reply),
         }
+        if let Some(d) = self.synproxy_hook(p, reply) {
+            return d;
+        }
         let mtu = self.r.topo.iface(hop.iface).mtu;
         // A datagram conntrack reassembled leaves in fragments no larger than the largest
         // that arrived: too big only when those were (`ip6_pkt_too_big`).
@@ -1038,6 +1068,9 @@ impl Run<'_> {
             ],
             p,
         ) {
+            // SYNPROXY's LOCAL_IN hook sees packets from a link, not looped-back ones
+            // (`nf_is_loopback_packet`).
+            Verdict::Accept if p.in_if.is_some() => self.synproxy_hook(p, reply).unwrap_or(Disposition::Local),
             Verdict::Accept => Disposition::Local,
             v => self.refuse(v, p, reply),
         }
@@ -1089,6 +1122,9 @@ impl Run<'_> {
                 if v != Verdict::Accept {
                     return self.refuse(v, p, reply);
                 }
+                if let Some(d) = self.synproxy_hook(p, reply) {
+                    return d;
+                }
                 // Looped back: the connection's translation is settled at POSTROUTING, so
                 // PREROUTING and INPUT run without nat.
                 p.nat_done = true;
@@ -1138,6 +1174,7 @@ impl Run<'_> {
                 Disposition::Drop(DropReason::Rejected)
             }
             Verdict::Abort(r) => Disposition::Drop(r),
+            Verdict::Synproxy(info) => self.synproxy_target(p, reply, info),
             Verdict::Drop | Verdict::Accept => Disposition::Drop(DropReason::Filtered),
         }
     }
@@ -1367,17 +1404,22 @@ impl Run<'_> {
         self.send_reply(p, reply, "ICMPv6 error");
     }
 
-    /// Runs a reply the router built through OUTPUT and POSTROUTING.
+    /// Runs a reply the router built through OUTPUT and POSTROUTING, RELATED to the
+    /// connection of the packet it answers, in the other direction (`nf_ct_attach`).
     fn send_reply(&mut self, orig: &Pkt, reply: &mut Reply, what: &str) {
+        self.send_attached(orig, reply, what, CtState::Related, true);
+    }
+
+    /// Runs a packet the router built in `reply` through OUTPUT and POSTROUTING, attached
+    /// to the connection of `orig` in `state`, in the other direction when `flip`.
+    fn send_attached(&mut self, orig: &Pkt, reply: &mut Reply, what: &str, state: CtState, flip: bool) {
         let Ok(h) = packet::parse(&reply.buf) else { return };
         self.obs
             .event(&|| format!("{what} {} -> {} sent through OUTPUT", h.src, h.dst));
-        // Replies are attached to the connection they answer, as RELATED in the other
-        // direction (`nf_ct_attach`).
         let ct = match orig.ct {
             Ct::Tracked(c) => Ct::Tracked(CtInfo {
-                state: CtState::Related,
-                reply_dir: !c.reply_dir,
+                state,
+                reply_dir: c.reply_dir != flip,
                 ..c
             }),
             other => other,
@@ -1394,6 +1436,7 @@ impl Run<'_> {
             nat: None,
             // Attached to the connection it answers, whose translation is already settled.
             nat_done: true,
+            seen: !matches!(ct, Ct::Invalid),
             trace: orig.trace,
         };
         let mut sink = Reply::default();
@@ -1401,9 +1444,10 @@ impl Run<'_> {
         // of a new connection's state serves (its original stays with the packet).
         let reply_flow = Flow {
             conn: self.flow.conn.clone(),
-            dir: match self.flow.dir {
-                Dir::Original => Dir::Reply,
-                Dir::Reply => Dir::Original,
+            dir: match (self.flow.dir, flip) {
+                (d, false) => d,
+                (Dir::Original, true) => Dir::Reply,
+                (Dir::Reply, true) => Dir::Original,
             },
             related: matches!(rp.h.proto, proto::ICMP | proto::ICMPV6),
             is_reply: true,

@@ -193,6 +193,21 @@ const CASES: &[(&str, &str, &str)] = &[
     ("filter", "INPUT", "-m bpf --bytecode \"2,64 0 0 4294963200,6 0 0 1\""),
     ("filter", "INPUT", "-m bpf --bytecode \"2,32 0 0 4293918720,6 0 0 1\""),
     ("filter", "INPUT", "-m bpf --bytecode \"2,32 0 0 4292870144,6 0 0 1\""),
+    ("filter", "INPUT", "-p tcp -j SYNPROXY --mss 1460 --wscale 7 --timestamp --sack-perm --ecn"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --wscale 300"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --mss 70000 --wscale 0x10"),
+    ("mangle", "FORWARD", "-p tcp -j SYNPROXY --time"),
+    ("nat", "INPUT", "-p tcp -j SYNPROXY --ecn"),
+    ("security", "FORWARD", "-p tcp -j SYNPROXY --sack-perm"),
+    ("filter", "FORWARD", "-j SYNPROXY"),
+    ("filter", "FORWARD", "! -p tcp -j SYNPROXY"),
+    ("filter", "OUTPUT", "-p tcp -j SYNPROXY"),
+    ("mangle", "PREROUTING", "-p tcp -j SYNPROXY"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --mss 1 --mss 2"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --wscale 5000000000"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --wscale -1"),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --ecn ! --sack-perm"),
     // Gone from iptables or from this kernel: refused by both.
     ("mangle", "PREROUTING", "-j MIRROR"),
     ("nat", "PREROUTING", "-j SAME --to 1.2.3.4"),
@@ -386,6 +401,13 @@ const CASES6: &[(&str, &str, &str)] = &[
     ),
     ("filter", "INPUT", "-m ttl --ttl-eq 1"),
     ("filter", "INPUT", "-p icmp -m icmp --icmp-type 8"),
+    (
+        "filter",
+        "INPUT",
+        "-p tcp -j SYNPROXY --mss 1440 --wscale 5 --timestamp",
+    ),
+    ("filter", "FORWARD", "-p tcp -j SYNPROXY --sack-perm --ecn"),
+    ("filter", "OUTPUT", "-p tcp -j SYNPROXY"),
 ];
 
 #[test]

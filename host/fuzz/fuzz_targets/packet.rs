@@ -10,10 +10,10 @@ use rtrouter::router::{Disposition, Ingress, Meta, Reply, Router};
 use rtrouter::ruleset::{restore::restore, validate, Env, Ruleset};
 use std::sync::OnceLock;
 
-const RULES: &str = "*raw\n-A PREROUTING -p udp --dport 9 -j CT --notrack\nCOMMIT\n\
+const RULES: &str = "*raw\n-A PREROUTING -p udp --dport 9 -j CT --notrack\n-A PREROUTING -p tcp --dport 443 --syn -j CT --notrack\nCOMMIT\n\
 *mangle\n-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n-A FORWARD -p udp -j CHECKSUM --checksum-fill\n-A PREROUTING -m ttl --ttl-lt 3 -j TTL --ttl-inc 2\nCOMMIT\n\
 *nat\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.0.1.10-10.0.1.20:8080-8090\n-A PREROUTING -p udp -m statistic --mode nth --every 2 --packet 0 -j REDIRECT --to-ports 53\n-A POSTROUTING -o wan0 -j MASQUERADE --random\nCOMMIT\n\
-*filter\n:FORWARD DROP [0:0]\n:IN - [0:0]\n-A INPUT -j IN\n-A IN -p tcp --tcp-option 8 -j REJECT --reject-with tcp-reset\n-A IN -m recent --name r --update --seconds 5 --hitcount 2 -j DROP\n-A IN -m recent --name r --set\n-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -p icmp --icmp-type 3/4 -j LOG --log-prefix \"f: \" --log-tcp-options --log-ip-options\n-A FORWARD -m limit --limit 5/sec -j LOG\n-A FORWARD -p tcp -m multiport --ports 1:1024 -j ACCEPT\n-A FORWARD -p sctp -m sctp --dport 1:100 -j ACCEPT\n-A FORWARD -f -j ACCEPT\n-A FORWARD -j REJECT --reject-with icmp-admin-prohibited\nCOMMIT\n";
+*filter\n:FORWARD DROP [0:0]\n:IN - [0:0]\n-A INPUT -j IN\n-A IN -p tcp --tcp-option 8 -j REJECT --reject-with tcp-reset\n-A IN -m recent --name r --update --seconds 5 --hitcount 2 -j DROP\n-A IN -m recent --name r --set\n-A FORWARD -p tcp --dport 443 -m conntrack --ctstate INVALID,UNTRACKED -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460 --ecn\n-A FORWARD -m conntrack --ctstate INVALID -j DROP\n-A FORWARD -p icmp --icmp-type 3/4 -j LOG --log-prefix \"f: \" --log-tcp-options --log-ip-options\n-A FORWARD -m limit --limit 5/sec -j LOG\n-A FORWARD -p tcp -m multiport --ports 1:1024 -j ACCEPT\n-A FORWARD -p sctp -m sctp --dport 1:100 -j ACCEPT\n-A FORWARD -f -j ACCEPT\n-A FORWARD -j REJECT --reject-with icmp-admin-prohibited\nCOMMIT\n";
 
 fn router() -> &'static Router {
     static R: OnceLock<Router> = OnceLock::new();

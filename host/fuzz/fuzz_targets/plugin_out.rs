@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         zone: 0,
         nat: None,
         nat_done: false,
+        seen: false,
         trace: false,
     };
     let v = plugin_out::apply(&mut p, meta, body, i32::from(*code as i8));

@@ -160,7 +160,7 @@ pub struct ConnState {
     pub status: u16,
     pub mark: u32,
     /// `-m connlabel` bits.
-    pub labels: u128,
+    pub labels: Labels,
     /// ICMP: the type and code of the query that opened the connection.
     pub icmp: (u8, u8),
     /// Monotonic nanoseconds at which the entry expires.
@@ -171,6 +171,25 @@ pub struct ConnState {
     /// UDP: when a replied flow still active counts as a stream (2 s after its first packet,
     /// `ct->proto.udp.stream_ts`).
     pub stream_ts: u64,
+    /// SYNPROXY's record, when `status::SYNPROXY` is set.
+    pub synproxy: crate::synproxy::Record,
+}
+
+/// `-m connlabel` bits, held as two words so that a connection is aligned to 8 bytes rather
+/// than 16 (which keeps it within its allocation size class).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Labels([u64; 2]);
+
+impl Labels {
+    pub fn get(self) -> u128 {
+        u128::from(self.0[0]) | (u128::from(self.0[1]) << 64)
+    }
+}
+
+impl From<u128> for Labels {
+    fn from(v: u128) -> Labels {
+        Labels([v as u64, (v >> 64) as u64])
+    }
 }
 
 /// `tcp_valid_flags` (`nf_conntrack_proto_tcp.c`): the flag combinations, ECE, CWR and PSH
@@ -317,6 +336,8 @@ pub struct Table {
     pub stats: Stats,
     /// `conntrack -L` shows packet and byte counters (`nf_conntrack_acct`).
     pub accounting: bool,
+    /// A TCP connection may start from a segment other than a SYN (`nf_conntrack_tcp_loose`).
+    pub tcp_loose: bool,
     /// `conntrack -E`: NEW, UPDATE and DESTROY events as conntrack-tools prints them.
     pub events: crate::monitor::Monitor,
 }
@@ -333,6 +354,7 @@ impl Table {
             unreplied: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
             accounting: false,
+            tcp_loose: true,
             events: crate::monitor::Monitor::default(),
         }
     }
@@ -340,6 +362,7 @@ impl Table {
     pub fn from_config(c: &ConntrackSection) -> Table {
         Table {
             accounting: c.accounting,
+            tcp_loose: c.tcp_loose,
             ..Table::new(c.max_entries, Timeouts::from_config(c))
         }
     }
@@ -472,8 +495,9 @@ impl Table {
     fn start(&self, key: Key, h: &Headers, now: u64) -> Verdict {
         let (tcp, timeout) = match h.l4 {
             L4::Tcp(t) => match tcp::start(t.flags) {
-                Some(s) => (s, self.timeouts.tcp[s as usize]),
-                None => {
+                // Without loose pickup only a SYN starts a connection (`tcp_new`).
+                Some(s) if self.tcp_loose || s == TcpState::SynSent => (s, self.timeouts.tcp[s as usize]),
+                _ => {
                     self.stats.invalid.fetch_add(1, Ordering::Relaxed);
                     return Verdict::Invalid;
                 }
@@ -495,7 +519,7 @@ impl Table {
             reply: key.reverse(),
             status: 0,
             mark: 0,
-            labels: 0,
+            labels: Labels::default(),
             icmp: match h.l4 {
                 L4::Icmp(i) => (i.typ, i.code),
                 _ => (0, 0),
@@ -505,6 +529,7 @@ impl Table {
             packets: [1, 0],
             bytes: [u64::from(h.total_len), 0],
             stream_ts: now + 2 * NS,
+            synproxy: Default::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Netfilter's TCP connection state machine (`nf_conntrack_proto_tcp.c`, `tcp_conntracks`),
 //! without window tracking: transitions follow the kernel's table exactly, with
-//! `nf_conntrack_tcp_loose = 1` (a connection is picked up from a mid-stream ACK).
+//! `nf_conntrack_tcp_loose = 1` by default (a connection is picked up from a mid-stream ACK;
+//! `[conntrack] tcp_loose = false` makes the table refuse such a start).
 
 use crate::packet::tcp_flags;
 

@@ -683,6 +683,9 @@ pub fn stats(dp: &Dataplane) -> String {
             writeln!(s, "idletimer {label}: ran out {} s ago", -left)
         };
     }
+    if r.synproxy.stats.any() {
+        let _ = writeln!(s, "{}", r.synproxy.stats.line());
+    }
     for reason in crate::packet::DropReason::ALL {
         let n = st.drop_count(reason);
         if n > 0 {

@@ -749,6 +749,15 @@ impl Dataplane {
                         &mut segs,
                     );
                 }
+                // A packet the router answered (a REJECT in OUTPUT, SYNPROXY's ACK for a
+                // server of its own): out, or back to the stack, once.
+                match reply.disposition.take() {
+                    Some(Disposition::Local) => stack.dev.rx.push_back(std::mem::take(&mut reply.buf)),
+                    Some(d @ Disposition::Forward(_)) => {
+                        self.emit(d, &mut reply.buf, 0, none, 0, &dummy_tx, &mut scratch, &mut segs)
+                    }
+                    _ => {}
+                }
             }
         }
     }

@@ -53,6 +53,11 @@ pub mod status {
     pub const CONFIRMED: u16 = 1 << 3;
     pub const SRC_NAT: u16 = 1 << 4;
     pub const DST_NAT: u16 = 1 << 5;
+    /// `IPS_SEQ_ADJUST`: the connection's sequence numbers are shifted (SYNPROXY).
+    pub const SEQ_ADJUST: u16 = 1 << 6;
+    /// rtrouter's own bit: SYNPROXY opened the connection and keeps its record in it (the
+    /// kernel's synproxy extension).
+    pub const SYNPROXY: u16 = 1 << 15;
 }
 
 /// Addresses and ports of one direction of a connection.
@@ -162,6 +167,10 @@ pub struct Pkt<'a> {
     /// The connection's translation is already settled, so the nat chains do not run
     /// (later packets of a connection, replies the router generates, looped-back packets).
     pub nat_done: bool,
+    /// The packet already has a connection (conntrack looked it up, or the router attached
+    /// it to the one it answers, or it loops back): `CT` and `NOTRACK` leave it alone, as
+    /// theirs do (`if (skb->_nfct != 0) return XT_CONTINUE`).
+    pub seen: bool,
     /// Marked by `TRACE`: every rule the packet meets from then on is reported live.
     pub trace: bool,
 }
@@ -177,6 +186,8 @@ pub enum Verdict {
     /// Dropped for a reason other than a rule's DROP (a plugin configured to drop on
     /// failure failed).
     Abort(crate::packet::DropReason),
+    /// `SYNPROXY` took a SYN or an ACK: the router answers or checks it and steals it.
+    Synproxy(crate::synproxy::Info),
 }
 
 /// Random decisions rules make (`statistic --mode random`, NAT `--random`). The dataplane

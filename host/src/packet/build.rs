@@ -166,6 +166,16 @@ pub fn tcp(buf: &mut Vec<u8>, ip: impl IpHeader, t: TcpSeg, payload: &[u8]) {
     l4_checksum(buf, &ip, proto::TCP, 16);
 }
 
+/// A TCP segment without data whose header carries `options` (a multiple of 4 bytes, at
+/// most 40).
+pub fn tcp_with_options(buf: &mut Vec<u8>, ip: impl IpHeader, t: TcpSeg, options: &[u8]) {
+    tcp(buf, ip, t, options);
+    let at = ip.header_len();
+    buf[at + 12] = ((20 + options.len().min(40)) as u8 / 4) << 4;
+    buf[at + 16..at + 18].copy_from_slice(&[0, 0]);
+    l4_checksum(buf, &ip, proto::TCP, 16);
+}
+
 pub fn udp(buf: &mut Vec<u8>, ip: impl IpHeader, sport: u16, dport: u16, payload: &[u8]) {
     ip.write(buf, proto::UDP, 8 + payload.len());
     buf.extend_from_slice(&sport.to_be_bytes());

@@ -63,6 +63,12 @@ drop_reasons! {
     Filtered => "filtered",
     /// A `REJECT` target (the reply was sent).
     Rejected => "rejected",
+    /// Taken by `SYNPROXY`: a SYN it answered with a cookie, or an ACK whose cookie opened
+    /// the connection to the server.
+    Synproxy => "synproxy",
+    /// Dropped by `SYNPROXY`: a bad checksum, a client ACK without a valid cookie, or a
+    /// segment of a spliced connection whose options are cut short.
+    SynproxyInvalid => "synproxy_invalid",
     /// Larger than the egress MTU with DF set; ICMP fragmentation-needed was sent.
     TooBig => "too_big",
     /// Conntrack table full and nothing could be evicted.

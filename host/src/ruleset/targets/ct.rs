@@ -133,6 +133,10 @@ impl TargetExt for Ct {
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
+        // "Previously seen (loopback or untracked)? Ignore." (`xt_ct_target`)
+        if p.seen || p.ct == crate::eval::Ct::Untracked {
+            return None;
+        }
         if self.notrack {
             p.ct = crate::eval::Ct::Untracked;
         }

@@ -35,6 +35,7 @@ pub mod reject;
 pub mod secmark;
 pub mod set;
 pub mod snat;
+pub mod synproxy;
 pub mod tcpmss;
 pub mod tcpoptstrip;
 pub mod tee;
@@ -310,13 +311,14 @@ registry! {
     "SET" => Set(set::Set),
     "TRACE" => Trace(trace::Trace),
     "RATEEST" => RateEst(rateest::RateEst),
+    "SYNPROXY" => Synproxy(synproxy::Synproxy),
     "WASM" => Wasm(wasm::WasmTarget),
 }
 
 /// Extensions that iptables has and rtrouter does not implement: refused by name so that a
 /// ruleset using them fails loudly instead of jumping to a missing chain.
 fn is_unsupported_extension(name: &str) -> bool {
-    matches!(name, "CLUSTERIP" | "SYNPROXY" | "ULOG" | "MIRROR" | "SAME")
+    matches!(name, "CLUSTERIP" | "ULOG" | "MIRROR" | "SAME")
 }
 
 /// The xmark pair for MARK/CONNMARK's option spellings (libxt_MARK.c).

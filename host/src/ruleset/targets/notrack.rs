@@ -32,7 +32,11 @@ impl TargetExt for Notrack {
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        p.ct = Ct::Untracked;
+        // A packet that already has a connection (looped back, or a reply the router
+        // attached to one) keeps it (`notrack_tg`).
+        if !p.seen {
+            p.ct = Ct::Untracked;
+        }
         None
     }
 }
