@@ -945,3 +945,97 @@ fn link_local_scope_is_never_forwarded() {
     build::icmp(&mut rs, ip, 133, 0, [0; 4], b"");
     assert!(matches!(l.send("lan0", &rs).disposition, Disposition::Local));
 }
+
+#[test]
+fn synproxy_splices_an_ipv6_handshake() {
+    use rtrouter::packet::tcp_flags::{ACK, SYN};
+    let mut l = Lab6::new(
+        "*filter\nCOMMIT\n",
+        "*filter\n-A FORWARD -p tcp --dport 80 -j SYNPROXY --timestamp --mss 1440\nCOMMIT\n",
+    );
+    let (c, s) = ("2001:db8:1::2", "2001:db8:2::7");
+    let seg = |src: &str, dst: &str, (sport, dport): (u16, u16), flags: u8, (seq, ack): (u32, u32), opts: &[u8]| {
+        let mut b = Vec::new();
+        let t = TcpSeg {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+        };
+        build::tcp_with_options(&mut b, Ip6::new(a6(src), a6(dst)), t, opts);
+        b
+    };
+    let fields = |p: &[u8]| {
+        let h = parse(p).expect("parses");
+        let L4::Tcp(t) = h.l4 else { panic!("TCP") };
+        let o = usize::from(h.l4_off) + 20;
+        (
+            t.seq,
+            t.ack,
+            t.flags,
+            p[o..usize::from(h.l4_off) + usize::from(t.hdr_len)].to_vec(),
+        )
+    };
+    // The client's SYN: MSS 1440 and a timestamp.
+    let sent = l.send(
+        "lan0",
+        &seg(
+            c,
+            s,
+            (5555, 80),
+            SYN,
+            (77, 0),
+            &[2, 4, 5, 160, 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0],
+        ),
+    );
+    assert!(matches!(sent.disposition, Disposition::Drop(_)));
+    let synack = sent.reply.expect("SYN-ACK");
+    let (cookie, ack, flags, opts) = fields(&synack);
+    assert_eq!((ack, flags), (78, SYN | ACK));
+    assert_eq!(&opts[..4], &[2, 4, 5, 160], "the rule's MSS");
+    let ts = u32::from_be_bytes([opts[8], opts[9], opts[10], opts[11]]);
+    // The client's ACK echoes the cookie: the server gets a SYN with the IPv6 table's MSS.
+    let mut o = vec![1, 1, 8, 10, 0, 0, 0, 10];
+    o.extend(ts.to_be_bytes());
+    let sent = l.send("lan0", &seg(c, s, (5555, 80), ACK, (78, cookie.wrapping_add(1)), &o));
+    let syn = sent.reply.expect("SYN to the server");
+    let h = parse(&syn).unwrap();
+    assert_eq!((h.src, h.dst), (a6(c).into(), a6(s).into()));
+    let (seq, _, flags, opts) = fields(&syn);
+    assert_eq!((seq, flags), (77, SYN));
+    assert_eq!(&opts[..4], &[2, 4, 5, 160], "1440 is in IPv6's cookie table");
+    // The server's SYN-ACK is answered; the client's window update is in the cookie's
+    // sequence space.
+    let mut buf = seg(
+        s,
+        c,
+        (80, 5555),
+        SYN | ACK,
+        (9000, 78),
+        &[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 0, 10],
+    );
+    let mut reply = Reply::default();
+    let out = l.router.process(
+        Meta {
+            now: l.now,
+            ingress: Ingress::Iface(l.router.topo.iface_id("wan0").unwrap()),
+            mark: 0,
+            seg: 0,
+            ct: None,
+        },
+        &mut buf,
+        &mut reply,
+        &mut l.rng,
+        &mut (),
+    );
+    assert!(matches!(out.disposition, Disposition::Drop(_)));
+    let (seq, ack, flags, _) = fields(&reply.buf);
+    assert_eq!((seq, ack, flags), (78, 9001, ACK), "the ACK to the server");
+    checksum6(&reply.buf).unwrap();
+    assert_eq!(reply.copies.len(), 1);
+    let (seq, ack, _, _) = fields(&reply.copies[0].0);
+    assert_eq!((seq, ack), (cookie.wrapping_add(1), 78), "the window update");
+    checksum6(&reply.copies[0].0).unwrap();
+}
