@@ -802,21 +802,11 @@ fn cluster_picks_the_node_the_kernel_picks() {
     }
 }
 
-/// `iptables -L` without `-n` names addresses and ports from the system's files, as the
-/// kernel's iptables does (in a namespace without a network, so DNS names nothing).
-#[test]
-fn listing_without_n_names_what_the_files_name() {
-    if !real_iptables() {
-        return;
-    }
-    let rules = "*filter\n\
-        -A INPUT -s 127.0.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n\
-        -A INPUT -s 127.0.0.0/8 -p udp -m udp --sport 53 --dport 1000:2000 -j DROP\n\
-        -A INPUT -d 169.254.0.0/16 -p tcp -m tcp --sport 80:443 -j ACCEPT\n\
-        -A INPUT -p tcp -m tcp ! --dport 65000 -j ACCEPT\n\
-        COMMIT\n";
+/// What the kernel's iptables prints for `list` (a shell command) after restoring `rules`,
+/// in a network namespace of its own (without a network, so DNS names nothing).
+fn kernel_listing(rules: &str, list: &str) -> String {
     let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", "iptables-restore && iptables -L INPUT"])
+        .args(["-n", "sh", "-c", &format!("iptables-restore && {list}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -830,7 +820,23 @@ fn listing_without_n_names_what_the_files_name() {
         .expect("written");
     let o = child.wait_with_output().expect("finishes");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let kernel = String::from_utf8_lossy(&o.stdout).to_string();
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// `iptables -L` without `-n` names addresses and ports from the system's files, as the
+/// kernel's iptables does (in a namespace without a network, so DNS names nothing).
+#[test]
+fn listing_without_n_names_what_the_files_name() {
+    if !real_iptables() {
+        return;
+    }
+    let rules = "*filter\n\
+        -A INPUT -s 127.0.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n\
+        -A INPUT -s 127.0.0.0/8 -p udp -m udp --sport 53 --dport 1000:2000 -j DROP\n\
+        -A INPUT -d 169.254.0.0/16 -p tcp -m tcp --sport 80:443 -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp ! --dport 65000 -j ACCEPT\n\
+        COMMIT\n";
+    let kernel = kernel_listing(rules, "iptables -L INPUT");
     use rtrouter::frontend::{memory::Memory, run, Tool};
     let m = Memory::default();
     assert_eq!(run(Tool::Restore, &[], rules, "stdin", &m).code, 0);
@@ -842,4 +848,115 @@ fn listing_without_n_names_what_the_files_name() {
     assert!(run(Tool::Iptables, &args("-L INPUT -n"), "", "", &m)
         .stdout
         .contains("tcp dpt:22"));
+}
+
+/// `iptables -L` prints each target's options in the target's own words (`print` of its
+/// libxt module), as the kernel's iptables does.
+#[test]
+fn targets_list_as_the_kernels_iptables_lists_them() {
+    if !real_iptables() {
+        return;
+    }
+    let rules = "*filter\n\
+        -A INPUT -j REJECT\n\
+        -A INPUT -p tcp -j REJECT --reject-with tcp-reset\n\
+        -A INPUT -j REJECT --reject-with icmp-host-prohibited\n\
+        -A INPUT -j LOG\n\
+        -A INPUT -j LOG --log-prefix \"fw: \" --log-level 6 --log-tcp-sequence --log-tcp-options --log-ip-options --log-uid --log-macdecode\n\
+        -A INPUT -j NFLOG --nflog-group 5 --nflog-prefix \"x\" --nflog-size 100 --nflog-threshold 3\n\
+        -A INPUT -j NFLOG\n\
+        -A INPUT -j MARK --set-mark 0x1\n\
+        -A INPUT -j MARK --set-xmark 0x1/0xff\n\
+        -A INPUT -j MARK --and-mark 0xf0\n\
+        -A INPUT -j MARK --or-mark 0x4\n\
+        -A INPUT -j MARK --xor-mark 0x4\n\
+        -A INPUT -j CONNMARK --set-mark 0x1\n\
+        -A INPUT -j CONNMARK --save-mark\n\
+        -A INPUT -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n\
+        -A INPUT -j CONNMARK --set-xmark 0x2/0x3\n\
+        -A INPUT -p tcp -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460 --ecn\n\
+        -A INPUT -j NFQUEUE --queue-num 3 --queue-bypass\n\
+        -A INPUT -j NFQUEUE --queue-balance 2:3 --queue-cpu-fanout\n\
+        -A INPUT -j NFQUEUE\n\
+        -A INPUT -j TEE --gateway 10.0.0.1\n\
+        -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n\
+        -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1400\n\
+        -A FORWARD -j LOG --log-level 0\n\
+        -A FORWARD -j LOG --log-level 3 --log-uid\n\
+        -A FORWARD -j LOG --log-level 7\n\
+        COMMIT\n\
+        *mangle\n\
+        -A PREROUTING -j TTL --ttl-set 5\n\
+        -A PREROUTING -j TTL --ttl-dec 1\n\
+        -A PREROUTING -j TTL --ttl-inc 2\n\
+        -A PREROUTING -j TOS --set-tos 0x10\n\
+        -A PREROUTING -j TOS --set-tos 0x10/0x3f\n\
+        -A PREROUTING -j TOS --and-tos 0x1\n\
+        -A PREROUTING -j TOS --or-tos 0x1\n\
+        -A PREROUTING -j TOS --xor-tos 0x1\n\
+        -A PREROUTING -j DSCP --set-dscp 10\n\
+        -A PREROUTING -j DSCP --set-dscp-class EF\n\
+        -A PREROUTING -j CHECKSUM --checksum-fill\n\
+        -A POSTROUTING -j CLASSIFY --set-class 1:10\n\
+        -A PREROUTING -j HMARK --hmark-tuple src,dst --hmark-mod 10 --hmark-offset 1 --hmark-rnd 0x1\n\
+        -A PREROUTING -p tcp -j TCPOPTSTRIP --strip-options 2,3\n\
+        -A PREROUTING -p tcp -j TPROXY --on-port 3129 --on-ip 10.0.0.1 --tproxy-mark 0x1/0x1\n\
+        -A PREROUTING -j RATEEST --rateest-name e --rateest-interval 250ms --rateest-ewmalog 1s\n\
+        -A PREROUTING -j TOS --set-tos 0x00/0x3f\n\
+        -A PREROUTING -j TOS --set-tos 0x11/0x3f\n\
+        -A PREROUTING -j TOS --and-tos 0x0\n\
+        -A PREROUTING -j MARK --set-mark 0\n\
+        -A PREROUTING -j HMARK --hmark-tuple ct --hmark-mod 7 --hmark-rnd 0x5\n\
+        -A PREROUTING -j HMARK --hmark-tuple src,sport --hmark-mod 2 --hmark-rnd 0x0 --hmark-offset 3\n\
+        -A PREROUTING -j HMARK --hmark-src-prefix 16 --hmark-sport-mask 0xff --hmark-spi 0x1 --hmark-proto-mask 0x3 --hmark-mod 5 --hmark-rnd 0x9\n\
+        -A PREROUTING -p tcp -j TCPOPTSTRIP --strip-options 4,5,8,19,30\n\
+        -A PREROUTING -p tcp -j TPROXY --on-port 3129\n\
+        COMMIT\n\
+        *nat\n\
+        -A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80\n\
+        -A PREROUTING -j DNAT --to-destination 10.0.0.1-10.0.0.5\n\
+        -A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80-90 --random --persistent\n\
+        -A PREROUTING -p tcp -j REDIRECT --to-ports 8080\n\
+        -A PREROUTING -j REDIRECT\n\
+        -A PREROUTING -p tcp -j REDIRECT --to-ports 8080-8090 --random\n\
+        -A PREROUTING -j NETMAP --to 10.1.0.0/24\n\
+        -A POSTROUTING -j MASQUERADE\n\
+        -A POSTROUTING -p tcp -j MASQUERADE --to-ports 1024-2048 --random-fully\n\
+        -A POSTROUTING -j SNAT --to-source 1.2.3.4\n\
+        -A POSTROUTING -p udp -j SNAT --to-source 1.2.3.4:1000-2000 --random-fully\n\
+        COMMIT\n\
+        *raw\n\
+        -A PREROUTING -j CT --notrack\n\
+        -A PREROUTING -j CT --zone 5\n\
+        -A PREROUTING -j CT --ctevents new,related --expevents new\n\
+        -A PREROUTING -j NOTRACK\n\
+        -A PREROUTING -j TRACE\n\
+        COMMIT\n";
+    let list = "for t in filter mangle nat raw; do iptables -t $t -L; iptables -t $t -L -n; done";
+    let kernel = kernel_listing(rules, list);
+    use rtrouter::frontend::{memory::Memory, run, Tool};
+    let m = Memory::default();
+    let r = run(Tool::Restore, &[], rules, "stdin", &m);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut ours = String::new();
+    for t in ["filter", "mangle", "nat", "raw"] {
+        for n in [&["-L"][..], &["-L", "-n"]] {
+            let args: Vec<String> = ["-t", t].iter().chain(n).map(|s| s.to_string()).collect();
+            ours.push_str(&run(Tool::Iptables, &args, "", "", &m).stdout);
+        }
+    }
+    // With -n, 1.8.9 prints protocol numbers where the newer iptables the shell suite checks
+    // prints names, and rtrouter follows the suite: compare the rest.
+    let kernel = kernel
+        .replace("  6    --", "  tcp  --")
+        .replace("  17   --", "  udp  --")
+        .replace("  0    --", "  all  --");
+    let wrong: Vec<String> = kernel
+        .lines()
+        .zip(ours.lines())
+        .filter(|(k, o)| k != o)
+        .map(|(k, o)| format!("kernel: {k:?}\nours:   {o:?}"))
+        .collect();
+    assert!(wrong.is_empty(), "{} lines differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert_eq!(kernel.lines().count(), ours.lines().count());
 }

@@ -5,7 +5,8 @@
 //! Without `-n`, addresses print as the names `/etc/hosts` (then `/etc/networks`) gives them
 //! and TCP/UDP ports as `/etc/services` names them, as iptables' resolver does from files;
 //! rtrouter asks no DNS server, so an address only DNS could name prints as a number.
-//! Extensions without their own `-L` form print their iptables-save options.
+//! Matches and targets print in their own words (their `list`), as their libxt modules' `print`
+//! functions do; those without one print their iptables-save options.
 
 use crate::ruleset::ext::Neg;
 use crate::ruleset::targets::Target;
@@ -59,6 +60,8 @@ fn references(t: &Table) -> std::collections::HashMap<&str, usize> {
 fn target_name(r: &Rule) -> &str {
     match &r.target {
         Target::Jump(c) | Target::Goto(c) => c,
+        // An alias of CT's (`real_name`), which the column shows.
+        Target::Notrack(_) => "CT",
         t => t.name(),
     }
 }
@@ -120,21 +123,7 @@ fn details(r: &Rule, numeric: bool) -> String {
     for m in &r.matches {
         m.list(&mut s, numeric);
     }
-    match &r.target {
-        Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => {}
-        t => {
-            let mut opts = String::new();
-            t.save(&mut opts);
-            // ` -j NAME --opt v` lists as ` --opt v` after the target column.
-            let rest = opts
-                .trim_start()
-                .strip_prefix("-j ")
-                .map_or("", |r| r.split_once(' ').map_or("", |(_, o)| o));
-            if !rest.is_empty() {
-                let _ = write!(s, " {rest}");
-            }
-        }
-    }
+    r.target.list(&mut s, numeric);
     s
 }
 

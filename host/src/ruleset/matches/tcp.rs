@@ -109,9 +109,14 @@ impl MatchExt for Tcp {
         }
         if let Some(f) = self.flags.filter(|f| f.inv || f.v.0 != 0) {
             let _ = write!(out, " flags:{}", if f.inv { "!" } else { "" });
-            print_tcp_flags(out, f.v.0);
-            out.push('/');
-            print_tcp_flags(out, f.v.1);
+            if numeric {
+                // `print_flags` with `-n`: the masks in hex.
+                let _ = write!(out, "0x{:02X}/0x{:02X}", f.v.0, f.v.1);
+            } else {
+                print_tcp_flags(out, f.v.0);
+                out.push('/');
+                print_tcp_flags(out, f.v.1);
+            }
         }
         true
     }

@@ -38,6 +38,10 @@ impl TargetExt for Checksum {
         out.push_str(" --checksum-fill");
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        out.push_str(" CHECKSUM fill");
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

@@ -43,6 +43,10 @@ impl TargetExt for Classify {
         let _ = write!(out, " --set-class {:04x}:{:04x}", self.0, self.1);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = write!(out, " CLASSIFY set {:x}:{:x}", self.0, self.1);
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

@@ -101,6 +101,43 @@ impl TargetExt for ConnMark {
         };
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `connmark_tg_print`.
+        let _ = match *self {
+            ConnMark::Set { value: v, mask: m } => {
+                if v == 0 {
+                    write!(out, " CONNMARK and {:#x}", !m)
+                } else if v == m {
+                    write!(out, " CONNMARK or {v:#x}")
+                } else if m == 0 {
+                    write!(out, " CONNMARK xor {v:#x}")
+                } else if m == u32::MAX {
+                    write!(out, " CONNMARK set {v:#x}")
+                } else {
+                    write!(out, " CONNMARK xset {v:#x}/{m:#x}")
+                }
+            }
+            ConnMark::Save { nfmask, ctmask } => {
+                if nfmask == u32::MAX && ctmask == u32::MAX {
+                    write!(out, " CONNMARK save")
+                } else if nfmask == ctmask {
+                    write!(out, " CONNMARK save mask {nfmask:#x}")
+                } else {
+                    write!(out, " CONNMARK save nfmask {nfmask:#x} ctmask ~{:#x}", !ctmask)
+                }
+            }
+            ConnMark::Restore { nfmask, ctmask } => {
+                if nfmask == u32::MAX && ctmask == u32::MAX {
+                    write!(out, " CONNMARK restore")
+                } else if nfmask == ctmask {
+                    write!(out, " CONNMARK restore mask {ctmask:#x}")
+                } else {
+                    write!(out, " CONNMARK restore ctmask {ctmask:#x} nfmask ~{:#x}", !nfmask)
+                }
+            }
+        };
+    }
+
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
         if let Ct::Tracked(ct) = &mut p.ct {
             match *self {

@@ -32,6 +32,23 @@ const CT_EVENTS: [&str; 10] = [
     "secmark",
 ];
 
+impl Ct {
+    /// `{lead}ctevents a,b` and `{lead}expevents c` for the events given.
+    fn events(&self, lead: &str, out: &mut String) {
+        for (opt, bits) in [("ctevents", self.ctevents), ("expevents", self.expevents)] {
+            if bits != 0 {
+                let names: Vec<&str> = CT_EVENTS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                let _ = write!(out, "{lead}{opt} {}", names.join(","));
+            }
+        }
+    }
+}
+
 impl TargetExt for Ct {
     type Builder = Ct;
 
@@ -109,22 +126,30 @@ impl TargetExt for Ct {
         if !self.helper.is_empty() {
             let _ = write!(out, " --helper {}", self.helper);
         }
-        for (opt, bits) in [("ctevents", self.ctevents), ("expevents", self.expevents)] {
-            if bits != 0 {
-                let names: Vec<&str> = CT_EVENTS
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| bits & (1 << i) != 0)
-                    .map(|(_, n)| *n)
-                    .collect();
-                let _ = write!(out, " --{opt} {}", names.join(","));
-            }
-        }
+        self.events(" --", out);
         if self.zone != 0 {
             let _ = write!(out, " --zone {}", self.zone);
         }
         if !self.timeout.is_empty() {
             let _ = write!(out, " --timeout {}", self.timeout);
+        }
+    }
+
+    fn list(&self, out: &mut String, _: bool) {
+        // `ct_print_v1`.
+        out.push_str(" CT");
+        if self.notrack {
+            out.push_str(" notrack");
+        }
+        if !self.helper.is_empty() {
+            let _ = write!(out, " helper {}", self.helper);
+        }
+        if !self.timeout.is_empty() {
+            let _ = write!(out, " timeout {}", self.timeout);
+        }
+        self.events(" ", out);
+        if self.zone != 0 {
+            let _ = write!(out, " zone {}", self.zone);
         }
     }
 

@@ -41,6 +41,10 @@ impl TargetExt for Dscp {
         let _ = write!(out, " --set-dscp {:#04x}", self.0);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = write!(out, " DSCP set {:#04x}", self.0);
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

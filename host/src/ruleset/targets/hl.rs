@@ -52,6 +52,14 @@ impl TargetExt for Hl {
         };
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = match self.0 {
+            TtlOp::Set(n) => write!(out, " HL set to {n}"),
+            TtlOp::Inc(n) => write!(out, " HL increment by {n}"),
+            TtlOp::Dec(n) => write!(out, " HL decrement by {n}"),
+        };
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

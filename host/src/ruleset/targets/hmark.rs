@@ -371,6 +371,37 @@ impl TargetExt for Hmark {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `HMARK_ip4_print`/`HMARK_ip6_print`, then `HMARK_print`: each part followed by a
+        // space.
+        let _ = write!(out, " HMARK mod {} ", self.modulus);
+        if let Some(o) = self.offset {
+            let _ = write!(out, "+ {o:#x} ");
+        }
+        if self.ct {
+            out.push_str("ct, ");
+        }
+        let parts: [(&str, Option<u32>); 10] = [
+            ("src-prefix", self.src_prefix.map(u32::from)),
+            ("dst-prefix", self.dst_prefix.map(u32::from)),
+            ("sport-mask", self.sport_mask.map(u32::from)),
+            ("dport-mask", self.dport_mask.map(u32::from)),
+            ("spi-mask", self.spi_mask),
+            ("sport", self.sport_set.map(u32::from)),
+            ("dport", self.dport_set.map(u32::from)),
+            ("spi", self.spi_set),
+            ("proto-mask", self.proto_mask.map(u32::from)),
+            ("rnd", self.rnd),
+        ];
+        for (name, v) in parts {
+            let _ = match v {
+                Some(v) if name.ends_with("prefix") => write!(out, "{name} {v} "),
+                Some(v) => write!(out, "{name} {v:#x} "),
+                None => Ok(()),
+            };
+        }
+    }
+
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
         let t = if self.ct {
             self.ct_tuple(p)

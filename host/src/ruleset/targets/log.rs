@@ -109,6 +109,31 @@ impl TargetExt for Log {
         }
     }
 
+    fn list(&self, out: &mut String, numeric: bool) {
+        // `LOG_print`.
+        let flags = [
+            (self.tcp_sequence, 0x01, "tcp-sequence"),
+            (self.tcp_options, 0x02, "tcp-options"),
+            (self.ip_options, 0x04, "ip-options"),
+            (self.uid, 0x08, "uid"),
+            (self.macdecode, 0x20, "macdecode"),
+        ];
+        out.push_str(" LOG");
+        if numeric {
+            let bits: u32 = flags.iter().filter(|f| f.0).map(|f| f.1).sum();
+            let _ = write!(out, " flags {bits} level {}", self.level);
+        } else {
+            const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
+            let _ = write!(out, " level {}", LEVELS.get(usize::from(self.level)).unwrap_or(&"?"));
+            for (_, _, name) in flags.iter().filter(|f| f.0) {
+                let _ = write!(out, " {name}");
+            }
+        }
+        if !self.prefix.is_empty() {
+            let _ = write!(out, " prefix \"{}\"", self.prefix);
+        }
+    }
+
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
         if cx.log.admit(cx.now) {
             let flags = LogFlags {

@@ -34,6 +34,10 @@ impl TargetExt for Masquerade {
         self.0.save_ports(out);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        self.0.list_ports(" masq ports: ", out);
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Nat]
     }

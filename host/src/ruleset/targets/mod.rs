@@ -102,6 +102,11 @@ pub trait TargetExt: Sized {
     fn rename_ipset(&mut self, _from: &str, _to: &str) -> bool {
         false
     }
+    /// Appends the target's `iptables -L` text as its libxt module's `print` writes it (with
+    /// `numeric` for `-n`); by default its iptables-save options.
+    fn list(&self, out: &mut String, _numeric: bool) {
+        self.save(out);
+    }
     /// Acts on the packet: `Some(verdict)` ends the table (NAT targets accept after recording
     /// the translation), `None` continues with the next rule (`XT_CONTINUE`).
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict>;
@@ -241,6 +246,15 @@ macro_rules! registry {
                 match self {
                     Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => hooks::ALL,
                     $(Target::$var(t) => t.hooks(),)*
+                }
+            }
+
+            /// Appends an extension target's `iptables -L` text (nothing for a verdict or
+            /// chain).
+            pub fn list(&self, out: &mut String, numeric: bool) {
+                match self {
+                    Target::None | Target::Accept | Target::Drop | Target::Return | Target::Jump(_) | Target::Goto(_) => {}
+                    $(Target::$var(t) => t.list(out, numeric),)*
                 }
             }
 

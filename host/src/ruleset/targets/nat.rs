@@ -36,6 +36,43 @@ impl NatRange {
     /// addresses in brackets when ports follow (`[IP6[-IP6]]:PORT`), as libip6t_DNAT prints.
     pub(super) fn save_to(&self, opt: &str, out: &mut String) {
         let _ = write!(out, " --{opt} ");
+        self.range(out);
+        self.save_flags(out);
+    }
+
+    /// ` to:RANGE` and the flags in words, as SNAT's and DNAT's `print` list them.
+    pub(super) fn list_to(&self, out: &mut String) {
+        out.push_str(" to:");
+        self.range(out);
+        self.list_flags(out);
+    }
+
+    /// `PREFIX LO[-HI]` when ports are given, then the flags in words (MASQUERADE's and
+    /// REDIRECT's `print`).
+    pub(super) fn list_ports(&self, prefix: &str, out: &mut String) {
+        if let Some((lo, hi)) = self.ports {
+            let _ = write!(out, "{prefix}{lo}");
+            if lo != hi {
+                let _ = write!(out, "-{hi}");
+            }
+        }
+        self.list_flags(out);
+    }
+
+    fn list_flags(&self, out: &mut String) {
+        for (on, word) in [
+            (self.random, " random"),
+            (self.random_fully, " random-fully"),
+            (self.persistent, " persistent"),
+        ] {
+            if on {
+                out.push_str(word);
+            }
+        }
+    }
+
+    /// The address and port range as iptables writes it (`[v6]:port` with ports).
+    fn range(&self, out: &mut String) {
         if let Some((lo, hi)) = self.addrs {
             let brackets = lo.is_ipv6() && self.ports.is_some();
             if brackets {
@@ -58,7 +95,6 @@ impl NatRange {
                 let _ = write!(out, "/{b}");
             }
         }
-        self.save_flags(out);
     }
 
     /// ` --to-ports LO[-HI]` and the flags (MASQUERADE, REDIRECT).

@@ -38,6 +38,10 @@ impl TargetExt for Netmap {
         let _ = write!(out, " --to {}", self.0);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = write!(out, " to:{}", self.0);
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Nat]
     }

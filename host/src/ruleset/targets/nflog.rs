@@ -81,6 +81,13 @@ impl TargetExt for Nflog {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `nflog_print(info, "nflog-")`: the save form without the dashes.
+        let mut s = String::new();
+        self.save(&mut s);
+        out.push_str(&s.replace(" --nflog-", " nflog-"));
+    }
+
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
         if cx.log.admit(cx.now) {
             let line = super::log::log_line(p, cx, &self.prefix, LogFlags::default());

@@ -138,6 +138,21 @@ impl TargetExt for Nfqueue {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `NFQUEUE_print_v3`.
+        if self.total > 1 {
+            let _ = write!(out, " NFQUEUE balance {}:{}", self.first, self.first + self.total - 1);
+        } else {
+            let _ = write!(out, " NFQUEUE num {}", self.first);
+        }
+        if self.bypass {
+            out.push_str(" bypass");
+        }
+        if self.cpu_fanout {
+            out.push_str(" cpu-fanout");
+        }
+    }
+
     fn tun_note(&self) -> Option<&'static str> {
         (self.listeners.len() < usize::from(self.total)).then_some(
             "a queue of this rule has no [[queue]] plugin listening: its packets are dropped (accepted with --queue-bypass)",

@@ -27,6 +27,11 @@ impl TargetExt for Notrack {
 
     fn save(&self, _: &mut String) {}
 
+    fn list(&self, out: &mut String, _: bool) {
+        // CT's alias prints its own name (the column shows CT).
+        out.push_str(" NOTRACK");
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Raw]
     }

@@ -151,6 +151,13 @@ impl TargetExt for RateEst {
         print_time(out, ewma);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `RATEEST_print`: the save form's words without `--rateest-`.
+        let mut s = String::new();
+        self.save(&mut s);
+        out.push_str(&s.replace(" --rateest-", " "));
+    }
+
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, eng: &Engine) -> Option<Verdict> {
         // The engine made every estimator its RATEEST rules name when it was built.
         if let Some(e) = eng.rateest.get(&self.name) {

@@ -154,6 +154,10 @@ impl TargetExt for Reject {
         let _ = write!(out, " --reject-with {}", self.0.name());
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = write!(out, " reject-with {}", self.0.name());
+    }
+
     fn hooks(&self) -> HookMask {
         hooks::INPUT | hooks::FORWARD | hooks::OUTPUT
     }

@@ -36,6 +36,10 @@ impl TargetExt for Snat {
         self.0.save_to("to-source", out);
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        self.0.list_to(out);
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Nat]
     }

@@ -96,6 +96,27 @@ impl TargetExt for Synproxy {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `SYNPROXY_print`: each part followed by a space.
+        let o = self.0.options;
+        out.push_str(" SYNPROXY ");
+        if o & opt::SACK_PERM != 0 {
+            out.push_str("sack-perm ");
+        }
+        if o & opt::TIMESTAMP != 0 {
+            out.push_str("timestamp ");
+        }
+        if o & opt::WSCALE != 0 {
+            let _ = write!(out, "wscale {} ", self.0.wscale);
+        }
+        if o & opt::MSS != 0 {
+            let _ = write!(out, "mss {} ", self.0.mss);
+        }
+        if o & opt::ECN != 0 {
+            out.push_str("ecn ");
+        }
+    }
+
     fn hooks(&self) -> HookMask {
         hooks::INPUT | hooks::FORWARD
     }

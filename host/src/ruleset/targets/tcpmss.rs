@@ -57,6 +57,13 @@ impl TargetExt for TcpMss {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = match self {
+            TcpMss::Set(n) => write!(out, " TCPMSS set {n}"),
+            TcpMss::ClampToPmtu => write!(out, " TCPMSS clamp to PMTU"),
+        };
+    }
+
     fn hooks(&self) -> HookMask {
         match self {
             TcpMss::ClampToPmtu => hooks::FORWARD | hooks::OUTPUT | hooks::POSTROUTING,

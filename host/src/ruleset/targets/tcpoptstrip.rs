@@ -83,6 +83,32 @@ impl TargetExt for TcpOptStrip {
         }
     }
 
+    fn list(&self, out: &mut String, numeric: bool) {
+        // `tcpoptstrip_tg_print`: names where it knows them, unless `-n`.
+        const NAMES: [(u8, &str); 6] = [
+            (2, "mss"),
+            (3, "wscale"),
+            (4, "sack-permitted"),
+            (5, "sack"),
+            (8, "timestamp"),
+            (19, "md5"),
+        ];
+        out.push_str(" TCPOPTSTRIP options ");
+        let mut first = true;
+        for kind in (0..=255u8).filter(|&k| self.has(k)) {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            match NAMES.iter().find(|(k, _)| *k == kind) {
+                Some((_, name)) if !numeric => out.push_str(name),
+                _ => {
+                    let _ = write!(out, "{kind}");
+                }
+            }
+        }
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

@@ -69,6 +69,13 @@ impl TargetExt for Tee {
         }
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = write!(out, " TEE gw:{}", self.gateway);
+        if let Some(o) = &self.oif {
+            let _ = write!(out, " oif={o}");
+        }
+    }
+
     fn apply(&self, p: &mut Pkt, cx: &mut Cx, _: &Engine) -> Option<Verdict> {
         if cx.duplicate {
             return None;

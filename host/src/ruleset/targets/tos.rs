@@ -58,6 +58,27 @@ impl TargetExt for Tos {
         let _ = write!(out, " --set-tos {:#04x}/{:#04x}", self.0, self.1);
     }
 
+    fn list(&self, out: &mut String, numeric: bool) {
+        // `tos_tg_print_v1`, with `tos_try_print_symbolic`.
+        let (v, m) = (self.0, self.1);
+        const NAMES: [(u8, &str); 5] = [
+            (0x10, "Minimize-Delay"),
+            (0x08, "Maximize-Throughput"),
+            (0x04, "Maximize-Reliability"),
+            (0x02, "Minimize-Cost"),
+            (0x00, "Normal-Service"),
+        ];
+        let symbol = NAMES.iter().find(|(n, _)| m == 0x3f && *n == v).map(|(_, s)| s);
+        let _ = match symbol {
+            _ if numeric => write!(out, " TOS set {v:#04x}/{m:#04x}"),
+            Some(s) => write!(out, "  TOS set{s}"),
+            None if v == 0 => write!(out, " TOS and {:#04x}", !m),
+            None if v == m => write!(out, " TOS or {v:#04x}"),
+            None if m == 0 => write!(out, " TOS xor {v:#04x}"),
+            None => write!(out, " TOS set {v:#04x}/{m:#04x}"),
+        };
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

@@ -98,6 +98,15 @@ impl TargetExt for Tproxy {
         );
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        // `tproxy_tg_print_v1`.
+        let _ = write!(
+            out,
+            " TPROXY redirect {}:{} mark 0x{:x}/0x{:x}",
+            self.ip, self.port, self.mark, self.mask
+        );
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }

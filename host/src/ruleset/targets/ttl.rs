@@ -58,6 +58,14 @@ impl TargetExt for Ttl {
         };
     }
 
+    fn list(&self, out: &mut String, _: bool) {
+        let _ = match self.0 {
+            TtlOp::Set(n) => write!(out, " TTL set to {n}"),
+            TtlOp::Inc(n) => write!(out, " TTL increment by {n}"),
+            TtlOp::Dec(n) => write!(out, " TTL decrement by {n}"),
+        };
+    }
+
     fn tables(&self) -> &'static [TableKind] {
         &[TableKind::Mangle]
     }
