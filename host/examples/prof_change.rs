@@ -1,5 +1,5 @@
 //! Where the router's time goes in a kube-proxy partial sync at scale, step by step:
-//! `cargo run --release --example prof_change -- [SERVICES] [ROUNDS]` loads a generated
+//! `cargo run --release --example prof_change -- [SERVICES] [ROUNDS] [whole]` loads a generated
 //! kube-proxy ruleset of SERVICES services (default 100,000), then ROUNDS times adds one
 //! service (its chain and its rule at the end of KUBE-SERVICES, a chain of SERVICES rules) the
 //! way `iptables-restore --noflush` does, printing the time of each step: reading the live
@@ -12,6 +12,12 @@ use std::time::Instant;
 fn main() {
     let n: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().unwrap());
     let text = rtrouter::gen::kube_proxy(n);
+    let whole = std::env::args().nth(3).is_some_and(|a| a == "whole");
+    let mut kube_services: String = text
+        .lines()
+        .filter(|l| l.starts_with("-A KUBE-SERVICES "))
+        .flat_map(|l| [l, "\n"])
+        .collect();
     let rs = restore(&Ruleset::new(Family::V4), &text, "k", false).unwrap();
     let v = std::sync::Arc::new(validate(&rs, &Env::default()).unwrap());
     let r = rtrouter::router::Router::new(rtrouter::gen::topology(), (*v).clone(), Default::default(), u32::MAX);
@@ -20,7 +26,21 @@ fn main() {
         let cur = r.engine().rules().clone();
         let src = cur.source();
         let t1 = Instant::now();
-        let change = format!("*nat\n:KUBE-SVC-B{i:06} - [0:0]\n-A KUBE-SVC-B{i:06} -j KUBE-MARK-MASQ\n-A KUBE-SERVICES -d 172.31.255.1/32 -p tcp -m comment --comment \"bench/svc-{i}:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-B{i:06}\nCOMMIT\n");
+        let jump = format!("-A KUBE-SERVICES -d 172.31.255.1/32 -p tcp -m comment --comment \"bench/svc-{i}:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-B{i:06}\n");
+        // With `whole`, KUBE-SERVICES is declared and written out in full, as kube-proxy's
+        // partial syncs write their top-level chains.
+        let services = if whole {
+            let mut t = String::from(":KUBE-SERVICES - [0:0]\n");
+            t.push_str(&kube_services);
+            t
+        } else {
+            String::new()
+        };
+        let change =
+            format!("*nat\n:KUBE-SVC-B{i:06} - [0:0]\n{services}-A KUBE-SVC-B{i:06} -j KUBE-MARK-MASQ\n{jump}COMMIT\n");
+        if whole {
+            kube_services.push_str(&jump);
+        }
         let next = restore(&src, &change, "c", true).unwrap();
         let t2 = Instant::now();
         let vi = validate_change(&cur, &next, &Env::default()).unwrap();
