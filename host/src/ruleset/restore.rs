@@ -18,9 +18,20 @@ use std::sync::Arc;
 struct Open {
     table: Table,
     family: super::Family,
+    /// Rules appended to a chain and not yet put in the table: a run of `-A` lines to one
+    /// chain (kube-proxy sends 100,000 to KUBE-SERVICES) finds and copies the chain once.
+    pending: Option<(String, Vec<Arc<super::Rule>>)>,
 }
 
 impl Open {
+    /// Puts the pending appended rules in their chain; every other use of the table comes
+    /// after this.
+    fn settle(&mut self) {
+        if let Some((name, rules)) = self.pending.take() {
+            self.chain(&name).rules.extend(rules);
+        }
+    }
+
     fn find(&self, name: &str) -> bool {
         self.table.has_chain(name)
     }
@@ -193,6 +204,7 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
                 Open {
                     table,
                     family: base.family,
+                    pending: None,
                 },
                 line,
                 true,
@@ -208,7 +220,8 @@ pub fn restore_with(base: &Ruleset, text: &str, file: &str, opts: &Options) -> R
             continue;
         };
         if first.text == "COMMIT" {
-            if let Some((t, _, true)) = open.take() {
+            if let Some((mut t, _, true)) = open.take() {
+                t.settle();
                 let kind = t.table.kind;
                 out.tables[kind.index()] = Some(t.table);
             }
@@ -261,6 +274,7 @@ type LineResult = Result<(), (usize, String)>;
 
 /// `:NAME POLICY [packets:bytes]`.
 fn declare_chain(open: &mut Open, name: &str, toks: &[Token], set_counters: bool) -> LineResult {
+    open.settle();
     let policy = toks
         .get(1)
         .map(|t| t.text.as_str())
@@ -381,8 +395,9 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         col: cmd.col as u32,
         target_col: cmd.col as u32,
     };
+    let family = open.family;
     let rules = |start: usize| -> Result<Vec<super::Rule>, (usize, String)> {
-        let mut rs = parse_rule(toks, start, loc.clone(), open.family).map_err(|RuleError { at, msg }| (at, msg))?;
+        let mut rs = parse_rule(toks, start, loc.clone(), family).map_err(|RuleError { at, msg }| (at, msg))?;
         if let Some((p, b)) = counters.filter(|_| set_counters) {
             for r in &mut rs {
                 r.counter = Counter::starting(p, b);
@@ -412,11 +427,23 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         },
         None => cmd.text.clone(),
     };
+    let append = matches!(spelled.as_str(), "-A" | "--append");
+    if !(append
+        && open
+            .pending
+            .as_ref()
+            .is_some_and(|(p, _)| Some(p.as_str()) == chain_arg(i + 1)))
+    {
+        open.settle();
+    }
     match spelled.as_str() {
         "-A" | "--append" => {
             let c = existing(open, i + 1)?;
             let rs = rules(i + 2)?;
-            open.chain(&c).rules.extend(rs.into_iter().map(Arc::new));
+            match &mut open.pending {
+                Some((p, pending)) if *p == c => pending.extend(rs.into_iter().map(Arc::new)),
+                _ => open.pending = Some((c, rs.into_iter().map(Arc::new).collect())),
+            }
         }
         "-I" | "--insert" => {
             let c = existing(open, i + 1)?;
@@ -570,6 +597,32 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_appends_interleave_with_every_other_command_in_order() {
+        let text = "*filter\n:X - [0:0]\n:Y - [0:0]\n\
+            -A X -p tcp -j ACCEPT\n-A X -p udp -j ACCEPT\n-A Y -j DROP\n-A X -p icmp -j ACCEPT\n\
+            -I X 2 -p sctp -j ACCEPT\n-A X -p gre -j ACCEPT\n-D X 1\n-A X -j RETURN\n\
+            -A Y -j ACCEPT\n:Y - [0:0]\n-A Y -j REJECT\n-A INPUT -j X\nCOMMIT\n";
+        let rs = restore(&Ruleset::default(), text, "t", false).unwrap();
+        let saved = rs.save(false);
+        let rules: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A")).collect();
+        assert_eq!(
+            rules,
+            [
+                "-A INPUT -j X",
+                "-A X -p sctp -j ACCEPT",
+                "-A X -p udp -j ACCEPT",
+                "-A X -p icmp -j ACCEPT",
+                "-A X -p gre -j ACCEPT",
+                "-A X -j RETURN",
+                "-A Y -j REJECT --reject-with icmp-port-unreachable",
+            ]
+        );
+        // An append to a chain deleted meanwhile fails as it would without the run.
+        let text = "*filter\n:X - [0:0]\n-A X -j ACCEPT\n-X X\n-A X -j DROP\nCOMMIT\n";
+        assert!(restore(&Ruleset::default(), text, "t", false).is_err());
+    }
 
     #[test]
     fn a_blank_after_the_table_star_is_allowed() {
