@@ -26,6 +26,7 @@ pub mod packet;
 pub mod pcap;
 #[cfg(feature = "plugins")]
 pub mod plugin;
+pub(crate) mod reclaim;
 pub mod replay;
 pub mod route;
 pub mod router;

@@ -347,19 +347,16 @@ impl Router {
     }
 
     /// Makes `next` the running engine. With [`Router::freeing_on_swap`] the previous one is
-    /// freed here, on the caller's (control) thread: freeing a generation can take
-    /// milliseconds (a large chain that changed), and a packet worker must never be the one
+    /// handed to the reclaimer ([`crate::reclaim`]), which frees it once no packet worker
+    /// holds it: freeing a generation can take milliseconds (a large chain that changed), the
+    /// control transaction should not wait for it, and a packet worker must never be the one
     /// that drops the last reference. Workers hold an engine for one packet at a time, so the
     /// wait is short; it is bounded, and after it the old engine is left to its last holder.
     fn publish(&self, next: Engine) {
         let old = self.slot(next.rules.family()).swap(Arc::new(next));
         if self.free_on_swap {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
+            crate::reclaim::retire(old);
         }
-        drop(old);
     }
 
     /// Hands a packet the router forwards to `send` for `hop`'s interface: whole when it fits

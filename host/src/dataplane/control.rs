@@ -405,6 +405,10 @@ impl<'a> LiveRouter<'a> {
 }
 
 impl frontend::Live for LiveRouter<'_> {
+    fn retire(&self, old: Ruleset) {
+        crate::reclaim::defer(old);
+    }
+
     fn family(&self) -> crate::ruleset::Family {
         self.2
     }
@@ -425,6 +429,8 @@ impl frontend::Live for LiveRouter<'_> {
         let valid = valid?;
         let t1 = std::time::Instant::now();
         self.0.router.swap_rules(valid);
+        // The previous generation is the reclaimer's to free, not this transaction's.
+        crate::reclaim::defer(base);
         tracing::debug!(
             "commit: validated in {:?}, compiled and swapped in {:?}",
             t1 - t0,

@@ -164,6 +164,11 @@ pub trait Live {
     fn commit(&self, rs: Ruleset) -> Result<(), String>;
     /// Validates `rs` without applying it (`iptables-restore --test`).
     fn check(&self, rs: &Ruleset) -> Result<(), String>;
+    /// Takes a copy of a replaced ruleset the command no longer needs (the router frees it
+    /// off the transaction: it may be the last holder of a large chain).
+    fn retire(&self, old: Ruleset) {
+        drop(old);
+    }
     /// The live ipsets (changed in place: a change is seen by the next packet).
     fn ipsets(&self) -> &crate::ipset::IpSets;
     /// The router's clock (monotonic nanoseconds), for ipset timeouts.

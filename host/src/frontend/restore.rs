@@ -125,6 +125,7 @@ pub fn restore(args: &[String], input: &str, name: &str, live: &dyn Live) -> Out
         String::new()
     };
     let res = if test { live.check(&next) } else { live.commit(next) };
+    live.retire(base);
     match res {
         Ok(()) => Output::ok(said),
         Err(e) => Output::fail(exit::OTHER, format!("{tool}: {e}")),
