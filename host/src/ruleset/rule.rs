@@ -199,19 +199,35 @@ enum Owner {
 
 /// Resolves `--name` among iptables' options and those of the extensions loaded so far, the
 /// most recently loaded first (as `xtables_merge_options` orders them).
-fn resolve(name: &str, target: Option<&(PartialTarget, usize)>, partials: &[(Partial, usize)]) -> Resolved<Owner> {
-    let mut loaded: Vec<(usize, Owner, &'static [&'static str])> = partials
-        .iter()
-        .enumerate()
-        .map(|(i, (p, at))| (*at, Owner::Match(i), p.options()))
-        .collect();
-    if let Some((t, at)) = target {
-        loaded.push((*at, Owner::Target, t.options()));
+/// The option tables `resolve` builds, kept for the rule's next option (a rule has a few
+/// options; a restore has hundreds of thousands of rules).
+#[derive(Default)]
+struct OptionTables {
+    loaded: Vec<(usize, Owner, &'static [&'static str])>,
+    tables: Vec<(Owner, &'static [&'static str])>,
+}
+
+fn resolve(
+    name: &str,
+    target: Option<&(PartialTarget, usize)>,
+    partials: &[(Partial, usize)],
+    t: &mut OptionTables,
+) -> Resolved<Owner> {
+    t.loaded.clear();
+    t.loaded.extend(
+        partials
+            .iter()
+            .enumerate()
+            .map(|(i, (p, at))| (*at, Owner::Match(i), p.options())),
+    );
+    if let Some((tg, at)) = target {
+        t.loaded.push((*at, Owner::Target, tg.options()));
     }
-    loaded.sort_by_key(|l| std::cmp::Reverse(l.0));
-    let mut tables: Vec<(Owner, &'static [&'static str])> = vec![(Owner::Own, OWN_OPTIONS)];
-    tables.extend(loaded.into_iter().map(|(_, o, names)| (o, names)));
-    resolve_long(name, &tables)
+    t.loaded.sort_by_key(|l| std::cmp::Reverse(l.0));
+    t.tables.clear();
+    t.tables.push((Owner::Own, OWN_OPTIONS));
+    t.tables.extend(t.loaded.iter().map(|&(_, o, names)| (o, names)));
+    resolve_long(name, &t.tables)
 }
 
 /// The match iptables loads for the rule's `-p` on an option it does not know, unless loaded.
@@ -278,6 +294,7 @@ pub fn parse_rule_with(
     let mut partials: Vec<(Partial, usize)> = Vec::new();
     let mut target: Option<(PartialTarget, usize)> = None;
     let mut pending_inv: Option<usize> = None;
+    let mut option_tables = OptionTables::default();
 
     while let Some(word) = c.next_word() {
         let at = c.pos - 1;
@@ -298,12 +315,12 @@ pub fn parse_rule_with(
                 Some((n, v)) => (n, Some(v)),
                 None => (long, None),
             };
-            let mut found = resolve(name, target.as_ref(), &partials);
+            let mut found = resolve(name, target.as_ref(), &partials, &mut option_tables);
             // iptables loads the protocol's match when getopt finds no option, and tries again.
             if !matches!(found, Resolved::Found(..)) {
                 if let Some(p) = implicit_proto(&rule, &partials) {
                     partials.push((Partial::start(p).expect("protocol matches exist"), at));
-                    match resolve(name, target.as_ref(), &partials) {
+                    match resolve(name, target.as_ref(), &partials, &mut option_tables) {
                         f @ Resolved::Found(..) => found = f,
                         _ => drop(partials.pop()),
                     }
