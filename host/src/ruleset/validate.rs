@@ -23,6 +23,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Chain names to their slots: persistent (a new generation copies it in O(1)) and hashed
+/// with foldhash, as a restore looks up a chain name for every rule that jumps.
+pub(crate) type ChainIds = im::HashMap<String, ChainId, foldhash::fast::RandomState>;
+
 /// How deep user chains may call each other. The kernel's own bound is the number of chains;
 /// a fixed bound keeps the evaluator's jump stack a small array.
 pub const MAX_DEPTH: usize = 64;
@@ -146,7 +150,7 @@ pub struct ValidTable {
     /// starts from.
     pub(crate) src: Table,
     pub(crate) slots: Slots<Arc<ValidChain>>,
-    pub(crate) ids: im::HashMap<String, ChainId>,
+    pub(crate) ids: ChainIds,
     /// How many rules jump or go to each slot.
     pub(crate) refs: Slots<u32>,
     /// Slots freed by deleted chains.
@@ -507,7 +511,7 @@ fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> 
 fn resolve(
     kind: TableKind,
     c: &Chain,
-    ids: &im::HashMap<String, ChainId>,
+    ids: &ChainIds,
     is_builtin: impl Fn(ChainId) -> bool,
     errors: &mut Vec<Error>,
 ) -> Arc<[Option<ChainId>]> {
@@ -518,7 +522,7 @@ fn resolve(
 fn resolve_rules<'a>(
     kind: TableKind,
     rules: &'a [Arc<Rule>],
-    ids: &'a im::HashMap<String, ChainId>,
+    ids: &'a ChainIds,
     is_builtin: impl Fn(ChainId) -> bool + 'a,
     errors: &'a mut Vec<Error>,
 ) -> impl Iterator<Item = Option<ChainId>> + 'a {
@@ -598,7 +602,7 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
         .collect();
     let n = chains.len();
     let builtins = src.builtin_chains().len();
-    let ids: im::HashMap<String, ChainId> = chains
+    let ids: ChainIds = chains
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name.clone(), ChainId(i as u32)))
