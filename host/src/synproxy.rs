@@ -49,40 +49,47 @@ const MAX_WSCALE: u8 = 14;
 /// (`synproxy_parse_options`): a malformed tail ends the walk, keeping what came before.
 pub(crate) fn parse_options(opts: &[u8]) -> Options {
     let mut o = Options::default();
+    walk(opts, |_, kind, v| match (kind, v.len()) {
+        (2, 2) => {
+            o.mss_option = u16::from_be_bytes([v[0], v[1]]);
+            o.options |= opt::MSS;
+        }
+        (3, 1) => {
+            o.wscale = v[0].min(MAX_WSCALE);
+            o.options |= opt::WSCALE;
+        }
+        (8, 8) => {
+            o.tsval = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            o.tsecr = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
+            o.options |= opt::TIMESTAMP;
+        }
+        (4, 0) => o.options |= opt::SACK_PERM,
+        _ => {}
+    });
+    o
+}
+
+/// Walks TCP option bytes: `f(offset of the option, kind, its value bytes)` for each whole
+/// option, up to the end or an end-of-list. False when an option is cut short (the kernel's
+/// "no partial options").
+fn walk(opts: &[u8], mut f: impl FnMut(usize, u8, &[u8])) -> bool {
     let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            0 => break,
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            0 => return true,
             1 => i += 1,
             kind => {
-                let Some(&size) = opts.get(i + 1) else { break };
-                let size = usize::from(size);
-                if size < 2 || i + size > opts.len() {
-                    break;
-                }
-                let v = &opts[i + 2..i + size];
-                match (kind, size) {
-                    (2, 4) => {
-                        o.mss_option = u16::from_be_bytes([v[0], v[1]]);
-                        o.options |= opt::MSS;
-                    }
-                    (3, 3) => {
-                        o.wscale = v[0].min(MAX_WSCALE);
-                        o.options |= opt::WSCALE;
-                    }
-                    (8, 10) => {
-                        o.tsval = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-                        o.tsecr = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
-                        o.options |= opt::TIMESTAMP;
-                    }
-                    (4, 2) => o.options |= opt::SACK_PERM,
-                    _ => {}
-                }
-                i += size;
+                let Some(&len) = opts.get(i + 1) else { return false };
+                let len = usize::from(len);
+                let Some(v) = opts.get(i + 2..i + len).filter(|_| len >= 2) else {
+                    return false;
+                };
+                f(i, kind, v);
+                i += len;
             }
         }
     }
-    o
+    true
 }
 
 /// The option bytes of a segment SYNPROXY sends (`synproxy_build_options`): MSS, then SACK
@@ -293,30 +300,10 @@ fn get_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
-/// Walks the options of the segment: `f(offset of the option, kind, length)` for each whole
-/// option. False when an option is cut short (the kernel's "no partial options").
+/// Walks the segment's options as [`walk`] does, with offsets into the packet.
 fn walk_options(buf: &[u8], h: &Headers, mut f: impl FnMut(usize, u8, usize)) -> bool {
-    let L4::Tcp(t) = h.l4 else { return true };
-    let mut i = usize::from(h.l4_off) + 20;
-    let end = usize::from(h.l4_off) + usize::from(t.hdr_len);
-    while i < end {
-        match buf[i] {
-            0 => return true,
-            1 => i += 1,
-            kind => {
-                if i + 1 == end {
-                    return false;
-                }
-                let len = usize::from(buf[i + 1]);
-                if len < 2 || i + len > end {
-                    return false;
-                }
-                f(i, kind, len);
-                i += len;
-            }
-        }
-    }
-    true
+    let base = usize::from(h.l4_off) + 20;
+    walk(tcp_options(buf, h), |i, kind, v| f(base + i, kind, v.len() + 2))
 }
 
 /// Moves the timestamp option between the server's clock and the one the client was shown
@@ -359,13 +346,21 @@ pub(crate) fn seq_adjust(buf: &mut [u8], h: &Headers, reply: bool, off: u32) -> 
         return true;
     }
     put_u32(buf, h, l4 + 8, t.ack.wrapping_sub(off));
-    let mut blocks = Vec::new();
+    // The SACK blocks' edges: at most 8 words fit in 40 bytes of options (no allocation on
+    // the packet path).
+    let mut edges = [0usize; 8];
+    let mut n = 0;
     let whole = walk_options(buf, h, |i, kind, len| {
         if kind == 5 && len >= 10 && (len - 2).is_multiple_of(8) {
-            blocks.extend((i + 2..i + len).step_by(4));
+            for at in (i + 2..i + len).step_by(4) {
+                if n < edges.len() {
+                    edges[n] = at;
+                    n += 1;
+                }
+            }
         }
     });
-    for at in blocks {
+    for &at in &edges[..n] {
         let v = get_u32(buf, at).wrapping_sub(off);
         put_u32(buf, h, at, v);
     }

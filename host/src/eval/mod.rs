@@ -168,11 +168,18 @@ pub struct Pkt<'a> {
     /// (later packets of a connection, replies the router generates, looped-back packets).
     pub nat_done: bool,
     /// The packet already has a connection (conntrack looked it up, or the router attached
-    /// it to the one it answers, or it loops back): `CT` and `NOTRACK` leave it alone, as
-    /// theirs do (`if (skb->_nfct != 0) return XT_CONTINUE`).
+    /// it to the one it answers, or it loops back); see [`Pkt::has_conntrack`].
     pub seen: bool,
     /// Marked by `TRACE`: every rule the packet meets from then on is reported live.
     pub trace: bool,
+}
+
+impl Pkt<'_> {
+    /// The packet has a connection or is untracked already (`skb->_nfct != 0`): what `CT` and
+    /// `NOTRACK` check before they act ("Previously seen (loopback or untracked)? Ignore.").
+    pub fn has_conntrack(&self) -> bool {
+        self.seen || self.ct == Ct::Untracked
+    }
 }
 
 /// What a table decided.

@@ -427,22 +427,27 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
         },
         None => cmd.text.clone(),
     };
-    let append = matches!(spelled.as_str(), "-A" | "--append");
-    if !(append
+    // An append to the chain the pending rules wait for continues the run; anything else
+    // puts them in the table first.
+    let continues = matches!(spelled.as_str(), "-A" | "--append")
         && open
             .pending
             .as_ref()
-            .is_some_and(|(p, _)| Some(p.as_str()) == chain_arg(i + 1)))
-    {
+            .is_some_and(|(p, _)| Some(p.as_str()) == chain_arg(i + 1));
+    if !continues {
         open.settle();
     }
     match spelled.as_str() {
         "-A" | "--append" => {
-            let c = existing(open, i + 1)?;
-            let rs = rules(i + 2)?;
-            match &mut open.pending {
-                Some((p, pending)) if *p == c => pending.extend(rs.into_iter().map(Arc::new)),
-                _ => open.pending = Some((c, rs.into_iter().map(Arc::new).collect())),
+            if continues {
+                let rs = rules(i + 2)?;
+                if let Some((_, pending)) = &mut open.pending {
+                    pending.extend(rs.into_iter().map(Arc::new));
+                }
+            } else {
+                let c = existing(open, i + 1)?;
+                let rs = rules(i + 2)?;
+                open.pending = Some((c, rs.into_iter().map(Arc::new).collect()));
             }
         }
         "-I" | "--insert" => {

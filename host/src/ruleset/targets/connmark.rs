@@ -104,18 +104,9 @@ impl TargetExt for ConnMark {
     fn list(&self, out: &mut String, _: bool) {
         // `connmark_tg_print`.
         let _ = match *self {
-            ConnMark::Set { value: v, mask: m } => {
-                if v == 0 {
-                    write!(out, " CONNMARK and {:#x}", !m)
-                } else if v == m {
-                    write!(out, " CONNMARK or {v:#x}")
-                } else if m == 0 {
-                    write!(out, " CONNMARK xor {v:#x}")
-                } else if m == u32::MAX {
-                    write!(out, " CONNMARK set {v:#x}")
-                } else {
-                    write!(out, " CONNMARK xset {v:#x}/{m:#x}")
-                }
+            ConnMark::Set { value, mask } => {
+                super::list_xmark(out, "CONNMARK", value, mask);
+                Ok(())
             }
             ConnMark::Save { nfmask, ctmask } => {
                 if nfmask == u32::MAX && ctmask == u32::MAX {

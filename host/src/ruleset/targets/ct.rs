@@ -158,8 +158,8 @@ impl TargetExt for Ct {
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        // "Previously seen (loopback or untracked)? Ignore." (`xt_ct_target`)
-        if p.seen || p.ct == crate::eval::Ct::Untracked {
+        // `xt_ct_target`.
+        if p.has_conntrack() {
             return None;
         }
         if self.notrack {

@@ -46,18 +46,7 @@ impl TargetExt for Mark {
 
     fn list(&self, out: &mut String, _: bool) {
         // `mark_tg_print`.
-        let (v, m) = (self.value, self.mask);
-        let _ = if v == 0 {
-            write!(out, " MARK and {:#x}", !m)
-        } else if v == m {
-            write!(out, " MARK or {v:#x}")
-        } else if m == 0 {
-            write!(out, " MARK xor {v:#x}")
-        } else if m == u32::MAX {
-            write!(out, " MARK set {v:#x}")
-        } else {
-            write!(out, " MARK xset {v:#x}/{m:#x}")
-        };
+        super::list_xmark(out, "MARK", self.value, self.mask);
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {

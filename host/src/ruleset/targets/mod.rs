@@ -335,6 +335,22 @@ fn is_unsupported_extension(name: &str) -> bool {
     matches!(name, "CLUSTERIP" | "ULOG" | "MIRROR" | "SAME")
 }
 
+/// How MARK's and CONNMARK's `print` name an xmark pair (`value` XORed into the bits `mask`
+/// clears): ` NAME and|or|xor|set|xset …`, the first spelling that says it.
+pub(crate) fn list_xmark(out: &mut String, name: &str, v: u32, m: u32) {
+    let _ = if v == 0 {
+        write!(out, " {name} and {:#x}", !m)
+    } else if v == m {
+        write!(out, " {name} or {v:#x}")
+    } else if m == 0 {
+        write!(out, " {name} xor {v:#x}")
+    } else if m == u32::MAX {
+        write!(out, " {name} set {v:#x}")
+    } else {
+        write!(out, " {name} xset {v:#x}/{m:#x}")
+    };
+}
+
 /// The xmark pair for MARK/CONNMARK's option spellings (libxt_MARK.c).
 pub(crate) fn bit_op(opt: &str, v: u32, m: u32) -> (u32, u32) {
     match opt {

@@ -37,36 +37,46 @@ impl NatRange {
     pub(super) fn save_to(&self, opt: &str, out: &mut String) {
         let _ = write!(out, " --{opt} ");
         self.range(out);
-        self.save_flags(out);
+        self.flags("--", out);
     }
 
     /// ` to:RANGE` and the flags in words, as SNAT's and DNAT's `print` list them.
     pub(super) fn list_to(&self, out: &mut String) {
         out.push_str(" to:");
         self.range(out);
-        self.list_flags(out);
+        self.flags("", out);
+    }
+
+    /// ` --to-ports LO[-HI]` and the flags (MASQUERADE, REDIRECT).
+    pub(super) fn save_ports(&self, out: &mut String) {
+        self.ports_and_flags(" --to-ports ", "--", out);
     }
 
     /// `PREFIX LO[-HI]` when ports are given, then the flags in words (MASQUERADE's and
     /// REDIRECT's `print`).
     pub(super) fn list_ports(&self, prefix: &str, out: &mut String) {
+        self.ports_and_flags(prefix, "", out);
+    }
+
+    fn ports_and_flags(&self, prefix: &str, dashes: &str, out: &mut String) {
         if let Some((lo, hi)) = self.ports {
             let _ = write!(out, "{prefix}{lo}");
             if lo != hi {
                 let _ = write!(out, "-{hi}");
             }
         }
-        self.list_flags(out);
+        self.flags(dashes, out);
     }
 
-    fn list_flags(&self, out: &mut String) {
+    /// The flags, as options (`dashes` = `--`) or as `print`'s words.
+    fn flags(&self, dashes: &str, out: &mut String) {
         for (on, word) in [
-            (self.random, " random"),
-            (self.random_fully, " random-fully"),
-            (self.persistent, " persistent"),
+            (self.random, "random"),
+            (self.random_fully, "random-fully"),
+            (self.persistent, "persistent"),
         ] {
             if on {
-                out.push_str(word);
+                let _ = write!(out, " {dashes}{word}");
             }
         }
     }
@@ -94,29 +104,6 @@ impl NatRange {
             if let Some(b) = self.base {
                 let _ = write!(out, "/{b}");
             }
-        }
-    }
-
-    /// ` --to-ports LO[-HI]` and the flags (MASQUERADE, REDIRECT).
-    pub(super) fn save_ports(&self, out: &mut String) {
-        if let Some((lo, hi)) = self.ports {
-            let _ = write!(out, " --to-ports {lo}");
-            if lo != hi {
-                let _ = write!(out, "-{hi}");
-            }
-        }
-        self.save_flags(out);
-    }
-
-    fn save_flags(&self, out: &mut String) {
-        if self.random {
-            out.push_str(" --random");
-        }
-        if self.random_fully {
-            out.push_str(" --random-fully");
-        }
-        if self.persistent {
-            out.push_str(" --persistent");
         }
     }
 }

@@ -37,9 +37,9 @@ impl TargetExt for Notrack {
     }
 
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
-        // A packet that already has a connection (looped back, or a reply the router
-        // attached to one) keeps it (`notrack_tg`).
-        if !p.seen {
+        // `notrack_tg`: a packet that already has a connection (looped back, or a reply the
+        // router attached to one) keeps it.
+        if !p.has_conntrack() {
             p.ct = Ct::Untracked;
         }
         None

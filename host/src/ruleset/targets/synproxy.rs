@@ -78,42 +78,22 @@ impl TargetExt for Synproxy {
     }
 
     fn save(&self, out: &mut String) {
-        let o = self.0.options;
-        if o & opt::SACK_PERM != 0 {
-            out.push_str(" --sack-perm");
-        }
-        if o & opt::TIMESTAMP != 0 {
-            out.push_str(" --timestamp");
-        }
-        if o & opt::WSCALE != 0 {
-            let _ = write!(out, " --wscale {}", self.0.wscale);
-        }
-        if o & opt::MSS != 0 {
-            let _ = write!(out, " --mss {}", self.0.mss);
-        }
-        if o & opt::ECN != 0 {
-            out.push_str(" --ecn");
+        for (name, value) in self.given() {
+            let _ = write!(out, " --{name}");
+            if let Some(v) = value {
+                let _ = write!(out, " {v}");
+            }
         }
     }
 
     fn list(&self, out: &mut String, _: bool) {
-        // `SYNPROXY_print`: each part followed by a space.
-        let o = self.0.options;
+        // `SYNPROXY_print`: the same words without dashes, each followed by a space.
         out.push_str(" SYNPROXY ");
-        if o & opt::SACK_PERM != 0 {
-            out.push_str("sack-perm ");
-        }
-        if o & opt::TIMESTAMP != 0 {
-            out.push_str("timestamp ");
-        }
-        if o & opt::WSCALE != 0 {
-            let _ = write!(out, "wscale {} ", self.0.wscale);
-        }
-        if o & opt::MSS != 0 {
-            let _ = write!(out, "mss {} ", self.0.mss);
-        }
-        if o & opt::ECN != 0 {
-            out.push_str("ecn ");
+        for (name, value) in self.given() {
+            let _ = match value {
+                Some(v) => write!(out, "{name} {v} "),
+                None => write!(out, "{name} "),
+            };
         }
     }
 
@@ -124,6 +104,23 @@ impl TargetExt for Synproxy {
     fn apply(&self, p: &mut Pkt, _: &mut Cx, _: &Engine) -> Option<Verdict> {
         let L4::Tcp(t) = p.h.l4 else { return None };
         handles(t.flags).then_some(Verdict::Synproxy(self.0))
+    }
+}
+
+impl Synproxy {
+    /// The options given, in the order iptables prints them, with their values.
+    fn given(&self) -> impl Iterator<Item = (&'static str, Option<u16>)> + '_ {
+        let i = self.0;
+        [
+            (opt::SACK_PERM, "sack-perm", None),
+            (opt::TIMESTAMP, "timestamp", None),
+            (opt::WSCALE, "wscale", Some(u16::from(i.wscale))),
+            (opt::MSS, "mss", Some(i.mss)),
+            (opt::ECN, "ecn", None),
+        ]
+        .into_iter()
+        .filter(move |(bit, _, _)| i.options & bit != 0)
+        .map(|(_, name, value)| (name, value))
     }
 }
 
