@@ -631,7 +631,7 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
     for _ in 0..c.below(4) {
         random_match(c, proto, s);
     }
-    let target = c.below(31);
+    let target = c.below(32);
     match target {
         0..4 => s.push_str(" -j ACCEPT"),
         4..6 => s.push_str(" -j DROP"),
@@ -692,6 +692,20 @@ fn random_rule(c: &mut dyn Chance, table: &str, chain: &str, later: &[String], s
         }
         30 if table == "mangle" => {
             let _ = write!(s, " -j ECN --ecn-ip-ect {}", pick(c, &[0, 1, 2, 3]));
+        }
+        31 if table == "filter" && matches!(chain, "INPUT" | "FORWARD") && proto == Some("tcp") => {
+            let _ = write!(
+                s,
+                " -j SYNPROXY{}",
+                pick(
+                    c,
+                    &[
+                        "",
+                        " --mss 1460",
+                        " --sack-perm --timestamp --wscale 7 --mss 1400 --ecn"
+                    ]
+                )
+            );
         }
         27 if table == "mangle" => {
             let _ = write!(
@@ -908,7 +922,9 @@ fn differential_of(
     let make = |kind, v: &crate::ruleset::ValidRuleset| {
         Router::new(topology(), v.clone(), sets.clone(), u32::MAX).with_engine(kind)
     };
-    let (walk, comp) = (make(EngineKind::Linear, &vw), make(EngineKind::Compiled, &vc));
+    let (walk, mut comp) = (make(EngineKind::Linear, &vw), make(EngineKind::Compiled, &vc));
+    // SYNPROXY's answers are the same only with the same cookie secrets.
+    comp.synproxy.share_keys(&walk.synproxy);
     same_behaviour(&walk, &comp, packets, seed, ("walk", "compiled"))?;
     Ok(Some(comp.engine_of(family).shape().0 as u64))
 }
@@ -1105,7 +1121,8 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
                 let derived =
                     Router::new(topology(), cur.clone(), sets.clone(), u32::MAX).with_engine(EngineKind::Compiled);
                 derived.swap_rules(vi.clone());
-                let whole = Router::new(topology(), vw, sets.clone(), u32::MAX).with_engine(EngineKind::Compiled);
+                let mut whole = Router::new(topology(), vw, sets.clone(), u32::MAX).with_engine(EngineKind::Compiled);
+                whole.synproxy.share_keys(&derived.synproxy);
                 // Counters of the previous generation's rules carry into `derived`: zero them.
                 zero_counters(&vi);
                 same_behaviour(&derived, &whole, packets, seed ^ step as u64, ("incremental", "whole"))

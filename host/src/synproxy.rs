@@ -238,6 +238,12 @@ pub struct Cookies {
 }
 
 impl Cookies {
+    /// Takes `other`'s secrets, so that both answer a SYN with the same cookie (the
+    /// differential test runs two routers side by side).
+    pub(crate) fn share_keys(&mut self, other: &Cookies) {
+        self.keys = other.keys.clone();
+    }
+
     fn hash(&self, f: &Flow, count: u32, c: usize) -> u32 {
         self.keys[c].hash_one((f, count)) as u32
     }
