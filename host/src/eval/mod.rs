@@ -946,8 +946,7 @@ fn arm_idletimers(rules: &ValidRuleset, prev: Option<&ValidRuleset>, timers: &st
             })
             .collect::<Vec<_>>()
     };
-    let has_idle =
-        |c: &crate::ruleset::validate::ValidChain| c.rules().iter().any(|r| matches!(r.target, Target::IdleTimer(_)));
+    let has_idle = |c: &crate::ruleset::validate::ValidChain| c.idletimer;
     if prev.is_some_and(|p| p.generation == rules.generation) {
         return;
     }

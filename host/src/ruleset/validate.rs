@@ -111,6 +111,9 @@ pub struct ValidChain {
     pub(crate) depth: u8,
     /// A rule names a plugin (wasm, or a queue a plugin may listen on): the chain is bound.
     pub(crate) plugins: bool,
+    /// A rule's target is `IDLETIMER`: the engine arms its timers (looked at per chain, so a
+    /// change to a long chain without one does not read all its rules).
+    pub(crate) idletimer: bool,
 }
 
 impl ValidChain {
@@ -460,6 +463,10 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
             .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
+fn has_idletimer(rules: &[Arc<Rule>]) -> bool {
+    rules.iter().any(|r| matches!(r.target, Target::IdleTimer(_)))
+}
+
 fn has_plugins(rules: &[Arc<Rule>]) -> bool {
     rules.iter().any(|r| {
         matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_) | Target::Queue(_))
@@ -718,6 +725,7 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
         }
         slots.push(Arc::new(ValidChain {
             plugins: has_plugins(&c.rules),
+            idletimer: has_idletimer(&c.rules),
             src: c,
             jumps: jumps[i].clone(),
             hooks: hooks[i],
@@ -899,7 +907,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     // The new versions: bound, jumps resolved, references counted.
     let builtins = t.entry;
     let is_builtin = |id: ChainId| builtins.contains(&Some(id));
-    let mut fresh: Vec<(ChainId, Arc<ValidChain>)> = Vec::new();
+    let mut fresh: Vec<(ChainId, std::ops::Range<usize>, Arc<ValidChain>)> = Vec::new();
     // The rules of each chain to check: the new ones (rules shared with the old version were
     // checked for the same hooks), or all where the hooks grow.
     let mut check: Vec<(ChainId, std::ops::Range<usize>)> = Vec::new();
@@ -946,21 +954,28 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         };
         check.push((id, p..nl - s));
         let (hooks, depth) = old.as_ref().map_or((0, 0), |old| (old.hooks, old.depth));
+        // As `plugins`: the shared rules had no IDLETIMER when the old version had none.
+        let idletimer = match &old {
+            Some(o) if !o.idletimer => has_idletimer(&src.rules[p..nl - s]),
+            _ => has_idletimer(&src.rules),
+        };
         fresh.push((
             id,
+            p..nl - s,
             Arc::new(ValidChain {
                 src,
                 jumps,
                 hooks,
                 depth,
                 plugins,
+                idletimer,
             }),
         ));
     }
     if !errors.is_empty() {
         return None;
     }
-    for (id, c) in &fresh {
+    for (id, _, c) in &fresh {
         t.slots.set(id.0 as usize, Some(c.clone()));
         changed.push(*id);
     }
@@ -978,10 +993,13 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         changed.push(id);
     }
     // Push hooks and depth along the jumps of the changed chains; check the rules of every
-    // chain whose hooks grew.
-    let mut work: Vec<ChainId> = fresh.iter().map(|(id, _)| *id).collect();
+    // chain whose hooks grew. A new version keeps its old one's hooks and depth, which its
+    // shared rules' jumps already carried to their chains: only its new rules' jumps are
+    // followed. A chain whose hooks or depth grew has all of its jumps followed.
+    let mut work: Vec<(ChainId, std::ops::Range<usize>)> =
+        fresh.iter().map(|(id, new, _)| (*id, new.clone())).collect();
     let mut steps = 0usize;
-    while let Some(id) = work.pop() {
+    while let Some((id, range)) = work.pop() {
         steps += 1;
         if steps > limit * 8 {
             return None;
@@ -990,7 +1008,8 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         if c.hooks == 0 {
             continue;
         }
-        for j in c.jumps.iter().flatten() {
+        let range = range.start.min(c.jumps.len())..range.end.min(c.jumps.len());
+        for j in c.jumps[range].iter().flatten() {
             let child = t.get(*j)?.clone();
             let hooks = child.hooks | c.hooks;
             let depth = child.depth.max(c.depth + 1);
@@ -1003,7 +1022,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
                 grown.hooks = hooks;
                 grown.depth = depth;
                 t.slots.set(j.0 as usize, Some(Arc::new(grown)));
-                work.push(*j);
+                work.push((*j, 0..usize::MAX));
                 if hooks != child.hooks {
                     check.push((*j, 0..usize::MAX));
                 }
@@ -1067,6 +1086,37 @@ mod tests {
         let next = restore(&base.source(), "*mangle\n-A PREROUTING -j X\nCOMMIT\n", "t.rules", true).unwrap();
         let e = validate_change(&base, &next, &Env::default()).unwrap_err();
         assert!(e.0[0].msg.contains("`TCPMSS' is only valid in"), "{e}");
+    }
+
+    #[test]
+    fn hooks_reach_the_chains_behind_old_and_new_jumps() {
+        // A is reached from FORWARD and jumps to X; a change appends a jump from A to Y,
+        // whose TCPMSS FORWARD allows: accepted, and Y now has A's hooks.
+        let base = check(
+            "*mangle\n:A - [0:0]\n:X - [0:0]\n:Y - [0:0]\n-A FORWARD -j A\n-A A -j X\n\
+             -A X -p tcp --tcp-flags SYN SYN -j TCPMSS --clamp-mss-to-pmtu\n\
+             -A Y -p tcp --tcp-flags SYN SYN -j TCPMSS --clamp-mss-to-pmtu\nCOMMIT\n",
+        )
+        .unwrap();
+        let next = restore(&base.source(), "*mangle\n-A A -j Y\nCOMMIT\n", "t.rules", true).unwrap();
+        let v = validate_change(&base, &next, &Env::default()).unwrap();
+        let t = v.table(TableKind::Mangle).unwrap();
+        let hooks = |name: &str| t.get(t.id_of(name).unwrap()).unwrap().hooks;
+        assert_eq!(hooks("Y"), hooks("A"));
+        assert_ne!(hooks("Y"), 0);
+        // Reaching A from PREROUTING too brings TCPMSS to a hook it refuses, through the
+        // jump the change did not touch (to X) as much as through the new one (to Y).
+        for (drop, keep) in [("X", "Y"), ("Y", "X")] {
+            let text = format!("*mangle\n-F {drop}\n-A PREROUTING -j A\nCOMMIT\n");
+            let next = restore(&v.source(), &text, "t.rules", true).unwrap();
+            let e = validate_change(&v, &next, &Env::default()).unwrap_err();
+            assert!(e.0[0].msg.contains("`TCPMSS' is only valid in"), "{keep}: {e}");
+        }
+        // A change to a long chain that does not change its hooks still carries them on.
+        let next = restore(&v.source(), "*mangle\n-A A -j X\n-A A -j Y\nCOMMIT\n", "t.rules", true).unwrap();
+        let w = validate_change(&v, &next, &Env::default()).unwrap();
+        let t = w.table(TableKind::Mangle).unwrap();
+        assert_eq!(t.get(t.id_of("Y").unwrap()).unwrap().hooks, hooks("A"));
     }
 
     #[test]
