@@ -1,10 +1,11 @@
 //! Where the router's time goes in a kube-proxy partial sync at scale, step by step:
-//! `cargo run --release --example prof_change -- [SERVICES] [ROUNDS] [whole]` loads a generated
+//! `cargo run --release --example prof_change -- [SERVICES] [ROUNDS] [whole|chains]` loads a generated
 //! kube-proxy ruleset of SERVICES services (default 100,000), then ROUNDS times adds one
 //! service (its chain and its rule at the end of KUBE-SERVICES, a chain of SERVICES rules) the
 //! way `iptables-restore --noflush` does, printing the time of each step: reading the live
 //! source, applying the restore text, validating the change, and compiling and swapping in the
-//! new generation. `scripts/bench-control.sh` measures the same end to end.
+//! new generation (`whole`: KUBE-SERVICES written out in full, as kube-proxy does; `chains`: the
+//! service's chain alone). `scripts/bench-control.sh` measures the same end to end.
 use rtrouter::ruleset::restore::restore;
 use rtrouter::ruleset::validate::{validate, validate_change};
 use rtrouter::ruleset::{Env, Family, Ruleset};
@@ -12,7 +13,10 @@ use std::time::Instant;
 fn main() {
     let n: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().unwrap());
     let text = rtrouter::gen::kube_proxy(n);
-    let whole = std::env::args().nth(3).is_some_and(|a| a == "whole");
+    let mode = std::env::args().nth(3).unwrap_or_default();
+    let whole = mode == "whole";
+    // With `chains`, only the service's own chain is added (no rule in KUBE-SERVICES).
+    let chains_only = mode == "chains";
     let mut kube_services: String = text
         .lines()
         .filter(|l| l.starts_with("-A KUBE-SERVICES "))
@@ -36,8 +40,10 @@ fn main() {
         } else {
             String::new()
         };
-        let change =
-            format!("*nat\n:KUBE-SVC-B{i:06} - [0:0]\n{services}-A KUBE-SVC-B{i:06} -j KUBE-MARK-MASQ\n{jump}COMMIT\n");
+        let jump_line = if chains_only { "" } else { jump.as_str() };
+        let change = format!(
+            "*nat\n:KUBE-SVC-B{i:06} - [0:0]\n{services}-A KUBE-SVC-B{i:06} -j KUBE-MARK-MASQ\n{jump_line}COMMIT\n"
+        );
         if whole {
             kube_services.push_str(&jump);
         }

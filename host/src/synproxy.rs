@@ -224,8 +224,17 @@ impl Stats {
         )
     }
 
+    /// Whether anything was counted (an ACK with a bad cookie counts without a SYN before it).
     pub fn any(&self) -> bool {
-        self.syn_received.load(Ordering::Relaxed) != 0
+        [
+            &self.syn_received,
+            &self.cookie_invalid,
+            &self.cookie_valid,
+            &self.cookie_retrans,
+            &self.conn_reopened,
+        ]
+        .iter()
+        .any(|c| c.load(Ordering::Relaxed) != 0)
     }
 }
 
@@ -377,6 +386,23 @@ pub(crate) fn seq_adjust(buf: &mut [u8], h: &Headers, reply: bool, off: u32) -> 
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn stats_show_once_any_counter_counted() {
+        for i in 0..5 {
+            let s = Stats::default();
+            assert!(!s.any());
+            let c = [
+                &s.syn_received,
+                &s.cookie_invalid,
+                &s.cookie_valid,
+                &s.cookie_retrans,
+                &s.conn_reopened,
+            ];
+            Stats::bump(c[i]);
+            assert!(s.any(), "counter {i}");
+        }
+    }
 
     fn flow() -> Flow {
         Flow {
