@@ -1032,6 +1032,18 @@ fn same_behaviour(
 /// the same changes, and an engine derived generation after generation must behave as one
 /// compiled whole from the same rules. Returns how many changes were accepted.
 pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, String> {
+    incremental_with(seed, steps, packets, 0)
+}
+
+/// [`incremental`] from a ruleset whose chains first get at least `long` rules no packet
+/// matches in front of their own, so that changes land anywhere in chains longer than the
+/// chunks validation and compilation share between generations, and move the rules that
+/// matter across them.
+pub fn incremental_long(seed: u64, steps: usize, packets: &[Sent], long: usize) -> Result<usize, String> {
+    incremental_with(seed, steps, packets, long)
+}
+
+fn incremental_with(seed: u64, steps: usize, packets: &[Sent], long: usize) -> Result<usize, String> {
     use crate::eval::{EngineKind, SplitMix};
     use crate::router::Router;
     use crate::ruleset::validate::validate_change;
@@ -1039,7 +1051,24 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
     let mut c = SplitMix(seed);
     let (sets, env) = differential_sets();
     let load = |c: &mut SplitMix| restore(&Ruleset::default(), &random_ruleset(c), "gen.rules", false).ok();
-    let Some(rs) = load(&mut c) else { return Ok(0) };
+    let Some(mut rs) = load(&mut c) else { return Ok(0) };
+    if long > 0 {
+        // In front of each chain's rules, rules no generated packet matches (each its own
+        // address, so the classifier's tables fill too): the chain's own rules then sit
+        // past the first chunk, and changes among the fillers move them across chunks.
+        let mut pad = String::new();
+        for t in rs.tables.iter().flatten() {
+            pad.push_str(&format!("*{}\n", t.kind));
+            for name in t.chain_names() {
+                let n = long + c.below(long as u32 / 2 + 1) as usize;
+                for i in 0..n {
+                    pad.push_str(&format!("-I {name} 1 -d 198.18.{}.{}/32 -j ACCEPT\n", i / 256, i % 256));
+                }
+            }
+            pad.push_str("COMMIT\n");
+        }
+        rs = restore(&rs, &pad, "pad.rules", true).map_err(|e| e.to_string())?;
+    }
     let Ok(mut cur) = validate(&rs, &env) else { return Ok(0) };
     let mut accepted = 0;
     for step in 0..steps {
@@ -1102,6 +1131,14 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
                         ch.rules.remove(at);
                     }
                 }
+                // A rule replaced in place (`-R`): the chain keeps its length.
+                5 if long > 0 => {
+                    let ch = t.chain_mut(&name).expect("listed");
+                    if let (Some(r), false) = (drules.first(), ch.rules.is_empty()) {
+                        let at = c.below(ch.rules.len() as u32) as usize;
+                        ch.rules[at] = r.clone();
+                    }
+                }
                 _ => {
                     if t.chain(&name).is_some_and(|x| x.policy.is_none()) {
                         crate::ruleset::restore::rename_chain(t, &name, &format!("R{step}"));
@@ -1116,6 +1153,7 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
             (Ok(_), Err(e)) => return Err(format!("step {step}: refused incrementally, accepted whole:\n{e}")),
             (Err(e), Ok(_)) => return Err(format!("step {step}: accepted incrementally, refused whole:\n{e}")),
             (Ok(vw), Ok(vi)) => {
+                same_jumps(&vw, &vi).map_err(|e| format!("step {step}: {e}"))?;
                 // Derived from a fresh engine of the previous generation, so both start from
                 // clean state.
                 let derived =
@@ -1134,6 +1172,39 @@ pub fn incremental(seed: u64, steps: usize, packets: &[Sent]) -> Result<usize, S
         }
     }
     Ok(accepted)
+}
+
+/// Every rule of `whole` jumps where the same rule of `incr` does (by chain name).
+fn same_jumps(whole: &crate::ruleset::ValidRuleset, incr: &crate::ruleset::ValidRuleset) -> Result<(), String> {
+    use crate::ruleset::validate::{ValidChain, ValidTable};
+    for tw in whole.tables() {
+        let ti = incr
+            .table(tw.kind())
+            .ok_or(format!("{}: no such table incrementally", tw.kind()))?;
+        for cw in tw.chains() {
+            let ci = ti.id_of(cw.name()).and_then(|id| ti.get(id)).ok_or(format!(
+                "{}: no chain {} incrementally",
+                tw.kind(),
+                cw.name()
+            ))?;
+            let to = |t: &ValidTable, c: &ValidChain, i: usize| {
+                c.jump(i).and_then(|j| t.get(j)).map(|c| c.name().to_string())
+            };
+            for i in 0..cw.rules().len().max(ci.rules().len()) {
+                if to(tw, cw, i) != to(ti, ci, i) {
+                    return Err(format!(
+                        "{} {}: rule {}: jumps to {:?} validated whole, {:?} incrementally",
+                        tw.kind(),
+                        cw.name(),
+                        i + 1,
+                        to(tw, cw, i),
+                        to(ti, ci, i)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn zero_counters(v: &crate::ruleset::ValidRuleset) {

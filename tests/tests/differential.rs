@@ -154,6 +154,19 @@ proptest! {
     }
 }
 
+/// The same over chains of 520 to 780 rules: changes anywhere in chains that span several
+/// of the chunks that generations share (jumps, compiled layout, classifier fields).
+#[test]
+fn incremental_changes_to_long_chains_equal_whole_validation() {
+    let mut accepted = 0;
+    for seed in 0..6 {
+        let (_, pkts) = case(seed, 12);
+        accepted += gen::incremental_long(seed, 8, &pkts, 520).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+    eprintln!("{accepted} of 48 random changes accepted");
+    assert!(accepted >= 12, "only {accepted} of 48 random changes were accepted");
+}
+
 /// The property above must see changes accepted, not only refused.
 #[test]
 fn incremental_changes_are_mostly_checked_and_applied() {

@@ -31,6 +31,7 @@
 
 use super::Pkt;
 use crate::packet::L4;
+use crate::ruleset::chunked::Chunked;
 use crate::ruleset::ext::Neg;
 use crate::ruleset::value::IpNet;
 use crate::ruleset::Rule;
@@ -334,8 +335,9 @@ enum Place {
 pub struct ChainIndex {
     /// Sorted by `first`.
     tables: Vec<Table>,
-    /// Per rule position: its indexed tests; `None` for rules that never match.
-    fields: Vec<Option<Fields>>,
+    /// Per rule position: its indexed tests; `None` for rules that never match. Shared in
+    /// chunks with the previous version of the chain's classifier.
+    fields: Chunked<Option<Fields>>,
 }
 
 impl ChainIndex {
@@ -357,12 +359,7 @@ impl ChainIndex {
             return Some(Self::from_fields(rules.iter().map(|r| Fields::of(r)).collect()));
         };
         let (old, n) = (ix.fields.len(), rules.len());
-        let fields: Vec<Option<Fields>> = ix.fields[..p]
-            .iter()
-            .cloned()
-            .chain(rules[p..n - s].iter().map(|r| Fields::of(r)))
-            .chain(ix.fields[old - s..].iter().cloned())
-            .collect();
+        let fields = ix.fields.replaced(p, s, rules[p..n - s].iter().map(|r| Fields::of(r)));
         let changed = (old - s - p) + (n - s - p);
         Some(if changed <= (n / 16).max(64) {
             ix.updated(p, s, fields)
@@ -392,7 +389,7 @@ impl ChainIndex {
     }
 
     /// The classifier of the rules `fields` describe (by position), built whole.
-    fn from_fields(fields: Vec<Option<Fields>>) -> ChainIndex {
+    fn from_fields(fields: Chunked<Option<Fields>>) -> ChainIndex {
         // Build with Vec buckets, then flatten.
         struct Building {
             mask: Mask,
@@ -452,7 +449,7 @@ impl ChainIndex {
     /// rules: the rules between are dropped from its tables, the last `s` move to their new
     /// positions (order kept, so every bucket stays sorted), and the new rules between are
     /// placed as a whole build places them. `fields` are the new chain's.
-    fn updated(&self, p: usize, s: usize, fields: Vec<Option<Fields>>) -> ChainIndex {
+    fn updated(&self, p: usize, s: usize, fields: Chunked<Option<Fields>>) -> ChainIndex {
         let (old_end, new_end) = ((self.fields.len() - s) as u32, (fields.len() - s) as u32);
         let p32 = p as u32;
         let moved = |r: u32| -> Option<u32> {
@@ -509,7 +506,9 @@ impl ChainIndex {
         // Placed in the order a whole build meets the tables: by their first rule.
         tables.sort_by_key(|t| t.first);
         for pos in p32..new_end {
-            let Some(f) = &fields[pos as usize] else { continue };
+            let Some(f) = fields.get(pos as usize).and_then(Option::as_ref) else {
+                continue;
+            };
             let held = tables
                 .iter()
                 .map(|t| (t.mask, t.buckets.get(&t.mask.rule_key(f)).map_or(0, |b| b.1 as usize)));
@@ -596,7 +595,11 @@ impl ChainIndex {
                 if r < start {
                     continue;
                 }
-                if self.fields[r as usize].is_some_and(|f| f.holds(&k)) {
+                if self
+                    .fields
+                    .get(r as usize)
+                    .is_some_and(|f| f.is_some_and(|f| f.holds(&k)))
+                {
                     best = r;
                     break;
                 }
@@ -615,7 +618,7 @@ impl ChainIndex {
     /// Bytes this index occupies on the heap (approximately: hash tables by capacity).
     pub fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(u128, (u32, u32))>() + 1;
-        self.fields.capacity() * std::mem::size_of::<Option<Fields>>()
+        self.fields.heap_bytes()
             + self
                 .tables
                 .iter()
@@ -705,7 +708,7 @@ mod tests {
         for round in 0..300 {
             let n = 6 + rng.below(120) as usize;
             let old: Vec<Option<Fields>> = (0..n).map(|_| field(&mut rng)).collect();
-            let mut ix = ChainIndex::from_fields(old.clone());
+            let mut ix = ChainIndex::from_fields(old.iter().copied().collect());
             let mut cur = old;
             // A few changes in a row, each carried over from the last.
             for _ in 0..4 {
@@ -719,8 +722,8 @@ mod tests {
                 if next.len() < MIN_RULES {
                     break;
                 }
-                let carried = ix.updated(p, s, next.clone());
-                let whole = ChainIndex::from_fields(next.clone());
+                let carried = ix.updated(p, s, ix.fields.replaced(p, s, next[p..next.len() - s].iter().copied()));
+                let whole = ChainIndex::from_fields(next.iter().copied().collect());
                 for _ in 0..40 {
                     let k = key(&mut rng);
                     for start in 0..=next.len() {

@@ -27,6 +27,7 @@ pub mod state;
 
 use crate::packet::{Headers, L4};
 use crate::route::{IfaceId, Topology};
+use crate::ruleset::chunked::Chunked;
 use crate::ruleset::matches::{Match, Test};
 use crate::ruleset::slots::Slots;
 use crate::ruleset::targets::{RejectWith, Target};
@@ -343,8 +344,9 @@ pub(crate) struct CompiledChain {
     /// The rules' compiled tests, in chunks: a new version of the chain shares the chunks of
     /// the rules it keeps and compiles only the rules it adds.
     chunks: Vec<Arc<Chunk>>,
-    /// Per rule: where its tests and its interface test are.
-    layout: Vec<Slot>,
+    /// Per rule: where its tests and its interface test are (shared in chunks with the
+    /// chain's previous version).
+    layout: Chunked<Slot>,
     /// The classifier (compiled engine, chains long enough to gain from one).
     index: Option<Arc<classify::ChainIndex>>,
     /// `recent` timestamps this chain's rules look back over.
@@ -412,14 +414,13 @@ impl CompiledChain {
             // At most this many dead rules (fewer where some of the rules between stay).
             if old.dead + gone.len() <= rules.len() / 2 {
                 let mut chunks = old.chunks.clone();
-                let mut layout = Vec::with_capacity(rules.len());
-                layout.extend_from_slice(&old.layout[..p]);
+                let mut mid = Vec::with_capacity(added.len());
                 // Between the shared ends, a rule that stays (moved, or beside a change at
                 // each end) keeps its compiled tests too: a rule keeps its state for as long
                 // as it stays, whatever changes around it.
                 let mut stays: HashMap<*const crate::ruleset::Rule, Slot> = was[gone.clone()]
                     .iter()
-                    .zip(&old.layout[gone.clone()])
+                    .zip(old.layout.range(gone.clone()))
                     .map(|(r, slot)| (Arc::as_ptr(r), *slot))
                     .collect();
                 let mut fresh = Chunk {
@@ -430,17 +431,17 @@ impl CompiledChain {
                 let mut compiled = 0;
                 for r in &rules[added.clone()] {
                     match stays.remove(&Arc::as_ptr(r)) {
-                        Some(slot) => layout.push(slot),
+                        Some(slot) => mid.push(slot),
                         None => {
                             compiled += 1;
-                            layout.push(Self::rule(r, at, &mut fresh, env, topo, &mut recent_keep));
+                            mid.push(Self::rule(r, at, &mut fresh, env, topo, &mut recent_keep));
                         }
                     }
                 }
                 if compiled > 0 {
                     chunks.push(Arc::new(fresh));
                 }
-                layout.extend_from_slice(&old.layout[was.len() - s..]);
+                let layout = old.layout.replaced(p, s, mid);
                 let count = |rs: &[Arc<crate::ruleset::Rule>]| rs.iter().filter(|r| reports(r)).count();
                 return CompiledChain {
                     from: from.clone(),
@@ -463,7 +464,7 @@ impl CompiledChain {
         CompiledChain {
             from: from.clone(),
             chunks,
-            layout,
+            layout: layout.into_iter().collect(),
             index,
             recent_keep,
             exact_rules: rules.iter().filter(|r| reports(r)).count(),
@@ -535,7 +536,7 @@ impl CompiledChain {
                 .iter()
                 .map(|c| c.tests.capacity() * std::mem::size_of::<Test>())
                 .sum::<usize>()
-            + self.layout.capacity() * std::mem::size_of::<Slot>()
+            + self.layout.heap_bytes()
     }
 }
 

@@ -6,6 +6,7 @@
 //! resolved, loops refused, depth bounded, and every target checked against the tables and
 //! hooks netfilter allows it in. The evaluator only accepts the valid form.
 
+pub(crate) mod chunked;
 pub mod counter;
 pub mod ext;
 pub mod lex;

@@ -15,6 +15,7 @@
 //! were), so it can only err on the side of refusing; whenever it would refuse, or the change
 //! is large, the whole ruleset is validated instead, and that exact answer stands.
 
+use super::chunked::Chunked;
 use super::matches::Match;
 use super::slots::Slots;
 use super::targets::Target;
@@ -104,7 +105,7 @@ impl Env {
 pub struct ValidChain {
     pub(crate) src: Arc<Chain>,
     /// Per rule: the chain a `-j CHAIN`/`-g CHAIN` goes to.
-    pub(crate) jumps: Arc<[Option<ChainId>]>,
+    pub(crate) jumps: Chunked<Option<ChainId>>,
     /// The hooks this chain can be reached from.
     pub(crate) hooks: HookMask,
     /// The most jumps on a path from a built-in chain to this one.
@@ -727,7 +728,7 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
             plugins: has_plugins(&c.rules),
             idletimer: has_idletimer(&c.rules),
             src: c,
-            jumps: jumps[i].clone(),
+            jumps: jumps[i].iter().copied().collect(),
             hooks: hooks[i],
             depth: depth[i].min(255) as u8,
         }));
@@ -861,18 +862,18 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     let mut changed: Vec<ChainId> = Vec::new();
     // Drop the references of every chain version that goes away.
     // References to the chains `js` jump to: counted up or down.
-    let count = |t: &mut ValidTable, js: &[Option<ChainId>], up: bool| {
-        for j in js.iter().flatten() {
+    fn count<'a>(t: &mut ValidTable, js: impl Iterator<Item = &'a Option<ChainId>>, up: bool) {
+        for j in js.flatten() {
             let i = j.0 as usize;
             let n = t.refs.get(i).copied().unwrap_or(0);
             t.refs.set(i, Some(if up { n + 1 } else { n.saturating_sub(1) }));
         }
-    };
+    }
     for name in &removed {
         let id = bt.id_of(name)?;
         rules_delta -= bt.get(id).map_or(0, |c| c.rules().len()) as isize;
         if let Some(jumps) = t.get(id).map(|c| c.jumps.clone()) {
-            count(&mut t, &jumps, false);
+            count(&mut t, jumps.iter(), false);
         }
     }
     // Slots for new chains; removed ones are freed after their references are checked.
@@ -939,18 +940,13 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         let nl = src.rules.len();
         let mid: Vec<Option<ChainId>> =
             resolve_rules(kind, &src.rules[p..nl - s], &t.ids, is_builtin, &mut errors).collect();
-        count(&mut t, &mid, true);
-        let jumps: Arc<[Option<ChainId>]> = match &old {
+        count(&mut t, mid.iter(), true);
+        let jumps = match &old {
             Some(o) => {
-                count(&mut t, &o.jumps[p..ol - s], false);
-                o.jumps[..p]
-                    .iter()
-                    .copied()
-                    .chain(mid)
-                    .chain(o.jumps[ol - s..].iter().copied())
-                    .collect()
+                count(&mut t, o.jumps.range(p..ol - s), false);
+                o.jumps.replaced(p, s, mid)
             }
-            None => mid.into(),
+            None => mid.into_iter().collect(),
         };
         check.push((id, p..nl - s));
         let (hooks, depth) = old.as_ref().map_or((0, 0), |old| (old.hooks, old.depth));
@@ -1009,7 +1005,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
             continue;
         }
         let range = range.start.min(c.jumps.len())..range.end.min(c.jumps.len());
-        for j in c.jumps[range].iter().flatten() {
+        for j in c.jumps.range(range).flatten() {
             let child = t.get(*j)?.clone();
             let hooks = child.hooks | c.hooks;
             let depth = child.depth.max(c.depth + 1);
