@@ -1136,7 +1136,7 @@ fn incremental_with(seed: u64, steps: usize, packets: &[Sent], long: usize) -> R
                     let ch = t.chain_mut(&name).expect("listed");
                     if let (Some(r), false) = (drules.first(), ch.rules.is_empty()) {
                         let at = c.below(ch.rules.len() as u32) as usize;
-                        ch.rules[at] = r.clone();
+                        ch.rules.set(at, r.clone());
                     }
                 }
                 _ => {

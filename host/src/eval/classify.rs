@@ -37,7 +37,6 @@ use crate::ruleset::value::IpNet;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// A bucket may hold this many rules before a rule that would land in it starts a new table.
 pub const COLLISION_LIMIT: usize = 8;
@@ -342,7 +341,7 @@ pub struct ChainIndex {
 
 impl ChainIndex {
     /// The classifier for a chain's `rules`, or `None` when the chain is short enough to walk.
-    pub fn build(rules: &[Arc<Rule>]) -> Option<ChainIndex> {
+    pub fn build(rules: &crate::ruleset::Rules) -> Option<ChainIndex> {
         Self::build_after(rules, None)
     }
 
@@ -351,7 +350,10 @@ impl ChainIndex {
     /// tests of those rules are taken from it rather than worked out again, and when only a
     /// few rules changed, its tables are carried over with the positions after the change
     /// moved, rather than built again.
-    pub fn build_after(rules: &[Arc<Rule>], before: Option<(&ChainIndex, (usize, usize))>) -> Option<ChainIndex> {
+    pub fn build_after(
+        rules: &crate::ruleset::Rules,
+        before: Option<(&ChainIndex, (usize, usize))>,
+    ) -> Option<ChainIndex> {
         if rules.len() < MIN_RULES {
             return None;
         }
@@ -359,7 +361,7 @@ impl ChainIndex {
             return Some(Self::from_fields(rules.iter().map(|r| Fields::of(r)).collect()));
         };
         let (old, n) = (ix.fields.len(), rules.len());
-        let fields = ix.fields.replaced(p, s, rules[p..n - s].iter().map(|r| Fields::of(r)));
+        let fields = ix.fields.replaced(p, s, rules.range(p..n - s).map(|r| Fields::of(r)));
         let changed = (old - s - p) + (n - s - p);
         Some(if changed <= (n / 16).max(64) {
             ix.updated(p, s, fields)

@@ -377,9 +377,6 @@ struct Slot {
     len: u16,
 }
 
-/// Rules per chunk when a chain is compiled whole.
-const CHUNK_RULES: usize = 1024;
-
 /// The rule reports or hands over the packet itself.
 fn reports(r: &crate::ruleset::Rule) -> bool {
     matches!(
@@ -418,8 +415,8 @@ impl CompiledChain {
                 // Between the shared ends, a rule that stays (moved, or beside a change at
                 // each end) keeps its compiled tests too: a rule keeps its state for as long
                 // as it stays, whatever changes around it.
-                let mut stays: HashMap<*const crate::ruleset::Rule, Slot> = was[gone.clone()]
-                    .iter()
+                let mut stays: HashMap<*const crate::ruleset::Rule, Slot> = was
+                    .range(gone.clone())
                     .zip(old.layout.range(gone.clone()))
                     .map(|(r, slot)| (Arc::as_ptr(r), *slot))
                     .collect();
@@ -429,7 +426,7 @@ impl CompiledChain {
                 };
                 let at = chunks.len() as u32;
                 let mut compiled = 0;
-                for r in &rules[added.clone()] {
+                for r in rules.range(added.clone()) {
                     match stays.remove(&Arc::as_ptr(r)) {
                         Some(slot) => mid.push(slot),
                         None => {
@@ -442,14 +439,16 @@ impl CompiledChain {
                     chunks.push(Arc::new(fresh));
                 }
                 let layout = old.layout.replaced(p, s, mid);
-                let count = |rs: &[Arc<crate::ruleset::Rule>]| rs.iter().filter(|r| reports(r)).count();
+                let count = |rs: crate::ruleset::chunked::Range<'_, Arc<crate::ruleset::Rule>>| {
+                    rs.filter(|r| reports(r)).count()
+                };
                 return CompiledChain {
                     from: from.clone(),
                     chunks,
                     layout,
                     index,
                     recent_keep: recent_keep.max(old.recent_keep),
-                    exact_rules: old.exact_rules - count(&was[gone.clone()]) + count(&rules[added]),
+                    exact_rules: old.exact_rules - count(was.range(gone.clone())) + count(rules.range(added)),
                     // The rules that went: what `stays` still holds.
                     dead: old.dead + stays.len(),
                 };
@@ -457,7 +456,7 @@ impl CompiledChain {
         }
         let mut layout = Vec::with_capacity(rules.len());
         let chunks = rules
-            .chunks(CHUNK_RULES)
+            .slices()
             .enumerate()
             .map(|(i, rs)| Arc::new(Self::chunk(rs, i as u32, &mut layout, env, topo, &mut recent_keep)))
             .collect();

@@ -656,7 +656,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                         return Err(op_error(family, "Index of replacement too big"));
                     }
                     print(out, &rules);
-                    chain[n - 1] = Arc::new(rules.into_iter().next().expect("one rule, checked"));
+                    chain.set(n - 1, Arc::new(rules.into_iter().next().expect("one rule, checked")));
                 }
                 Cmd::DeleteNum => {
                     let n = inv.rulenum.unwrap_or(0);

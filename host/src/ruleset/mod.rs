@@ -6,7 +6,7 @@
 //! resolved, loops refused, depth bounded, and every target checked against the tables and
 //! hooks netfilter allows it in. The evaluator only accepts the valid form.
 
-pub(crate) mod chunked;
+pub mod chunked;
 pub mod counter;
 pub mod ext;
 pub mod lex;
@@ -159,6 +159,10 @@ impl Policy {
     }
 }
 
+/// A chain's rules: shared in chunks between the versions of the chain, so that a new
+/// version of a long chain copies only the chunks it changes.
+pub type Rules = chunked::Chunked<Arc<Rule>>;
+
 /// A chain in source form. Built-in chains have a policy, user chains do not.
 /// Equality compares names, policies and rules, not counters.
 #[derive(Debug, Clone)]
@@ -167,7 +171,7 @@ pub struct Chain {
     pub policy: Option<Policy>,
     /// What the policy decided (built-in chains; kept by identity like rules' counters).
     pub counter: Arc<Counter>,
-    pub rules: Vec<Arc<Rule>>,
+    pub rules: Rules,
 }
 
 impl PartialEq for Chain {
@@ -215,7 +219,7 @@ impl Table {
                         name: h.chain_name().to_string(),
                         policy: Some(Policy::Accept),
                         counter: Counter::fresh(),
-                        rules: Vec::new(),
+                        rules: Rules::default(),
                     })
                 })
                 .collect(),
@@ -317,7 +321,7 @@ impl Table {
             name: name.to_string(),
             policy: None,
             counter: Counter::fresh(),
-            rules: Vec::new(),
+            rules: Rules::default(),
         })
     }
 
@@ -526,15 +530,6 @@ impl fmt::Display for Errors {
 /// How many rules at the start and at the end of `new` are the very rules (the same
 /// allocation) of `old`: a change that inserts, deletes or replaces rules in a long chain
 /// leaves the rest shared, and what was worked out for them holds.
-pub(crate) fn shared_ends(old: &[Arc<Rule>], new: &[Arc<Rule>]) -> (usize, usize) {
-    let prefix = old.iter().zip(new).take_while(|(a, b)| Arc::ptr_eq(a, b)).count();
-    let room = old.len().min(new.len()) - prefix;
-    let suffix = old
-        .iter()
-        .rev()
-        .zip(new.iter().rev())
-        .take(room)
-        .take_while(|(a, b)| Arc::ptr_eq(a, b))
-        .count();
-    (prefix, suffix)
+pub(crate) fn shared_ends(old: &Rules, new: &Rules) -> (usize, usize) {
+    old.shared_ends(new, Arc::ptr_eq)
 }

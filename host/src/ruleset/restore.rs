@@ -476,7 +476,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             if rs.len() != 1 {
                 return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
-            open.chain(&c).rules[n - 1] = Arc::new(rs.remove(0));
+            open.chain(&c).rules.set(n - 1, Arc::new(rs.remove(0)));
         }
         "-D" | "--delete" => {
             let c = existing(open, i + 1)?;

@@ -127,7 +127,7 @@ impl ValidChain {
         self.src.policy
     }
 
-    pub fn rules(&self) -> &[Arc<Rule>] {
+    pub fn rules(&self) -> &super::Rules {
         &self.src.rules
     }
 
@@ -424,11 +424,9 @@ fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) -> bool {
 }
 
 /// Whether `c` has a rule that makes or reads a rate estimator.
-fn has_rate_estimators(rules: &[Arc<Rule>]) -> bool {
+fn has_rate_estimators<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
     use crate::ruleset::matches::Match;
-    rules
-        .iter()
-        .any(|r| matches!(r.target, Target::RateEst(_)) || r.matches.iter().any(|m| matches!(m, Match::RateEst(_))))
+    rules.any(|r| matches!(r.target, Target::RateEst(_)) || r.matches.iter().any(|m| matches!(m, Match::RateEst(_))))
 }
 
 /// Whether `next`, a change of `base`, may hold a rate estimator: `base` did, or a chain the
@@ -447,9 +445,9 @@ fn rate_estimators_touched(base: &ValidRuleset, next: &Ruleset) -> bool {
                 nt.chain(name).is_some_and(|c| match bt.and_then(|bt| bt.chain(name)) {
                     Some(old) => {
                         let (p, s) = super::shared_ends(&old.rules, &c.rules);
-                        has_rate_estimators(&c.rules[p..c.rules.len() - s])
+                        has_rate_estimators(c.rules.range(p..c.rules.len() - s))
                     }
-                    None => has_rate_estimators(&c.rules),
+                    None => has_rate_estimators(c.rules.iter()),
                 })
             })
         })
@@ -464,12 +462,12 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
             .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
-fn has_idletimer(rules: &[Arc<Rule>]) -> bool {
-    rules.iter().any(|r| matches!(r.target, Target::IdleTimer(_)))
+fn has_idletimer<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
+    rules.any(|r| matches!(r.target, Target::IdleTimer(_)))
 }
 
-fn has_plugins(rules: &[Arc<Rule>]) -> bool {
-    rules.iter().any(|r| {
+fn has_plugins<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
+    rules.any(|r| {
         matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_) | Target::Queue(_))
             || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
     })
@@ -477,7 +475,7 @@ fn has_plugins(rules: &[Arc<Rule>]) -> bool {
 
 /// The chain with its wasm rules bound to the plugins (the same `Arc` when it has none).
 fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> {
-    if !has_plugins(&c.rules) {
+    if !has_plugins(c.rules.iter()) {
         return c.clone();
     }
     let mut bound = (**c).clone();
@@ -523,18 +521,18 @@ fn resolve(
     is_builtin: impl Fn(ChainId) -> bool,
     errors: &mut Vec<Error>,
 ) -> Arc<[Option<ChainId>]> {
-    resolve_rules(kind, &c.rules, ids, is_builtin, errors).collect()
+    resolve_rules(kind, c.rules.iter(), ids, is_builtin, errors).collect()
 }
 
 /// Where each of `rules` jumps or goes to, as [`resolve`] finds it.
 fn resolve_rules<'a>(
     kind: TableKind,
-    rules: &'a [Arc<Rule>],
+    rules: impl Iterator<Item = &'a Arc<Rule>> + 'a,
     ids: &'a ChainIds,
     is_builtin: impl Fn(ChainId) -> bool + 'a,
     errors: &'a mut Vec<Error>,
 ) -> impl Iterator<Item = Option<ChainId>> + 'a {
-    rules.iter().map(move |r| match &r.target {
+    rules.map(move |r| match &r.target {
         Target::Jump(name) | Target::Goto(name) => match ids.get(name.as_str()).copied() {
             Some(id) if is_builtin(id) => {
                 errors.push(err(r, true, name, format!("can't jump to built-in chain `{name}'")));
@@ -592,7 +590,7 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
     let mut src = t.clone();
     let with_plugins: Vec<String> = t
         .chains()
-        .filter(|c| has_plugins(&c.rules))
+        .filter(|c| has_plugins(c.rules.iter()))
         .map(|c| c.name.clone())
         .collect();
     for n in with_plugins {
@@ -725,8 +723,8 @@ fn validate_table(t: &Table, env: &Env, errors: &mut Vec<Error>) -> ValidTable {
             check_rule(kind, &c.name, hooks[i], r, env, errors);
         }
         slots.push(Arc::new(ValidChain {
-            plugins: has_plugins(&c.rules),
-            idletimer: has_idletimer(&c.rules),
+            plugins: has_plugins(c.rules.iter()),
+            idletimer: has_idletimer(c.rules.iter()),
             src: c,
             jumps: jumps[i].iter().copied().collect(),
             hooks: hooks[i],
@@ -914,12 +912,12 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
     let mut check: Vec<(ChainId, std::ops::Range<usize>)> = Vec::new();
     for (c, &id) in updated.iter().zip(&new_ids) {
         let old = t.get(id).cloned();
-        let ends = |rules: &[Arc<Rule>]| old.as_ref().map_or((0, 0), |o| super::shared_ends(&o.src.rules, rules));
+        let ends = |rules: &super::Rules| old.as_ref().map_or((0, 0), |o| super::shared_ends(&o.src.rules, rules));
         let (mut p, mut s) = ends(&c.rules);
         // Rules the old version shares had no plugin when it had none: look at the rest.
         let plugins = match &old {
-            Some(o) if !o.plugins => has_plugins(&c.rules[p..c.rules.len() - s]),
-            _ => has_plugins(&c.rules),
+            Some(o) if !o.plugins => has_plugins(c.rules.range(p..c.rules.len() - s)),
+            _ => has_plugins(c.rules.iter()),
         };
         let src = if plugins {
             let bound = bind_chain(c, env, &mut errors);
@@ -939,7 +937,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         let ol = old.as_ref().map_or(0, |o| o.src.rules.len());
         let nl = src.rules.len();
         let mid: Vec<Option<ChainId>> =
-            resolve_rules(kind, &src.rules[p..nl - s], &t.ids, is_builtin, &mut errors).collect();
+            resolve_rules(kind, src.rules.range(p..nl - s), &t.ids, is_builtin, &mut errors).collect();
         count(&mut t, mid.iter(), true);
         let jumps = match &old {
             Some(o) => {
@@ -952,8 +950,8 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         let (hooks, depth) = old.as_ref().map_or((0, 0), |old| (old.hooks, old.depth));
         // As `plugins`: the shared rules had no IDLETIMER when the old version had none.
         let idletimer = match &old {
-            Some(o) if !o.idletimer => has_idletimer(&src.rules[p..nl - s]),
-            _ => has_idletimer(&src.rules),
+            Some(o) if !o.idletimer => has_idletimer(src.rules.range(p..nl - s)),
+            _ => has_idletimer(src.rules.iter()),
         };
         fresh.push((
             id,
@@ -1030,7 +1028,7 @@ fn change_table(bt: &ValidTable, nt: &Table, env: &Env) -> Option<(ValidTable, V
         let c = t.get(id)?;
         let rules = &c.src.rules;
         let range = range.start.min(rules.len())..range.end.min(rules.len());
-        if !rules[range].iter().all(|r| rule_ok(kind, c.hooks, r, env)) {
+        if !rules.range(range).all(|r| rule_ok(kind, c.hooks, r, env)) {
             return None;
         }
     }
