@@ -37,6 +37,7 @@ use crate::ruleset::value::IpNet;
 use crate::ruleset::Rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A bucket may hold this many rules before a rule that would land in it starts a new table.
 pub const COLLISION_LIMIT: usize = 8;
@@ -311,16 +312,86 @@ impl Mask {
 type Hasher = foldhash::fast::FixedState;
 
 /// One table of the tuple space.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Table {
     mask: Mask,
+    /// The buckets, split by key into `1 << bits` shards shared between the versions of
+    /// the chain's classifier: a rule added to a table of 100,000 buckets copies one shard.
+    shards: Vec<Arc<Shard>>,
+    bits: u32,
+    /// The lowest and highest rule position in the table.
+    first: u32,
+    last: u32,
+}
+
+/// A share of a table's buckets.
+#[derive(Debug, Clone, Default)]
+struct Shard {
     /// Masked key → range of `rules` (rule positions, ascending); a bucket of one rule holds
     /// the rule's position itself, with length 1.
     buckets: HashMap<u128, (u32, u32), Hasher>,
     rules: Vec<u32>,
-    /// The lowest and highest rule position in the table.
-    first: u32,
-    last: u32,
+}
+
+/// Buckets per shard a table is built for (more shards: less copied per change, more
+/// pointers copied per version and a little more memory).
+const SHARD_BUCKETS: usize = 512;
+
+impl Table {
+    fn new(mask: Mask, buckets: usize) -> Table {
+        let bits = (buckets / SHARD_BUCKETS)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .min(8);
+        Table {
+            mask,
+            shards: (0..1 << bits).map(|_| Arc::new(Shard::default())).collect(),
+            bits,
+            first: u32::MAX,
+            last: 0,
+        }
+    }
+
+    #[inline]
+    fn shard_of(&self, key: u128) -> usize {
+        if self.bits == 0 {
+            return 0;
+        }
+        let x = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x >> (64 - self.bits)) as usize
+    }
+
+    /// The rule positions of `key`'s bucket, ascending.
+    #[inline]
+    fn bucket(&self, key: u128) -> &[u32] {
+        let sh = &self.shards[self.shard_of(key)];
+        match sh.buckets.get_key_value(&key) {
+            None => &[],
+            Some((_, (r, 1))) => std::slice::from_ref(r),
+            Some((_, &(off, len))) => &sh.rules[off as usize..(off + len) as usize],
+        }
+    }
+
+    /// Puts the rule at `pos` in `key`'s bucket (in order), copying its shard if shared.
+    fn insert(&mut self, key: u128, pos: u32) {
+        let mut bucket = self.bucket(key).to_vec();
+        let at = bucket.partition_point(|&r| r < pos);
+        bucket.insert(at, pos);
+        let i = self.shard_of(key);
+        let sh = Arc::make_mut(&mut self.shards[i]);
+        let v = if let [only] = bucket[..] {
+            (only, 1)
+        } else {
+            // The old range stays behind unused until the next update compacts it.
+            let off = sh.rules.len() as u32;
+            sh.rules.extend_from_slice(&bucket);
+            (off, bucket.len() as u32)
+        };
+        sh.buckets.insert(key, v);
+        self.first = self.first.min(pos);
+        self.last = self.last.max(pos);
+    }
 }
 
 /// Where [`ChainIndex::place`] puts a rule.
@@ -420,27 +491,22 @@ impl ChainIndex {
         let mut out: Vec<Table> = tables
             .into_iter()
             .map(|b| {
-                let mut rules = Vec::new();
-                let mut buckets = HashMap::with_capacity_and_hasher(b.buckets.len(), Hasher::default());
-                let (mut first, mut last) = (u32::MAX, 0);
+                let mut t = Table::new(b.mask, b.buckets.len());
+                let mut shards: Vec<Shard> = (0..t.shards.len()).map(|_| Shard::default()).collect();
                 for (k, v) in b.buckets {
-                    first = first.min(v[0]);
-                    last = last.max(v[v.len() - 1]);
+                    t.first = t.first.min(v[0]);
+                    t.last = t.last.max(v[v.len() - 1]);
+                    let sh = &mut shards[t.shard_of(k)];
                     if let [only] = v[..] {
                         // A bucket of one keeps its rule inline: one memory access less.
-                        buckets.insert(k, (only, 1));
+                        sh.buckets.insert(k, (only, 1));
                     } else {
-                        buckets.insert(k, (rules.len() as u32, v.len() as u32));
-                        rules.extend_from_slice(&v);
+                        sh.buckets.insert(k, (sh.rules.len() as u32, v.len() as u32));
+                        sh.rules.extend_from_slice(&v);
                     }
                 }
-                Table {
-                    mask: b.mask,
-                    buckets,
-                    rules,
-                    first,
-                    last,
-                }
+                t.shards = shards.into_iter().map(Arc::new).collect();
+                t
             })
             .collect();
         out.sort_by_key(|t| t.first);
@@ -465,44 +531,51 @@ impl ChainIndex {
         };
         let mut tables: Vec<Table> = Vec::with_capacity(self.tables.len() + 1);
         for t in &self.tables {
-            let mut buckets = t.buckets.clone();
-            let mut rules = Vec::with_capacity(t.rules.len());
-            let (mut first, mut last) = (u32::MAX, 0);
-            buckets.retain(|_, v| {
-                let kept = if v.1 == 1 {
-                    moved(v.0).map(|r| (r, 1))
-                } else {
-                    let at = rules.len();
-                    rules.extend(
-                        t.rules[v.0 as usize..(v.0 + v.1) as usize]
-                            .iter()
-                            .filter_map(|&r| moved(r)),
-                    );
-                    match rules.len() - at {
-                        0 => None,
-                        1 => rules.pop().map(|r| (r, 1)),
-                        n => Some((at as u32, n as u32)),
-                    }
-                };
-                let Some(kept) = kept else { return false };
-                *v = kept;
-                let (lo, hi) = if kept.1 == 1 {
-                    (kept.0, kept.0)
-                } else {
-                    (rules[kept.0 as usize], rules[(kept.0 + kept.1 - 1) as usize])
-                };
-                first = first.min(lo);
-                last = last.max(hi);
-                true
-            });
-            if !buckets.is_empty() {
-                tables.push(Table {
-                    mask: t.mask,
-                    buckets,
-                    rules,
-                    first,
-                    last,
+            // Every rule of the table stays where it was (it holds none past the change, or
+            // the change only added rules at the end): the table is shared as it is.
+            if t.last < p32 || (old_end == p32 && s == 0) {
+                tables.push(t.clone());
+                continue;
+            }
+            let mut kept = Table {
+                shards: Vec::with_capacity(t.shards.len()),
+                ..*t
+            };
+            (kept.first, kept.last) = (u32::MAX, 0);
+            for sh in &t.shards {
+                let mut buckets = sh.buckets.clone();
+                let mut rules = Vec::with_capacity(sh.rules.len());
+                buckets.retain(|_, v| {
+                    let moved_to = if v.1 == 1 {
+                        moved(v.0).map(|r| (r, 1))
+                    } else {
+                        let at = rules.len();
+                        rules.extend(
+                            sh.rules[v.0 as usize..(v.0 + v.1) as usize]
+                                .iter()
+                                .filter_map(|&r| moved(r)),
+                        );
+                        match rules.len() - at {
+                            0 => None,
+                            1 => rules.pop().map(|r| (r, 1)),
+                            n => Some((at as u32, n as u32)),
+                        }
+                    };
+                    let Some(m) = moved_to else { return false };
+                    *v = m;
+                    let (lo, hi) = if m.1 == 1 {
+                        (m.0, m.0)
+                    } else {
+                        (rules[m.0 as usize], rules[(m.0 + m.1 - 1) as usize])
+                    };
+                    kept.first = kept.first.min(lo);
+                    kept.last = kept.last.max(hi);
+                    true
                 });
+                kept.shards.push(Arc::new(Shard { buckets, rules }));
+            }
+            if kept.first != u32::MAX {
+                tables.push(kept);
             }
         }
         // Placed in the order a whole build meets the tables: by their first rule.
@@ -511,43 +584,17 @@ impl ChainIndex {
             let Some(f) = fields.get(pos as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let held = tables
-                .iter()
-                .map(|t| (t.mask, t.buckets.get(&t.mask.rule_key(f)).map_or(0, |b| b.1 as usize)));
+            let held = tables.iter().map(|t| (t.mask, t.bucket(t.mask.rule_key(f)).len()));
             let ti = match Self::place(f, held) {
                 Place::Table(i) => i,
                 Place::New(mask) => {
-                    tables.push(Table {
-                        mask,
-                        buckets: HashMap::with_hasher(Hasher::default()),
-                        rules: Vec::new(),
-                        first: u32::MAX,
-                        last: 0,
-                    });
+                    tables.push(Table::new(mask, 0));
                     tables.len() - 1
                 }
             };
             let t = &mut tables[ti];
             let key = t.mask.rule_key(f);
-            let bucket: Vec<u32> = match t.buckets.get(&key) {
-                None => Vec::new(),
-                Some(&(r, 1)) => vec![r],
-                Some(&(off, len)) => t.rules[off as usize..(off + len) as usize].to_vec(),
-            };
-            let mut bucket = bucket;
-            let at = bucket.partition_point(|&r| r < pos);
-            bucket.insert(at, pos);
-            let v = if let [only] = bucket[..] {
-                (only, 1)
-            } else {
-                // The old range stays behind unused until the next update compacts it.
-                let off = t.rules.len() as u32;
-                t.rules.extend_from_slice(&bucket);
-                (off, bucket.len() as u32)
-            };
-            t.buckets.insert(key, v);
-            t.first = t.first.min(pos);
-            t.last = t.last.max(pos);
+            t.insert(key, pos);
         }
         tables.sort_by_key(|t| t.first);
         ChainIndex { tables, fields }
@@ -577,14 +624,7 @@ impl ChainIndex {
                 continue;
             }
             let Some(key) = t.mask.packet_key(&k) else { continue };
-            let Some(&(off, len)) = t.buckets.get(&key) else {
-                continue;
-            };
-            let bucket = if len == 1 {
-                std::slice::from_ref(&off)
-            } else {
-                &t.rules[off as usize..(off + len) as usize]
-            };
+            let bucket = t.bucket(key);
             let from = if bucket.len() > 8 {
                 bucket.partition_point(|&r| r < start)
             } else {
@@ -624,7 +664,15 @@ impl ChainIndex {
             + self
                 .tables
                 .iter()
-                .map(|t| std::mem::size_of::<Table>() + t.rules.capacity() * 4 + t.buckets.capacity() * entry)
+                .map(|t| {
+                    std::mem::size_of::<Table>()
+                        + t.shards
+                            .iter()
+                            .map(|sh| {
+                                std::mem::size_of::<Shard>() + sh.rules.capacity() * 4 + sh.buckets.capacity() * entry
+                            })
+                            .sum::<usize>()
+                })
                 .sum::<usize>()
     }
 
@@ -742,6 +790,70 @@ mod tests {
             }
         }
         assert!(compared > 100_000, "{compared}");
+    }
+
+    #[test]
+    fn a_large_classifier_carried_over_changes_finds_what_one_built_whole_finds() {
+        use crate::eval::{Chance, SplitMix};
+        let mut rng = SplitMix(5);
+        // Thousands of distinct destinations: one table split into shards.
+        let field = |rng: &mut SplitMix| -> Option<Fields> {
+            let d = format!("10.{}.{}.{}/32", rng.below(2), rng.below(40), rng.below(60));
+            let mut x = f("0.0.0.0/0", &d);
+            if rng.below(3) == 0 {
+                let port = 80 + rng.below(2) as u16;
+                x.narrow(L4_TCP, None, Some((port, port)));
+            }
+            Some(x)
+        };
+        let key = |rng: &mut SplitMix| Key {
+            src: 1 << 96,
+            dst: u128::from(u32::from_be_bytes([
+                10,
+                rng.below(2) as u8,
+                rng.below(40) as u8,
+                rng.below(60) as u8,
+            ])) << 96,
+            proto: 6,
+            l4: L4_TCP,
+            sport: 1000,
+            dport: 80 + rng.below(2) as u16,
+        };
+        let mut cur: Vec<Option<Fields>> = (0..3000).map(|_| field(&mut rng)).collect();
+        let mut ix = ChainIndex::from_fields(cur.iter().copied().collect());
+        assert!(ix.tables.iter().any(|t| t.shards.len() > 1), "a table is sharded");
+        for round in 0..12 {
+            // Appends (the shared path) and changes anywhere (the tables rebuilt).
+            let p = if round % 3 == 0 {
+                cur.len()
+            } else {
+                rng.below(cur.len() as u32 + 1) as usize
+            };
+            // Every third change only inserts: the rules after it move, none goes.
+            let gone = if round % 3 == 1 {
+                0
+            } else {
+                rng.below((cur.len() - p) as u32 + 1).min(20) as usize
+            };
+            let s = cur.len() - p - gone;
+            let mut next = cur[..p].to_vec();
+            next.extend((0..1 + rng.below(30)).map(|_| field(&mut rng)));
+            next.extend_from_slice(&cur[cur.len() - s..]);
+            let carried = ix.updated(p, s, ix.fields.replaced(p, s, next[p..next.len() - s].iter().copied()));
+            let whole = ChainIndex::from_fields(next.iter().copied().collect());
+            for _ in 0..300 {
+                let k = key(&mut rng);
+                for start in [0, rng.below(next.len() as u32) as usize, p, next.len()] {
+                    assert_eq!(
+                        carried.next_key(start, &k),
+                        whole.next_key(start, &k),
+                        "round {round}: {start} {k:?}"
+                    );
+                }
+            }
+            ix = carried;
+            cur = next;
+        }
     }
 
     #[test]
