@@ -337,17 +337,32 @@ struct Shard {
 /// pointers copied per version and a little more memory).
 const SHARD_BUCKETS: usize = 512;
 
+/// How many bits of a key pick its shard in a table of about `buckets` buckets.
+fn shard_bits(buckets: usize) -> u32 {
+    (buckets / SHARD_BUCKETS)
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .min(8)
+}
+
+/// The shard of `key` in a table split by `bits` bits.
+#[inline]
+fn shard_of(bits: u32, key: u128) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    let x = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> (64 - bits)) as usize
+}
+
 impl Table {
-    fn new(mask: Mask, buckets: usize) -> Table {
-        let bits = (buckets / SHARD_BUCKETS)
-            .max(1)
-            .next_power_of_two()
-            .trailing_zeros()
-            .min(8);
+    /// A table of `shards` (as many as [`shard_bits`] gives for their buckets).
+    fn new(mask: Mask, shards: Vec<Shard>) -> Table {
         Table {
             mask,
-            shards: (0..1 << bits).map(|_| Arc::new(Shard::default())).collect(),
-            bits,
+            bits: shards.len().trailing_zeros(),
+            shards: shards.into_iter().map(Arc::new).collect(),
             first: u32::MAX,
             last: 0,
         }
@@ -355,11 +370,7 @@ impl Table {
 
     #[inline]
     fn shard_of(&self, key: u128) -> usize {
-        if self.bits == 0 {
-            return 0;
-        }
-        let x = (key as u64 ^ (key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (x >> (64 - self.bits)) as usize
+        shard_of(self.bits, key)
     }
 
     /// The rule positions of `key`'s bucket, ascending.
@@ -491,12 +502,13 @@ impl ChainIndex {
         let mut out: Vec<Table> = tables
             .into_iter()
             .map(|b| {
-                let mut t = Table::new(b.mask, b.buckets.len());
-                let mut shards: Vec<Shard> = (0..t.shards.len()).map(|_| Shard::default()).collect();
+                let bits = shard_bits(b.buckets.len());
+                let mut shards: Vec<Shard> = vec![Shard::default(); 1 << bits];
+                let (mut first, mut last) = (u32::MAX, 0);
                 for (k, v) in b.buckets {
-                    t.first = t.first.min(v[0]);
-                    t.last = t.last.max(v[v.len() - 1]);
-                    let sh = &mut shards[t.shard_of(k)];
+                    first = first.min(v[0]);
+                    last = last.max(v[v.len() - 1]);
+                    let sh = &mut shards[shard_of(bits, k)];
                     if let [only] = v[..] {
                         // A bucket of one keeps its rule inline: one memory access less.
                         sh.buckets.insert(k, (only, 1));
@@ -505,8 +517,11 @@ impl ChainIndex {
                         sh.rules.extend_from_slice(&v);
                     }
                 }
-                t.shards = shards.into_iter().map(Arc::new).collect();
-                t
+                Table {
+                    first,
+                    last,
+                    ..Table::new(b.mask, shards)
+                }
             })
             .collect();
         out.sort_by_key(|t| t.first);
@@ -588,7 +603,7 @@ impl ChainIndex {
             let ti = match Self::place(f, held) {
                 Place::Table(i) => i,
                 Place::New(mask) => {
-                    tables.push(Table::new(mask, 0));
+                    tables.push(Table::new(mask, vec![Shard::default()]));
                     tables.len() - 1
                 }
             };
@@ -686,6 +701,23 @@ impl ChainIndex {
 mod tests {
     use super::*;
 
+    /// An IPv4 address in [`Key`]'s form.
+    fn v4(a: [u8; 4]) -> u128 {
+        u128::from(u32::from_be_bytes(a)) << 96
+    }
+
+    /// A TCP packet's key from port 1000 to `dport`.
+    fn tcp_key(src: u128, dst: u128, dport: u16) -> Key {
+        Key {
+            src,
+            dst,
+            proto: 6,
+            l4: L4_TCP,
+            sport: 1000,
+            dport,
+        }
+    }
+
     fn f(src: &str, dst: &str) -> Fields {
         let n = |s: &str| crate::ruleset::value::Ipv4Net::parse(s).unwrap();
         let (s, d) = (n(src), n(dst));
@@ -736,23 +768,10 @@ mod tests {
             }
             Some(x)
         };
-        let key = |rng: &mut SplitMix| Key {
-            src: u128::from(u32::from_be_bytes([
-                10,
-                rng.below(3) as u8,
-                rng.below(3) as u8,
-                rng.below(3) as u8,
-            ])) << 96,
-            dst: u128::from(u32::from_be_bytes([
-                10,
-                rng.below(3) as u8,
-                rng.below(3) as u8,
-                rng.below(3) as u8,
-            ])) << 96,
-            proto: 6,
-            l4: L4_TCP,
-            sport: 1000,
-            dport: 80 + rng.below(3) as u16,
+        let key = |rng: &mut SplitMix| {
+            let mut addr = || v4([10, rng.below(3) as u8, rng.below(3) as u8, rng.below(3) as u8]);
+            let (src, dst) = (addr(), addr());
+            tcp_key(src, dst, 80 + rng.below(3) as u16)
         };
         let mut compared = 0;
         for round in 0..300 {
@@ -806,18 +825,9 @@ mod tests {
             }
             Some(x)
         };
-        let key = |rng: &mut SplitMix| Key {
-            src: 1 << 96,
-            dst: u128::from(u32::from_be_bytes([
-                10,
-                rng.below(2) as u8,
-                rng.below(40) as u8,
-                rng.below(60) as u8,
-            ])) << 96,
-            proto: 6,
-            l4: L4_TCP,
-            sport: 1000,
-            dport: 80 + rng.below(2) as u16,
+        let key = |rng: &mut SplitMix| {
+            let dst = v4([10, rng.below(2) as u8, rng.below(40) as u8, rng.below(60) as u8]);
+            tcp_key(1 << 96, dst, 80 + rng.below(2) as u16)
         };
         let mut cur: Vec<Option<Fields>> = (0..3000).map(|_| field(&mut rng)).collect();
         let mut ix = ChainIndex::from_fields(cur.iter().copied().collect());
