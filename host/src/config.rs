@@ -1076,7 +1076,6 @@ fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<()
             if let Some(c) = next.tables[kind.index()].as_mut().and_then(|t| t.chain_mut(name)) {
                 for r in c.rules.iter_mut().skip(before) {
                     if let Some((s, prefix)) = line_origin.get(&r.loc.line) {
-                        let r = std::sync::Arc::make_mut(r);
                         let (line, col) = line_col(src.text, s.span().start);
                         let shift = |c: u32| {
                             if (c as usize) > *prefix {
@@ -1085,9 +1084,11 @@ fn apply_toml_chain(rs: &mut Ruleset, ch: &TomlChain, src: &Source) -> Result<()
                                 col
                             }
                         };
-                        r.loc.col = shift(r.loc.col);
-                        r.loc.target_col = shift(r.loc.target_col);
-                        r.loc.line = line;
+                        r.update(|r| {
+                            r.loc.col = shift(r.loc.col);
+                            r.loc.target_col = shift(r.loc.target_col);
+                            r.loc.line = line;
+                        });
                     }
                 }
             }

@@ -1086,7 +1086,7 @@ fn incremental_with(seed: u64, steps: usize, packets: &[Sent], long: usize) -> R
             // New rules: each with a counter of its own.
             let mut drules = d.chain(&dname).map(|x| x.rules.clone()).unwrap_or_default();
             for r in &mut drules {
-                std::sync::Arc::make_mut(r).counter = crate::ruleset::Counter::fresh();
+                r.update(|r| r.counter = crate::ruleset::Counter::fresh());
             }
             match c.below(8) {
                 0 => t.chain_mut(&name).expect("listed").rules = drules,

@@ -418,7 +418,7 @@ impl CompiledChain {
                 let mut stays: HashMap<*const crate::ruleset::Rule, Slot> = was
                     .range(gone.clone())
                     .zip(old.layout.range(gone.clone()))
-                    .map(|(r, slot)| (Arc::as_ptr(r), *slot))
+                    .map(|(r, slot)| (Arc::as_ptr(r.arc()), *slot))
                     .collect();
                 let mut fresh = Chunk {
                     tests: Vec::new(),
@@ -427,7 +427,7 @@ impl CompiledChain {
                 let at = chunks.len() as u32;
                 let mut compiled = 0;
                 for r in rules.range(added.clone()) {
-                    match stays.remove(&Arc::as_ptr(r)) {
+                    match stays.remove(&Arc::as_ptr(r.arc())) {
                         Some(slot) => mid.push(slot),
                         None => {
                             compiled += 1;
@@ -439,9 +439,8 @@ impl CompiledChain {
                     chunks.push(Arc::new(fresh));
                 }
                 let layout = old.layout.replaced(p, s, mid);
-                let count = |rs: crate::ruleset::chunked::Range<'_, Arc<crate::ruleset::Rule>>| {
-                    rs.filter(|r| reports(r)).count()
-                };
+                let count =
+                    |rs: crate::ruleset::chunked::Range<'_, crate::ruleset::RuleRef>| rs.filter(|r| reports(r)).count();
                 return CompiledChain {
                     from: from.clone(),
                     chunks,
@@ -473,7 +472,7 @@ impl CompiledChain {
 
     /// Compiles `rules` into chunk number `chunk`, appending their slots to `layout`.
     fn chunk(
-        rules: &[Arc<crate::ruleset::Rule>],
+        rules: &[crate::ruleset::RuleRef],
         chunk: u32,
         layout: &mut Vec<Slot>,
         env: &crate::ruleset::matches::CompileEnv,

@@ -346,7 +346,7 @@ fn command(
                     let names: Vec<String> = t.chains().filter(|c| uses(c)).map(|c| c.name.clone()).collect();
                     for n in names {
                         for r in &mut t.chain_mut(&n).expect("listed").rules {
-                            *renamed |= std::sync::Arc::make_mut(r).rename_ipset(from, to);
+                            *renamed |= r.update(|r| r.rename_ipset(from, to));
                         }
                     }
                 }

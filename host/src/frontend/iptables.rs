@@ -14,9 +14,8 @@ use crate::ruleset::lex::Token;
 use crate::ruleset::restore::check_chain_name;
 use crate::ruleset::rule::{parse_rule_with, Loc};
 use crate::ruleset::targets::Target;
-use crate::ruleset::{Counter, Family, Hook, Policy, Rule, Ruleset, Table, TableKind};
+use crate::ruleset::{Counter, Family, Hook, Policy, Rule, RuleRef, Ruleset, Table, TableKind};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// The command of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -560,7 +559,10 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
             let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
                 return op_error(family, NO_CHAIN);
             };
-            if !rules.iter().all(|r| c.rules.iter().any(|x| **x == *r)) {
+            if !rules.iter().all(|r| {
+                let fp = r.fingerprint();
+                c.rules.iter().any(|x| x.holds(r, fp))
+            }) {
                 return op_error(family, BAD_RULE);
             }
             verbose_rules(&mut out, &rules);
@@ -640,7 +642,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
             match cmd {
                 Cmd::Append => {
                     print(out, &rules);
-                    chain.extend(rules.into_iter().map(Arc::new));
+                    chain.extend(rules.into_iter().map(RuleRef::new));
                 }
                 Cmd::Insert => {
                     let at = inv.rulenum.unwrap_or(1);
@@ -648,7 +650,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                         return Err(op_error(family, "Index of insertion too big"));
                     }
                     print(out, &rules);
-                    chain.splice(at - 1..at - 1, rules.into_iter().map(Arc::new));
+                    chain.splice(at - 1..at - 1, rules.into_iter().map(RuleRef::new));
                 }
                 Cmd::Replace => {
                     let n = inv.rulenum.unwrap_or(0);
@@ -656,7 +658,10 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                         return Err(op_error(family, "Index of replacement too big"));
                     }
                     print(out, &rules);
-                    chain.set(n - 1, Arc::new(rules.into_iter().next().expect("one rule, checked")));
+                    chain.set(
+                        n - 1,
+                        RuleRef::new(rules.into_iter().next().expect("one rule, checked")),
+                    );
                 }
                 Cmd::DeleteNum => {
                     let n = inv.rulenum.unwrap_or(0);
@@ -667,9 +672,10 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                 }
                 _ => {
                     for r in &rules {
+                        let fp = r.fingerprint();
                         let at = chain
                             .iter()
-                            .position(|x| **x == *r)
+                            .position(|x| x.holds(r, fp))
                             .ok_or_else(|| op_error(family, BAD_RULE))?;
                         chain.remove(at);
                     }

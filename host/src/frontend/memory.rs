@@ -116,6 +116,48 @@ mod tests {
         assert!(go(&m, Tool::Save, "-c", "").1.contains("[0:0] -A INPUT -j ACCEPT"));
     }
 
+    /// Rules found by their content (`-C`, `-D`) are found by fingerprint first: a rule
+    /// changed in place (its jump renamed with `-E`, its set with `ipset rename`) is found by
+    /// its new text and no longer by its old one, and a rule among equal ones goes first.
+    #[test]
+    fn rules_changed_in_place_are_found_by_their_new_text() {
+        let m = Memory::default();
+        for line in [
+            "-N a",
+            "-A INPUT -s 10.0.0.1 -j a",
+            "-A INPUT -p tcp --dport 22 -j ACCEPT",
+            "-A INPUT -p tcp --dport 22 -j ACCEPT",
+            "-E a b",
+        ] {
+            assert_eq!(go(&m, Tool::Iptables, line, "").0, 0, "{line}");
+        }
+        assert_eq!(go(&m, Tool::Iptables, "-C INPUT -s 10.0.0.1 -j a", "").0, 2);
+        assert_eq!(go(&m, Tool::Iptables, "-C INPUT -s 10.0.0.1/32 -j b", "").0, 0);
+        assert_eq!(go(&m, Tool::Iptables, "-D INPUT -s 10.0.0.1 -j b", "").0, 0);
+        assert_eq!(
+            go(&m, Tool::Iptables, "-D INPUT -p 6 -m tcp --dport 22 -j ACCEPT", "").0,
+            0
+        );
+        assert_eq!(
+            go(&m, Tool::Iptables, "-S INPUT", "").1,
+            "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"
+        );
+        assert_eq!(go(&m, Tool::Ipset, "create s hash:ip", "").0, 0);
+        assert_eq!(
+            go(&m, Tool::Iptables, "-A INPUT -m set --match-set s src -j DROP", "").0,
+            0
+        );
+        assert_eq!(go(&m, Tool::Ipset, "rename s t", "").0, 0);
+        assert_eq!(
+            go(&m, Tool::Iptables, "-C INPUT -m set --match-set s src -j DROP", "").0,
+            1
+        );
+        assert_eq!(
+            go(&m, Tool::Iptables, "-D INPUT -m set --match-set t src -j DROP", "").0,
+            0
+        );
+    }
+
     #[test]
     fn errors_and_exit_statuses() {
         let m = Memory::default();

@@ -19,7 +19,7 @@ pub mod validate;
 pub mod value;
 
 pub use counter::Counter;
-pub use rule::{Iface, Loc, Rule};
+pub use rule::{Iface, Loc, Rule, RuleRef};
 pub use validate::{validate, ChainId, Env, PluginBinder, ValidRuleset};
 
 use std::fmt;
@@ -161,7 +161,7 @@ impl Policy {
 
 /// A chain's rules: shared in chunks between the versions of the chain, so that a new
 /// version of a long chain copies only the chunks it changes.
-pub type Rules = chunked::Chunked<Arc<Rule>>;
+pub type Rules = chunked::Chunked<RuleRef>;
 
 /// A chain in source form. Built-in chains have a policy, user chains do not.
 /// Equality compares names, policies and rules, not counters.
@@ -411,7 +411,7 @@ impl Ruleset {
                 c.counter = Counter::starting(p, b);
                 for r in &mut c.rules {
                     let (p, b) = r.counter.get();
-                    Arc::make_mut(r).counter = Counter::starting(p, b);
+                    r.update(|r| r.counter = Counter::starting(p, b));
                 }
             });
         }
@@ -531,5 +531,5 @@ impl fmt::Display for Errors {
 /// allocation) of `old`: a change that inserts, deletes or replaces rules in a long chain
 /// leaves the rest shared, and what was worked out for them holds.
 pub(crate) fn shared_ends(old: &Rules, new: &Rules) -> (usize, usize) {
-    old.shared_ends(new, Arc::ptr_eq)
+    old.shared_ends(new, RuleRef::ptr_eq)
 }

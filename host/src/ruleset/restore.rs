@@ -20,7 +20,7 @@ struct Open {
     family: super::Family,
     /// Rules appended to a chain and not yet put in the table: a run of `-A` lines to one
     /// chain (kube-proxy sends 100,000 to KUBE-SERVICES) finds and copies the chain once.
-    pending: Option<(String, Vec<Arc<super::Rule>>)>,
+    pending: Option<(String, Vec<super::RuleRef>)>,
 }
 
 impl Open {
@@ -334,9 +334,11 @@ pub fn rename_chain(t: &mut Table, old: &str, new: &str) {
         if let Some(c) = t.chain_mut(&n) {
             for r in &mut c.rules {
                 if matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == old) {
-                    if let Target::Jump(j) | Target::Goto(j) = &mut Arc::make_mut(r).target {
-                        *j = new.to_string();
-                    }
+                    r.update(|r| {
+                        if let Target::Jump(j) | Target::Goto(j) = &mut r.target {
+                            *j = new.to_string();
+                        }
+                    });
                 }
             }
         }
@@ -442,12 +444,12 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             if continues {
                 let rs = rules(i + 2)?;
                 if let Some((_, pending)) = &mut open.pending {
-                    pending.extend(rs.into_iter().map(Arc::new));
+                    pending.extend(rs.into_iter().map(super::RuleRef::new));
                 }
             } else {
                 let c = existing(open, i + 1)?;
                 let rs = rules(i + 2)?;
-                open.pending = Some((c, rs.into_iter().map(Arc::new).collect()));
+                open.pending = Some((c, rs.into_iter().map(super::RuleRef::new).collect()));
             }
         }
         "-I" | "--insert" => {
@@ -463,7 +465,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             let rs = rules(start)?;
             open.chain(&c)
                 .rules
-                .splice(at - 1..at - 1, rs.into_iter().map(Arc::new));
+                .splice(at - 1..at - 1, rs.into_iter().map(super::RuleRef::new));
         }
         "-R" | "--replace" => {
             let c = existing(open, i + 1)?;
@@ -476,7 +478,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
             if rs.len() != 1 {
                 return Err((i + 3, "-R takes a rule with one source and one destination".into()));
             }
-            open.chain(&c).rules.set(n - 1, Arc::new(rs.remove(0)));
+            open.chain(&c).rules.set(n - 1, super::RuleRef::new(rs.remove(0)));
         }
         "-D" | "--delete" => {
             let c = existing(open, i + 1)?;
@@ -489,10 +491,11 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                 open.chain(&c).rules.remove(n - 1);
             } else {
                 for r in rules(i + 2)? {
+                    let fp = r.fingerprint();
                     let pos = open
                         .table
                         .chain(&c)
-                        .and_then(|ch| ch.rules.iter().position(|x| **x == r));
+                        .and_then(|ch| ch.rules.iter().position(|x| x.holds(&r, fp)));
                     let pos = pos.ok_or((
                         i + 2,
                         "bad rule (does a matching rule exist in that chain?)".to_string(),
@@ -546,7 +549,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                     ch.counter = Counter::fresh();
                     ch.rules
                         .iter_mut()
-                        .for_each(|r| Arc::make_mut(r).counter = Counter::fresh());
+                        .for_each(|r| r.update(|r| r.counter = Counter::fresh()));
                 }
             };
             match chain_arg(i + 1) {

@@ -70,7 +70,97 @@ impl PartialEq for Rule {
     }
 }
 
+/// A rule as a chain holds it: shared between the generations it stays in, with a
+/// fingerprint of its content beside the pointer. Finding a rule by its content (`-D` or `-C`
+/// with a rule, iptables' `find_matching`) compares fingerprints in the chain's chunks and
+/// reads only the rules whose fingerprint agrees, instead of one cold rule per position.
+#[derive(Debug, Clone)]
+pub struct RuleRef {
+    /// Equal for equal rules ([`Rule::fingerprint`]).
+    fp: u64,
+    rule: Arc<Rule>,
+}
+
+impl RuleRef {
+    pub fn new(rule: Rule) -> Self {
+        RuleRef {
+            fp: rule.fingerprint(),
+            rule: Arc::new(rule),
+        }
+    }
+
+    /// The shared rule.
+    pub fn arc(&self) -> &Arc<Rule> {
+        &self.rule
+    }
+
+    /// Changes the rule (copying it first if another generation shares it) and its
+    /// fingerprint with it.
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut Rule) -> R) -> R {
+        let out = f(Arc::make_mut(&mut self.rule));
+        self.fp = self.rule.fingerprint();
+        out
+    }
+
+    /// Whether this is a rule equal to `r` (whose [`Rule::fingerprint`] is `fp`): the
+    /// fingerprint is compared first, the rule only read where it agrees.
+    pub fn holds(&self, r: &Rule, fp: u64) -> bool {
+        self.fp == fp && *self.rule == *r
+    }
+
+    /// Whether both are the very same rule (one allocation), not only equal ones.
+    pub fn ptr_eq(a: &RuleRef, b: &RuleRef) -> bool {
+        Arc::ptr_eq(&a.rule, &b.rule)
+    }
+}
+
+impl From<Rule> for RuleRef {
+    fn from(rule: Rule) -> Self {
+        RuleRef::new(rule)
+    }
+}
+
+impl std::ops::Deref for RuleRef {
+    type Target = Rule;
+    fn deref(&self) -> &Rule {
+        &self.rule
+    }
+}
+
+/// Rule equality ([`Rule`]'s: content, not counters or position), fingerprints first.
+impl PartialEq for RuleRef {
+    fn eq(&self, o: &Self) -> bool {
+        self.fp == o.fp && (Arc::ptr_eq(&self.rule, &o.rule) || *self.rule == *o.rule)
+    }
+}
+
 impl Rule {
+    /// A hash of what [`Rule`]'s equality compares, so that equal rules have equal
+    /// fingerprints: the base match, which extensions the rule uses in which order, and the
+    /// target's kind and chain. Extensions' options are left out (equal rules still agree;
+    /// rules that differ only there share a fingerprint and are told apart by comparing them).
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(0x5275_6c65).build_hasher();
+        (
+            self.src,
+            self.dst,
+            &self.in_iface,
+            &self.out_iface,
+            self.proto,
+            self.frag,
+        )
+            .hash(&mut h);
+        for m in &self.matches {
+            m.name().hash(&mut h);
+        }
+        std::mem::discriminant(&self.target).hash(&mut h);
+        if let Target::Jump(c) | Target::Goto(c) = &self.target {
+            c.hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// The rule's `-p` as its extensions check it, in a ruleset of `family`.
     pub fn proto(&self, family: Family) -> RuleProto {
         let (proto, inv) = self.proto.map_or((0, false), |p| (p.v, p.inv));

@@ -19,7 +19,7 @@ use super::chunked::Chunked;
 use super::matches::Match;
 use super::slots::Slots;
 use super::targets::Target;
-use super::{Chain, Error, Errors, Hook, HookMask, Policy, Rule, Ruleset, Table, TableKind};
+use super::{Chain, Error, Errors, Hook, HookMask, Policy, Rule, RuleRef, Ruleset, Table, TableKind};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -424,7 +424,7 @@ fn check_rate_estimators(rs: &Ruleset, errors: &mut Vec<Error>) -> bool {
 }
 
 /// Whether `c` has a rule that makes or reads a rate estimator.
-fn has_rate_estimators<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
+fn has_rate_estimators<'a>(mut rules: impl Iterator<Item = &'a RuleRef>) -> bool {
     use crate::ruleset::matches::Match;
     rules.any(|r| matches!(r.target, Target::RateEst(_)) || r.matches.iter().any(|m| matches!(m, Match::RateEst(_))))
 }
@@ -462,11 +462,11 @@ fn rule_ok(kind: TableKind, hm: HookMask, r: &Rule, env: &Env) -> bool {
             .all(|m| hm & !m.allowed_hooks() == 0 && !matches!(m, Match::Set(s) if !env.ipsets.contains(&s.name)))
 }
 
-fn has_idletimer<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
+fn has_idletimer<'a>(mut rules: impl Iterator<Item = &'a RuleRef>) -> bool {
     rules.any(|r| matches!(r.target, Target::IdleTimer(_)))
 }
 
-fn has_plugins<'a>(mut rules: impl Iterator<Item = &'a Arc<Rule>>) -> bool {
+fn has_plugins<'a>(mut rules: impl Iterator<Item = &'a RuleRef>) -> bool {
     rules.any(|r| {
         matches!(r.target, Target::Wasm(_) | Target::Nfqueue(_) | Target::Queue(_))
             || r.matches.iter().any(|m| matches!(m, Match::Wasm(_)))
@@ -480,32 +480,34 @@ fn bind_chain(c: &Arc<Chain>, env: &Env, errors: &mut Vec<Error>) -> Arc<Chain> 
     }
     let mut bound = (**c).clone();
     for rule in &mut bound.rules {
-        let rule = Arc::make_mut(rule);
-        let mut bind_errors = Vec::new();
-        for m in &mut rule.matches {
-            if let Match::Wasm(w) = m {
-                if let Err(msg) = env.bind(w, false) {
-                    bind_errors.push((false, w.name.clone(), msg));
+        let bind_errors = rule.update(|rule| {
+            let mut bind_errors = Vec::new();
+            for m in &mut rule.matches {
+                if let Match::Wasm(w) = m {
+                    if let Err(msg) = env.bind(w, false) {
+                        bind_errors.push((false, w.name.clone(), msg));
+                    }
                 }
             }
-        }
-        if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
-            if let Err(msg) = env.bind(w, true) {
-                bind_errors.push((true, w.name.clone(), msg));
+            if let Target::Wasm(super::targets::wasm::WasmTarget(w)) = &mut rule.target {
+                if let Err(msg) = env.bind(w, true) {
+                    bind_errors.push((true, w.name.clone(), msg));
+                }
             }
-        }
-        // NFQUEUE's listeners: the plugins the config puts on its queues (none without).
-        if let Target::Nfqueue(q) | Target::Queue(super::targets::nfqueue::Queue(q)) = &mut rule.target {
-            let (first, last) = q.range();
-            match env
-                .plugins
-                .as_ref()
-                .map_or(Ok(Vec::new()), |b| b.bind_queues(first, last))
-            {
-                Ok(bound) => q.listeners = bound,
-                Err(msg) => bind_errors.push((true, "NFQUEUE".to_string(), msg)),
+            // NFQUEUE's listeners: the plugins the config puts on its queues (none without).
+            if let Target::Nfqueue(q) | Target::Queue(super::targets::nfqueue::Queue(q)) = &mut rule.target {
+                let (first, last) = q.range();
+                match env
+                    .plugins
+                    .as_ref()
+                    .map_or(Ok(Vec::new()), |b| b.bind_queues(first, last))
+                {
+                    Ok(bound) => q.listeners = bound,
+                    Err(msg) => bind_errors.push((true, "NFQUEUE".to_string(), msg)),
+                }
             }
-        }
+            bind_errors
+        });
         for (at_target, token, msg) in bind_errors {
             errors.push(err(rule, at_target, &token, msg));
         }
@@ -527,7 +529,7 @@ fn resolve(
 /// Where each of `rules` jumps or goes to, as [`resolve`] finds it.
 fn resolve_rules<'a>(
     kind: TableKind,
-    rules: impl Iterator<Item = &'a Arc<Rule>> + 'a,
+    rules: impl Iterator<Item = &'a RuleRef> + 'a,
     ids: &'a ChainIds,
     is_builtin: impl Fn(ChainId) -> bool + 'a,
     errors: &'a mut Vec<Error>,
