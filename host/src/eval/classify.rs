@@ -325,12 +325,35 @@ struct Table {
 }
 
 /// A share of a table's buckets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Shard {
     /// Masked key → range of `rules` (rule positions, ascending); a bucket of one rule holds
     /// the rule's position itself, with length 1.
     buckets: HashMap<u128, (u32, u32), Hasher>,
     rules: Vec<u32>,
+    /// The lowest and highest rule position in the shard's buckets (`u32::MAX`, 0: none): a
+    /// change after `last` leaves the shard as it is.
+    first: u32,
+    last: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            buckets: HashMap::default(),
+            rules: Vec::new(),
+            first: u32::MAX,
+            last: 0,
+        }
+    }
+}
+
+impl Shard {
+    /// Counts `lo..=hi`, the positions of a bucket put in the shard, in its bounds.
+    fn holds(&mut self, lo: u32, hi: u32) {
+        self.first = self.first.min(lo);
+        self.last = self.last.max(hi);
+    }
 }
 
 /// Buckets per shard a table is built for (more shards: less copied per change, more
@@ -400,6 +423,7 @@ impl Table {
             (off, bucket.len() as u32)
         };
         sh.buckets.insert(key, v);
+        sh.holds(pos, pos);
         self.first = self.first.min(pos);
         self.last = self.last.max(pos);
     }
@@ -509,6 +533,7 @@ impl ChainIndex {
                     first = first.min(v[0]);
                     last = last.max(v[v.len() - 1]);
                     let sh = &mut shards[shard_of(bits, k)];
+                    sh.holds(v[0], v[v.len() - 1]);
                     if let [only] = v[..] {
                         // A bucket of one keeps its rule inline: one memory access less.
                         sh.buckets.insert(k, (only, 1));
@@ -558,6 +583,16 @@ impl ChainIndex {
             };
             (kept.first, kept.last) = (u32::MAX, 0);
             for sh in &t.shards {
+                // No rule of the shard is at or after the change: it stays as it is.
+                if sh.last < p32 {
+                    if sh.first != u32::MAX {
+                        kept.first = kept.first.min(sh.first);
+                        kept.last = kept.last.max(sh.last);
+                    }
+                    kept.shards.push(sh.clone());
+                    continue;
+                }
+                let (mut first, mut last) = (u32::MAX, 0);
                 let mut buckets = sh.buckets.clone();
                 let mut rules = Vec::with_capacity(sh.rules.len());
                 buckets.retain(|_, v| {
@@ -583,11 +618,18 @@ impl ChainIndex {
                     } else {
                         (rules[m.0 as usize], rules[(m.0 + m.1 - 1) as usize])
                     };
-                    kept.first = kept.first.min(lo);
-                    kept.last = kept.last.max(hi);
+                    first = first.min(lo);
+                    last = last.max(hi);
                     true
                 });
-                kept.shards.push(Arc::new(Shard { buckets, rules }));
+                kept.first = kept.first.min(first);
+                kept.last = kept.last.max(last);
+                kept.shards.push(Arc::new(Shard {
+                    buckets,
+                    rules,
+                    first,
+                    last,
+                }));
             }
             if kept.first != u32::MAX {
                 tables.push(kept);
@@ -832,24 +874,43 @@ mod tests {
         let mut cur: Vec<Option<Fields>> = (0..3000).map(|_| field(&mut rng)).collect();
         let mut ix = ChainIndex::from_fields(cur.iter().copied().collect());
         assert!(ix.tables.iter().any(|t| t.shards.len() > 1), "a table is sharded");
-        for round in 0..12 {
-            // Appends (the shared path) and changes anywhere (the tables rebuilt).
-            let p = if round % 3 == 0 {
-                cur.len()
-            } else {
-                rng.below(cur.len() as u32 + 1) as usize
+        for round in 0..16 {
+            // Appends (tables shared), changes anywhere (tables rebuilt), and changes near the
+            // end (the shards that hold no rule after the change shared).
+            let p = match round % 4 {
+                0 => cur.len(),
+                3 => cur.len() - rng.below(40) as usize,
+                _ => rng.below(cur.len() as u32 + 1) as usize,
             };
-            // Every third change only inserts: the rules after it move, none goes.
-            let gone = if round % 3 == 1 {
+            // Inserts only (the rules after move, none goes), or rules gone too; near the end,
+            // every other change only deletes.
+            let gone = if round % 4 == 1 {
                 0
             } else {
                 rng.below((cur.len() - p) as u32 + 1).min(20) as usize
             };
+            let added = if round % 8 == 3 { 0 } else { 1 + rng.below(30) };
             let s = cur.len() - p - gone;
             let mut next = cur[..p].to_vec();
-            next.extend((0..1 + rng.below(30)).map(|_| field(&mut rng)));
+            next.extend((0..added).map(|_| field(&mut rng)));
             next.extend_from_slice(&cur[cur.len() - s..]);
             let carried = ix.updated(p, s, ix.fields.replaced(p, s, next[p..next.len() - s].iter().copied()));
+            // Each shard's bounds are those of its buckets (sharing relies on them).
+            for t in &carried.tables {
+                for sh in &t.shards {
+                    let (mut lo, mut hi) = (u32::MAX, 0);
+                    for &(r, n) in sh.buckets.values() {
+                        let rs = if n == 1 {
+                            vec![r]
+                        } else {
+                            sh.rules[r as usize..(r + n) as usize].to_vec()
+                        };
+                        lo = lo.min(rs[0]);
+                        hi = hi.max(rs[rs.len() - 1]);
+                    }
+                    assert_eq!((sh.first, sh.last), (lo, hi), "round {round}: a shard's bounds");
+                }
+            }
             let whole = ChainIndex::from_fields(next.iter().copied().collect());
             for _ in 0..300 {
                 let k = key(&mut rng);
