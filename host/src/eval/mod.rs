@@ -33,6 +33,7 @@ use crate::ruleset::slots::Slots;
 use crate::ruleset::targets::{RejectWith, Target};
 use crate::ruleset::validate::{ValidChain, MAX_DEPTH};
 use crate::ruleset::{Hook, Policy, TableKind, ValidRuleset};
+use smallvec::SmallVec;
 use state::{IpSets, Shared};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -339,16 +340,25 @@ impl EngineKind {
 /// Shared between generations for as long as the chain (the same [`ValidChain`]) stays.
 #[derive(Debug)]
 pub(crate) struct CompiledChain {
-    /// What this was compiled from.
-    from: Arc<ValidChain>,
+    /// The classifier (compiled engine, chains long enough to gain from one).
+    index: Option<Arc<classify::ChainIndex>>,
+    /// `from`'s rules, where they jump and whether it is a user chain, kept here too: the
+    /// packet path reads them from the compiled chain it has in hand rather than through
+    /// `from` and its source chain, two cache misses per chain a new flow enters in a large
+    /// ruleset. (A compiled chain is kept only while its source chain is the very same.)
+    rules: crate::ruleset::Rules,
     /// The rules' compiled tests, in chunks: a new version of the chain shares the chunks of
-    /// the rules it keeps and compiles only the rules it adds.
-    chunks: Vec<Arc<Chunk>>,
+    /// the rules it keeps and compiles only the rules it adds. Held here (inline for a chain
+    /// of one chunk), each pointing straight at its tests: a rule's tests are two pointers
+    /// away from the compiled chain, not four.
+    chunks: SmallVec<[Compiled; 1]>,
     /// Per rule: where its tests and its interface test are (shared in chunks with the
     /// chain's previous version).
     layout: Chunked<Slot>,
-    /// The classifier (compiled engine, chains long enough to gain from one).
-    index: Option<Arc<classify::ChainIndex>>,
+    jumps: Chunked<Option<crate::ruleset::ChainId>>,
+    user: bool,
+    /// What this was compiled from.
+    from: Arc<ValidChain>,
     /// `recent` timestamps this chain's rules look back over.
     recent_keep: usize,
     /// How many rules report or hand over the packet itself (see [`Engine::exact_packets`]).
@@ -359,11 +369,27 @@ pub(crate) struct CompiledChain {
 }
 
 /// Compiled rules: every rule's `-m` matches in rule order (`comment`, which every packet
-/// matches, left out) and their `-i`/`-o` tests.
+/// matches, left out) and their `-i`/`-o` tests, as they are compiled.
 #[derive(Debug)]
 struct Chunk {
     tests: Vec<Test>,
     ifaces: Vec<matches::IfaceTest>,
+}
+
+/// A [`Chunk`] compiled, as the packet path reads it: each part one allocation.
+#[derive(Debug, Clone)]
+struct Compiled {
+    tests: Arc<[Test]>,
+    ifaces: Arc<[matches::IfaceTest]>,
+}
+
+impl From<Chunk> for Compiled {
+    fn from(c: Chunk) -> Self {
+        Compiled {
+            tests: c.tests.into(),
+            ifaces: c.ifaces.into(),
+        }
+    }
 }
 
 /// Where a rule's compiled parts are: rule `i`'s tests are
@@ -436,13 +462,16 @@ impl CompiledChain {
                     }
                 }
                 if compiled > 0 {
-                    chunks.push(Arc::new(fresh));
+                    chunks.push(fresh.into());
                 }
                 let layout = old.layout.replaced(p, s, mid);
                 let count =
                     |rs: crate::ruleset::chunked::Range<'_, crate::ruleset::RuleRef>| rs.filter(|r| reports(r)).count();
                 return CompiledChain {
                     from: from.clone(),
+                    rules: rules.clone(),
+                    jumps: from.jumps.clone(),
+                    user: from.policy().is_none(),
                     chunks,
                     layout,
                     index,
@@ -457,10 +486,13 @@ impl CompiledChain {
         let chunks = rules
             .slices()
             .enumerate()
-            .map(|(i, rs)| Arc::new(Self::chunk(rs, i as u32, &mut layout, env, topo, &mut recent_keep)))
+            .map(|(i, rs)| Self::chunk(rs, i as u32, &mut layout, env, topo, &mut recent_keep).into())
             .collect();
         CompiledChain {
             from: from.clone(),
+            rules: rules.clone(),
+            jumps: from.jumps.clone(),
+            user: from.policy().is_none(),
             chunks,
             layout: layout.into_iter().collect(),
             index,
@@ -532,7 +564,7 @@ impl CompiledChain {
             + self
                 .chunks
                 .iter()
-                .map(|c| c.tests.capacity() * std::mem::size_of::<Test>())
+                .map(|c| c.tests.len() * std::mem::size_of::<Test>())
                 .sum::<usize>()
             + self.layout.heap_bytes()
     }
@@ -832,9 +864,9 @@ impl Engine {
                 i = ix.next(i, p);
                 exact = ix.exact(i);
             }
-            let Some(r) = c.rules().get(i) else {
+            let Some(r) = cc.rules.get(i) else {
                 // Fell off the end of the chain.
-                if c.policy().is_none() && depth > 0 {
+                if cc.user && depth > 0 {
                     depth -= 1;
                     (chain, i) = (stack[depth].0, stack[depth].1 as usize);
                     continue;
@@ -864,7 +896,9 @@ impl Engine {
                     (chain, i) = (stack[depth].0, stack[depth].1 as usize);
                 }
                 Target::Jump(_) | Target::Goto(_) => {
-                    let Some(to) = c.jump(i) else { return Verdict::Drop };
+                    let Some(to) = cc.jumps.get(i).copied().flatten() else {
+                        return Verdict::Drop;
+                    };
                     if matches!(r.target, Target::Jump(_)) {
                         if depth == MAX_DEPTH {
                             // Validation bounds nesting; a deeper stack means a broken invariant.
