@@ -14,7 +14,7 @@ use crate::ruleset::lex::Token;
 use crate::ruleset::restore::check_chain_name;
 use crate::ruleset::rule::{parse_rule_with, Loc};
 use crate::ruleset::targets::Target;
-use crate::ruleset::{Counter, Family, Hook, Policy, Rule, RuleRef, Ruleset, Table, TableKind};
+use crate::ruleset::{position_of, Counter, Family, Hook, Policy, Rule, RuleRef, Ruleset, Table, TableKind};
 use std::sync::atomic::Ordering;
 
 /// The command of one invocation.
@@ -559,10 +559,7 @@ pub fn run(args: &[String], live: &dyn Live) -> Output {
             let Some(c) = view.chain(chain.as_deref().unwrap_or_default()) else {
                 return op_error(family, NO_CHAIN);
             };
-            if !rules.iter().all(|r| {
-                let fp = r.fingerprint();
-                c.rules.iter().any(|x| x.holds(r, fp))
-            }) {
+            if !rules.iter().all(|r| position_of(&c.rules, r).is_some()) {
                 return op_error(family, BAD_RULE);
             }
             verbose_rules(&mut out, &rules);
@@ -672,11 +669,7 @@ fn change(t: &mut Table, cmd: Cmd, inv: &Invocation, rules: Vec<Rule>, out: &mut
                 }
                 _ => {
                     for r in &rules {
-                        let fp = r.fingerprint();
-                        let at = chain
-                            .iter()
-                            .position(|x| x.holds(r, fp))
-                            .ok_or_else(|| op_error(family, BAD_RULE))?;
+                        let at = position_of(chain, r).ok_or_else(|| op_error(family, BAD_RULE))?;
                         chain.remove(at);
                     }
                     print(out, &rules);

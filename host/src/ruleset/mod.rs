@@ -533,3 +533,10 @@ impl fmt::Display for Errors {
 pub(crate) fn shared_ends(old: &Rules, new: &Rules) -> (usize, usize) {
     old.shared_ends(new, RuleRef::ptr_eq)
 }
+
+/// Where the first of `rules` equal to `r` stands (`-D` and `-C` with a rule, iptables'
+/// `find_matching`): fingerprints are compared first, so only rules that agree are read.
+pub fn position_of(rules: &Rules, r: &Rule) -> Option<usize> {
+    let fp = r.fingerprint();
+    rules.iter().position(|x| x.holds(r, fp))
+}

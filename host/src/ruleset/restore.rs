@@ -491,11 +491,7 @@ fn command(open: &mut Open, toks: &[Token], file: &Arc<str>, line: u32, set_coun
                 open.chain(&c).rules.remove(n - 1);
             } else {
                 for r in rules(i + 2)? {
-                    let fp = r.fingerprint();
-                    let pos = open
-                        .table
-                        .chain(&c)
-                        .and_then(|ch| ch.rules.iter().position(|x| x.holds(&r, fp)));
+                    let pos = open.table.chain(&c).and_then(|ch| super::position_of(&ch.rules, &r));
                     let pos = pos.ok_or((
                         i + 2,
                         "bad rule (does a matching rule exist in that chain?)".to_string(),

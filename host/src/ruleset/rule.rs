@@ -104,19 +104,13 @@ impl RuleRef {
 
     /// Whether this is a rule equal to `r` (whose [`Rule::fingerprint`] is `fp`): the
     /// fingerprint is compared first, the rule only read where it agrees.
-    pub fn holds(&self, r: &Rule, fp: u64) -> bool {
+    pub(crate) fn holds(&self, r: &Rule, fp: u64) -> bool {
         self.fp == fp && *self.rule == *r
     }
 
     /// Whether both are the very same rule (one allocation), not only equal ones.
     pub fn ptr_eq(a: &RuleRef, b: &RuleRef) -> bool {
         Arc::ptr_eq(&a.rule, &b.rule)
-    }
-}
-
-impl From<Rule> for RuleRef {
-    fn from(rule: Rule) -> Self {
-        RuleRef::new(rule)
     }
 }
 
